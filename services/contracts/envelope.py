@@ -1,0 +1,164 @@
+"""The event envelope of DESIGN §4: canonical JSON, per-(topic, subject) seq and SHA-256 chain.
+
+An envelope is a plain ``dict`` exactly as it travels (UTF-8 JSON). ``seal`` fills in
+``seq``, ``prev_hash`` and ``hash`` from the stream's previous envelope; ``check_link``
+verifies one link; :class:`ChainVerifier` verifies whole streams and names the first break.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+GENESIS_HASH = "0" * 64
+SPEC_VERSION = "1.0"
+#: Namespace for deterministic ids of derived events (uuid5 of the cause).
+DERIVED_NAMESPACE = uuid.UUID("6f1c1f8e-3d2b-5a51-9a4e-62a07a0b7e55")
+
+ENVELOPE_FIELDS = ("event_id", "type", "version", "source", "subject", "seq", "occurred_at", "actor",
+                   "causation_id", "prev_hash", "hash", "data")
+
+
+class EnvelopeError(ValueError):
+    """An envelope that breaks the contract; ``field`` names what is wrong."""
+
+    def __init__(self, message: str, field: str = "envelope") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _reject_float(text: str) -> Any:
+    raise EnvelopeError(f"floats are not allowed in events (got {text}); amounts are strings like \"12.30\"",
+                        field="data")
+
+
+def canonical_json(obj: Mapping[str, Any]) -> bytes:
+    """Keys sorted, separators ``,`` and ``:``, no ASCII escaping, UTF-8 (DESIGN §4)."""
+    _check_no_floats(obj, "envelope")
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _check_no_floats(value: Any, path: str) -> None:
+    if isinstance(value, float):
+        raise EnvelopeError(f"{path} is a float; amounts travel as strings like \"12.30\"", field=path)
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            _check_no_floats(item, f"{path}.{key}" if path != "envelope" else str(key))
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _check_no_floats(item, f"{path}[{i}]")
+
+
+def compute_hash(envelope: Mapping[str, Any]) -> str:
+    """SHA-256 hex of the canonical JSON of the envelope without its ``hash`` field."""
+    body = {k: v for k, v in envelope.items() if k != "hash"}
+    return hashlib.sha256(canonical_json(body)).hexdigest()
+
+
+def decode(raw: bytes | str) -> dict[str, Any]:
+    """Parse a record value; floats anywhere are rejected."""
+    try:
+        value = json.loads(raw, parse_float=_reject_float)
+    except EnvelopeError:
+        raise
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise EnvelopeError(f"record value is not valid UTF-8 JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise EnvelopeError("record value must be a JSON object")
+    return value
+
+
+def encode(envelope: Mapping[str, Any]) -> bytes:
+    """The record value: the envelope's canonical JSON."""
+    return canonical_json(envelope)
+
+
+def now_utc() -> str:
+    """The current instant as UTC ISO-8601 with ``Z`` and milliseconds."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def derived_event_id(cause: str, qualifier: str = "") -> str:
+    """Deterministic id of an event derived from ``cause`` (uuid5), so a replay never makes two."""
+    return str(uuid.uuid5(DERIVED_NAMESPACE, f"{cause}:{qualifier}"))
+
+
+def new_envelope(*, event_type: str, version: int, source: str, subject: str, data: dict[str, Any],
+                 actor: str, causation_id: str | None = None, event_id: str | None = None,
+                 occurred_at: str | None = None) -> dict[str, Any]:
+    """An unsealed envelope (no seq, prev_hash or hash yet)."""
+    return {
+        "event_id": event_id or str(uuid.uuid4()),
+        "type": event_type,
+        "version": version,
+        "source": source,
+        "subject": subject,
+        "seq": 0,
+        "occurred_at": occurred_at or now_utc(),
+        "actor": actor,
+        "causation_id": causation_id,
+        "prev_hash": GENESIS_HASH,
+        "hash": "",
+        "data": data,
+    }
+
+
+@dataclass(frozen=True)
+class ChainHead:
+    """The last link of one (topic, subject) stream."""
+
+    seq: int = 0
+    hash: str = GENESIS_HASH
+
+
+def seal(envelope: dict[str, Any], head: ChainHead) -> dict[str, Any]:
+    """Give ``envelope`` the next ``seq`` and ``prev_hash`` after ``head``, and its ``hash``."""
+    sealed = dict(envelope)
+    sealed["seq"] = head.seq + 1
+    sealed["prev_hash"] = head.hash
+    sealed["hash"] = compute_hash(sealed)
+    return sealed
+
+
+def check_link(envelope: Mapping[str, Any], head: ChainHead) -> None:
+    """Raise EnvelopeError unless ``envelope`` is the correct next link after ``head``."""
+    if envelope.get("seq") != head.seq + 1:
+        raise EnvelopeError(f"seq {envelope.get('seq')} does not follow {head.seq}", field="seq")
+    if envelope.get("prev_hash") != head.hash:
+        raise EnvelopeError("prev_hash does not match the previous envelope's hash", field="prev_hash")
+    if envelope.get("hash") != compute_hash(envelope):
+        raise EnvelopeError("hash does not match the envelope's content", field="hash")
+
+
+@dataclass
+class ChainVerifier:
+    """Verifies streams as records arrive; remembers the head of every (topic, subject)."""
+
+    heads: dict[tuple[str, str], ChainHead] = field(default_factory=dict)
+
+    def check(self, topic: str, envelope: Mapping[str, Any]) -> None:
+        key = (topic, str(envelope.get("subject")))
+        head = self.heads.get(key, ChainHead())
+        check_link(envelope, head)
+        self.heads[key] = ChainHead(int(envelope["seq"]), str(envelope["hash"]))
+
+    def head(self, topic: str, subject: str) -> ChainHead:
+        return self.heads.get((topic, subject), ChainHead())
+
+
+def cloudevents_headers(envelope: Mapping[str, Any]) -> list[tuple[str, bytes]]:
+    """CloudEvents Kafka binary-mode headers repeating the envelope's identity (DESIGN §4)."""
+    return [
+        ("ce_id", str(envelope["event_id"]).encode()),
+        ("ce_type", str(envelope["type"]).encode()),
+        ("ce_source", str(envelope["source"]).encode()),
+        ("ce_specversion", SPEC_VERSION.encode()),
+        ("ce_subject", str(envelope["subject"]).encode()),
+        ("ce_time", str(envelope["occurred_at"]).encode()),
+        ("content-type", b"application/json"),
+    ]

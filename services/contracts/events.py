@@ -1,0 +1,418 @@
+"""One marshmallow schema per event type and version (the ``data`` payloads of DESIGN §5).
+
+Writers validate strictly (unknown fields raise); readers are tolerant (unknown fields are
+ignored) and accept every version ever published: older versions are upcast, one step at a
+time, by the functions registered in ``UPCASTERS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+from services.contracts.envelope import (
+    ENVELOPE_FIELDS,
+    EnvelopeError,
+    compute_hash,
+)
+from services.contracts.fields import (
+    HEX64_RE,
+    INSTANT_RE,
+    UUID_RE,
+    IsoDate,
+    Mu,
+    Period,
+    Rate,
+    Slug,
+    Text,
+    Uscc,
+    Yuan,
+)
+from services.contracts.topics import TOPICS
+
+INVESTOR_TYPES = ("collective", "company", "government")
+ORIGIN_KINDS = ("manual", "investment", "dividend", "payment", "withdrawal", "development_fund")
+ACCOUNT_PATTERN = r"^\d{3}(/[a-z0-9][a-z0-9-]{0,62})?$"
+
+
+class EventData(Schema):
+    """Base of every payload schema."""
+
+    class Meta:
+        unknown = RAISE
+
+
+# -- ledger.entries --------------------------------------------------------------------------------------
+
+
+class CollectiveRegistered(EventData):
+    collective_id = Slug(required=True)
+    name = Text(required=True, max_length=100)
+    town = Text(required=True, max_length=50)
+    uscc = Uscc(load_default=None, allow_none=True)
+    alliances = fields.List(Text(max_length=100), load_default=list)
+
+
+class InvestorRegistered(EventData):
+    investor_id = Slug(required=True)
+    name = Text(required=True, max_length=100)
+    investor_type = fields.String(required=True, validate=validate.OneOf(("company", "government")))
+
+
+class JournalLine(Schema):
+    class Meta:
+        unknown = RAISE
+
+    account = fields.String(required=True, validate=validate.Regexp(
+        ACCOUNT_PATTERN, error="must be an account code like 102 or 141/binhai-park"))
+    debit = Yuan(positive=True)
+    credit = Yuan(positive=True)
+
+    @validates_schema
+    def _one_side(self, data: Mapping[str, Any], **kwargs: Any) -> None:
+        if ("debit" in data) == ("credit" in data):
+            raise ValidationError("a line has exactly one of debit or credit", field_name="debit")
+
+
+class Origin(Schema):
+    class Meta:
+        unknown = RAISE
+
+    kind = fields.String(required=True, validate=validate.OneOf(ORIGIN_KINDS))
+    ref = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
+
+
+class EntryPosted(EventData):
+    entry_id = fields.String(required=True, validate=validate.Regexp(UUID_RE))
+    collective_id = Slug(required=True)
+    date = IsoDate(required=True)
+    memo = fields.String(load_default="", validate=validate.Length(max=500))
+    lines = fields.List(fields.Nested(JournalLine), required=True, validate=validate.Length(min=2, max=200))
+    origin = fields.Nested(Origin, required=True)
+    idempotency_key = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
+
+
+class EntryReversed(EventData):
+    entry_id = fields.String(required=True, validate=validate.Regexp(UUID_RE))
+    reverses = fields.String(required=True, validate=validate.Regexp(UUID_RE))
+    collective_id = Slug(required=True)
+    date = IsoDate(required=True)
+    reason = Text(required=True, max_length=500)
+
+
+class PeriodClosed(EventData):
+    collective_id = Slug(required=True)
+    period = Period(required=True)
+
+
+# -- ledger.investments -------------------------------------------------------------------------------
+
+
+class ProjectRegistered(EventData):
+    project_id = Slug(required=True)
+    name = Text(required=True, max_length=100)
+    kind = fields.String(required=True, validate=validate.OneOf(("industrial_park", "market", "other")))
+    town = Text(required=True, max_length=50)
+    operator = Text(required=True, max_length=100)
+
+
+class LandShareInvested(EventData):
+    investment_id = Slug(required=True)
+    project_id = Slug(required=True)
+    investor_id = Slug(required=True)
+    investor_type = fields.String(required=True, validate=validate.OneOf(INVESTOR_TYPES))
+    area_mu = Mu(required=True)
+    price_per_mu = Yuan(required=True, positive=True)
+    valuation = Yuan(required=True, positive=True)
+    effective_on = IsoDate(required=True)
+    parcel = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=100))
+
+
+class CashInvested(EventData):
+    investment_id = Slug(required=True)
+    project_id = Slug(required=True)
+    investor_id = Slug(required=True)
+    investor_type = fields.String(required=True, validate=validate.OneOf(INVESTOR_TYPES))
+    amount = Yuan(required=True, positive=True)
+    effective_on = IsoDate(required=True)
+
+
+class InvestmentWithdrawn(EventData):
+    withdrawal_id = Slug(required=True)
+    project_id = Slug(required=True)
+    investor_id = Slug(required=True)
+    amount = Yuan(required=True, positive=True)
+    effective_on = IsoDate(required=True)
+    reason = Text(required=True, max_length=500)
+
+
+# -- rentals -------------------------------------------------------------------------------------------
+
+
+class BuildingRegistered(EventData):
+    building_id = Slug(required=True)
+    project_id = Slug(required=True)
+    name = Text(required=True, max_length=100)
+    floor_area_m2 = Yuan(required=True, positive=True)
+
+
+class Tenant(Schema):
+    class Meta:
+        unknown = RAISE
+
+    name = Text(required=True, max_length=100)
+    uscc = Uscc(load_default=None, allow_none=True)
+
+
+class LeaseSigned(EventData):
+    lease_id = Slug(required=True)
+    project_id = Slug(required=True)
+    building_id = Slug(required=True)
+    tenant = fields.Nested(Tenant, required=True)
+    start_on = IsoDate(required=True)
+    end_on = IsoDate(required=True)
+    monthly_rent = Yuan(required=True, positive=True)
+    deposit = Yuan(required=True)
+    billing = fields.String(required=True, validate=validate.OneOf(("monthly", "quarterly", "annual")))
+
+
+class RentInvoiced(EventData):
+    invoice_id = fields.String(required=True, validate=validate.Length(min=1, max=120))
+    lease_id = Slug(required=True)
+    project_id = Slug(required=True)
+    period_start = IsoDate(required=True)
+    period_end = IsoDate(required=True)
+    amount = Yuan(required=True, positive=True)
+    due_on = IsoDate(required=True)
+
+
+class RentReceived(EventData):
+    payment_id = Slug(required=True)
+    lease_id = Slug(required=True)
+    project_id = Slug(required=True)
+    invoice_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=120))
+    amount = Yuan(required=True, positive=True)
+    received_on = IsoDate(required=True)
+
+
+class ExpenseRecorded(EventData):
+    expense_id = Slug(required=True)
+    project_id = Slug(required=True)
+    category = Slug(required=True)
+    amount = Yuan(required=True, positive=True)
+    incurred_on = IsoDate(required=True)
+    memo = fields.String(load_default="", validate=validate.Length(max=500))
+
+
+class LeaseTerminated(EventData):
+    lease_id = Slug(required=True)
+    project_id = Slug(required=True)
+    end_on = IsoDate(required=True)
+    reason = Text(required=True, max_length=500)
+
+
+# -- dividends -----------------------------------------------------------------------------------------
+
+
+class PolicySet(EventData):
+    project_id = Slug(required=True)
+    management_fee_rate = Rate(required=True)
+    tax_rate = Rate(required=True)
+    payout_ratio = Rate(required=True)
+    guaranteed_rate = Rate(required=True)
+    guarantee_until = IsoDate(load_default=None, allow_none=True)
+    guarantor_id = Slug(load_default=None, allow_none=True)
+
+
+class AppliedPolicy(PolicySet):
+    class Meta:
+        unknown = EXCLUDE
+
+
+class DistributionDeclared(EventData):
+    distribution_id = Slug(required=True)
+    project_id = Slug(required=True)
+    period_start = IsoDate(required=True)
+    period_end = IsoDate(required=True)
+    policy = fields.Nested(AppliedPolicy, required=True)
+    gross_rent = Yuan(required=True)
+    expenses = Yuan(required=True)
+    management_fee = Yuan(required=True)
+    tax = Yuan(required=True)
+    net_profit = Yuan(required=True, allow_negative=True)
+    pool = Yuan(required=True)
+    retained = Yuan(required=True)
+    total_top_up = Yuan(required=True)
+    total_payout = Yuan(required=True)
+    total_capital_days = Yuan(required=True)
+    input_positions = fields.Dict(keys=fields.String(),
+                                  values=fields.Dict(keys=fields.String(), values=fields.Integer(strict=True)),
+                                  required=True)
+
+
+class DividendAllocated(EventData):
+    distribution_id = Slug(required=True)
+    project_id = Slug(required=True)
+    investor_id = Slug(required=True)
+    investor_type = fields.String(required=True, validate=validate.OneOf(INVESTOR_TYPES))
+    capital_days = Yuan(required=True)
+    pro_rata = Yuan(required=True)
+    guaranteed_floor = Yuan(required=True)
+    top_up = Yuan(required=True)
+    payout = Yuan(required=True)
+
+
+class DistributionApproved(EventData):
+    distribution_id = Slug(required=True)
+    project_id = Slug(required=True)
+    approved_by = Text(required=True, max_length=100)
+
+
+class DividendPaid(EventData):
+    payment_id = Slug(required=True)
+    distribution_id = Slug(required=True)
+    project_id = Slug(required=True)
+    investor_id = Slug(required=True)
+    amount = Yuan(required=True, positive=True)
+    paid_on = IsoDate(required=True)
+    bank_reference = Text(required=True, max_length=100)
+
+
+class DistributionCancelled(EventData):
+    distribution_id = Slug(required=True)
+    project_id = Slug(required=True)
+    reason = Text(required=True, max_length=500)
+
+
+class DeadLetter(EventData):
+    class Meta:
+        unknown = EXCLUDE
+
+    topic = fields.String(required=True)
+    partition = fields.Integer(required=True, strict=True)
+    offset = fields.Integer(required=True, strict=True)
+    consumer = fields.String(required=True)
+    reason = fields.String(required=True)
+    value = fields.String(required=True)
+
+
+#: (type, version) -> payload schema class. Every version ever published stays here.
+SCHEMAS: dict[tuple[str, int], type[EventData]] = {
+    (cls.__name__, 1): cls
+    for cls in (
+        CollectiveRegistered, InvestorRegistered, EntryPosted, EntryReversed, PeriodClosed,
+        ProjectRegistered, LandShareInvested, CashInvested, InvestmentWithdrawn,
+        BuildingRegistered, LeaseSigned, RentInvoiced, RentReceived, ExpenseRecorded, LeaseTerminated,
+        PolicySet, DistributionDeclared, DividendAllocated, DistributionApproved, DividendPaid,
+        DistributionCancelled, DeadLetter,
+    )
+}
+
+#: (type, from_version) -> function turning a from_version payload into a from_version+1 payload.
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+
+
+def latest_version(event_type: str) -> int:
+    """The newest published version of ``event_type``."""
+    versions = [v for (t, v) in SCHEMAS if t == event_type]
+    if not versions:
+        raise EnvelopeError(f"unknown event type {event_type!r}", field="type")
+    return max(versions)
+
+
+def validate_data(event_type: str, version: int, data: Any, *, strict: bool = True) -> dict[str, Any]:
+    """Check ``data`` against its schema; return the errors dict (empty when valid).
+
+    Writers pass ``strict=True`` (unknown fields are errors); readers ``strict=False``.
+    """
+    schema_cls = SCHEMAS.get((event_type, version))
+    if schema_cls is None:
+        raise EnvelopeError(f"unknown event type/version {event_type!r} v{version}", field="type")
+    if not isinstance(data, dict):
+        return {"data": ["must be an object"]}
+    errors = schema_cls(unknown=RAISE if strict else EXCLUDE).validate(data)
+    return dict(errors)
+
+
+def upcast(event_type: str, version: int, data: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """Bring an old payload up to the latest version, one registered step at a time."""
+    target = latest_version(event_type)
+    while version < target:
+        step = UPCASTERS.get((event_type, version))
+        if step is None:
+            raise EnvelopeError(f"no upcaster for {event_type} v{version}", field="version")
+        data = step(data)
+        version += 1
+    return version, data
+
+
+def validate_envelope(envelope: Any, *, strict: bool = False, check_hash: bool = True) -> None:
+    """Raise EnvelopeError naming the first problem of an envelope (structure, schema, own hash)."""
+    if not isinstance(envelope, dict):
+        raise EnvelopeError("an envelope must be a JSON object")
+    for name in ENVELOPE_FIELDS:
+        if name not in envelope:
+            raise EnvelopeError(f"missing envelope field {name!r}", field=name)
+    extra = set(envelope) - set(ENVELOPE_FIELDS)
+    if extra and strict:
+        raise EnvelopeError(f"unknown envelope fields {sorted(extra)}", field=sorted(extra)[0])
+    _check_type(envelope, "event_id", str)
+    if not UUID_RE.match(envelope["event_id"]):
+        raise EnvelopeError("event_id must be a lowercase uuid", field="event_id")
+    for name in ("type", "source", "subject", "occurred_at", "actor", "prev_hash", "hash"):
+        _check_type(envelope, name, str)
+    for name in ("version", "seq"):
+        value = envelope[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise EnvelopeError(f"{name} must be a positive integer", field=name)
+    if envelope["causation_id"] is not None and not isinstance(envelope["causation_id"], str):
+        raise EnvelopeError("causation_id must be a string or null", field="causation_id")
+    if not INSTANT_RE.match(envelope["occurred_at"]):
+        raise EnvelopeError("occurred_at must be UTC ISO-8601 ending in Z", field="occurred_at")
+    for name in ("prev_hash", "hash"):
+        if not HEX64_RE.match(envelope[name]):
+            raise EnvelopeError(f"{name} must be 64 lowercase hex digits", field=name)
+    known_types = {t for topic in TOPICS.values() for t in topic.event_types}
+    if envelope["type"] not in known_types:
+        raise EnvelopeError(f"unknown event type {envelope['type']!r}", field="type")
+    if (envelope["type"], envelope["version"]) not in SCHEMAS:
+        raise EnvelopeError(f"unknown version {envelope['version']} of {envelope['type']}", field="version")
+    errors = validate_data(envelope["type"], envelope["version"], envelope["data"], strict=strict)
+    if errors:
+        field, messages = _first_error(errors)
+        raise EnvelopeError(f"data.{field}: {messages}", field=f"data.{field}")
+    if check_hash and envelope["hash"] != compute_hash(envelope):
+        raise EnvelopeError("hash does not match the envelope's content", field="hash")
+
+
+def _check_type(envelope: Mapping[str, Any], name: str, kind: type) -> None:
+    if not isinstance(envelope[name], kind):
+        raise EnvelopeError(f"{name} must be a {kind.__name__}", field=name)
+
+
+def _first_error(errors: Mapping[str, Any], prefix: str = "") -> tuple[str, str]:
+    key = sorted(errors, key=str)[0]
+    value = errors[key]
+    path = f"{prefix}{key}" if not prefix else f"{prefix}.{key}"
+    if isinstance(value, Mapping):
+        return _first_error(value, path)
+    if isinstance(value, list):
+        return path, "; ".join(str(v) for v in value)
+    return path, str(value)
+
+
+def first_error(errors: Mapping[str, Any]) -> tuple[str, str]:
+    """The dotted path and message of the first error in a marshmallow errors dict."""
+    return _first_error(errors)
+
+
+def read_event(envelope: dict[str, Any]) -> dict[str, Any]:
+    """Validate an envelope tolerantly and return it with ``data`` upcast to the latest version."""
+    validate_envelope(envelope, strict=False)
+    version, data = upcast(envelope["type"], envelope["version"], envelope["data"])
+    if version == envelope["version"]:
+        return envelope
+    return {**envelope, "version": version, "data": data}

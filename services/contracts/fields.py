@@ -1,0 +1,160 @@
+"""marshmallow fields for the wire formats of DESIGN §3: yuan strings, rates, mu, slugs, dates.
+
+Values stay the strings they are on the wire (the domain parses them into fen/Fraction);
+these fields only refuse what does not match, with a message that names the rule.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any
+
+from marshmallow import ValidationError, fields
+
+from services.contracts.money import MoneyError, parse_mu, parse_rate, parse_yuan
+
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+USCC_RE = re.compile(r"^[0-9A-HJ-NPQRTUWXY]{2}\d{6}[0-9A-HJ-NPQRTUWXY]{10}$")
+PERIOD_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
+INSTANT_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
+
+
+class _WireString(fields.Field[str]):
+    """A string field that checks its format and returns the string unchanged."""
+
+    def _check(self, value: str) -> None:
+        raise NotImplementedError
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        if isinstance(value, bool) or not isinstance(value, str):
+            raise ValidationError(f"must be a string, not {type(value).__name__}")
+        self._check(value)
+        return value
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        return value
+
+
+class Yuan(_WireString):
+    """An amount in yuan with exactly two decimals, as a string ("1234.50"). Never a float."""
+
+    def __init__(self, *, positive: bool = False, allow_negative: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.positive = positive
+        self.allow_negative = allow_negative
+        self.metadata = {"pattern": r"^-?\d+\.\d{2}$", **self.metadata}
+        self.metadata = {"example": "1234.50", **self.metadata}
+
+    def _check(self, value: str) -> None:
+        try:
+            fen = parse_yuan(value, allow_negative=self.allow_negative)
+        except MoneyError as exc:
+            raise ValidationError(str(exc)) from exc
+        if self.positive and fen <= 0:
+            raise ValidationError("amount must be greater than 0.00")
+
+
+class Rate(_WireString):
+    """A non-negative decimal rate string such as "0.10"."""
+
+    def __init__(self, *, at_most_one: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.at_most_one = at_most_one
+        self.metadata = {"example": "0.10", **self.metadata}
+
+    def _check(self, value: str) -> None:
+        try:
+            rate = parse_rate(value)
+        except MoneyError as exc:
+            raise ValidationError(str(exc)) from exc
+        if self.at_most_one and rate > 1:
+            raise ValidationError("rate must be between 0 and 1")
+
+
+class Mu(_WireString):
+    """A land area in mu: a positive decimal string with at most 4 places ("14.2000")."""
+
+    def _check(self, value: str) -> None:
+        try:
+            area = parse_mu(value)
+        except MoneyError as exc:
+            raise ValidationError(str(exc)) from exc
+        if area <= 0:
+            raise ValidationError("area must be greater than 0")
+
+
+class Slug(_WireString):
+    """A lowercase id ``[a-z0-9][a-z0-9-]{1,62}``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.metadata = {"pattern": SLUG_RE.pattern, **self.metadata}
+
+    def _check(self, value: str) -> None:
+        if not SLUG_RE.match(value):
+            raise ValidationError("must be a lowercase id of 2-63 characters: a-z, 0-9 and '-'")
+
+
+class IsoDate(_WireString):
+    """A calendar date ``YYYY-MM-DD``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.metadata = {"format": "date", **self.metadata}
+
+    def _check(self, value: str) -> None:
+        if not re.match(r"^\d{4}-\d{2}-\d{2}$", value):
+            raise ValidationError("must be a date YYYY-MM-DD")
+        try:
+            date.fromisoformat(value)
+        except ValueError as exc:
+            raise ValidationError("must be a real calendar date YYYY-MM-DD") from exc
+
+
+class Period(_WireString):
+    """An accounting period ``YYYY-MM``."""
+
+    def _check(self, value: str) -> None:
+        if not PERIOD_RE.match(value):
+            raise ValidationError("must be a period YYYY-MM")
+
+
+class Uscc(_WireString):
+    """An 18-character unified social credit code (统一社会信用代码), format and check digit."""
+
+    def _check(self, value: str) -> None:
+        if not uscc_is_valid(value):
+            raise ValidationError("must be an 18-character unified social credit code with a valid check digit")
+
+
+_USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+_USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+
+
+def uscc_is_valid(code: str) -> bool:
+    """GB 32100-2015: 18 characters from the code alphabet; the last is a mod-31 check character."""
+    if len(code) != 18 or any(ch not in _USCC_ALPHABET for ch in code):
+        return False
+    total = sum(_USCC_ALPHABET.index(ch) * w for ch, w in zip(code[:17], _USCC_WEIGHTS, strict=True))
+    check = (31 - total % 31) % 31
+    return _USCC_ALPHABET[check] == code[17]
+
+
+class Text(fields.String):
+    """A non-empty trimmed string of bounded length."""
+
+    def __init__(self, *, max_length: int = 200, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.max_length = max_length
+        self.metadata = {"maxLength": max_length, **self.metadata}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if not text.strip():
+            raise ValidationError("must not be empty")
+        if len(text) > self.max_length:
+            raise ValidationError(f"must be at most {self.max_length} characters")
+        return text

@@ -1,0 +1,122 @@
+"""Money in integer fen, and the exact splitting rules of DESIGN §3 and §6.
+
+Inside baotuan every amount is an ``int`` of fen (1 yuan = 100 fen). On the wire it is a
+string with exactly two decimals in yuan (``"1234.50"``). Floats are refused everywhere:
+a float cannot say 0.10 exactly, and village money must add up to the fen.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from fractions import Fraction
+
+# ASCII digits only and \Z (not $, which also matches before a trailing newline).
+_YUAN_RE = re.compile(r"^-?[0-9]{1,15}\.[0-9]{2}\Z")
+_RATE_RE = re.compile(r"^[0-9]{1,6}(\.[0-9]{1,10})?\Z")
+_MU_RE = re.compile(r"^[0-9]{1,9}(\.[0-9]{1,4})?\Z")
+
+
+class MoneyError(ValueError):
+    """A value that is not a valid amount, rate or area."""
+
+
+def parse_yuan(text: object, *, allow_negative: bool = False) -> int:
+    """Parse a wire amount (``"1234.50"``: a string, exactly two decimals) into fen.
+
+    Raises MoneyError for floats, ints, other scales and (unless allowed) negatives.
+    """
+    if isinstance(text, bool) or not isinstance(text, str):
+        raise MoneyError("amount must be a string with exactly two decimals, e.g. \"1234.50\"")
+    if not _YUAN_RE.match(text):
+        raise MoneyError("amount must have exactly two decimals, e.g. \"1234.50\"")
+    negative = text.startswith("-")
+    whole, frac = text.lstrip("-").split(".")
+    fen = int(whole) * 100 + int(frac)
+    if negative:
+        if not allow_negative:
+            raise MoneyError("amount must not be negative")
+        fen = -fen
+    return fen
+
+
+def format_yuan(fen: int) -> str:
+    """Format integer fen as the wire string in yuan with two decimals (``12345 -> "123.45"``)."""
+    if isinstance(fen, bool) or not isinstance(fen, int):
+        raise MoneyError(f"fen must be an int, got {type(fen).__name__}")
+    sign = "-" if fen < 0 else ""
+    whole, frac = divmod(abs(fen), 100)
+    return f"{sign}{whole}.{frac:02d}"
+
+
+def parse_rate(text: object) -> Fraction:
+    """Parse a decimal rate string (``"0.10"``) into an exact Fraction. Floats are refused."""
+    if isinstance(text, bool) or not isinstance(text, str) or not _RATE_RE.match(text):
+        raise MoneyError("rate must be a decimal string such as \"0.10\"")
+    return Fraction(Decimal(text))
+
+
+def parse_mu(text: object) -> Fraction:
+    """Parse a land area in mu (decimal string, at most 4 places) into an exact Fraction."""
+    if isinstance(text, bool) or not isinstance(text, str) or not _MU_RE.match(text):
+        raise MoneyError("area must be a decimal string with at most 4 decimals, e.g. \"14.2000\"")
+    return Fraction(Decimal(text))
+
+
+def round_half_up(value: Fraction | int) -> int:
+    """Round an exact value (in fen) to a whole fen, ROUND_HALF_UP (halves away from zero)."""
+    value = Fraction(value)
+    floor = value.numerator // value.denominator
+    remainder = value - floor
+    if remainder > Fraction(1, 2) or (remainder == Fraction(1, 2) and value >= 0):
+        return int(floor + 1)
+    if remainder == Fraction(1, 2):  # negative half: away from zero means down
+        return int(floor)
+    return int(floor)
+
+
+def apply_rate(fen: int, rate: Fraction) -> int:
+    """``round(fen × rate)`` to the fen, ROUND_HALF_UP on the exact product."""
+    return round_half_up(Fraction(fen) * rate)
+
+
+def valuation_fen(area_mu: Fraction, price_per_mu_fen: int) -> int:
+    """Valuation of a land share: ROUND_HALF_UP(area in mu × price per mu) to the fen."""
+    return round_half_up(area_mu * price_per_mu_fen)
+
+
+def largest_remainder(total: int, weights: Mapping[str, int | Fraction]) -> dict[str, int]:
+    """Split ``total`` fen in proportion to ``weights`` by largest remainder (DESIGN §6 step 5).
+
+    Each key gets floor(total × w / Σw) fen; the fen left over go one each to the largest
+    remainders, ties to the smaller key. The parts always sum to ``total`` exactly. Keys
+    with zero weight get 0; if every weight is zero, everyone gets 0 and ``total`` must be 0.
+    """
+    if total < 0:
+        raise MoneyError("cannot split a negative amount")
+    if any(w < 0 for w in weights.values()):
+        raise MoneyError("weights must not be negative")
+    weight_sum = sum(Fraction(w) for w in weights.values())
+    if weight_sum == 0:
+        if total != 0:
+            raise MoneyError("cannot split a non-zero amount over zero weights")
+        return {key: 0 for key in weights}
+    shares: dict[str, int] = {}
+    remainders: list[tuple[Fraction, str]] = []
+    for key, weight in weights.items():
+        exact = Fraction(total) * Fraction(weight) / weight_sum
+        whole = exact.numerator // exact.denominator
+        shares[key] = int(whole)
+        remainders.append((exact - whole, key))
+    left = total - sum(shares.values())
+    # Largest remainder first; ties go to the smaller key.
+    remainders.sort(key=lambda pair: (-pair[0], pair[1]))
+    for _, key in remainders[:left]:
+        shares[key] += 1
+    return shares
+
+
+def sum_fen(amounts: Sequence[int]) -> int:
+    """Sum of fen amounts (an int; kept as a named function so callers never reach for floats)."""
+    return sum(amounts, 0)

@@ -1,0 +1,312 @@
+"""The ledger's pure rules: journal entries, reversals, period closing, automatic entries.
+
+DESIGN §5 (EntryPosted, EntryReversed, PeriodClosed) and §7. Amounts are int fen. Every
+refusal is a typed ``LedgerError`` whose ``field`` names the offending input, so the HTTP
+layer can answer a 4xx naming the field and write nothing.
+
+No I/O here: stdlib and ``services.contracts.money`` only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from services.contracts.money import MoneyError, format_yuan, parse_mu, parse_yuan, valuation_fen
+from services.ledger.chart import LedgerError, UnknownAccount, lookup
+
+__all__ = [
+    "AUTOMATIC_EVENT_TYPES",
+    "DERIVED_ENTRY_NAMESPACE",
+    "ClosedPeriod",
+    "InvalidDate",
+    "InvalidEntry",
+    "InvalidEventData",
+    "InvalidLine",
+    "InvalidPeriod",
+    "LedgerError",
+    "Line",
+    "PeriodAlreadyClosed",
+    "UnbalancedEntry",
+    "UnknownAccount",
+    "UnknownEventType",
+    "automatic_entry_lines",
+    "check_close_period",
+    "check_entry",
+    "derived_entry_id",
+    "period_of",
+    "reversing_lines",
+]
+
+
+# --- errors -----------------------------------------------------------------------------
+
+
+class InvalidEntry(LedgerError):
+    """The entry as a whole is malformed (e.g. fewer than two lines)."""
+
+    code = "invalid_entry"
+
+
+class InvalidLine(LedgerError):
+    """A line whose amounts are not exactly one positive int of fen on one side."""
+
+    code = "invalid_line"
+
+
+class UnbalancedEntry(LedgerError):
+    """Σ debit ≠ Σ credit."""
+
+    code = "unbalanced_entry"
+
+
+class InvalidDate(LedgerError):
+    """The entry date is not a calendar date."""
+
+    code = "invalid_date"
+
+
+class ClosedPeriod(LedgerError):
+    """The entry is dated inside a closed period."""
+
+    code = "closed_period"
+
+
+class InvalidPeriod(LedgerError):
+    """A period that is not written ``YYYY-MM``."""
+
+    code = "invalid_period"
+
+
+class PeriodAlreadyClosed(LedgerError):
+    """Closing a period that is already closed."""
+
+    code = "period_already_closed"
+
+
+class UnknownEventType(LedgerError):
+    """An event type for which the ledger posts no automatic entry."""
+
+    code = "unknown_event_type"
+
+
+class InvalidEventData(LedgerError):
+    """An event payload the ledger cannot turn into an automatic entry."""
+
+    code = "invalid_event_data"
+
+
+# --- lines and entries ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Line:
+    """One journal line in fen: exactly one of ``debit``/``credit`` is > 0, the other 0.
+
+    The dataclass does not validate itself; ``check_entry`` does, naming the field.
+    """
+
+    account: str
+    debit: int
+    credit: int
+
+
+_PERIOD_RE: Final = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
+
+
+def period_of(day: dt.date) -> str:
+    """The accounting period (``"YYYY-MM"``) a date falls in."""
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def _is_fen(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_line(index: int, line: object) -> tuple[int, int]:
+    where = f"lines[{index}]"
+    if not isinstance(line, Line):
+        raise InvalidLine("each line must have an account and one of debit or credit", where)
+    try:
+        lookup(line.account)
+    except UnknownAccount as exc:
+        raise UnknownAccount(exc.message, f"{where}.account") from None
+    for side in ("debit", "credit"):
+        value = getattr(line, side)
+        if not _is_fen(value):
+            raise InvalidLine(f"{side} must be an integer amount of fen", f"{where}.{side}")
+        if value < 0:
+            raise InvalidLine(f"{side} must not be negative", f"{where}.{side}")
+    if line.debit > 0 and line.credit > 0:
+        raise InvalidLine("a line is either a debit or a credit, not both", where)
+    if line.debit == 0 and line.credit == 0:
+        raise InvalidLine("a line must carry a non-zero amount", where)
+    return line.debit, line.credit
+
+
+def check_entry(lines: Sequence[Line], date: dt.date, closed_periods: Collection[str]) -> None:
+    """Check a journal entry before it is posted (DESIGN §5 EntryPosted, §9).
+
+    At least two lines; each line has exactly one positive side and an account on the
+    chart; Σ debit == Σ credit; ``date`` not inside one of ``closed_periods`` (``"YYYY-MM"``).
+    Raises the typed LedgerError naming the field (``"lines"``, ``"lines[1].account"``,
+    ``"lines[0].debit"``, ``"date"``, …).
+    """
+    if isinstance(lines, (str, bytes)) or not isinstance(lines, Sequence):
+        raise InvalidEntry("lines must be a list of lines", "lines")
+    if len(lines) < 2:
+        raise InvalidEntry("an entry needs at least two lines", "lines")
+    total_debit = 0
+    total_credit = 0
+    for index, line in enumerate(lines):
+        debit, credit = _check_line(index, line)
+        total_debit += debit
+        total_credit += credit
+    if total_debit != total_credit:
+        raise UnbalancedEntry(
+            f"debits {format_yuan(total_debit)} do not equal credits {format_yuan(total_credit)}",
+            "lines",
+        )
+    if isinstance(date, dt.datetime) or not isinstance(date, dt.date):
+        raise InvalidDate("date must be a calendar date (YYYY-MM-DD)", "date")
+    period = period_of(date)
+    if period in closed_periods:
+        raise ClosedPeriod(f"period {period} is closed; no entry may be dated inside it", "date")
+
+
+def reversing_lines(lines: Sequence[Line]) -> tuple[Line, ...]:
+    """The lines of the entry that reverses ``lines`` (DESIGN §5 EntryReversed): sides swapped."""
+    return tuple(Line(line.account, line.credit, line.debit) for line in lines)
+
+
+def check_close_period(period: str, closed: Collection[str]) -> None:
+    """Check that ``period`` is written ``YYYY-MM`` and is not already closed."""
+    if not isinstance(period, str) or not _PERIOD_RE.fullmatch(period):
+        raise InvalidPeriod('period must be written YYYY-MM, e.g. "2026-03"', "period")
+    if period in closed:
+        raise PeriodAlreadyClosed(f"period {period} is already closed", "period")
+
+
+# --- automatic entries (DESIGN §7) ------------------------------------------------------
+
+#: Event types for which the ledger posts an entry by itself. ``DistributionApproved`` is
+#: handled per allocation: pass each approved allocation's ``DividendAllocated`` payload.
+AUTOMATIC_EVENT_TYPES: Final[frozenset[str]] = frozenset(
+    {
+        "LandShareInvested",
+        "CashInvested",
+        "InvestmentWithdrawn",
+        "DividendAllocated",
+        "DistributionApproved",
+        "DividendPaid",
+    }
+)
+
+
+def _project(data: Mapping[str, Any]) -> str:
+    project = data.get("project_id")
+    if not isinstance(project, str):
+        raise InvalidEventData("project_id is required", "data.project_id")
+    return project
+
+
+def _sub(code: str, project: str) -> str:
+    account = f"{code}/{project}"
+    try:
+        lookup(account)
+    except UnknownAccount as exc:
+        raise InvalidEventData(exc.message, "data.project_id") from None
+    return account
+
+
+def _amount(data: Mapping[str, Any], key: str) -> int:
+    try:
+        return parse_yuan(data.get(key))
+    except MoneyError as exc:
+        raise InvalidEventData(str(exc), f"data.{key}") from None
+
+
+def _land_valuation(data: Mapping[str, Any]) -> int:
+    valuation = _amount(data, "valuation")
+    if "area_mu" in data and "price_per_mu" in data:
+        try:
+            area = parse_mu(data["area_mu"])
+        except MoneyError as exc:
+            raise InvalidEventData(str(exc), "data.area_mu") from None
+        expected = valuation_fen(area, _amount(data, "price_per_mu"))
+        if valuation != expected:
+            raise InvalidEventData(
+                f"valuation must be ROUND_HALF_UP(area_mu × price_per_mu) = {format_yuan(expected)}",
+                "data.valuation",
+            )
+    return valuation
+
+
+def automatic_entry_lines(event_type: str, data: Mapping[str, Any]) -> tuple[Line, ...]:
+    """The lines the ledger posts by itself for an event, in the investing collective's books.
+
+    DESIGN §7:
+
+    ====================================  ==========================  =====================
+    event                                 debit                       credit
+    ====================================  ==========================  =====================
+    LandShareInvested                     141/{project} valuation     311 公积公益金
+    CashInvested                          141/{project} amount        102 银行存款
+    InvestmentWithdrawn                   102 amount                  141/{project}
+    DividendAllocated (on approval)       112/{project} payout        502/{project} 投资收益
+    DividendPaid                          102 amount                  112/{project}
+    ====================================  ==========================  =====================
+
+    ``data`` is the event's wire payload (amounts are yuan strings). ``DistributionApproved``
+    is accepted as an alias of ``DividendAllocated``: call it once per approved allocation
+    with that allocation's payload. Returns ``()`` when there is nothing to post: a zero
+    amount or payout, or a payload whose ``investor_type`` is present and not
+    ``"collective"`` (the caller decides for payloads without ``investor_type``).
+    Raises UnknownEventType (field ``"type"``) or InvalidEventData (field ``"data.…"``).
+    """
+    if event_type not in AUTOMATIC_EVENT_TYPES:
+        raise UnknownEventType(f"the ledger posts no automatic entry for {event_type!r}", "type")
+    if not isinstance(data, Mapping):
+        raise InvalidEventData("data must be an object", "data")
+    investor_type = data.get("investor_type")
+    if investor_type is not None and investor_type != "collective":
+        return ()
+    project = _project(data)
+    debit_account: str
+    credit_account: str
+    if event_type == "LandShareInvested":
+        amount = _land_valuation(data)
+        debit_account, credit_account = _sub("141", project), "311"
+    elif event_type == "CashInvested":
+        amount = _amount(data, "amount")
+        debit_account, credit_account = _sub("141", project), "102"
+    elif event_type == "InvestmentWithdrawn":
+        amount = _amount(data, "amount")
+        debit_account, credit_account = "102", _sub("141", project)
+    elif event_type in ("DividendAllocated", "DistributionApproved"):
+        amount = _amount(data, "payout")
+        debit_account, credit_account = _sub("112", project), _sub("502", project)
+    else:  # DividendPaid
+        amount = _amount(data, "amount")
+        debit_account, credit_account = "102", _sub("112", project)
+    if amount == 0:
+        return ()
+    return (Line(debit_account, amount, 0), Line(credit_account, 0, amount))
+
+
+#: Namespace of the deterministic ids of entries the ledger derives from other events.
+DERIVED_ENTRY_NAMESPACE: Final = uuid.UUID("87fb2c8a-4486-44d7-adad-3f3cda85cc3b")
+
+
+def derived_entry_id(cause_event_id: str, qualifier: str = "") -> str:
+    """Deterministic entry id for an entry caused by another event (DESIGN §4).
+
+    ``uuid5(DERIVED_ENTRY_NAMESPACE, f"{cause_event_id}:{qualifier}")``: replaying the
+    cause gives the same id, so the entry is never posted twice. Use ``qualifier`` when one
+    cause yields several entries (e.g. the investor_id of each allocation of an approval).
+    """
+    return str(uuid.uuid5(DERIVED_ENTRY_NAMESPACE, f"{cause_event_id}:{qualifier}"))

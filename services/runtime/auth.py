@@ -1,0 +1,126 @@
+"""Bearer tokens and the roles of DESIGN §8. Tokens are stored only as SHA-256 hashes.
+
+The token file is JSON: ``{"tokens": [{"name", "sha256", "role", "scope": [...]}]}``.
+``baotuan tokens add`` appends to it and prints the token once; nothing else ever sees it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROLES = ("accountant", "operator", "board", "auditor", "admin")
+
+
+class Unauthenticated(Exception):
+    """No token, or one that matches no principal (HTTP 401)."""
+
+
+class Forbidden(Exception):
+    """A valid token acting outside its role or scope (HTTP 403)."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    role: str
+    scope: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def actor(self) -> str:
+        return f"{self.role}:{self.name}"
+
+    def can_read(self, *, collective: str | None = None, project: str | None = None) -> bool:
+        if self.role in ("admin", "auditor"):
+            return True
+        target = collective or project
+        return target is None or target in self.scope
+
+    def require(self, roles: Iterable[str], *, collective: str | None = None, project: str | None = None) -> None:
+        """Raise Forbidden unless this principal has one of ``roles`` and the target is in scope."""
+        if self.role == "admin":
+            return
+        if self.role not in set(roles):
+            raise Forbidden(f"role {self.role!r} may not do this")
+        target = collective or project
+        if target is not None and self.role != "auditor" and target not in self.scope:
+            raise Forbidden(f"{target!r} is outside this token's scope")
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_token() -> str:
+    return "bt_" + secrets.token_urlsafe(32)
+
+
+class TokenRegistry:
+    """The principals known to a service, looked up by the hash of the presented token.
+
+    The token file is re-read when it changes, so a token added with ``baotuan tokens add``
+    works without a restart.
+    """
+
+    def __init__(self, principals: dict[str, Principal], path: Path | None = None) -> None:
+        self._by_hash = principals
+        self._path = path
+        self._mtime = _mtime(path)
+
+    @classmethod
+    def load(cls, path: Path | None) -> TokenRegistry:
+        return cls(_read_tokens(path), path)
+
+    def _refresh(self) -> None:
+        mtime = _mtime(self._path)
+        if mtime != self._mtime:
+            self._by_hash = _read_tokens(self._path)
+            self._mtime = mtime
+
+    def authenticate(self, header: str | None) -> Principal:
+        if not header or not header.startswith("Bearer "):
+            raise Unauthenticated("missing bearer token (Authorization: Bearer <token>)")
+        self._refresh()
+        digest = hash_token(header[len("Bearer "):].strip())
+        for known, principal in self._by_hash.items():
+            if hmac.compare_digest(known, digest):
+                return principal
+        raise Unauthenticated("unknown token")
+
+
+def _mtime(path: Path | None) -> float | None:
+    try:
+        return path.stat().st_mtime_ns if path is not None else None
+    except OSError:
+        return None
+
+
+def _read_tokens(path: Path | None) -> dict[str, Principal]:
+    if path is None or not path.exists():
+        return {}
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    principals = {}
+    for item in raw.get("tokens", []):
+        if item["role"] not in ROLES:
+            raise ValueError(f"unknown role {item['role']!r} in {path}")
+        principals[item["sha256"]] = Principal(item["name"], item["role"], frozenset(item.get("scope", [])))
+    return principals
+
+
+def add_token(path: Path, *, name: str, role: str, scope: Iterable[str] = (), token: str | None = None) -> str:
+    """Append a principal to the token file and return its (only ever shown once) token."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    token = token or new_token()
+    data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"tokens": []}
+    data["tokens"] = [t for t in data["tokens"] if t["name"] != name]
+    data["tokens"].append({"name": name, "sha256": hash_token(token), "role": role, "scope": sorted(scope)})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
+    path.chmod(0o600)
+    return token

@@ -1,0 +1,201 @@
+"""What every service's HTTP API shares: the app factory, JSON errors, auth, idempotency.
+
+Errors always have one shape, and name the field at fault:
+``{"error": {"status": 422, "code": "validation_error", "field": "lines.1.debit",
+"message": "...", "errors": {...}}}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from flask import Flask, current_app, g, jsonify, request
+from flask_smorest import Api, Blueprint
+from werkzeug.exceptions import HTTPException
+
+from services.runtime.auth import Forbidden, Principal, TokenRegistry, Unauthenticated
+from services.runtime.config import Settings
+from services.runtime.kafka_io import BrokerUnavailable
+from services.runtime.service import EventService, IdempotencyConflict, NewEvent, NotCaughtUp
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """A request the service refuses; mapped once to a JSON error response."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None,
+                 errors: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+        self.errors = errors
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"status": self.status, "code": self.code, "message": self.message,
+                                "field": self.field}
+        if self.errors:
+            body["errors"] = self.errors
+        return {"error": body}
+
+
+def first_field(errors: Any, prefix: str = "") -> tuple[str | None, str]:
+    """The dotted path and message of the first marshmallow/webargs error."""
+    if isinstance(errors, Mapping) and errors:
+        key = sorted(errors, key=str)[0]
+        path = f"{prefix}.{key}" if prefix else str(key)
+        return first_field(errors[key], path)
+    if isinstance(errors, list) and errors:
+        if all(isinstance(e, str) for e in errors):
+            return (prefix or None), "; ".join(errors)
+        return first_field(errors[0], prefix)
+    return (prefix or None), str(errors)
+
+
+class BaotuanApi(Api):  # type: ignore[misc]
+    """flask-smorest's Api with baotuan's error shape."""
+
+    def handle_http_exception(self, error: HTTPException) -> tuple[dict[str, Any], int, dict[str, str]]:
+        data = getattr(error, "data", None) or {}
+        messages = data.get("errors") or data.get("messages")
+        code = error.code or 500
+        field: str | None = None
+        message = data.get("message") or error.description or error.name
+        kind = {400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
+                405: "method_not_allowed", 409: "conflict", 413: "body_too_large", 415: "unsupported_media_type",
+                422: "validation_error"}.get(code, "error" if code < 500 else "internal_error")
+        if messages:
+            # webargs nests by location: {"json": {...}} / {"query": {...}}
+            if isinstance(messages, Mapping) and len(messages) == 1 and next(iter(messages)) in (
+                    "json", "query", "headers", "form", "path"):
+                location = next(iter(messages))
+                inner = messages[location]
+                field, message = first_field(inner)
+                if field is None:
+                    field = "body" if location == "json" else location
+            else:
+                field, message = first_field(messages)
+        if code == 400 and field is None:
+            field = "body"
+        if code == 413:
+            field, message = "body", "request body is too large"
+        return ApiError(code, kind, message, field, messages).to_dict(), code, data.get("headers", {})
+
+
+def create_service_app(*, title: str, service: EventService | None, settings: Settings,
+                       blueprints: Sequence[Blueprint], tokens: TokenRegistry | None = None,
+                       description: str = "") -> Flask:
+    """Build a service's Flask app: config, OpenAPI at /openapi.json, docs at /docs, errors, health."""
+    app = Flask(title)
+    app.config.update(
+        API_TITLE=title,
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_REDOC_PATH="/docs",
+        OPENAPI_REDOC_URL="https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js",
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        JSON_AS_ASCII=False,
+        API_SPEC_OPTIONS={
+            "info": {"description": description},
+            "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+            "security": [{"bearer": []}],
+        },
+    )
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.extensions["baotuan_service"] = service
+    app.extensions["baotuan_tokens"] = tokens or TokenRegistry.load(settings.tokens_file)
+    api = BaotuanApi(app)
+    for blp in blueprints:
+        api.register_blueprint(blp)
+
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError) -> Any:
+        return jsonify(exc.to_dict()), exc.status
+
+    @app.errorhandler(Unauthenticated)
+    def _unauthenticated(exc: Unauthenticated) -> Any:
+        err = ApiError(401, "unauthenticated", str(exc), "Authorization")
+        return jsonify(err.to_dict()), 401, {"WWW-Authenticate": "Bearer"}
+
+    @app.errorhandler(Forbidden)
+    def _forbidden(exc: Forbidden) -> Any:
+        return jsonify(ApiError(403, "forbidden", str(exc), "Authorization").to_dict()), 403
+
+    @app.errorhandler(IdempotencyConflict)
+    def _conflict(exc: IdempotencyConflict) -> Any:
+        err = ApiError(409, "idempotency_conflict",
+                       "this Idempotency-Key was already used with a different request body", "Idempotency-Key")
+        return jsonify(err.to_dict()), 409
+
+    @app.errorhandler(BrokerUnavailable)
+    @app.errorhandler(NotCaughtUp)
+    def _unavailable(exc: Exception) -> Any:
+        log.warning("write refused, broker unavailable: %s", exc)
+        err = ApiError(503, "broker_unavailable",
+                       "the event log is not reachable right now; nothing was confirmed. Retry with the same "
+                       "Idempotency-Key: it will not be applied twice", None)
+        return jsonify(err.to_dict()), 503, {"Retry-After": "2"}
+
+    @app.get("/health")
+    def health() -> Any:
+        svc: EventService | None = current_app.extensions["baotuan_service"]
+        if svc is None:
+            return jsonify({"status": "ok"})
+        body = svc.health()
+        return jsonify(body), 200 if body["status"] == "ok" else 503
+
+    return app
+
+
+def principal() -> Principal:
+    """The authenticated caller of this request (401 if none)."""
+    if "principal" not in g:
+        registry: TokenRegistry = current_app.extensions["baotuan_tokens"]
+        g.principal = registry.authenticate(request.headers.get("Authorization"))
+    result: Principal = g.principal
+    return result
+
+
+def service() -> EventService:
+    svc: EventService = current_app.extensions["baotuan_service"]
+    return svc
+
+
+def idempotency_key() -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not (1 <= len(key) <= 200):
+        raise ApiError(400, "bad_request", "Idempotency-Key must be 1-200 characters", "Idempotency-Key")
+    return key
+
+
+Publisher = Callable[[Sequence[NewEvent], dict[str, Any]], dict[str, Any]]
+
+
+def idempotent(body: Any, write: Callable[[Publisher], dict[str, Any]],
+               render: Callable[[dict[str, Any]], Any]) -> Any:
+    """Run ``write`` once per Idempotency-Key (same key and body: the first result; other body: 409).
+
+    ``write`` validates against the projection and calls ``publish(events, result)`` inside
+    the writer lock; ``result`` (a few ids) is stored in the log with the events, and
+    ``render`` turns it into the response, the first time and for every repeat.
+    """
+    svc = service()
+    key = idempotency_key()
+    actor = principal().actor
+
+    def publish(events: Sequence[NewEvent], result: dict[str, Any]) -> dict[str, Any]:
+        svc.publish(events, actor=actor, idempotency_key=key, body=body, result=result)
+        return result
+
+    with svc.writing():
+        earlier = svc.replay_idempotent(key, body)
+        if earlier is not None:
+            return render(earlier)
+        result = write(publish)
+    return render(result)

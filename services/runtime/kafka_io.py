@@ -1,0 +1,243 @@
+"""Kafka plumbing on kafka-python 3.x: the admin step, an acknowledged producer, and the
+consumer loop that folds records into a projection store (with a dead-letter topic).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from services.contracts import envelope as env
+from services.contracts.events import read_event
+from services.contracts.topics import DEADLETTER, TOPIC_CONFIG, TOPICS, partitions, replication_factor
+from services.runtime.store import Fold, ProjectionStore
+
+log = logging.getLogger(__name__)
+
+
+class BrokerUnavailable(RuntimeError):
+    """The broker did not acknowledge in time: the write did not happen (or is unknown)."""
+
+
+def ensure_topics(bootstrap: str, names: Iterable[str] | None = None, timeout_s: float = 30.0) -> list[str]:
+    """Create the topics of DESIGN §4 if missing (idempotent); returns the names created now."""
+    wanted = list(names or TOPICS)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="baotuan-admin",
+                                     request_timeout_ms=10_000)
+            break
+        except KafkaError as exc:
+            if time.monotonic() > deadline:
+                raise BrokerUnavailable(f"broker {bootstrap} unreachable: {exc}") from exc
+            time.sleep(0.5)
+    try:
+        existing = set(admin.list_topics())
+        missing = [n for n in wanted if n not in existing]
+        if missing:
+            new = [NewTopic(name=n, num_partitions=partitions(), replication_factor=replication_factor(),
+                            topic_configs=dict(TOPIC_CONFIG)) for n in missing]
+            with contextlib.suppress(TopicAlreadyExistsError):  # a concurrent start-up made it first
+                admin.create_topics(new, timeout_ms=10_000)
+        _wait_for_metadata(admin, wanted, deadline)
+        return missing
+    finally:
+        admin.close()
+
+
+def _wait_for_metadata(admin: KafkaAdminClient, names: Sequence[str], deadline: float) -> None:
+    while True:
+        described = admin.describe_topics(list(names))
+        ready = all(t.get("error_code", 0) == 0 and t.get("partitions") for t in described)
+        if ready or time.monotonic() > deadline:
+            return
+        time.sleep(0.2)
+
+
+def record_key(envelope: dict[str, Any]) -> bytes:
+    return str(envelope["subject"]).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class Ack:
+    topic: str
+    partition: int
+    offset: int
+
+
+class EventProducer:
+    """Publishes envelopes; ``publish`` returns only once every record is acknowledged (acks=all)."""
+
+    def __init__(self, bootstrap: str, client_id: str, *, timeout_s: float = 10.0, **extra: Any) -> None:
+        self.timeout_s = timeout_s
+        self._producer = KafkaProducer(
+            bootstrap_servers=bootstrap,
+            client_id=client_id,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=2,
+            max_block_ms=int(timeout_s * 1000),
+            delivery_timeout_ms=int(timeout_s * 1000),
+            request_timeout_ms=int(timeout_s * 1000) - 500,
+            retry_backoff_ms=100,
+            **extra,
+        )
+
+    def publish(self, records: Sequence[tuple[str, dict[str, Any], list[tuple[str, bytes]]]]) -> list[Ack]:
+        """Send (topic, envelope, extra headers) records in order and wait for every ack."""
+        futures = []
+        try:
+            for topic, envelope, headers in records:
+                futures.append(self._producer.send(topic, key=record_key(envelope), value=env.encode(envelope),
+                                                   headers=env.cloudevents_headers(envelope) + headers))
+            self._producer.flush(timeout=self.timeout_s)
+            acks = []
+            for fut in futures:
+                meta = fut.get(timeout=self.timeout_s)
+                acks.append(Ack(meta.topic, meta.partition, meta.offset))
+            return acks
+        except (KafkaError, TimeoutError, OSError) as exc:
+            raise BrokerUnavailable(f"Kafka did not acknowledge the write: {exc}") from exc
+
+    def send_raw(self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> Ack:
+        try:
+            meta = self._producer.send(topic, key=key, value=value, headers=headers).get(timeout=self.timeout_s)
+        except (KafkaError, TimeoutError, OSError) as exc:
+            raise BrokerUnavailable(f"Kafka did not acknowledge the write: {exc}") from exc
+        return Ack(meta.topic, meta.partition, meta.offset)
+
+    def close(self) -> None:
+        self._producer.close(timeout=5)
+
+
+def header(headers: Sequence[tuple[str, bytes | None]] | None, name: str) -> bytes | None:
+    for key, value in headers or ():
+        if key == name:
+            return value
+    return None
+
+
+IDEMPOTENCY_HEADER = "baotuan_idempotency"
+
+
+class ProjectionConsumer(threading.Thread):
+    """Folds every record of ``topics`` into ``store``, from the stored offsets on.
+
+    The store is the only place offsets live (no consumer-group commits), so the state and
+    the position always move together. A record that cannot be decoded, validated or folded
+    goes to the dead-letter topic with the reason, and the loop goes on.
+    """
+
+    def __init__(self, *, name: str, bootstrap: str, topics: Sequence[str], store: ProjectionStore,
+                 fold: Fold, owned: Sequence[str], deadletter: Callable[[bytes, bytes | None], None],
+                 consumer_config: dict[str, Any] | None = None) -> None:
+        super().__init__(name=f"{name}-consumer", daemon=True)
+        self.service = name
+        self.bootstrap = bootstrap
+        self.topics = list(topics)
+        self.store = store
+        self.fold = fold
+        self.owned = set(owned)
+        self.deadletter = deadletter
+        self.consumer_config = consumer_config or {}
+        self._halt = threading.Event()
+        self.connected = threading.Event()
+        self.last_error: str | None = None
+        self._end_offsets: dict[tuple[str, int], int] = {}
+
+    def stop(self) -> None:
+        self._halt.set()
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            try:
+                self._consume()
+            except Exception as exc:  # the loop must survive a broker outage; it reconnects
+                self.last_error = str(exc)
+                self.connected.clear()
+                log.warning("%s consumer error, reconnecting: %s", self.service, exc)
+                self._halt.wait(1.0)
+
+    def _consume(self) -> None:
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, client_id=f"{self.service}-projection",
+                                 group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
+                                 fetch_max_wait_ms=20, max_poll_records=2000, **self.consumer_config)
+        try:
+            assignment = []
+            for topic in self.topics:
+                parts = consumer.partitions_for_topic(topic)
+                if not parts:
+                    raise RuntimeError(f"topic {topic} has no partitions (not created yet?)")
+                assignment += [TopicPartition(topic, p) for p in sorted(parts)]
+            consumer.assign(assignment)
+            for tp in assignment:
+                consumer.seek(tp, self.store.position(tp.topic, tp.partition))
+            self.connected.set()
+            self.last_error = None
+            while not self._halt.is_set():
+                batches = consumer.poll(timeout_ms=200)
+                for tp, records in batches.items():
+                    for record in records:
+                        self._apply(tp.topic, tp.partition, record)
+                self._end_offsets = {(tp.topic, tp.partition): off
+                                     for tp, off in consumer.end_offsets(assignment).items()}
+        finally:
+            consumer.close()
+
+    def _apply(self, topic: str, partition: int, record: Any) -> None:
+        try:
+            envelope = read_event(env.decode(record.value))
+            idem_raw = header(record.headers, IDEMPOTENCY_HEADER)
+            idem = json.loads(idem_raw) if idem_raw else None
+            self.store.apply(topic, partition, record.offset, envelope, self.fold,
+                             chain=topic in self.owned, idempotency=idem)
+        except Exception as exc:  # poison record: park it with the reason and go on
+            reason = f"{type(exc).__name__}: {exc}"
+            log.error("%s: %s[%d]@%d to dead letters: %s", self.service, topic, partition, record.offset, reason)
+            letter = {"topic": topic, "partition": partition, "offset": record.offset,
+                      "consumer": self.service, "reason": reason,
+                      "value": (record.value or b"").decode("utf-8", errors="replace")}
+            self.deadletter(json.dumps(letter, ensure_ascii=False).encode("utf-8"), record.key)
+            self.store.record_deadletter(topic, partition, record.offset, reason)
+
+    def lag(self) -> dict[str, int]:
+        """Records on the broker not yet applied, per topic (from the last poll's end offsets)."""
+        out: dict[str, int] = {}
+        for (topic, partition), end in self._end_offsets.items():
+            out[topic] = out.get(topic, 0) + max(0, end - self.store.position(topic, partition))
+        return out
+
+
+def end_offsets(bootstrap: str, topics: Sequence[str], timeout_s: float = 10.0,
+                **config: Any) -> dict[tuple[str, int], int]:
+    """The current end offset of every partition of ``topics`` (a fresh look at the broker)."""
+    try:
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                 request_timeout_ms=int(timeout_s * 1000) + 1000, **config)
+    except KafkaError as exc:
+        raise BrokerUnavailable(f"broker unreachable: {exc}") from exc
+    try:
+        tps = []
+        for topic in topics:
+            parts = consumer.partitions_for_topic(topic) or set()
+            tps += [TopicPartition(topic, p) for p in sorted(parts)]
+        return {(tp.topic, tp.partition): off for tp, off in consumer.end_offsets(tps).items()}
+    except (KafkaError, OSError) as exc:
+        raise BrokerUnavailable(f"broker unreachable: {exc}") from exc
+    finally:
+        consumer.close()
+
+
+__all__ = ["DEADLETTER", "Ack", "BrokerUnavailable", "EventProducer", "ProjectionConsumer",
+           "end_offsets", "ensure_topics"]

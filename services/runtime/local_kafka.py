@@ -1,0 +1,247 @@
+"""A real single-node Apache Kafka broker (KRaft) run from the jars Maven Central serves.
+
+No Docker and no tarball: ``deploy/kafka/pom.xml`` names the broker's artifacts, Maven copies
+them into ``.cache/kafka-<version>/lib`` (only when missing), and this module formats a data
+directory and starts ``kafka.Kafka`` with a generated ``server.properties``. ``make kafka-up``
+uses it for a durable broker (data in ``var/kafka``), the test suite for a throwaway one on
+free ports.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+KAFKA_VERSION = "4.1.1"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+POM = PROJECT_ROOT / "deploy" / "kafka" / "pom.xml"
+LOG_CONFIG = PROJECT_ROOT / "deploy" / "kafka" / "log4j2.yaml"
+CACHE_DIR = PROJECT_ROOT / ".cache" / f"kafka-{KAFKA_VERSION}"
+LIB_DIR = CACHE_DIR / "lib"
+
+
+class BrokerError(RuntimeError):
+    """The local broker could not be fetched, formatted or started."""
+
+
+def ensure_jars() -> Path:
+    """Fetch the broker's jars with Maven into the git-ignored cache, only when missing."""
+    marker = CACHE_DIR / ".complete"
+    if marker.exists():
+        return LIB_DIR
+    if shutil.which("mvn") is None:
+        raise BrokerError("Maven (mvn) is not installed; it is needed once to fetch the Kafka jars")
+    LIB_DIR.mkdir(parents=True, exist_ok=True)
+    cmd = ["mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
+           f"-DoutputDirectory={LIB_DIR}"]
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise BrokerError(f"fetching Kafka {KAFKA_VERSION} jars failed:\n{result.stdout}\n{result.stderr}")
+    if not any(LIB_DIR.glob("kafka_2.13-*.jar")):
+        raise BrokerError(f"Maven finished but no kafka_2.13 jar is in {LIB_DIR}")
+    marker.write_text(KAFKA_VERSION)
+    return LIB_DIR
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _java() -> str:
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and (Path(java_home) / "bin" / "java").exists():
+        return str(Path(java_home) / "bin" / "java")
+    found = shutil.which("java")
+    if not found:
+        raise BrokerError("Java is not installed (the broker needs a JRE 17+)")
+    return found
+
+
+@dataclass
+class LocalBroker:
+    """One KRaft broker+controller on loopback, with its data in ``data_dir``."""
+
+    data_dir: Path
+    port: int
+    controller_port: int
+    partitions: int = 3
+    _process: subprocess.Popen[bytes] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def properties_file(self) -> Path:
+        return self.data_dir / "server.properties"
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "broker.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir / "broker.pid"
+
+    def write_properties(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "controller.listener.names": "CONTROLLER",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "log.dirs": str(self.data_dir / "logs"),
+            "num.partitions": str(self.partitions),
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "3",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            # A record is acknowledged only once it is on disk: a kill -9 of this single
+            # node must not lose an acknowledged write.
+            "log.flush.interval.messages": "1",
+            "auto.create.topics.enable": "false",
+        }
+        self.properties_file.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+
+    def format(self) -> None:
+        """Format the data directory once (a no-op when it is already formatted)."""
+        cluster_file = self.data_dir / "cluster.id"
+        if not cluster_file.exists():
+            cluster_file.write_text(_random_cluster_id())
+        self._run_tool("kafka.tools.StorageTool", "format", "-t", cluster_file.read_text().strip(),
+                       "-c", str(self.properties_file), "--ignore-formatted")
+
+    def _run_tool(self, main_class: str, *args: str) -> str:
+        cmd = [_java(), "-Xmx256m", "-cp", f"{ensure_jars()}/*",
+               f"-Dlog4j2.configurationFile={LOG_CONFIG}", main_class, *args]
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise BrokerError(f"{main_class} failed: {result.stdout}\n{result.stderr}")
+        return result.stdout
+
+    def start(self, timeout: float = 90.0) -> float:
+        """Start the broker in the background and wait until it answers; returns seconds taken."""
+        began = time.monotonic()
+        ensure_jars()
+        self.write_properties()
+        self.format()
+        log = self.log_file.open("ab")
+        cmd = [_java(), "-Xmx512m", "-Xms256m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+               f"-Dlog4j2.configurationFile={LOG_CONFIG}", "-cp", f"{LIB_DIR}/*",
+               "kafka.Kafka", str(self.properties_file)]
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        self._process = proc
+        self.pid_file.write_text(str(proc.pid))
+        deadline = began + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise BrokerError(f"broker exited with {proc.returncode}; see {self.log_file}:\n"
+                                  + self.log_tail())
+            if self.is_ready():
+                return time.monotonic() - began
+            time.sleep(0.25)
+        self.stop()
+        raise BrokerError(f"broker not ready after {timeout:.0f}s; see {self.log_file}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def is_ready(self) -> bool:
+        """True once the broker serves metadata (a real Kafka API call, not just an open port)."""
+        return broker_answers(self.bootstrap)
+
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return None
+        return pid
+
+    def stop(self, *, kill: bool = False, timeout: float = 30.0) -> None:
+        """Stop the broker: SIGTERM (a clean shutdown) or, with ``kill``, SIGKILL (a crash)."""
+        pid = self.pid()
+        if pid is None:
+            return
+        os.kill(pid, signal.SIGKILL if kill else signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+                # Reap it if it is our child, so it does not linger as a zombie.
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+            except OSError:
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(pid, signal.SIGKILL)
+        if self._process is not None:
+            self._process.wait(timeout=timeout)
+            self._process = None
+        self.pid_file.unlink(missing_ok=True)
+
+
+def broker_answers(bootstrap: str, timeout_ms: int = 2000) -> bool:
+    """True when a Kafka broker at ``bootstrap`` answers a metadata request."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    # Probe the port with a plain socket first: kafka-python leaves refused sockets unclosed.
+    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_ms / 1000):
+            pass
+    except OSError:
+        return False
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms,
+                                 bootstrap_timeout_ms=timeout_ms, client_id="baotuan-probe")
+    except (KafkaError, OSError, ValueError):
+        return False
+    try:
+        admin.describe_cluster()
+        return True
+    except (KafkaError, OSError, ValueError):
+        return False
+    finally:
+        admin.close()
+
+
+def _random_cluster_id() -> str:
+    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (as StorageTool makes)."""
+    import base64
+
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def durable_broker(root: Path | None = None) -> LocalBroker:
+    """The developer's durable broker (``make kafka-up``): fixed ports, data under ``var/kafka``."""
+    data = (root or PROJECT_ROOT / "var") / "kafka"
+    port = int(os.environ.get("BAOTUAN_KAFKA_PORT", "19092"))
+    return LocalBroker(data_dir=data, port=port, controller_port=port + 1)

@@ -1,0 +1,249 @@
+"""The write and read paths every service shares (DESIGN §2).
+
+A service validates a request against its projection, publishes the events (acks=all),
+and answers only once its own consumer has folded them into the projection, so a GET right
+after a POST sees the change. Writes are serialised by one lock: the service is the single
+writer of its streams, which keeps every (topic, subject) hash chain unbroken.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from services.contracts import envelope as env
+from services.contracts.events import first_error, latest_version, validate_data
+from services.contracts.topics import DEADLETTER, topic_of
+from services.runtime.config import Settings
+from services.runtime.kafka_io import (
+    IDEMPOTENCY_HEADER,
+    BrokerUnavailable,
+    EventProducer,
+    ProjectionConsumer,
+    end_offsets,
+    ensure_topics,
+)
+from services.runtime.store import Fold, ProjectionStore
+
+log = logging.getLogger(__name__)
+
+
+class ContractViolation(ValueError):
+    """A service tried to publish a payload its own schema refuses (a bug, not bad input)."""
+
+
+class IdempotencyConflict(Exception):
+    """The idempotency key was used before with a different request body."""
+
+
+class NotCaughtUp(RuntimeError):
+    """The projection did not reach the required offsets in time."""
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event a handler wants published."""
+
+    type: str
+    subject: str
+    data: dict[str, Any]
+    event_id: str | None = None
+    causation_id: str | None = None
+
+
+def request_hash(body: Any) -> str:
+    """SHA-256 of a request body's canonical JSON (what an idempotency key is bound to)."""
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"),
+                                     ensure_ascii=False).encode()).hexdigest()
+
+
+class EventService:
+    """One service's runtime: projection store, consumer thread and acknowledged writer."""
+
+    def __init__(self, *, name: str, settings: Settings, store: ProjectionStore, fold: Fold,
+                 inputs: Sequence[str], owned: Sequence[str], kafka_config: dict[str, Any] | None = None) -> None:
+        self.name = name
+        self.settings = settings
+        self.store = store
+        self.inputs = list(dict.fromkeys([*owned, *inputs]))
+        self.owned = list(owned)
+        self.kafka_config = kafka_config or {}
+        self._write_lock = threading.RLock()
+        self._producer: EventProducer | None = None
+        self._resync = True
+        self._reactor = threading.Thread(target=self._react, name=f"{name}-reactor", daemon=True)
+        self._halt = threading.Event()
+        self.consumer = ProjectionConsumer(name=name, bootstrap=settings.bootstrap_servers, topics=self.inputs,
+                                           store=store, fold=fold, owned=owned,
+                                           deadletter=self._send_deadletter, consumer_config=self.kafka_config)
+
+    # -- life cycle ------------------------------------------------------------------------------------
+
+    def start(self, *, wait_s: float = 60.0) -> None:
+        """Create the topics if needed, start consuming, and catch up with the log."""
+        ensure_topics(self.settings.bootstrap_servers, timeout_s=wait_s)
+        self.consumer.start()
+        self.sync(timeout=wait_s)
+        self._reactor.start()
+
+    def stop(self) -> None:
+        self._halt.set()
+        with self.store.applied:
+            self.store.applied.notify_all()
+        if self._reactor.is_alive():
+            self._reactor.join(timeout=10)
+        self.consumer.stop()
+        self.consumer.join(timeout=10)
+        if self._producer is not None:
+            self._producer.close()
+        self.store.close()
+
+    @property
+    def producer(self) -> EventProducer:
+        if self._producer is None:
+            self._producer = EventProducer(self.settings.bootstrap_servers, f"baotuan-{self.name}",
+                                           timeout_s=self.settings.request_timeout_s, **self.kafka_config)
+        return self._producer
+
+    def _send_deadletter(self, value: bytes, key: bytes | None) -> None:
+        self.producer.send_raw(DEADLETTER, key, value, [("ce_type", b"DeadLetter"),
+                                                        ("ce_source", self.name.encode())])
+
+    # -- reading -----------------------------------------------------------------------------------------
+
+    def sync(self, topics: Sequence[str] | None = None, timeout: float | None = None) -> dict[str, dict[int, int]]:
+        """Wait until the projection has applied everything now on the broker for ``topics``.
+
+        Returns the positions reached ({topic: {partition: next_offset}}).
+        """
+        wanted = list(topics or self.inputs)
+        timeout = timeout or self.settings.request_timeout_s
+        targets = end_offsets(self.settings.bootstrap_servers, wanted, timeout_s=timeout, **self.kafka_config)
+        if not self.store.wait_until(targets, timeout):
+            raise NotCaughtUp(f"{self.name} projection did not catch up with {wanted} in {timeout:.0f}s")
+        return {t: {p: self.store.position(t, p) for (tt, p) in targets if tt == t} for t in wanted}
+
+    def health(self) -> dict[str, Any]:
+        lag = self.consumer.lag()
+        return {
+            "service": self.name,
+            "status": "ok" if self.consumer.connected.is_set() else "degraded",
+            "broker": "reachable" if self.consumer.connected.is_set() else "unreachable",
+            "consumer_lag": lag,
+            "dead_letters": self.store.deadletter_count(),
+            "last_error": self.consumer.last_error,
+        }
+
+    # -- derived events ---------------------------------------------------------------------------------
+
+    def _react(self) -> None:
+        """Publish the derived events folds put in the outbox (deterministic ids: never twice)."""
+        while not self._halt.is_set():
+            pending = self.store.outbox()
+            if not pending:
+                with self.store.applied:
+                    self.store.applied.wait(timeout=0.5)
+                continue
+            try:
+                with self.writing():
+                    # Only once caught up with the log can we tell what is really owed (a
+                    # rebuild folds causes before the derived events that already follow them).
+                    self.sync()
+                    pending = self.store.outbox()
+                    owed = [row for row in pending if not self.store.has_event(row["event_id"])]
+                    events = [NewEvent(row["type"], row["subject"], json.loads(row["data"]),
+                                       event_id=row["event_id"], causation_id=row["causation_id"])
+                              for row in owed]
+                    if events:
+                        self.publish(events, actor=f"system:{self.name}")
+            except Exception as exc:  # broker down or a bug: keep the outbox, retry later
+                log.warning("%s reactor could not publish derived events: %s", self.name, exc)
+                self._halt.wait(1.0)
+
+    def pending_derived(self) -> int:
+        return len(self.store.outbox())
+
+    # -- writing -----------------------------------------------------------------------------------------
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the single-writer lock: validate against the projection, then publish, inside it."""
+        with self._write_lock:
+            if self._resync:
+                # After a failed write the broker may hold records we never saw acknowledged:
+                # catch up first so seq/prev_hash continue from the real head of each stream.
+                try:
+                    self.sync(self.owned)
+                except Exception as exc:
+                    raise BrokerUnavailable(str(exc)) from exc
+                self._resync = False
+            yield
+
+    def replay_idempotent(self, key: str | None, body: Any) -> dict[str, Any] | None:
+        """The stored result of an earlier request with this key, or None if the key is new.
+
+        Raises IdempotencyConflict when the key was used with another body.
+        """
+        if not key:
+            return None
+        found = self.store.idempotent_result(f"{self.name}:{key}")
+        if found is None:
+            return None
+        stored_hash, result = found
+        if stored_hash != request_hash(body):
+            raise IdempotencyConflict(key)
+        return result
+
+    def publish(self, events: Sequence[NewEvent], *, actor: str, idempotency_key: str | None = None,
+                body: Any = None, result: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Seal, publish and wait until the projection has applied ``events``; returns the envelopes.
+
+        Must be called inside ``writing()``. Raises BrokerUnavailable (nothing acknowledged, or
+        not known to be) and NotCaughtUp.
+        """
+        heads: dict[tuple[str, str], env.ChainHead] = {}
+        records = []
+        sealed_all = []
+        idem = None
+        if idempotency_key:
+            idem = json.dumps({"key": f"{self.name}:{idempotency_key}", "hash": request_hash(body),
+                               "result": result or {}}, ensure_ascii=False).encode()
+        for i, event in enumerate(events):
+            topic = topic_of(event.type)
+            if topic not in self.owned:
+                raise ContractViolation(f"{self.name} does not own {topic}")
+            version = latest_version(event.type)
+            errors = validate_data(event.type, version, event.data, strict=True)
+            if errors:
+                path, message = first_error(errors)
+                raise ContractViolation(f"{event.type}.data.{path}: {message}")
+            key = (topic, event.subject)
+            head = heads.get(key) or self.store.chain_head(topic, event.subject)
+            sealed = env.seal(env.new_envelope(event_type=event.type, version=version, source=self.name,
+                                               subject=event.subject, data=event.data, actor=actor,
+                                               causation_id=event.causation_id, event_id=event.event_id), head)
+            heads[key] = env.ChainHead(sealed["seq"], sealed["hash"])
+            # The idempotency record rides on the last event: it is folded only when all are in.
+            headers = [(IDEMPOTENCY_HEADER, idem)] if idem is not None and i == len(events) - 1 else []
+            records.append((topic, sealed, headers))
+            sealed_all.append(sealed)
+        try:
+            acks = self.producer.publish(records)
+        except BrokerUnavailable:
+            self._resync = True
+            raise
+        targets: dict[tuple[str, int], int] = {}
+        for ack in acks:
+            targets[(ack.topic, ack.partition)] = max(targets.get((ack.topic, ack.partition), 0), ack.offset + 1)
+        started = time.monotonic()
+        if not self.store.wait_until(targets, self.settings.request_timeout_s):
+            self._resync = True
+            raise NotCaughtUp(f"events acknowledged but not applied after {time.monotonic() - started:.1f}s")
+        return sealed_all

@@ -1,0 +1,180 @@
+"""The projection store: SQLite state plus the consumed offsets, changed in one transaction.
+
+A projection is a pure left fold of the topics. Each record is applied inside one SQLite
+transaction that also advances the stored offset of its partition and remembers its
+``event_id``; so a crash either keeps both or neither, and a restart resumes exactly after
+the last applied record. Deleting the file and restarting rebuilds everything by replay.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from services.contracts.envelope import ChainHead
+
+_BOOKKEEPING = """
+CREATE TABLE IF NOT EXISTS _offsets (topic TEXT NOT NULL, partition INTEGER NOT NULL,
+    next_offset INTEGER NOT NULL, PRIMARY KEY (topic, partition));
+CREATE TABLE IF NOT EXISTS _events (event_id TEXT PRIMARY KEY, topic TEXT NOT NULL,
+    partition INTEGER NOT NULL, offset INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS _chain (topic TEXT NOT NULL, subject TEXT NOT NULL, seq INTEGER NOT NULL,
+    hash TEXT NOT NULL, PRIMARY KEY (topic, subject));
+CREATE TABLE IF NOT EXISTS _idempotency (key TEXT PRIMARY KEY, request_hash TEXT NOT NULL,
+    result TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS _outbox (event_id TEXT PRIMARY KEY, type TEXT NOT NULL, subject TEXT NOT NULL,
+    data TEXT NOT NULL, causation_id TEXT);
+CREATE TABLE IF NOT EXISTS _deadletters (topic TEXT NOT NULL, partition INTEGER NOT NULL,
+    offset INTEGER NOT NULL, reason TEXT NOT NULL, PRIMARY KEY (topic, partition, offset));
+"""
+
+Fold = Callable[[sqlite3.Connection, str, dict[str, Any]], None]
+
+
+class ProjectionStore:
+    """SQLite file holding one service's projection and the offsets it was built from."""
+
+    def __init__(self, path: Path | str, schema_sql: str) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        self._conn.executescript(_BOOKKEEPING + schema_sql)
+        self.lock = threading.RLock()
+        self.applied = threading.Condition(self.lock)
+
+    def close(self) -> None:
+        with self.lock:
+            self._conn.close()
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """The connection, for queries; holds the store lock so no fold runs half-way under it."""
+        with self.lock:
+            yield self._conn
+
+    def query(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[sqlite3.Row]:
+        with self.lock:
+            return list(self._conn.execute(sql, params).fetchall())
+
+    def query_one(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> sqlite3.Row | None:
+        with self.lock:
+            row: sqlite3.Row | None = self._conn.execute(sql, params).fetchone()
+            return row
+
+    # -- applying records ------------------------------------------------------------------------------
+
+    def apply(self, topic: str, partition: int, offset: int, envelope: dict[str, Any] | None,
+              fold: Fold, *, chain: bool, idempotency: dict[str, Any] | None = None) -> bool:
+        """Apply one record and advance the offset in one transaction.
+
+        Returns False (and changes nothing) when the offset was already applied; a record
+        whose ``event_id`` was already seen only advances the offset. ``envelope=None``
+        advances the offset for a record that went to the dead-letter topic.
+        """
+        with self.lock:
+            conn = self._conn
+            row = conn.execute("SELECT next_offset FROM _offsets WHERE topic=? AND partition=?",
+                               (topic, partition)).fetchone()
+            if row is not None and offset < row[0]:
+                return False
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if envelope is not None:
+                    seen = conn.execute("SELECT 1 FROM _events WHERE event_id=?",
+                                        (envelope["event_id"],)).fetchone()
+                    if chain:
+                        # The chain head follows the log itself, duplicates included.
+                        conn.execute("INSERT OR REPLACE INTO _chain VALUES (?,?,?,?)",
+                                     (topic, envelope["subject"], envelope["seq"], envelope["hash"]))
+                    # A derived event has arrived in the log: it is no longer owed.
+                    conn.execute("DELETE FROM _outbox WHERE event_id=?", (envelope["event_id"],))
+                    if seen is None:
+                        conn.execute("INSERT INTO _events VALUES (?,?,?,?)",
+                                     (envelope["event_id"], topic, partition, offset))
+                        fold(conn, topic, envelope)
+                        if idempotency is not None:
+                            conn.execute("INSERT OR IGNORE INTO _idempotency VALUES (?,?,?)",
+                                         (idempotency["key"], idempotency["hash"],
+                                          json.dumps(idempotency.get("result", {}))))
+                conn.execute("INSERT OR REPLACE INTO _offsets VALUES (?,?,?)", (topic, partition, offset + 1))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            self.applied.notify_all()
+            return True
+
+    def record_deadletter(self, topic: str, partition: int, offset: int, reason: str) -> None:
+        """Skip a record that could not be processed (it went to the dead-letter topic)."""
+        with self.lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.execute("INSERT OR REPLACE INTO _deadletters VALUES (?,?,?,?)",
+                               (topic, partition, offset, reason[:2000]))
+            self._conn.execute("INSERT OR REPLACE INTO _offsets VALUES (?,?,?)", (topic, partition, offset + 1))
+            self._conn.execute("COMMIT")
+            self.applied.notify_all()
+
+    # -- bookkeeping reads ------------------------------------------------------------------------------
+
+    def positions(self) -> dict[str, dict[int, int]]:
+        """Next offset to consume, per topic and partition."""
+        out: dict[str, dict[int, int]] = {}
+        for row in self.query("SELECT topic, partition, next_offset FROM _offsets"):
+            out.setdefault(row["topic"], {})[row["partition"]] = row["next_offset"]
+        return out
+
+    def position(self, topic: str, partition: int) -> int:
+        row = self.query_one("SELECT next_offset FROM _offsets WHERE topic=? AND partition=?", (topic, partition))
+        return int(row[0]) if row else 0
+
+    def chain_head(self, topic: str, subject: str) -> ChainHead:
+        row = self.query_one("SELECT seq, hash FROM _chain WHERE topic=? AND subject=?", (topic, subject))
+        return ChainHead(int(row[0]), str(row[1])) if row else ChainHead()
+
+    def idempotent_result(self, key: str) -> tuple[str, dict[str, Any]] | None:
+        """(request hash, result) stored for an idempotency key, if it was used before."""
+        row = self.query_one("SELECT request_hash, result FROM _idempotency WHERE key=?", (key,))
+        return (str(row[0]), json.loads(row[1])) if row else None
+
+    def outbox(self, limit: int = 500) -> list[sqlite3.Row]:
+        """Derived events a fold asked for that are not in the log yet (oldest first)."""
+        return self.query("SELECT rowid, event_id, type, subject, data, causation_id FROM _outbox "
+                          "ORDER BY rowid LIMIT ?", (limit,))
+
+    def has_event(self, event_id: str) -> bool:
+        return self.query_one("SELECT 1 FROM _events WHERE event_id=?", (event_id,)) is not None
+
+    def deadletter_count(self) -> int:
+        row = self.query_one("SELECT COUNT(*) FROM _deadletters")
+        return int(row[0]) if row else 0
+
+    def wait_until(self, targets: dict[tuple[str, int], int], timeout: float) -> bool:
+        """Block until every (topic, partition) has been applied up to its target next offset."""
+        def done() -> bool:
+            return all(self.position(t, p) >= off for (t, p), off in targets.items())
+
+        with self.applied:
+            return self.applied.wait_for(done, timeout=timeout)
+
+
+def emit(conn: sqlite3.Connection, *, event_id: str, event_type: str, subject: str, data: dict[str, Any],
+         causation_id: str | None) -> None:
+    """From inside a fold: owe a derived event (deterministic ``event_id``) to the log.
+
+    The service's reactor publishes it after the fold commits; folding it removes it from
+    the outbox. An event already in the log is not owed again.
+    """
+    if conn.execute("SELECT 1 FROM _events WHERE event_id=?", (event_id,)).fetchone():
+        return
+    conn.execute("INSERT OR IGNORE INTO _outbox VALUES (?,?,?,?,?)",
+                 (event_id, event_type, subject, json.dumps(data, ensure_ascii=False), causation_id))

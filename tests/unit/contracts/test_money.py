@@ -1,0 +1,140 @@
+"""Properties of services/contracts/money.py (DESIGN §3 and §6 step 5)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.contracts.money import (
+    MoneyError,
+    apply_rate,
+    format_yuan,
+    largest_remainder,
+    parse_rate,
+    parse_yuan,
+    round_half_up,
+)
+
+# The wire format allows up to 15 digits of whole yuan.
+WIRE_FEN = st.integers(-(10**17) + 1, 10**17 - 1)
+KEYS = st.text(alphabet="abcdefghij-", min_size=1, max_size=6)
+WEIGHTS = st.dictionaries(
+    KEYS,
+    st.one_of(st.integers(0, 10**15), st.fractions(min_value=0, max_value=10**6)),
+    min_size=1,
+    max_size=12,
+).filter(lambda w: sum(Fraction(v) for v in w.values()) > 0)
+
+
+@given(total=st.integers(0, 10**12), weights=WEIGHTS)
+def test_largest_remainder_parts_sum_to_the_total_and_stay_within_a_fen_of_the_exact_share(
+    total: int, weights: dict[str, int | Fraction]
+) -> None:
+    parts = largest_remainder(total, weights)
+    assert parts.keys() == weights.keys()
+    assert sum(parts.values()) == total
+    weight_sum = sum(Fraction(w) for w in weights.values())
+    for key, weight in weights.items():
+        exact = Fraction(total) * Fraction(weight) / weight_sum
+        assert abs(parts[key] - exact) < 1
+        assert parts[key] >= 0
+        if weight == 0:
+            assert parts[key] == 0
+
+
+def test_largest_remainder_gives_the_leftover_fen_to_the_largest_remainders_then_the_smaller_key() -> None:
+    # 10 × 1/3 = 3 rem 1/3 each → the one fen left goes to "a".
+    assert largest_remainder(10, {"c": 1, "a": 1, "b": 1}) == {"a": 4, "b": 3, "c": 3}
+    # 3 over 5:4:1 (of 10) = 1.5, 1.2, 0.3 → 1, 1, 0 and the 1 left to the largest remainder, "x" (.5)
+    assert largest_remainder(3, {"x": 5, "y": 4, "z": 1}) == {"x": 2, "y": 1, "z": 0}
+
+
+def test_largest_remainder_refuses_a_nonzero_total_over_zero_weights() -> None:
+    assert largest_remainder(0, {"a": 0}) == {"a": 0}
+    with pytest.raises(MoneyError):
+        largest_remainder(1, {"a": 0})
+    with pytest.raises(MoneyError):
+        largest_remainder(-1, {"a": 1})
+
+
+@given(fen=WIRE_FEN)
+def test_format_then_parse_gives_back_the_fen(fen: int) -> None:
+    text = format_yuan(fen)
+    assert parse_yuan(text, allow_negative=True) == fen
+    if fen >= 0:
+        assert parse_yuan(text) == fen
+
+
+@given(whole=st.integers(0, 10**15 - 1), cents=st.integers(0, 99), negative=st.booleans())
+def test_parse_then_format_gives_back_a_canonical_string(whole: int, cents: int, negative: bool) -> None:
+    fen = whole * 100 + cents
+    text = ("-" if negative and fen else "") + f"{whole}.{cents:02d}"
+    assert format_yuan(parse_yuan(text, allow_negative=True)) == text
+
+
+def test_format_yuan_writes_two_decimals() -> None:
+    assert [format_yuan(f) for f in (0, 5, 12345, -5, -100)] == ["0.00", "0.05", "123.45", "-0.05", "-1.00"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [1.5, 150, True, None, "1.5", "1.234", "1", "1.", ".50", "1,50", "+1.00", " 1.00", "1.00\n", "١.٥٠", "1e2"],
+)
+def test_parse_yuan_refuses_anything_but_a_two_decimal_string(value: object) -> None:
+    with pytest.raises(MoneyError):
+        parse_yuan(value)
+
+
+def test_parse_yuan_refuses_negatives_unless_allowed() -> None:
+    with pytest.raises(MoneyError, match="negative"):
+        parse_yuan("-1.00")
+    assert parse_yuan("-1.00", allow_negative=True) == -100
+
+
+@given(value=st.floats(allow_nan=True, allow_infinity=True) | st.integers())
+def test_parse_yuan_refuses_every_float_and_int(value: float | int) -> None:
+    with pytest.raises(MoneyError):
+        parse_yuan(value)
+
+
+@pytest.mark.parametrize("value", [0.1, "0.1\n", "١", "-0.1", "1e-2", ".1"])
+def test_parse_rate_refuses_floats_and_non_decimal_strings(value: object) -> None:
+    with pytest.raises(MoneyError):
+        parse_rate(value)
+
+
+def test_parse_rate_is_exact() -> None:
+    assert parse_rate("0.10") == Fraction(1, 10)
+    assert apply_rate(12345, parse_rate("0.10")) == 1235  # 1234.5 → half up
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (Fraction(5, 2), 3),
+        (Fraction(-5, 2), -3),
+        (Fraction(1, 2), 1),
+        (Fraction(-1, 2), -1),
+        (Fraction(49, 20), 2),
+        (Fraction(-49, 20), -2),
+        (Fraction(51, 20), 3),
+        (Fraction(-51, 20), -3),
+        (7, 7),
+        (-7, -7),
+    ],
+)
+def test_round_half_up_rounds_halves_away_from_zero(value: Fraction | int, expected: int) -> None:
+    assert round_half_up(value) == expected
+
+
+@given(value=st.fractions())
+def test_round_half_up_is_within_half_a_fen_and_breaks_halves_away_from_zero(value: Fraction) -> None:
+    rounded = round_half_up(value)
+    assert isinstance(rounded, int)
+    assert abs(value - rounded) <= Fraction(1, 2)
+    if abs(value - rounded) == Fraction(1, 2):
+        assert abs(rounded) > abs(value)
+    assert round_half_up(-value) == -rounded
