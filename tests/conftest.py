@@ -9,12 +9,22 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from hypothesis import settings as hypothesis_settings
 
+from services.runtime.auth import add_token
+from services.runtime.config import Settings
 from services.runtime.local_kafka import PROJECT_ROOT, LocalBroker, broker_answers, free_port
+
+# Two shared cores and a broker beside the tests: no per-example deadline, fixed example counts.
+hypothesis_settings.register_profile("baotuan", deadline=None, print_blob=True)
+hypothesis_settings.load_profile("baotuan")
 
 
 @pytest.fixture(scope="session")
@@ -62,3 +72,38 @@ def unique() -> str:
     """A short unique suffix for ids, so tests sharing the session broker never collide."""
     return uuid.uuid4().hex[:8]
 
+
+
+@pytest.fixture
+def settings(kafka_bootstrap: str, tmp_path: Path) -> Settings:
+    """Settings for in-process services of one test: the session broker, a private data dir and tokens."""
+    return Settings(bootstrap_servers=kafka_bootstrap, data_dir=tmp_path / "data",
+                    tokens_file=tmp_path / "tokens.json", request_timeout_s=15)
+
+
+@pytest.fixture
+def token(settings: Settings) -> Callable[..., str]:
+    """Make a bearer token: ``token("accountant", ["jinqing-lianmeng"])`` (stored hashed in the token file)."""
+    counter = iter(range(1_000_000))
+
+    def make(role: str, scope: Sequence[str] = ()) -> str:
+        assert settings.tokens_file is not None
+        return add_token(settings.tokens_file, name=f"{role}-{next(counter)}", role=role, scope=scope)
+
+    return make
+
+
+@contextmanager
+def running(create_app: Callable[..., Flask], settings: Settings) -> Iterator[FlaskClient]:
+    """Start a service app in-process (consumer thread included); stop it afterwards."""
+    app = create_app(settings)
+    try:
+        yield app.test_client()
+    finally:
+        service = app.extensions.get("baotuan_service")
+        if service is not None:
+            service.stop()
+
+
+def bearer(tok: str, **extra: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {tok}", **extra}
