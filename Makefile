@@ -1,0 +1,49 @@
+# baotuan — the two commands are `make run` and `make test`; everything else is here for people who want it.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-fast lint kafka-up kafka-down kafka-jars bench catalogue venv clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+kafka-jars: $(STAMP)
+	$(BIN)/baotuan kafka fetch
+
+## make run: broker, three services, the Binhai demo loaded through the APIs, payouts printed; Ctrl-C stops.
+run: venv kafka-jars
+	$(BIN)/baotuan run
+
+## make test: the whole suite against a real broker it starts itself (or KAFKA_BOOTSTRAP_SERVERS).
+test: venv kafka-jars
+	$(BIN)/python -m pytest
+
+test-fast: venv
+	$(BIN)/python -m pytest tests/unit
+
+lint: venv
+	$(BIN)/ruff check services tests bench examples
+	$(BIN)/mypy
+
+kafka-up: venv kafka-jars
+	$(BIN)/baotuan kafka up
+
+kafka-down: venv
+	$(BIN)/baotuan kafka down
+
+bench: venv kafka-jars
+	$(BIN)/python -m bench
+
+catalogue: venv
+	$(BIN)/baotuan catalogue --out docs/catalogue
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

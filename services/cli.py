@@ -1,0 +1,136 @@
+"""The ``baotuan`` command: the single entry point for serving, loading, auditing and exporting."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from services.runtime.local_kafka import PROJECT_ROOT
+
+SERVICES = ("ledger", "rentals", "dividends")
+DEFAULT_PORTS = {"ledger": 8001, "rentals": 8002, "dividends": 8003}
+
+
+@click.group()
+def main() -> None:
+    """baotuan (抱团): the event-sourced ledger of village collectives' pooled projects."""
+
+
+# -- broker ----------------------------------------------------------------------------------------------
+
+
+@main.group()
+def kafka() -> None:
+    """The local Apache Kafka broker (KRaft, from Maven Central jars; data in var/kafka)."""
+
+
+@kafka.command("fetch")
+def kafka_fetch() -> None:
+    """Fetch the broker's jars into .cache/ (only when missing)."""
+    from services.runtime.local_kafka import ensure_jars
+
+    click.echo(f"Kafka jars in {ensure_jars()}")
+
+
+@kafka.command("up")
+def kafka_up() -> None:
+    """Start the durable local broker unless it is already running; create the topics."""
+    from services.runtime.kafka_io import ensure_topics
+    from services.runtime.local_kafka import durable_broker
+
+    broker = durable_broker()
+    if broker.is_ready():
+        click.echo(f"Kafka already running on {broker.bootstrap}")
+    else:
+        seconds = broker.start()
+        click.echo(f"Kafka {broker.bootstrap} started in {seconds:.1f}s (data: {broker.data_dir})")
+    created = ensure_topics(broker.bootstrap)
+    if created:
+        click.echo("created topics: " + ", ".join(created))
+
+
+@kafka.command("down")
+def kafka_down() -> None:
+    """Stop the durable local broker (its data stays in var/kafka)."""
+    from services.runtime.local_kafka import durable_broker
+
+    broker = durable_broker()
+    if broker.pid() is None:
+        click.echo("Kafka is not running")
+        return
+    broker.stop()
+    click.echo("Kafka stopped")
+
+
+@main.command("topics")
+@click.option("--bootstrap", envvar="KAFKA_BOOTSTRAP_SERVERS", default="127.0.0.1:19092", show_default=True)
+def topics(bootstrap: str) -> None:
+    """Create baotuan's topics if missing (idempotent)."""
+    from services.runtime.kafka_io import ensure_topics
+
+    created = ensure_topics(bootstrap)
+    click.echo("created: " + (", ".join(created) if created else "nothing (all topics exist)"))
+
+
+# -- services ----------------------------------------------------------------------------------------------
+
+
+@main.command("serve")
+@click.argument("service", type=click.Choice(SERVICES))
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=None, help="default: ledger 8001, rentals 8002, dividends 8003")
+@click.option("--threads", type=int, default=8, show_default=True)
+def serve(service: str, host: str, port: int | None, threads: int) -> None:
+    """Run a service under gunicorn (one worker process: it is the single writer of its streams)."""
+    from gunicorn.app.base import BaseApplication
+
+    bind = f"{host}:{port or DEFAULT_PORTS[service]}"
+
+    class Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", bind)
+            self.cfg.set("workers", 1)
+            self.cfg.set("threads", threads)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("timeout", 60)
+            self.cfg.set("graceful_timeout", 20)
+            self.cfg.set("accesslog", "-")
+            self.cfg.set("proc_name", f"baotuan-{service}")
+
+        def load(self) -> object:
+            import importlib
+
+            module = importlib.import_module(f"services.{service}.app")
+            return module.create_app()
+
+    Server().run()
+
+
+@main.group()
+def tokens() -> None:
+    """Bearer tokens (stored hashed in BAOTUAN_TOKENS_FILE)."""
+
+
+@tokens.command("add")
+@click.option("--name", required=True)
+@click.option("--role", required=True, type=click.Choice(["accountant", "operator", "board", "auditor", "admin"]))
+@click.option("--scope", multiple=True, help="collective or project id (repeat)")
+@click.option("--file", "path", type=click.Path(path_type=Path), envvar="BAOTUAN_TOKENS_FILE",
+              default=PROJECT_ROOT / "var" / "tokens.json", show_default=True)
+def tokens_add(name: str, role: str, scope: tuple[str, ...], path: Path) -> None:
+    """Add a principal and print its token once (only its SHA-256 is stored)."""
+    from services.runtime.auth import add_token
+
+    click.echo(add_token(path, name=name, role=role, scope=scope))
+
+
+def run() -> None:  # pragma: no cover - console entry for `python -m services.cli`
+    main(prog_name="baotuan")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main(prog_name="baotuan"))
