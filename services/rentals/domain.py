@@ -29,7 +29,13 @@ Conventions
 * **Payments** go to the oldest open invoice first (by ``due_on``, then ``invoice_id``);
   whatever is left over stays with the lease as the tenant's credit, and credit is used
   up, oldest invoice first, against newly issued invoices. Nothing is ever lost:
-  Σ applied + new credit = amount + old credit.
+  Σ applied + new credit = amount + old credit. A payment may name the invoice it pays
+  (``first``): that invoice is served first, the rest goes oldest first as usual.
+* **Termination voids** the invoices of periods that start on or after the termination
+  date (the lease no longer covers any of their days); money applied to them goes back
+  to the tenant's credit. The period the lease ends in keeps its invoice as issued.
+* **Arrears on a date** are recomputed from what was due and what was received by then
+  (:func:`arrears_on`), so a report for a past date is not changed by later payments.
 * **Errors** are :class:`RentalsError` (a ``ValueError``); ``error.field`` names the input
   field that is wrong, so the HTTP layer can answer a 4xx naming it (DESIGN §9).
 """
@@ -37,7 +43,7 @@ Conventions
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from fractions import Fraction
 from typing import ClassVar, Literal
@@ -63,17 +69,21 @@ __all__ = [
     "InvalidOutstanding",
     "InvalidTermination",
     "InvoiceDue",
+    "InvoiceNotOpen",
     "Lease",
     "LeaseOverlap",
     "NonPositiveRent",
     "Occupancy",
     "OpenInvoice",
     "PaymentApplication",
+    "ReceivedPayment",
     "RentRollRow",
     "RentalsError",
+    "UnknownInvoice",
     "apply_credit",
     "apply_payment",
     "arrears",
+    "arrears_on",
     "check_new_lease",
     "check_termination",
     "income_by_period",
@@ -81,6 +91,7 @@ __all__ = [
     "occupancy",
     "period_label",
     "rent_roll",
+    "voided_by_termination",
 ]
 
 #: Months in one billing period, per billing frequency.
@@ -184,6 +195,18 @@ class DuplicateInvoice(RentalsError):
     default_field = "invoice_id"
 
 
+class UnknownInvoice(RentalsError):
+    """A payment names an invoice that is not one of the lease's invoices."""
+
+    default_field = "invoice_id"
+
+
+class InvoiceNotOpen(RentalsError):
+    """A payment names an invoice that has nothing left to pay."""
+
+    default_field = "invoice_id"
+
+
 class InvalidGranularity(RentalsError):
     """A report granularity that is not month, quarter or year."""
 
@@ -254,6 +277,16 @@ class OpenInvoice:
     invoice_id: str
     due_on: date
     outstanding: int
+
+
+@dataclass(frozen=True)
+class ReceivedPayment:
+    """Rent received against a lease (RentReceived); ``invoice_id`` is the invoice it names, if any."""
+
+    payment_id: str
+    received_on: date
+    amount: int
+    invoice_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -433,16 +466,22 @@ def invoice_schedule(lease: Lease, up_to: date) -> list[InvoiceDue]:
 # --------------------------------------------------------------------------- payments
 
 
-def _allocate(open_invoices: Sequence[OpenInvoice], available: int) -> PaymentApplication:
-    seen: set[str] = set()
+def _allocate(open_invoices: Sequence[OpenInvoice], available: int, first: str | None = None) -> PaymentApplication:
+    seen: dict[str, OpenInvoice] = {}
     for invoice in open_invoices:
         if invoice.invoice_id in seen:
             raise DuplicateInvoice(f"invoice {invoice.invoice_id!r} is listed twice")
-        seen.add(invoice.invoice_id)
+        seen[invoice.invoice_id] = invoice
         if not _is_fen(invoice.outstanding) or invoice.outstanding < 0:
             raise InvalidOutstanding(f"invoice {invoice.invoice_id!r} has a negative outstanding amount")
+    if first is not None:
+        if first not in seen:
+            raise UnknownInvoice(f"invoice {first!r} is not an invoice of this lease")
+        if seen[first].outstanding == 0:
+            raise InvoiceNotOpen(f"invoice {first!r} has nothing left to pay")
     applied: list[tuple[str, int]] = []
-    for invoice in sorted(open_invoices, key=lambda inv: (inv.due_on, inv.invoice_id)):
+    # The named invoice (if any) first, then oldest first.
+    for invoice in sorted(open_invoices, key=lambda inv: (inv.invoice_id != first, inv.due_on, inv.invoice_id)):
         if available == 0:
             break
         if invoice.outstanding == 0:
@@ -453,17 +492,20 @@ def _allocate(open_invoices: Sequence[OpenInvoice], available: int) -> PaymentAp
     return PaymentApplication(applied=applied, new_credit=available)
 
 
-def apply_payment(open_invoices: Sequence[OpenInvoice], credit: int, amount: int) -> PaymentApplication:
+def apply_payment(open_invoices: Sequence[OpenInvoice], credit: int, amount: int, *,
+                  first: str | None = None) -> PaymentApplication:
     """Spread a payment of ``amount`` fen plus the lease's ``credit`` over its open invoices.
 
     Oldest invoice first (by ``due_on``, then ``invoice_id``); the last one reached may be paid
     in part; whatever remains becomes ``new_credit``. Σ applied + new_credit = amount + credit.
+    ``first`` names an invoice the payment is meant for: it is served before the others
+    (UnknownInvoice if it is not among ``open_invoices``, InvoiceNotOpen if nothing is left on it).
     """
     if not _is_fen(amount) or amount <= 0:
         raise InvalidAmount("amount must be a positive amount")
     if not _is_fen(credit) or credit < 0:
         raise InvalidCredit("credit must not be negative")
-    return _allocate(open_invoices, credit + amount)
+    return _allocate(open_invoices, credit + amount, first)
 
 
 def apply_credit(invoices: Sequence[OpenInvoice], credit: int) -> PaymentApplication:
@@ -500,6 +542,42 @@ def arrears(open_invoices: Iterable[OpenInvoice], as_of: date) -> Arrears:
             bucket = "90+"
         buckets[bucket] += invoice.outstanding
     return Arrears(as_of=as_of, buckets=buckets, total=sum(buckets.values(), 0))
+
+
+def arrears_on(invoices: Iterable[InvoiceDue], payments: Iterable[ReceivedPayment], as_of: date) -> Arrears:
+    """Arrears of one lease on ``as_of``, from what was due and what was received by then.
+
+    The invoices due on or before ``as_of`` are settled by the payments received on or before
+    ``as_of``, in the order received (same day: the order given), each by the rule of
+    :func:`apply_payment`; what is left is aged by :func:`arrears`. Later payments, and
+    invoices not yet due, do not change the answer. Pass only invoices that are not void.
+    """
+    open_by_id: dict[str, OpenInvoice] = {}
+    for invoice in invoices:
+        if invoice.due_on <= as_of:
+            if invoice.invoice_id in open_by_id:
+                raise DuplicateInvoice(f"invoice {invoice.invoice_id!r} is listed twice")
+            open_by_id[invoice.invoice_id] = invoice.as_open()
+    credit = 0
+    received = [payment for payment in payments if payment.received_on <= as_of]
+    for payment in sorted(received, key=lambda p: p.received_on):  # stable: same-day order kept
+        named = open_by_id.get(payment.invoice_id) if payment.invoice_id is not None else None
+        first = named.invoice_id if named is not None and named.outstanding > 0 else None
+        result = apply_payment(list(open_by_id.values()), credit, payment.amount, first=first)
+        for invoice_id, fen in result.applied:
+            current = open_by_id[invoice_id]
+            open_by_id[invoice_id] = replace(current, outstanding=current.outstanding - fen)
+        credit = result.new_credit
+    return arrears(open_by_id.values(), as_of)
+
+
+def voided_by_termination(invoices: Iterable[InvoiceDue], terminated_on: date) -> list[str]:
+    """Ids of the invoices a termination on ``terminated_on`` (exclusive) voids.
+
+    A period that starts on or after the termination date has no day the lease still covers;
+    the period the lease ends in keeps its invoice as issued.
+    """
+    return [invoice.invoice_id for invoice in invoices if invoice.period_start >= terminated_on]
 
 
 # --------------------------------------------------------------------------- reports

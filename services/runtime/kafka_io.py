@@ -185,13 +185,16 @@ class ProjectionConsumer(threading.Thread):
                 consumer.seek(tp, self.store.position(tp.topic, tp.partition))
             self.connected.set()
             self.last_error = None
+            last_lag_check = 0.0
             while not self._halt.is_set():
                 batches = consumer.poll(timeout_ms=200)
                 for tp, records in batches.items():
                     for record in records:
                         self._apply(tp.topic, tp.partition, record)
-                self._end_offsets = {(tp.topic, tp.partition): off
-                                     for tp, off in consumer.end_offsets(assignment).items()}
+                if time.monotonic() - last_lag_check > 1.0:  # lag for /health, not on the hot path
+                    self._end_offsets = {(tp.topic, tp.partition): off
+                                         for tp, off in consumer.end_offsets(assignment).items()}
+                    last_lag_check = time.monotonic()
         finally:
             consumer.close()
 
@@ -219,25 +222,52 @@ class ProjectionConsumer(threading.Thread):
         return out
 
 
+class OffsetsClient:
+    """Looks up the current end offsets of topics; keeps one consumer open, reopens it after errors."""
+
+    def __init__(self, bootstrap: str, **config: Any) -> None:
+        self.bootstrap = bootstrap
+        self.config = config
+        self._consumer: KafkaConsumer | None = None
+        self._lock = threading.Lock()
+
+    def end_offsets(self, topics: Sequence[str], timeout_s: float = 10.0) -> dict[tuple[str, int], int]:
+        with self._lock:
+            try:
+                if self._consumer is None:
+                    self._consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
+                                                   enable_auto_commit=False,
+                                                   request_timeout_ms=int(timeout_s * 1000) + 1000, **self.config)
+                consumer = self._consumer
+                tps = []
+                for topic in topics:
+                    parts = consumer.partitions_for_topic(topic) or set()
+                    tps += [TopicPartition(topic, p) for p in sorted(parts)]
+                return {(tp.topic, tp.partition): off for tp, off in consumer.end_offsets(tps).items()}
+            except (KafkaError, OSError, AssertionError) as exc:
+                self._close()
+                raise BrokerUnavailable(f"broker unreachable: {exc}") from exc
+
+    def _close(self) -> None:
+        if self._consumer is not None:
+            with contextlib.suppress(Exception):
+                self._consumer.close()
+            self._consumer = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
+
 def end_offsets(bootstrap: str, topics: Sequence[str], timeout_s: float = 10.0,
                 **config: Any) -> dict[tuple[str, int], int]:
-    """The current end offset of every partition of ``topics`` (a fresh look at the broker)."""
+    """The current end offset of every partition of ``topics`` (a one-off look at the broker)."""
+    client = OffsetsClient(bootstrap, **config)
     try:
-        consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                 request_timeout_ms=int(timeout_s * 1000) + 1000, **config)
-    except KafkaError as exc:
-        raise BrokerUnavailable(f"broker unreachable: {exc}") from exc
-    try:
-        tps = []
-        for topic in topics:
-            parts = consumer.partitions_for_topic(topic) or set()
-            tps += [TopicPartition(topic, p) for p in sorted(parts)]
-        return {(tp.topic, tp.partition): off for tp, off in consumer.end_offsets(tps).items()}
-    except (KafkaError, OSError) as exc:
-        raise BrokerUnavailable(f"broker unreachable: {exc}") from exc
+        return client.end_offsets(topics, timeout_s)
     finally:
-        consumer.close()
+        client.close()
 
 
-__all__ = ["DEADLETTER", "Ack", "BrokerUnavailable", "EventProducer", "ProjectionConsumer",
+__all__ = ["DEADLETTER", "Ack", "BrokerUnavailable", "EventProducer", "OffsetsClient", "ProjectionConsumer",
            "end_offsets", "ensure_topics"]

@@ -5,11 +5,17 @@ them into ``.cache/kafka-<version>/lib`` (only when missing), and this module fo
 directory and starts ``kafka.Kafka`` with a generated ``server.properties``. ``make kafka-up``
 uses it for a durable broker (data in ``var/kafka``), the test suite for a throwaway one on
 free ports.
+
+With ``sasl_users`` the broker runs as production should (DESIGN §8): clients authenticate
+with SASL/SCRAM-SHA-256, the StandardAuthorizer denies whatever no ACL allows, and
+:func:`grant_acls` gives each service write access to its own topics only and the auditor
+read access only.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -18,6 +24,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 KAFKA_VERSION = "4.1.1"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -25,6 +32,11 @@ POM = PROJECT_ROOT / "deploy" / "kafka" / "pom.xml"
 LOG_CONFIG = PROJECT_ROOT / "deploy" / "kafka" / "log4j2.yaml"
 CACHE_DIR = PROJECT_ROOT / ".cache" / f"kafka-{KAFKA_VERSION}"
 LIB_DIR = CACHE_DIR / "lib"
+
+
+SCRAM_MECHANISM = "SCRAM-SHA-256"
+#: The broker's own principal (inter-broker and controller traffic, topic and ACL administration).
+ADMIN_USER = "admin"
 
 
 class BrokerError(RuntimeError):
@@ -75,6 +87,8 @@ class LocalBroker:
     port: int
     controller_port: int
     partitions: int = 3
+    #: SCRAM users (name -> password). Given, the broker requires SASL/SCRAM and enforces ACLs.
+    sasl_users: dict[str, str] | None = field(default=None, repr=False)
     _process: subprocess.Popen[bytes] | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -92,6 +106,56 @@ class LocalBroker:
     @property
     def pid_file(self) -> Path:
         return self.data_dir / "broker.pid"
+
+    @property
+    def secured(self) -> bool:
+        """True when clients must authenticate (SASL/SCRAM) and ACLs are enforced."""
+        return self.sasl_users is not None
+
+    @property
+    def admin_password(self) -> str:
+        """The broker principal's password: made once per data directory, kept there (mode 0600)."""
+        secret_file = self.data_dir / "admin.secret"
+        if not secret_file.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            secret_file.touch(mode=0o600)
+            secret_file.write_text(secrets.token_urlsafe(24))
+        return secret_file.read_text().strip()
+
+    def client_config(self, user: str | None = None) -> dict[str, Any]:
+        """kafka-python settings for ``user`` (default: the admin); empty on a PLAINTEXT broker."""
+        if not self.secured:
+            return {}
+        assert self.sasl_users is not None
+        name = user or ADMIN_USER
+        password = self.admin_password if name == ADMIN_USER else self.sasl_users[name]
+        return {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": SCRAM_MECHANISM,
+                "sasl_plain_username": name, "sasl_plain_password": password}
+
+    def _security_properties(self) -> dict[str, str]:
+        """Listener, JAAS and authorizer settings of the SASL mode (KRaft)."""
+        admin = self.admin_password
+        scram_login = ("org.apache.kafka.common.security.scram.ScramLoginModule required "
+                       f'username="{ADMIN_USER}" password="{admin}";')
+        # SCRAM credentials live in the metadata log, which the controller cannot read before it
+        # runs: the controller listener authenticates with PLAIN against this static entry instead.
+        plain_login = ("org.apache.kafka.common.security.plain.PlainLoginModule required "
+                       f'username="{ADMIN_USER}" password="{admin}" user_{ADMIN_USER}="{admin}";')
+        return {
+            "listeners": f"SASL_PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+            "advertised.listeners": f"SASL_PLAINTEXT://127.0.0.1:{self.port}",
+            "inter.broker.listener.name": "SASL_PLAINTEXT",
+            "listener.security.protocol.map": "CONTROLLER:SASL_PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT",
+            "sasl.mechanism.inter.broker.protocol": SCRAM_MECHANISM,
+            "sasl.mechanism.controller.protocol": "PLAIN",
+            "listener.name.sasl_plaintext.sasl.enabled.mechanisms": SCRAM_MECHANISM,
+            f"listener.name.sasl_plaintext.{SCRAM_MECHANISM.lower()}.sasl.jaas.config": scram_login,
+            "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.controller.plain.sasl.jaas.config": plain_login,
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users": f"User:{ADMIN_USER}",
+            "allow.everyone.if.no.acl.found": "false",
+        }
 
     def write_properties(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -118,6 +182,8 @@ class LocalBroker:
             "log.flush.interval.messages": "1",
             "auto.create.topics.enable": "false",
         }
+        if self.secured:
+            props.update(self._security_properties())
         self.properties_file.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
 
     def format(self) -> None:
@@ -125,8 +191,14 @@ class LocalBroker:
         cluster_file = self.data_dir / "cluster.id"
         if not cluster_file.exists():
             cluster_file.write_text(_random_cluster_id())
+        scram: list[str] = []
+        if self.sasl_users is not None:
+            # SCRAM credentials go into the bootstrap metadata, so they exist before any client.
+            users = {**self.sasl_users, ADMIN_USER: self.admin_password}
+            for name, password in users.items():
+                scram += ["--add-scram", f"{SCRAM_MECHANISM}=[name={name},password={password}]"]
         self._run_tool("kafka.tools.StorageTool", "format", "-t", cluster_file.read_text().strip(),
-                       "-c", str(self.properties_file), "--ignore-formatted")
+                       "-c", str(self.properties_file), "--ignore-formatted", *scram)
 
     def _run_tool(self, main_class: str, *args: str) -> str:
         cmd = [_java(), "-Xmx256m", "-cp", f"{ensure_jars()}/*",
@@ -169,7 +241,7 @@ class LocalBroker:
 
     def is_ready(self) -> bool:
         """True once the broker serves metadata (a real Kafka API call, not just an open port)."""
-        return broker_answers(self.bootstrap)
+        return broker_answers(self.bootstrap, **self.client_config())
 
     def pid(self) -> int | None:
         try:
@@ -207,7 +279,7 @@ class LocalBroker:
         self.pid_file.unlink(missing_ok=True)
 
 
-def broker_answers(bootstrap: str, timeout_ms: int = 2000) -> bool:
+def broker_answers(bootstrap: str, timeout_ms: int = 2000, **client_config: Any) -> bool:
     """True when a Kafka broker at ``bootstrap`` answers a metadata request."""
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
@@ -221,7 +293,7 @@ def broker_answers(bootstrap: str, timeout_ms: int = 2000) -> bool:
         return False
     try:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms,
-                                 bootstrap_timeout_ms=timeout_ms, client_id="baotuan-probe")
+                                 bootstrap_timeout_ms=timeout_ms, client_id="baotuan-probe", **client_config)
     except (KafkaError, OSError, ValueError):
         return False
     try:

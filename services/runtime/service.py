@@ -26,8 +26,8 @@ from services.runtime.kafka_io import (
     IDEMPOTENCY_HEADER,
     BrokerUnavailable,
     EventProducer,
+    OffsetsClient,
     ProjectionConsumer,
-    end_offsets,
     ensure_topics,
 )
 from services.runtime.store import Fold, ProjectionStore
@@ -78,6 +78,7 @@ class EventService:
         self._write_lock = threading.RLock()
         self._producer: EventProducer | None = None
         self._resync = True
+        self._offsets = OffsetsClient(settings.bootstrap_servers, **self.kafka_config)
         self._reactor = threading.Thread(target=self._react, name=f"{name}-reactor", daemon=True)
         self._halt = threading.Event()
         self.consumer = ProjectionConsumer(name=name, bootstrap=settings.bootstrap_servers, topics=self.inputs,
@@ -103,6 +104,7 @@ class EventService:
         self.consumer.join(timeout=10)
         if self._producer is not None:
             self._producer.close()
+        self._offsets.close()
         self.store.close()
 
     @property
@@ -125,7 +127,7 @@ class EventService:
         """
         wanted = list(topics or self.inputs)
         timeout = timeout or self.settings.request_timeout_s
-        targets = end_offsets(self.settings.bootstrap_servers, wanted, timeout_s=timeout, **self.kafka_config)
+        targets = self._offsets.end_offsets(wanted, timeout_s=timeout)
         if not self.store.wait_until(targets, timeout):
             raise NotCaughtUp(f"{self.name} projection did not catch up with {wanted} in {timeout:.0f}s")
         return {t: {p: self.store.position(t, p) for (tt, p) in targets if tt == t} for t in wanted}

@@ -1,0 +1,34 @@
+"""The dividends service's composition root: projection store, event runtime and HTTP app."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from services.contracts.topics import DIVIDENDS, LEDGER_INVESTMENTS, RENTALS
+from services.dividends.api import make_blueprint
+from services.dividends.projection import SCHEMA, fold
+from services.runtime.config import Settings
+from services.runtime.http import create_service_app
+from services.runtime.service import EventService
+from services.runtime.store import ProjectionStore
+
+DESCRIPTION = """Distribution policies per project, distributions declared over an inclusive period
+(DESIGN §6: rent − expenses − fee − tax, the pool, capital-days, the largest-remainder split, the
+guarantor's top-ups), approval, payment per investor, and the queries on them. Reads
+`baotuan.ledger.investments.v1` and `baotuan.rentals.v1`; writes `baotuan.dividends.v1`."""
+
+
+def build_service(settings: Settings) -> EventService:
+    """The dividends runtime: its projection file, the topics it reads and the one it writes."""
+    store = ProjectionStore(settings.data_dir / "dividends.sqlite", SCHEMA)
+    return EventService(name="dividends", settings=settings, store=store, fold=fold,
+                        inputs=[LEDGER_INVESTMENTS, RENTALS], owned=[DIVIDENDS])
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build and start the service, and return its Flask app."""
+    settings = settings or Settings.from_env()
+    svc = build_service(settings)
+    svc.start()
+    return create_service_app(title="baotuan dividends", service=svc, settings=settings,
+                              blueprints=[make_blueprint()], description=DESCRIPTION)

@@ -1,0 +1,270 @@
+"""Import a scenario file through the public HTTP APIs of the three services (DESIGN §10).
+
+Each record becomes exactly one API call (so a record is either wholly imported or not at
+all), sent with an ``Idempotency-Key`` derived from the record's own content. A second
+import of the same file therefore changes nothing: every call returns its first result,
+and a distribution is never declared twice. The loader uses only HTTP, like any other
+client: it never reads a service's database or the topics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from services.scenario.schemas import Scenario
+
+DEFAULT_URLS = {"ledger": "http://127.0.0.1:8001", "rentals": "http://127.0.0.1:8002",
+                "dividends": "http://127.0.0.1:8003"}
+
+#: Statuses worth retrying with the same Idempotency-Key: the service or its broker is
+#: momentarily unavailable, and a repeat cannot apply a record twice.
+RETRYABLE = frozenset({502, 503, 504})
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Base URLs of the three services."""
+
+    ledger: str = DEFAULT_URLS["ledger"]
+    rentals: str = DEFAULT_URLS["rentals"]
+    dividends: str = DEFAULT_URLS["dividends"]
+
+    @classmethod
+    def from_env(cls) -> Endpoints:
+        """``BAOTUAN_LEDGER_URL``, ``BAOTUAN_RENTALS_URL``, ``BAOTUAN_DIVIDENDS_URL`` (defaults: 8001-8003)."""
+        return cls(**{svc: os.environ.get(f"BAOTUAN_{svc.upper()}_URL", url) for svc, url in DEFAULT_URLS.items()})
+
+    def url(self, service: str, path: str) -> str:
+        base: str = getattr(self, service)
+        return base.rstrip("/") + path
+
+    def as_dict(self) -> dict[str, str]:
+        return {"ledger": self.ledger, "rentals": self.rentals, "dividends": self.dividends}
+
+
+@dataclass(frozen=True)
+class Call:
+    """One record of the file as one API request."""
+
+    record: str  # where it is in the file: "investments[3]"
+    service: str
+    method: str
+    path: str
+    body: dict[str, Any]
+    idempotency_key: str
+
+
+class LoadError(RuntimeError):
+    """A service refused a record (or could not be reached); nothing of that record was written."""
+
+    def __init__(self, record: str, message: str, *, status: int | None = None, code: str | None = None,
+                 field: str | None = None) -> None:
+        where = f"{record}.{field}" if field else record
+        super().__init__(f"{where}: {message}")
+        self.record = record
+        self.status = status
+        self.code = code
+        self.field = field
+        self.message = message
+
+
+def record_key(section: str, record: Mapping[str, Any], occurrence: int = 0) -> str:
+    """The Idempotency-Key of a record: a hash of what it says, not of where it sits in a file.
+
+    ``occurrence`` tells apart records that are identical in every field (the second such
+    rent payment is a second payment, not a repeat).
+    """
+    canonical = json.dumps({"kind": section, "record": record, "occurrence": occurrence}, sort_keys=True,
+                           separators=(",", ":"), ensure_ascii=False)
+    return "scenario:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _without(record: Mapping[str, Any], *names: str) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k not in names}
+
+
+def to_call(section: str, index: int, record: Mapping[str, Any], key: str) -> Call:
+    """The API request that imports one record (DESIGN §10; the services' public contract)."""
+    where = f"{section}[{index}]"
+    if section == "collectives":
+        return Call(where, "ledger", "POST", "/v1/collectives", dict(record), key)
+    if section == "investors":
+        return Call(where, "ledger", "POST", "/v1/investors", dict(record), key)
+    if section == "projects":
+        return Call(where, "ledger", "POST", "/v1/projects", dict(record), key)
+    if section == "investments":
+        # The ledger knows each investor's type from its registration.
+        return Call(where, "ledger", "POST", f"/v1/projects/{record['project_id']}/investments",
+                    _without(record, "project_id", "investor_type"), key)
+    if section == "withdrawals":
+        return Call(where, "ledger", "POST", f"/v1/projects/{record['project_id']}/withdrawals",
+                    _without(record, "project_id"), key)
+    if section == "development_funds":
+        # A one-time development fund received: Dr 102 银行存款 / Cr 503 补助收入.
+        amount = record["amount"]
+        body = {"date": record["date"], "memo": record.get("memo") or "发展资金",
+                "lines": [{"account": "102", "debit": amount}, {"account": "503", "credit": amount}]}
+        return Call(where, "ledger", "POST", f"/v1/collectives/{record['collective_id']}/entries", body, key)
+    if section == "policies":
+        return Call(where, "dividends", "PUT", f"/v1/projects/{record['project_id']}/policy",
+                    _without(record, "project_id"), key)
+    if section == "buildings":
+        return Call(where, "rentals", "POST", f"/v1/projects/{record['project_id']}/buildings",
+                    _without(record, "project_id"), key)
+    if section == "leases":
+        return Call(where, "rentals", "POST", f"/v1/projects/{record['project_id']}/leases",
+                    _without(record, "project_id"), key)
+    if section == "rent_payments":
+        return Call(where, "rentals", "POST", f"/v1/leases/{record['lease_id']}/payments",
+                    _without(record, "lease_id", "project_id", "period"), key)
+    if section == "expenses":
+        return Call(where, "rentals", "POST", f"/v1/projects/{record['project_id']}/expenses",
+                    _without(record, "project_id"), key)
+    if section == "distributions":
+        return Call(where, "dividends", "POST", f"/v1/projects/{record['project_id']}/distributions",
+                    _without(record, "project_id"), key)
+    raise ValueError(f"unknown section {section!r}")
+
+
+def plan(scenario: Scenario) -> list[Call]:
+    """Every API call of an import, in order."""
+    calls = []
+    seen: dict[str, int] = {}
+    for section, index, record in scenario.records():
+        first = record_key(section, record)
+        occurrence = seen.get(first, 0)
+        seen[first] = occurrence + 1
+        calls.append(to_call(section, index, record, record_key(section, record, occurrence)))
+    return calls
+
+
+class ApiClient:
+    """A bearer-token HTTP client for the three services, retrying only what is safe to retry."""
+
+    def __init__(self, endpoints: Endpoints, token: str, *, timeout_s: float = 30.0, retry_for_s: float = 60.0,
+                 session: requests.Session | None = None) -> None:
+        self.endpoints = endpoints
+        self.timeout_s = timeout_s
+        self.retry_for_s = retry_for_s
+        self.session = session or requests.Session()
+        self.session.headers.update({"Authorization": f"Bearer {token}", "Accept": "application/json"})
+
+    def close(self) -> None:
+        self.session.close()
+
+    def send(self, call: Call) -> dict[str, Any]:
+        """Send one record's request; its JSON answer, or LoadError naming the record and field."""
+        url = self.endpoints.url(call.service, call.path)
+        headers = {"Idempotency-Key": call.idempotency_key}
+        response = self._with_retries(call.record, lambda: self.session.request(
+            call.method, url, json=call.body, headers=headers, timeout=self.timeout_s))
+        if response.status_code >= 400:
+            raise _refusal(call, response)
+        result: dict[str, Any] = response.json() if response.content else {}
+        return result
+
+    def get(self, service: str, path: str, params: Mapping[str, str] | None = None) -> requests.Response:
+        url = self.endpoints.url(service, path)
+        return self._with_retries(f"GET {path}", lambda: self.session.get(url, params=params, timeout=self.timeout_s))
+
+    def _with_retries(self, what: str, attempt: Callable[[], requests.Response]) -> requests.Response:
+        deadline = time.monotonic() + self.retry_for_s
+        pause = 0.25
+        while True:
+            try:
+                response = attempt()
+                if response.status_code not in RETRYABLE:
+                    return response
+                problem = f"HTTP {response.status_code}: {_error_message(response)}"
+            except requests.RequestException as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+            if time.monotonic() + pause > deadline:
+                raise LoadError(what, f"service unavailable after {self.retry_for_s:.0f}s ({problem})")
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)
+
+
+def _error_message(response: requests.Response) -> str:
+    try:
+        error = response.json().get("error", {})
+    except ValueError:
+        return response.text[:200]
+    return str(error.get("message") or response.reason)
+
+
+def _refusal(call: Call, response: requests.Response) -> LoadError:
+    try:
+        error = response.json().get("error", {})
+    except ValueError:
+        error = {}
+    if not isinstance(error, dict):
+        error = {}
+    code = error.get("code")
+    message = f"{call.method} {call.path} refused with {response.status_code}"
+    message += f" {code}: {error.get('message') or response.reason}" if code else f": {response.text[:300]}"
+    if code == "idempotency_conflict":
+        message += " (this record was imported before with other content: the file changed since)"
+    return LoadError(call.record, message, status=response.status_code, code=code, field=error.get("field"))
+
+
+@dataclass
+class DeclaredDistribution:
+    """A distribution of the file, as the dividends service declared it."""
+
+    record: dict[str, Any]
+    declared: dict[str, Any]
+
+
+@dataclass
+class ImportResult:
+    calls: int = 0
+    seconds: float = 0.0
+    distributions: list[DeclaredDistribution] = field(default_factory=list)
+
+
+Progress = Callable[[int, int, Call], None]
+
+
+def import_scenario(scenario: Scenario, client: ApiClient, progress: Progress | None = None) -> ImportResult:
+    """Send every record, in order; stop at the first refusal (LoadError). Returns the declared distributions."""
+    began = time.monotonic()
+    calls = plan(scenario)
+    result = ImportResult()
+    distributions = iter(scenario.sections["distributions"])
+    for done, call in enumerate(calls, start=1):
+        answer = client.send(call)
+        if call.record.startswith("distributions["):
+            result.distributions.append(DeclaredDistribution(dict(next(distributions)), answer))
+        result.calls = done
+        if progress is not None:
+            progress(done, len(calls), call)
+    result.seconds = time.monotonic() - began
+    return result
+
+
+def as_json(result: ImportResult) -> dict[str, Any]:
+    """The ``baotuan load --json`` document (DESIGN §10)."""
+    out = []
+    for item in result.distributions:
+        d = item.declared
+        out.append({
+            "project_id": item.record["project_id"],
+            "period_start": item.record["period_start"],
+            "period_end": item.record["period_end"],
+            "distribution_id": d["distribution_id"],
+            "gross_rent": d["gross_rent"],
+            "pool": d["pool"],
+            "total_top_up": d["total_top_up"],
+            "total_payout": d["total_payout"],
+            "allocations": [{k: a[k] for k in ("investor_id", "capital_days", "pro_rata", "guaranteed_floor",
+                                               "top_up", "payout")} for a in d["allocations"]],
+        })
+    return {"distributions": out}

@@ -1,0 +1,326 @@
+"""The scenario file (data/binhai_scenario.json): one marshmallow schema per record kind.
+
+A scenario is checked as a whole before anything is sent: each record against its schema,
+then the references between records (an investment names a project and an investor of the
+same file, a lease a building of its project, ...). Every problem is reported with its
+path in the file, ``investments[3].area_mu``, so the person fixing it finds it at once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+from services.contracts.fields import IsoDate, Mu, Rate, Slug, Text, Uscc, Yuan
+
+#: The record kinds of a scenario file, in the order they are imported (a record only names
+#: records of an earlier kind, or of its own kind above it).
+SECTIONS = ("collectives", "investors", "projects", "investments", "withdrawals", "development_funds",
+            "policies", "buildings", "leases", "rent_payments", "expenses", "distributions")
+
+
+class ScenarioError(ValueError):
+    """The scenario file is unusable; ``path`` says where (``investments[3].area_mu``)."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}" if path else message)
+        self.path = path
+        self.message = message
+
+
+class Record(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class CollectiveRecord(Record):
+    collective_id = Slug(required=True)
+    name = Text(required=True, max_length=100)
+    town = Text(required=True, max_length=50)
+    uscc = Uscc(allow_none=True)
+    alliances = fields.List(Text(max_length=100))
+
+
+class InvestorRecord(Record):
+    investor_id = Slug(required=True)
+    name = Text(required=True, max_length=100)
+    investor_type = fields.String(required=True, validate=validate.OneOf(("company", "government")))
+
+
+class ProjectRecord(Record):
+    project_id = Slug(required=True)
+    name = Text(required=True, max_length=100)
+    kind = fields.String(required=True, validate=validate.OneOf(("industrial_park", "market", "other")))
+    town = Text(required=True, max_length=50)
+    operator = Text(required=True, max_length=100)
+
+
+class InvestmentRecord(Record):
+    investment_id = Slug()
+    project_id = Slug(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(("land", "cash")))
+    investor_id = Slug(required=True)
+    investor_type = fields.String(validate=validate.OneOf(("collective", "company", "government")))
+    area_mu = Mu()
+    price_per_mu = Yuan(positive=True)
+    amount = Yuan(positive=True)
+    effective_on = IsoDate(required=True)
+    parcel = Text(max_length=100, allow_none=True)
+
+    @validates_schema
+    def _fields_of_its_kind(self, data: Mapping[str, Any], **kwargs: Any) -> None:
+        wanted, unwanted = (("area_mu", "price_per_mu"), ("amount",)) if data.get("kind") == "land" else (
+            ("amount",), ("area_mu", "price_per_mu", "parcel"))
+        for name in wanted:
+            if name not in data:
+                raise ValidationError(f"a {data.get('kind')} investment needs {name}", field_name=name)
+        for name in unwanted:
+            if name in data:
+                raise ValidationError(f"a {data.get('kind')} investment has no {name}", field_name=name)
+
+
+class WithdrawalRecord(Record):
+    withdrawal_id = Slug()
+    project_id = Slug(required=True)
+    investor_id = Slug(required=True)
+    amount = Yuan(required=True, positive=True)
+    effective_on = IsoDate(required=True)
+    reason = Text(required=True, max_length=500)
+
+
+class DevelopmentFundRecord(Record):
+    collective_id = Slug(required=True)
+    amount = Yuan(required=True, positive=True)
+    date = IsoDate(required=True)
+    memo = Text(max_length=500)
+
+
+class PolicyRecord(Record):
+    project_id = Slug(required=True)
+    management_fee_rate = Rate(required=True)
+    tax_rate = Rate(required=True)
+    payout_ratio = Rate(required=True)
+    guaranteed_rate = Rate(required=True)
+    guarantee_until = IsoDate(allow_none=True)
+    guarantor_id = Slug(allow_none=True)
+
+
+class BuildingRecord(Record):
+    building_id = Slug(required=True)
+    project_id = Slug(required=True)
+    name = Text(required=True, max_length=100)
+    floor_area_m2 = Yuan(required=True, positive=True)
+
+
+class TenantRecord(Record):
+    name = Text(required=True, max_length=100)
+    uscc = Uscc(allow_none=True)
+
+
+class LeaseRecord(Record):
+    lease_id = Slug(required=True)
+    project_id = Slug(required=True)
+    building_id = Slug(required=True)
+    tenant = fields.Nested(TenantRecord, required=True)
+    start_on = IsoDate(required=True)
+    end_on = IsoDate(required=True)
+    monthly_rent = Yuan(required=True, positive=True)
+    deposit = Yuan(required=True)
+    billing = fields.String(required=True, validate=validate.OneOf(("monthly", "quarterly", "annual")))
+
+    @validates_schema
+    def _ends_after_it_starts(self, data: Mapping[str, Any], **kwargs: Any) -> None:
+        if "start_on" in data and "end_on" in data and data["end_on"] <= data["start_on"]:
+            raise ValidationError("a lease must end after it starts", field_name="end_on")
+
+
+class RentPaymentRecord(Record):
+    payment_id = Slug()
+    lease_id = Slug(required=True)
+    project_id = Slug()
+    invoice_id = fields.String(validate=validate.Length(min=1, max=120))
+    amount = Yuan(required=True, positive=True)
+    received_on = IsoDate(required=True)
+    period = fields.String(validate=validate.Length(max=20))  # for people reading the file; not imported
+
+
+class ExpenseRecord(Record):
+    expense_id = Slug()
+    project_id = Slug(required=True)
+    category = Slug(required=True)
+    amount = Yuan(required=True, positive=True)
+    incurred_on = IsoDate(required=True)
+    memo = fields.String(validate=validate.Length(max=500))
+
+
+class DistributionRecord(Record):
+    distribution_id = Slug()
+    project_id = Slug(required=True)
+    period_start = IsoDate(required=True)
+    period_end = IsoDate(required=True)
+
+    @validates_schema
+    def _period_in_order(self, data: Mapping[str, Any], **kwargs: Any) -> None:
+        if "period_start" in data and "period_end" in data and data["period_end"] < data["period_start"]:
+            raise ValidationError("period_end is before period_start", field_name="period_end")
+
+
+SCHEMAS: dict[str, type[Record]] = {
+    "collectives": CollectiveRecord, "investors": InvestorRecord, "projects": ProjectRecord,
+    "investments": InvestmentRecord, "withdrawals": WithdrawalRecord, "development_funds": DevelopmentFundRecord,
+    "policies": PolicyRecord, "buildings": BuildingRecord, "leases": LeaseRecord,
+    "rent_payments": RentPaymentRecord, "expenses": ExpenseRecord, "distributions": DistributionRecord,
+}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A validated scenario: the records of each kind, exactly as the file has them."""
+
+    sections: dict[str, list[dict[str, Any]]]
+    description: str = ""
+    source: str = field(default="", compare=False)
+
+    def records(self) -> Iterator[tuple[str, int, dict[str, Any]]]:
+        """(section, index, record) in import order."""
+        for section in SECTIONS:
+            for index, record in enumerate(self.sections[section]):
+                yield section, index, record
+
+    def names(self) -> dict[str, str]:
+        """Display name of every collective and investor, by id."""
+        found = {c["collective_id"]: c["name"] for c in self.sections["collectives"]}
+        found.update({i["investor_id"]: i["name"] for i in self.sections["investors"]})
+        return found
+
+    def __len__(self) -> int:
+        return sum(len(records) for records in self.sections.values())
+
+
+def read_scenario(path: Path) -> Scenario:
+    """Read and validate a scenario file; raises ScenarioError naming the record and field."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError("", f"cannot read {path}: {exc}") from exc
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ScenarioError("", f"{path} is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+    scenario = validate_scenario(raw)
+    return Scenario(scenario.sections, scenario.description, source=str(path))
+
+
+def validate_scenario(raw: Any) -> Scenario:
+    """Check every record and every reference between records; the first problem raises ScenarioError."""
+    if not isinstance(raw, dict):
+        raise ScenarioError("", "a scenario is a JSON object with one list per record kind")
+    unknown = sorted(set(raw) - {*SECTIONS, "description"})
+    if unknown:
+        raise ScenarioError(unknown[0], f"unknown section (expected some of: {', '.join(SECTIONS)})")
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        raise ScenarioError("description", "must be a string")
+    sections: dict[str, list[dict[str, Any]]] = {}
+    for section in SECTIONS:
+        records = raw.get(section, [])
+        if not isinstance(records, list):
+            raise ScenarioError(section, "must be a list of records")
+        for index, record in enumerate(records):
+            _check_record(section, index, record)
+        sections[section] = records
+    _check_references(sections)
+    return Scenario(sections, description)
+
+
+def _check_record(section: str, index: int, record: Any) -> None:
+    where = f"{section}[{index}]"
+    if not isinstance(record, dict):
+        raise ScenarioError(where, "must be a JSON object")
+    try:
+        SCHEMAS[section]().load(record)
+    except ValidationError as exc:
+        path, message = _first_message(exc.messages)
+        raise ScenarioError(f"{where}.{path}" if path else where, message) from exc
+
+
+def _first_message(messages: Any, prefix: str = "") -> tuple[str, str]:
+    if isinstance(messages, Mapping) and messages:
+        key = sorted(messages, key=str)[0]
+        path = prefix if key == "_schema" else (f"{prefix}.{key}" if prefix else str(key))
+        return _first_message(messages[key], path)
+    if isinstance(messages, list) and messages:
+        if all(isinstance(m, str) for m in messages):
+            return prefix, "; ".join(messages)
+        return _first_message(messages[0], prefix)
+    return prefix, str(messages)
+
+
+def _check_references(sections: dict[str, list[dict[str, Any]]]) -> None:
+    """Ids are unique per kind and every reference names a record of the file."""
+    collectives = _unique(sections, "collectives", "collective_id")
+    investors = _unique(sections, "investors", "investor_id")
+    projects = _unique(sections, "projects", "project_id")
+    for investor_id in sorted(set(collectives) & set(investors)):
+        raise ScenarioError(f"investors[{investors[investor_id]}].investor_id",
+                            f"{investor_id!r} is already a collective")
+    buildings = _unique(sections, "buildings", "building_id")
+    leases = _unique(sections, "leases", "lease_id")
+    for section, id_field in (("investments", "investment_id"), ("withdrawals", "withdrawal_id"),
+                              ("rent_payments", "payment_id"), ("expenses", "expense_id"),
+                              ("distributions", "distribution_id")):
+        _unique(sections, section, id_field)
+    _unique(sections, "policies", "project_id")
+
+    def known(section: str, index: int, name: str, value: Any, ids: Mapping[str, int], kind: str) -> None:
+        if value is not None and value not in ids:
+            raise ScenarioError(f"{section}[{index}].{name}", f"{value!r} is not one of the file's {kind}")
+
+    every_investor = {**collectives, **investors}
+    for section in ("investments", "withdrawals", "policies", "buildings", "leases", "expenses", "distributions"):
+        for index, record in enumerate(sections[section]):
+            known(section, index, "project_id", record["project_id"], projects, "projects")
+    for index, record in enumerate(sections["investments"]):
+        known("investments", index, "investor_id", record["investor_id"], every_investor, "collectives or investors")
+        actual = "collective" if record["investor_id"] in collectives else next(
+            i["investor_type"] for i in sections["investors"] if i["investor_id"] == record["investor_id"])
+        if record.get("investor_type", actual) != actual:
+            raise ScenarioError(f"investments[{index}].investor_type",
+                                f"{record['investor_id']!r} is a {actual}, not a {record['investor_type']}")
+    for index, record in enumerate(sections["withdrawals"]):
+        known("withdrawals", index, "investor_id", record["investor_id"], every_investor, "collectives or investors")
+    for index, record in enumerate(sections["development_funds"]):
+        known("development_funds", index, "collective_id", record["collective_id"], collectives, "collectives")
+    for index, record in enumerate(sections["policies"]):
+        known("policies", index, "guarantor_id", record.get("guarantor_id"), every_investor,
+              "collectives or investors")
+    for index, record in enumerate(sections["leases"]):
+        known("leases", index, "building_id", record["building_id"], buildings, "buildings")
+        building = sections["buildings"][buildings[record["building_id"]]]
+        if building["project_id"] != record["project_id"]:
+            raise ScenarioError(f"leases[{index}].building_id",
+                                f"building {record['building_id']!r} belongs to {building['project_id']!r}")
+    for index, record in enumerate(sections["rent_payments"]):
+        known("rent_payments", index, "lease_id", record["lease_id"], leases, "leases")
+        lease = sections["leases"][leases[record["lease_id"]]]
+        if record.get("project_id", lease["project_id"]) != lease["project_id"]:
+            raise ScenarioError(f"rent_payments[{index}].project_id",
+                                f"lease {record['lease_id']!r} belongs to {lease['project_id']!r}")
+
+
+def _unique(sections: Mapping[str, list[dict[str, Any]]], section: str, id_field: str) -> dict[str, int]:
+    """Index of each record by its id; a repeated id is an error."""
+    seen: dict[str, int] = {}
+    for index, record in enumerate(sections[section]):
+        value = record.get(id_field)
+        if value is None:
+            continue
+        if value in seen:
+            raise ScenarioError(f"{section}[{index}].{id_field}", f"{value!r} is already {section}[{seen[value]}]")
+        seen[value] = index
+    return seen

@@ -1,0 +1,1 @@
+"""The web page for village accountants, park operators and boards (a thin proxy plus static files)."""
