@@ -1,3 +1,5 @@
+# mypy: disable-error-code="untyped-decorator"
+# (flask-smorest ships no type hints: its route/arguments/response decorators are untyped.)
 """The dividends HTTP API: policies, distributions, approvals, payments and the queries on them.
 
 Thin handlers: parse -> authorize -> check against the projection -> publish -> render.

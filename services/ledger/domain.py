@@ -21,7 +21,9 @@ from services.ledger.chart import LedgerError, UnknownAccount, lookup
 
 __all__ = [
     "AUTOMATIC_EVENT_TYPES",
+    "CHINA_STANDARD_TIME",
     "DERIVED_ENTRY_NAMESPACE",
+    "AlreadyReversed",
     "ClosedPeriod",
     "InvalidDate",
     "InvalidEntry",
@@ -31,14 +33,18 @@ __all__ = [
     "LedgerError",
     "Line",
     "PeriodAlreadyClosed",
+    "ReversalOfReversal",
     "UnbalancedEntry",
     "UnknownAccount",
     "UnknownEventType",
     "automatic_entry_lines",
     "check_close_period",
     "check_entry",
+    "check_reversal",
     "derived_entry_id",
+    "local_date",
     "period_of",
+    "posting_date",
     "reversing_lines",
 ]
 
@@ -310,3 +316,54 @@ def derived_entry_id(cause_event_id: str, qualifier: str = "") -> str:
     cause yields several entries (e.g. the investor_id of each allocation of an approval).
     """
     return str(uuid.uuid5(DERIVED_ENTRY_NAMESPACE, f"{cause_event_id}:{qualifier}"))
+
+
+# --- reversals and dates of automatic entries -------------------------------------------
+
+
+class AlreadyReversed(LedgerError):
+    """The entry was reversed before; an entry is reversed at most once."""
+
+    code = "already_reversed"
+
+
+class ReversalOfReversal(LedgerError):
+    """A reversing entry cannot itself be reversed: post a new entry instead."""
+
+    code = "reversal_of_reversal"
+
+
+def check_reversal(*, original_date: dt.date, reversed_by: str | None, is_reversal: bool, date: dt.date,
+                   closed_periods: Collection[str]) -> None:
+    """Check a reversal of a posted entry (DESIGN §5 EntryReversed): never edit, never delete.
+
+    The entry must not be reversed already nor be a reversal itself; the reversal is dated on
+    or after the original, outside every closed period.
+    """
+    if reversed_by is not None:
+        raise AlreadyReversed(f"the entry was already reversed by {reversed_by}", "entry_id")
+    if is_reversal:
+        raise ReversalOfReversal("a reversing entry cannot be reversed; post a new entry instead", "entry_id")
+    if date < original_date:
+        raise InvalidDate(f"a reversal cannot be dated before the entry it reverses ({original_date})", "date")
+    period = period_of(date)
+    if period in closed_periods:
+        raise ClosedPeriod(f"period {period} is closed; no entry may be dated inside it", "date")
+
+
+def posting_date(day: dt.date, closed_periods: Collection[str]) -> dt.date:
+    """The date an automatic entry is posted on: ``day``, or the first day of the first open
+    period after it when ``day`` falls inside a closed period (closed books are never touched)."""
+    while period_of(day) in closed_periods:
+        day = dt.date(day.year + day.month // 12, day.month % 12 + 1, 1)
+    return day
+
+
+#: Village books keep China Standard Time (UTC+8): an event at 2025-12-31T17:00Z is dated 2026-01-01.
+CHINA_STANDARD_TIME: Final = dt.timezone(dt.timedelta(hours=8), "CST")
+
+
+def local_date(instant: str) -> dt.date:
+    """The calendar date in China Standard Time of a UTC instant ``YYYY-MM-DDTHH:MM:SS[.f]Z``."""
+    moment = dt.datetime.fromisoformat(instant.replace("Z", "+00:00"))
+    return moment.astimezone(CHINA_STANDARD_TIME).date()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from services.runtime.local_kafka import PROJECT_ROOT
 
@@ -18,6 +19,18 @@ class Settings:
     tokens_file: Path | None
     request_timeout_s: float = 10.0
     max_body_bytes: int = 1_048_576
+    #: Kafka SASL user (DESIGN §8: one per service, ACLs let it write only its own topics).
+    kafka_username: str | None = None
+    kafka_password: str | None = field(default=None, repr=False)
+    kafka_sasl_mechanism: str = "SCRAM-SHA-256"
+    kafka_security_protocol: str = "SASL_PLAINTEXT"
+
+    def kafka_client_config(self) -> dict[str, Any]:
+        """kafka-python security settings: SASL when a Kafka user is configured, else none (PLAINTEXT)."""
+        if not self.kafka_username:
+            return {}
+        return {"security_protocol": self.kafka_security_protocol, "sasl_mechanism": self.kafka_sasl_mechanism,
+                "sasl_plain_username": self.kafka_username, "sasl_plain_password": self.kafka_password}
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -27,6 +40,10 @@ class Settings:
             "data_dir": Path(os.environ.get("BAOTUAN_DATA_DIR", str(PROJECT_ROOT / "var"))),
             "tokens_file": Path(tokens) if tokens else None,
             "request_timeout_s": float(os.environ.get("BAOTUAN_REQUEST_TIMEOUT_S", "10")),
+            "kafka_username": os.environ.get("BAOTUAN_KAFKA_SASL_USERNAME") or None,
+            "kafka_password": os.environ.get("BAOTUAN_KAFKA_SASL_PASSWORD") or None,
+            "kafka_sasl_mechanism": os.environ.get("BAOTUAN_KAFKA_SASL_MECHANISM", "SCRAM-SHA-256"),
+            "kafka_security_protocol": os.environ.get("BAOTUAN_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT"),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -20,7 +20,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from services.contracts import envelope as env
 from services.contracts.events import read_event
 from services.contracts.topics import DEADLETTER, TOPIC_CONFIG, TOPICS, partitions, replication_factor
-from services.runtime.store import Fold, ProjectionStore
+from services.runtime.store import Fold, Pending, ProjectionStore
 
 log = logging.getLogger(__name__)
 
@@ -29,14 +29,18 @@ class BrokerUnavailable(RuntimeError):
     """The broker did not acknowledge in time: the write did not happen (or is unknown)."""
 
 
-def ensure_topics(bootstrap: str, names: Iterable[str] | None = None, timeout_s: float = 30.0) -> list[str]:
-    """Create the topics of DESIGN §4 if missing (idempotent); returns the names created now."""
+def ensure_topics(bootstrap: str, names: Iterable[str] | None = None, timeout_s: float = 30.0,
+                  **client_config: Any) -> list[str]:
+    """Create the topics of DESIGN §4 if missing (idempotent); returns the names created now.
+
+    ``client_config`` carries the security settings (SASL) of a secured broker.
+    """
     wanted = list(names or TOPICS)
     deadline = time.monotonic() + timeout_s
     while True:
         try:
             admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="baotuan-admin",
-                                     request_timeout_ms=10_000)
+                                     request_timeout_ms=10_000, **client_config)
             break
         except KafkaError as exc:
             if time.monotonic() > deadline:
@@ -189,8 +193,7 @@ class ProjectionConsumer(threading.Thread):
             while not self._halt.is_set():
                 batches = consumer.poll(timeout_ms=200)
                 for tp, records in batches.items():
-                    for record in records:
-                        self._apply(tp.topic, tp.partition, record)
+                    self._apply_batch(tp.topic, tp.partition, records)
                 if time.monotonic() - last_lag_check > 1.0:  # lag for /health, not on the hot path
                     self._end_offsets = {(tp.topic, tp.partition): off
                                          for tp, off in consumer.end_offsets(assignment).items()}
@@ -198,21 +201,34 @@ class ProjectionConsumer(threading.Thread):
         finally:
             consumer.close()
 
-    def _apply(self, topic: str, partition: int, record: Any) -> None:
-        try:
-            envelope = read_event(env.decode(record.value))
-            idem_raw = header(record.headers, IDEMPOTENCY_HEADER)
-            idem = json.loads(idem_raw) if idem_raw else None
-            self.store.apply(topic, partition, record.offset, envelope, self.fold,
-                             chain=topic in self.owned, idempotency=idem)
-        except Exception as exc:  # poison record: park it with the reason and go on
-            reason = f"{type(exc).__name__}: {exc}"
-            log.error("%s: %s[%d]@%d to dead letters: %s", self.service, topic, partition, record.offset, reason)
-            letter = {"topic": topic, "partition": partition, "offset": record.offset,
-                      "consumer": self.service, "reason": reason,
-                      "value": (record.value or b"").decode("utf-8", errors="replace")}
-            self.deadletter(json.dumps(letter, ensure_ascii=False).encode("utf-8"), record.key)
-            self.store.record_deadletter(topic, partition, record.offset, reason)
+    def _apply_batch(self, topic: str, partition: int, records: Sequence[Any]) -> None:
+        """Decode a partition's batch and fold it in one transaction; poison records go to dead letters."""
+        pending: list[Pending] = []
+        raw: dict[int, Any] = {}
+        for record in records:
+            raw[record.offset] = record
+            try:
+                envelope = read_event(env.decode(record.value))
+                idem_raw = header(record.headers, IDEMPOTENCY_HEADER)
+                idem = json.loads(idem_raw) if idem_raw else None
+            except Exception as exc:  # undecodable or invalid: park it with the reason, go on
+                self._dead_letter(topic, partition, record, exc)
+                pending.append(Pending(topic, partition, record.offset, None, reason=f"{type(exc).__name__}: {exc}"))
+                continue
+            pending.append(Pending(topic, partition, record.offset, envelope, idem))
+
+        def failed(rec: Pending, exc: Exception) -> None:
+            self._dead_letter(topic, partition, raw[rec.offset], exc)
+
+        self.store.apply_batch(pending, self.fold, chained=self.owned, on_failure=failed)
+
+    def _dead_letter(self, topic: str, partition: int, record: Any, exc: Exception) -> None:
+        reason = f"{type(exc).__name__}: {exc}"
+        log.error("%s: %s[%d]@%d to dead letters: %s", self.service, topic, partition, record.offset, reason)
+        letter = {"topic": topic, "partition": partition, "offset": record.offset,
+                  "consumer": self.service, "reason": reason,
+                  "value": (record.value or b"").decode("utf-8", errors="replace")}
+        self.deadletter(json.dumps(letter, ensure_ascii=False).encode("utf-8"), record.key)
 
     def lag(self) -> dict[str, int]:
         """Records on the broker not yet applied, per topic (from the last poll's end offsets)."""

@@ -22,9 +22,12 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from services.contracts.topics import DEADLETTER, DIVIDENDS, LEDGER_INVESTMENTS, RENTALS, TOPICS
 
 KAFKA_VERSION = "4.1.1"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -41,6 +44,84 @@ ADMIN_USER = "admin"
 
 class BrokerError(RuntimeError):
     """The local broker could not be fetched, formatted or started."""
+
+
+#: The topics each service consumes besides its own (DESIGN §2).
+SERVICE_READS: dict[str, tuple[str, ...]] = {
+    "ledger": (DIVIDENDS,),
+    "rentals": (LEDGER_INVESTMENTS,),
+    "dividends": (LEDGER_INVESTMENTS, RENTALS),
+}
+#: Every baotuan topic starts with this; principals may DESCRIBE them all (to find they exist).
+TOPIC_PREFIX = "baotuan."
+
+
+@dataclass(frozen=True)
+class TopicGrant:
+    """What one Kafka principal may do with baotuan's topics; anything else is denied."""
+
+    read: tuple[str, ...]
+    write: tuple[str, ...]
+
+
+def standard_grants() -> dict[str, TopicGrant]:
+    """DESIGN §8 as ACLs: a service writes only its own topics (and dead letters); the auditor only reads."""
+    grants = {}
+    for service, reads in SERVICE_READS.items():
+        owned = tuple(t.name for t in TOPICS.values() if t.owner == service)
+        grants[service] = TopicGrant(read=owned + reads, write=(*owned, DEADLETTER))
+    grants["auditor"] = TopicGrant(read=tuple(TOPICS), write=())
+    return grants
+
+
+def grant_acls(bootstrap: str, grants: Mapping[str, TopicGrant], timeout_s: float = 30.0,
+               **admin_config: Any) -> int:
+    """Create the ACLs of ``grants`` (principal name -> TopicGrant) as the admin; returns how many.
+
+    Returns once the broker's authorizer enforces them (they are read back), so a test can
+    rely on them at once.
+    """
+    from kafka import KafkaAdminClient
+    from kafka.admin import (
+        ACL,
+        ACLFilter,
+        ACLOperation,
+        ACLPermissionType,
+        ACLResourcePatternType,
+        ResourcePattern,
+        ResourcePatternFilter,
+        ResourceType,
+    )
+
+    def allow(user: str, operation: ACLOperation, topic: str,
+              pattern: ACLResourcePatternType = ACLResourcePatternType.LITERAL) -> ACL:
+        return ACL(f"User:{user}", "*", operation, ACLPermissionType.ALLOW,
+                   ResourcePattern(ResourceType.TOPIC, topic, pattern))
+
+    acls = []
+    for user, grant in grants.items():
+        acls.append(allow(user, ACLOperation.DESCRIBE, TOPIC_PREFIX, ACLResourcePatternType.PREFIXED))
+        acls += [allow(user, ACLOperation.READ, topic) for topic in grant.read]
+        acls += [allow(user, ACLOperation.WRITE, topic) for topic in grant.write]
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="baotuan-acl-admin", **admin_config)
+    try:
+        result = admin.create_acls(acls)
+        if result["failed"]:
+            raise BrokerError(f"creating ACLs failed: {result['failed']}")
+        everything = ACLFilter(principal=None, host="*", operation=ACLOperation.ANY,
+                               permission_type=ACLPermissionType.ANY,
+                               resource_pattern=ResourcePatternFilter(ResourceType.TOPIC, None,
+                                                                      ACLResourcePatternType.ANY))
+        deadline = time.monotonic() + timeout_s
+        while True:
+            found, _error = admin.describe_acls(everything)
+            if set(acls) <= set(found):
+                return len(acls)
+            if time.monotonic() > deadline:
+                raise BrokerError(f"ACLs not in force after {timeout_s:.0f}s")
+            time.sleep(0.2)
+    finally:
+        admin.close()
 
 
 def ensure_jars() -> Path:
@@ -253,6 +334,12 @@ class LocalBroker:
         except OSError:
             return None
         return pid
+
+    def grant_acls(self, grants: Mapping[str, TopicGrant] | None = None) -> int:
+        """Create the ACLs of ``grants`` (default: :func:`standard_grants`) on this secured broker."""
+        if not self.secured:
+            raise BrokerError("ACLs need a broker started with sasl_users")
+        return grant_acls(self.bootstrap, standard_grants() if grants is None else grants, **self.client_config())
 
     def stop(self, *, kill: bool = False, timeout: float = 30.0) -> None:
         """Stop the broker: SIGTERM (a clean shutdown) or, with ``kill``, SIGKILL (a crash)."""

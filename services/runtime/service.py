@@ -74,7 +74,8 @@ class EventService:
         self.store = store
         self.inputs = list(dict.fromkeys([*owned, *inputs]))
         self.owned = list(owned)
-        self.kafka_config = kafka_config or {}
+        # Security settings (SASL) from the settings; an explicit kafka_config adds to or overrides them.
+        self.kafka_config = {**settings.kafka_client_config(), **(kafka_config or {})}
         self._write_lock = threading.RLock()
         self._producer: EventProducer | None = None
         self._resync = True
@@ -89,7 +90,7 @@ class EventService:
 
     def start(self, *, wait_s: float = 60.0) -> None:
         """Create the topics if needed, start consuming, and catch up with the log."""
-        ensure_topics(self.settings.bootstrap_servers, timeout_s=wait_s)
+        ensure_topics(self.settings.bootstrap_servers, timeout_s=wait_s, **self.kafka_config)
         self.consumer.start()
         self.sync(timeout=wait_s)
         self._reactor.start()

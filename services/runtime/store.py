@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,18 @@ CREATE TABLE IF NOT EXISTS _deadletters (topic TEXT NOT NULL, partition INTEGER 
 """
 
 Fold = Callable[[sqlite3.Connection, str, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Pending:
+    """One consumed record on its way into the projection."""
+
+    topic: str
+    partition: int
+    offset: int
+    envelope: dict[str, Any] | None
+    idempotency: dict[str, Any] | None = None
+    reason: str | None = None  # why a record without envelope could not be decoded
 
 
 class ProjectionStore:
@@ -75,54 +88,84 @@ class ProjectionStore:
 
     def apply(self, topic: str, partition: int, offset: int, envelope: dict[str, Any] | None,
               fold: Fold, *, chain: bool, idempotency: dict[str, Any] | None = None) -> bool:
-        """Apply one record and advance the offset in one transaction.
+        """Apply one record and advance the offset in one transaction (see ``apply_batch``)."""
+        failures = self.apply_batch([Pending(topic, partition, offset, envelope, idempotency)], fold,
+                                    chained={topic} if chain else set())
+        if failures:
+            raise failures[0][1]
+        return True
 
-        Returns False (and changes nothing) when the offset was already applied; a record
-        whose ``event_id`` was already seen only advances the offset. ``envelope=None``
-        advances the offset for a record that went to the dead-letter topic.
+    def apply_batch(self, records: Sequence[Pending], fold: Fold, *, chained: Collection[str],
+                    on_failure: Callable[[Pending, Exception], None] | None = None,
+                    ) -> list[tuple[Pending, Exception]]:
+        """Fold a batch of records and advance their offsets in ONE transaction.
+
+        Records at offsets already applied are skipped; a record whose ``event_id`` was already
+        seen only advances the offset (and the chain head of an owned topic). A record whose fold
+        raises is rolled back alone (a savepoint), handed to ``on_failure`` (the dead-letter
+        path) and skipped, and the batch goes on. ``envelope=None`` marks a record that could
+        not even be decoded: only its offset advances.
         """
+        failures: list[tuple[Pending, Exception]] = []
         with self.lock:
             conn = self._conn
-            row = conn.execute("SELECT next_offset FROM _offsets WHERE topic=? AND partition=?",
-                               (topic, partition)).fetchone()
-            if row is not None and offset < row[0]:
-                return False
+            positions = {(r[0], r[1]): r[2] for r in conn.execute("SELECT topic, partition, next_offset FROM _offsets")}
             conn.execute("BEGIN IMMEDIATE")
             try:
-                if envelope is not None:
-                    seen = conn.execute("SELECT 1 FROM _events WHERE event_id=?",
-                                        (envelope["event_id"],)).fetchone()
-                    if chain:
-                        # The chain head follows the log itself, duplicates included.
-                        conn.execute("INSERT OR REPLACE INTO _chain VALUES (?,?,?,?)",
-                                     (topic, envelope["subject"], envelope["seq"], envelope["hash"]))
-                    # A derived event has arrived in the log: it is no longer owed.
-                    conn.execute("DELETE FROM _outbox WHERE event_id=?", (envelope["event_id"],))
-                    if seen is None:
-                        conn.execute("INSERT INTO _events VALUES (?,?,?,?)",
-                                     (envelope["event_id"], topic, partition, offset))
-                        fold(conn, topic, envelope)
-                        if idempotency is not None:
-                            conn.execute("INSERT OR IGNORE INTO _idempotency VALUES (?,?,?)",
-                                         (idempotency["key"], idempotency["hash"],
-                                          json.dumps(idempotency.get("result", {}))))
-                conn.execute("INSERT OR REPLACE INTO _offsets VALUES (?,?,?)", (topic, partition, offset + 1))
+                for rec in records:
+                    key = (rec.topic, rec.partition)
+                    if rec.offset < positions.get(key, 0):
+                        continue
+                    if rec.envelope is not None:
+                        conn.execute("SAVEPOINT record")
+                        try:
+                            self._fold_one(conn, rec, fold, rec.topic in chained)
+                            conn.execute("RELEASE SAVEPOINT record")
+                        except Exception as exc:
+                            conn.execute("ROLLBACK TO SAVEPOINT record")
+                            conn.execute("RELEASE SAVEPOINT record")
+                            if rec.topic in chained:  # the record is in the log all the same
+                                conn.execute("INSERT OR REPLACE INTO _chain VALUES (?,?,?,?)",
+                                             (rec.topic, rec.envelope["subject"], rec.envelope["seq"],
+                                              rec.envelope["hash"]))
+                            failures.append((rec, exc))
+                            if on_failure is not None:
+                                on_failure(rec, exc)
+                            conn.execute("INSERT OR REPLACE INTO _deadletters VALUES (?,?,?,?)",
+                                         (rec.topic, rec.partition, rec.offset, f"{type(exc).__name__}: {exc}"[:2000]))
+                    else:
+                        conn.execute("INSERT OR REPLACE INTO _deadletters VALUES (?,?,?,?)",
+                                     (rec.topic, rec.partition, rec.offset, (rec.reason or "undecodable")[:2000]))
+                    positions[key] = rec.offset + 1
+                    conn.execute("INSERT OR REPLACE INTO _offsets VALUES (?,?,?)", (rec.topic, rec.partition,
+                                                                                    rec.offset + 1))
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
             self.applied.notify_all()
-            return True
+        return failures
 
-    def record_deadletter(self, topic: str, partition: int, offset: int, reason: str) -> None:
-        """Skip a record that could not be processed (it went to the dead-letter topic)."""
-        with self.lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            self._conn.execute("INSERT OR REPLACE INTO _deadletters VALUES (?,?,?,?)",
-                               (topic, partition, offset, reason[:2000]))
-            self._conn.execute("INSERT OR REPLACE INTO _offsets VALUES (?,?,?)", (topic, partition, offset + 1))
-            self._conn.execute("COMMIT")
-            self.applied.notify_all()
+    @staticmethod
+    def _fold_one(conn: sqlite3.Connection, rec: Pending, fold: Fold, chain: bool) -> None:
+        envelope = rec.envelope
+        assert envelope is not None
+        seen = conn.execute("SELECT 1 FROM _events WHERE event_id=?", (envelope["event_id"],)).fetchone()
+        if chain:
+            # The chain head follows the log itself, duplicates included.
+            conn.execute("INSERT OR REPLACE INTO _chain VALUES (?,?,?,?)",
+                         (rec.topic, envelope["subject"], envelope["seq"], envelope["hash"]))
+        # A derived event has arrived in the log: it is no longer owed.
+        conn.execute("DELETE FROM _outbox WHERE event_id=?", (envelope["event_id"],))
+        if seen is not None:
+            return
+        conn.execute("INSERT INTO _events VALUES (?,?,?,?)",
+                     (envelope["event_id"], rec.topic, rec.partition, rec.offset))
+        fold(conn, rec.topic, envelope)
+        if rec.idempotency is not None:
+            conn.execute("INSERT OR IGNORE INTO _idempotency VALUES (?,?,?)",
+                         (rec.idempotency["key"], rec.idempotency["hash"],
+                          json.dumps(rec.idempotency.get("result", {}))))
 
     # -- bookkeeping reads ------------------------------------------------------------------------------
 

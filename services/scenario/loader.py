@@ -19,7 +19,9 @@ from typing import Any
 
 import requests
 
+from services.contracts.money import parse_mu, parse_yuan, valuation_fen
 from services.scenario.schemas import Scenario
+from services.scenario.table import PayoutView
 
 DEFAULT_URLS = {"ledger": "http://127.0.0.1:8001", "rentals": "http://127.0.0.1:8002",
                 "dividends": "http://127.0.0.1:8003"}
@@ -268,3 +270,46 @@ def as_json(result: ImportResult) -> dict[str, Any]:
                                                "top_up", "payout")} for a in d["allocations"]],
         })
     return {"distributions": out}
+
+
+def capital_at(scenario: Scenario, project_id: str, day: str) -> dict[str, int]:
+    """Each investor's capital (fen) in ``project_id`` at the end of ``day``, from the file's records."""
+    capital: dict[str, int] = {}
+    for inv in scenario.sections["investments"]:
+        if inv["project_id"] == project_id and inv["effective_on"] <= day:
+            added = (valuation_fen(parse_mu(inv["area_mu"]), parse_yuan(inv["price_per_mu"]))
+                     if inv["kind"] == "land" else parse_yuan(inv["amount"]))
+            capital[inv["investor_id"]] = capital.get(inv["investor_id"], 0) + added
+    for out in scenario.sections["withdrawals"]:
+        if out["project_id"] == project_id and out["effective_on"] <= day:
+            capital[out["investor_id"]] = capital.get(out["investor_id"], 0) - parse_yuan(out["amount"])
+    return capital
+
+
+def ledger_capital(client: ApiClient, project_id: str, day: str) -> dict[str, int] | None:
+    """Each investor's capital from the ledger's investment register, or None if it cannot tell."""
+    try:
+        response = client.get("ledger", f"/v1/projects/{project_id}/register", {"as_of": day})
+    except LoadError:
+        return None
+    if response.status_code != 200:
+        return None
+    try:
+        items = response.json().get("items", [])
+        return {item["investor_id"]: parse_yuan(item["capital"]) for item in items}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def payout_views(scenario: Scenario, result: ImportResult, client: ApiClient | None = None) -> list[PayoutView]:
+    """What the payout tables show: the ledger's register when it answers, else the file's own records."""
+    projects = {p["project_id"]: p["name"] for p in scenario.sections["projects"]}
+    names = scenario.names()
+    views = []
+    for item in result.distributions:
+        pid, end = item.record["project_id"], item.record["period_end"]
+        capital = (ledger_capital(client, pid, end) if client is not None else None) or capital_at(scenario, pid, end)
+        views.append(PayoutView(declared=item.declared, project_id=pid, project_name=projects.get(pid, pid),
+                                period_start=item.record["period_start"], period_end=end, names=names,
+                                capital=capital))
+    return views

@@ -63,7 +63,8 @@ def create_app(settings: Settings | None = None, upstreams: Upstreams | None = N
             response = error_response(401, "unauthenticated", str(exc), "token")
             response.headers["WWW-Authenticate"] = "Bearer"
             return response
-        return jsonify({"name": who.name, "role": who.role, "scope": sorted(who.scope)})
+        features = {"export_xlsx": bool(current_app.extensions.get("baotuan_export_xlsx"))}
+        return jsonify({"name": who.name, "role": who.role, "scope": sorted(who.scope), "features": features})
 
     @app.route("/api/<service>/<path:path>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
     def proxy(service: str, path: str) -> Response:

@@ -1,0 +1,1 @@
+"""`baotuan run`: the whole system on one machine."""

@@ -1,0 +1,89 @@
+"""Demo bearer tokens for a local run: one per role, so a person can try the API at once.
+
+The services only ever see the SHA-256 of a token (``var/tokens.json``). The plaintext
+tokens of the demo principals are kept in ``var/demo-tokens.json`` (mode 0600, under the
+git-ignored ``var/``), reused by later runs as long as they still match, and never printed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from services.runtime.auth import add_token, hash_token
+from services.runtime.local_kafka import PROJECT_ROOT
+from services.scenario.schemas import Scenario
+
+DEMO_TOKENS_FILE = PROJECT_ROOT / "var" / "demo-tokens.json"
+TOKENS_FILE = PROJECT_ROOT / "var" / "tokens.json"
+
+
+@dataclass(frozen=True)
+class DemoPrincipal:
+    name: str
+    role: str
+    scope: tuple[str, ...] = ()
+
+
+def demo_principals(scenario: Scenario) -> list[DemoPrincipal]:
+    """An admin (the loader), an auditor, an accountant per village, an operator and a board per project."""
+    principals = [DemoPrincipal("admin", "admin"), DemoPrincipal("auditor", "auditor")]
+    for c in scenario.sections["collectives"]:
+        principals.append(DemoPrincipal(f"accountant-{c['collective_id']}", "accountant", (c["collective_id"],)))
+    for p in scenario.sections["projects"]:
+        principals.append(DemoPrincipal(f"operator-{p['project_id']}", "operator", (p["project_id"],)))
+        principals.append(DemoPrincipal(f"board-{p['project_id']}", "board", (p["project_id"],)))
+    return principals
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def ensure_demo_tokens(principals: list[DemoPrincipal], *, tokens_file: Path = TOKENS_FILE,
+                       demo_file: Path = DEMO_TOKENS_FILE) -> int:
+    """Make sure every demo principal has a working token; returns how many were (re)issued."""
+    known = {t.get("name"): t for t in _read_json(demo_file).get("tokens", []) if isinstance(t, dict)}
+    stored = {t.get("name"): t for t in _read_json(tokens_file).get("tokens", []) if isinstance(t, dict)}
+    issued = 0
+    out = []
+    for p in principals:
+        mine = known.get(p.name)
+        theirs = stored.get(p.name)
+        still_good = (mine is not None and theirs is not None and isinstance(mine.get("token"), str)
+                      and theirs.get("sha256") == hash_token(mine["token"]) and theirs.get("role") == p.role
+                      and sorted(theirs.get("scope", [])) == sorted(p.scope))
+        token = mine["token"] if still_good and mine is not None else add_token(
+            tokens_file, name=p.name, role=p.role, scope=p.scope)
+        issued += 0 if still_good else 1
+        out.append({"name": p.name, "role": p.role, "scope": list(p.scope), "token": token})
+    note = ("Demo bearer tokens of this machine's `baotuan run` (their hashes are in tokens.json). "
+            "Use as: Authorization: Bearer <token>. Keep this file private.")
+    _write_private(demo_file, json.dumps({"note": note, "tokens": out}, ensure_ascii=False, indent=2) + "\n")
+    return issued
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file readable by its owner only, atomically (never world-readable, not even briefly)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def demo_token(name: str = "admin", demo_file: Path = DEMO_TOKENS_FILE) -> str | None:
+    """The plaintext demo token of ``name`` from ``var/demo-tokens.json``, if there is one."""
+    for item in _read_json(demo_file).get("tokens", []):
+        if isinstance(item, dict) and item.get("name") == name and isinstance(item.get("token"), str):
+            return str(item["token"])
+    return None

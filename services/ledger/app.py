@@ -1,0 +1,36 @@
+"""The ledger service's composition root: projection store, event runtime and HTTP app."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from services.contracts.topics import DIVIDENDS, LEDGER_ENTRIES, LEDGER_INVESTMENTS
+from services.ledger.api import blueprints
+from services.ledger.projection import SCHEMA, fold
+from services.runtime.config import Settings
+from services.runtime.http import create_service_app
+from services.runtime.service import EventService
+from services.runtime.store import ProjectionStore
+
+DESCRIPTION = """Each village collective's double-entry books on the statutory chart of accounts
+(财会〔2023〕14号): the registry of collectives, other investors and projects, land shares and cash
+invested and withdrawn (the register of who holds what), balanced journal entries, reversals and
+closed periods, the entries the ledger posts by itself (investments, dividends approved and paid),
+and the reports: trial balance, 资产负债表, 收益及收益分配表 and the village income report (村村百万).
+Writes `baotuan.ledger.entries.v1` and `baotuan.ledger.investments.v1`; reads `baotuan.dividends.v1`."""
+
+
+def build_service(settings: Settings) -> EventService:
+    """The ledger runtime: its projection file, the topics it owns and the dividends topic it reads."""
+    store = ProjectionStore(settings.data_dir / "ledger.sqlite", SCHEMA)
+    return EventService(name="ledger", settings=settings, store=store, fold=fold,
+                        inputs=[DIVIDENDS], owned=[LEDGER_ENTRIES, LEDGER_INVESTMENTS])
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build and start the service, and return its Flask app."""
+    settings = settings or Settings.from_env()
+    svc = build_service(settings)
+    svc.start()
+    return create_service_app(title="baotuan ledger", service=svc, settings=settings,
+                              blueprints=blueprints(), description=DESCRIPTION)

@@ -1,0 +1,90 @@
+"""The investment register's pure rules: land valuation, capital held on a date, withdrawals.
+
+DESIGN §5 (LandShareInvested, CashInvested, InvestmentWithdrawn) and §6 step 4: the capital of
+an investor in a project on day d is Σ valuations/amounts invested with ``effective_on ≤ d``
+minus Σ withdrawals with ``effective_on ≤ d``. It may never go below zero on any day.
+
+No I/O here: stdlib and ``services.contracts.money`` only. Amounts are int fen.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from services.contracts.money import MoneyError, format_yuan, parse_mu, parse_yuan, valuation_fen
+from services.ledger.chart import LedgerError
+
+
+class InvalidInvestment(LedgerError):
+    """An investment whose area, price or amount cannot be valued."""
+
+    code = "invalid_investment"
+
+
+class InsufficientCapital(LedgerError):
+    """A withdrawal that would take an investor's capital below zero."""
+
+    code = "insufficient_capital"
+
+
+@dataclass(frozen=True)
+class CapitalMovement:
+    """One change of an investor's capital in a project: + invested, − withdrawn (fen)."""
+
+    effective_on: dt.date
+    amount: int
+
+
+def land_valuation(area_mu: str, price_per_mu: str) -> int:
+    """Valuation in fen of a land share: ROUND_HALF_UP(area in mu × price per mu) to the fen.
+
+    Both arguments are wire strings (``"14.2000"``, ``"250000.00"``); raises InvalidInvestment
+    naming ``area_mu`` or ``price_per_mu``.
+    """
+    try:
+        area = parse_mu(area_mu)
+    except MoneyError as exc:
+        raise InvalidInvestment(str(exc), "area_mu") from None
+    try:
+        price = parse_yuan(price_per_mu)
+    except MoneyError as exc:
+        raise InvalidInvestment(str(exc), "price_per_mu") from None
+    valuation = valuation_fen(area, price)
+    if valuation <= 0:
+        raise InvalidInvestment("area_mu × price_per_mu must come to at least 0.01 yuan", "area_mu")
+    return valuation
+
+
+def capital_on(movements: Iterable[CapitalMovement], day: dt.date) -> int:
+    """Capital held on ``day``: every movement effective on or before it."""
+    return sum(m.amount for m in movements if m.effective_on <= day)
+
+
+def check_withdrawal(movements: Sequence[CapitalMovement], effective_on: dt.date, amount: int) -> None:
+    """Refuse a withdrawal that would leave the capital below zero on any day from ``effective_on`` on.
+
+    Later movements count too: withdrawing today what a withdrawal already booked for next
+    month needs would break that later day. Raises InsufficientCapital (field ``amount``).
+    """
+    if amount <= 0:
+        raise InsufficientCapital("a withdrawal must be greater than 0.00", "amount")
+    days = sorted({effective_on} | {m.effective_on for m in movements if m.effective_on > effective_on})
+    for day in days:
+        left = capital_on(movements, day) - amount
+        if left < 0:
+            raise InsufficientCapital(
+                f"withdrawing {format_yuan(amount)} from {effective_on} would leave "
+                f"{format_yuan(left)} of capital on {day}; capital never goes below zero",
+                "amount",
+            )
+
+
+def holdings(movements: Iterable[tuple[str, CapitalMovement]], day: dt.date) -> dict[str, int]:
+    """Capital per investor on ``day`` from (investor_id, movement) pairs; investors at zero are left out."""
+    totals: dict[str, int] = {}
+    for investor_id, movement in movements:
+        if movement.effective_on <= day:
+            totals[investor_id] = totals.get(investor_id, 0) + movement.amount
+    return {investor: fen for investor, fen in sorted(totals.items()) if fen != 0}

@@ -1,0 +1,445 @@
+"""The ledger's projection: a pure left fold of its two topics and the dividends topic, and its reads.
+
+``fold(conn, topic, envelope)`` is called by the runtime inside one SQLite transaction per
+record (with the offset and the event_id dedupe). Delete the file, restart, and the same
+records give back the same tables: nothing here reads a clock or anything but the event.
+
+Entries the ledger posts by itself (DESIGN §7) are *owed* from the fold with
+``store.emit`` under a deterministic event id; the service's reactor publishes them on the
+entries topic, and folding them books them like any other entry. A replay finds them
+already in the log and never owes them twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from services.contracts.envelope import derived_event_id
+from services.contracts.money import format_yuan, parse_yuan
+from services.ledger.capital import CapitalMovement
+from services.ledger.domain import (
+    Line,
+    automatic_entry_lines,
+    derived_entry_id,
+    local_date,
+    posting_date,
+    reversing_lines,
+)
+from services.ledger.reports import CollectiveInfo, PostedLine
+from services.runtime.store import ProjectionStore, emit
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS collectives (collective_id TEXT PRIMARY KEY, name TEXT NOT NULL, town TEXT NOT NULL,
+    uscc TEXT, alliances TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS investors (investor_id TEXT PRIMARY KEY, name TEXT NOT NULL,
+    investor_type TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS projects (project_id TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL,
+    town TEXT NOT NULL, operator TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS investments (investment_id TEXT PRIMARY KEY, project_id TEXT NOT NULL,
+    investor_id TEXT NOT NULL, investor_type TEXT NOT NULL, kind TEXT NOT NULL, area_mu TEXT,
+    price_per_mu TEXT, amount INTEGER NOT NULL, effective_on TEXT NOT NULL, parcel TEXT,
+    event_id TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS investments_by_project ON investments (project_id, investor_id);
+CREATE TABLE IF NOT EXISTS withdrawals (withdrawal_id TEXT PRIMARY KEY, project_id TEXT NOT NULL,
+    investor_id TEXT NOT NULL, amount INTEGER NOT NULL, effective_on TEXT NOT NULL, reason TEXT NOT NULL,
+    event_id TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS withdrawals_by_project ON withdrawals (project_id, investor_id);
+CREATE TABLE IF NOT EXISTS entries (entry_id TEXT PRIMARY KEY, collective_id TEXT NOT NULL, date TEXT NOT NULL,
+    memo TEXT NOT NULL, origin_kind TEXT NOT NULL, origin_ref TEXT, idempotency_key TEXT, reverses TEXT,
+    reversed_by TEXT, event_id TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS entries_by_collective ON entries (collective_id, date);
+CREATE TABLE IF NOT EXISTS entry_lines (entry_id TEXT NOT NULL, line_no INTEGER NOT NULL,
+    collective_id TEXT NOT NULL, date TEXT NOT NULL, account TEXT NOT NULL, debit INTEGER NOT NULL,
+    credit INTEGER NOT NULL, PRIMARY KEY (entry_id, line_no));
+CREATE INDEX IF NOT EXISTS lines_by_collective ON entry_lines (collective_id, date);
+CREATE TABLE IF NOT EXISTS closed_periods (collective_id TEXT NOT NULL, period TEXT NOT NULL,
+    PRIMARY KEY (collective_id, period));
+CREATE TABLE IF NOT EXISTS distributions (distribution_id TEXT PRIMARY KEY, project_id TEXT NOT NULL,
+    period_start TEXT, period_end TEXT, status TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS allocations (distribution_id TEXT NOT NULL, investor_id TEXT NOT NULL,
+    investor_type TEXT NOT NULL, payout INTEGER NOT NULL, PRIMARY KEY (distribution_id, investor_id));
+"""
+
+Envelope = dict[str, Any]
+Handler = Callable[[sqlite3.Connection, Envelope], None]
+
+#: Qualifier of the derived event id of the one entry an investment, withdrawal or payment causes.
+ENTRY_QUALIFIER = "entry"
+
+
+# -- registry ----------------------------------------------------------------------------------------------
+
+
+def _collective_registered(conn: sqlite3.Connection, e: Envelope) -> None:
+    d = e["data"]
+    conn.execute("INSERT OR REPLACE INTO collectives VALUES (?,?,?,?,?)",
+                 (d["collective_id"], d["name"], d["town"], d.get("uscc"),
+                  json.dumps(list(d.get("alliances") or []), ensure_ascii=False)))
+
+
+def _investor_registered(conn: sqlite3.Connection, e: Envelope) -> None:
+    d = e["data"]
+    conn.execute("INSERT OR REPLACE INTO investors VALUES (?,?,?)", (d["investor_id"], d["name"], d["investor_type"]))
+
+
+def _project_registered(conn: sqlite3.Connection, e: Envelope) -> None:
+    d = e["data"]
+    conn.execute("INSERT OR REPLACE INTO projects VALUES (?,?,?,?,?)",
+                 (d["project_id"], d["name"], d["kind"], d["town"], d["operator"]))
+
+
+# -- the books ---------------------------------------------------------------------------------------------
+
+
+def _book(conn: sqlite3.Connection, *, entry_id: str, collective_id: str, date: str, lines: list[Line],
+          memo: str, origin_kind: str, origin_ref: str | None, idempotency_key: str | None,
+          reverses: str | None, event_id: str) -> None:
+    conn.execute("INSERT OR IGNORE INTO entries VALUES (?,?,?,?,?,?,?,?,NULL,?)",
+                 (entry_id, collective_id, date, memo, origin_kind, origin_ref, idempotency_key, reverses, event_id))
+    conn.executemany("INSERT OR IGNORE INTO entry_lines VALUES (?,?,?,?,?,?,?)",
+                     [(entry_id, i, collective_id, date, line.account, line.debit, line.credit)
+                      for i, line in enumerate(lines)])
+
+
+def _wire_to_line(raw: Mapping[str, Any]) -> Line:
+    debit = parse_yuan(raw["debit"]) if raw.get("debit") is not None else 0
+    credit = parse_yuan(raw["credit"]) if raw.get("credit") is not None else 0
+    return Line(str(raw["account"]), debit, credit)
+
+
+def line_to_wire(line: Line) -> dict[str, str]:
+    """A journal line as it travels: ``{"account", "debit"}`` or ``{"account", "credit"}``."""
+    if line.debit:
+        return {"account": line.account, "debit": format_yuan(line.debit)}
+    return {"account": line.account, "credit": format_yuan(line.credit)}
+
+
+def _entry_posted(conn: sqlite3.Connection, e: Envelope) -> None:
+    d = e["data"]
+    origin = d.get("origin") or {}
+    _book(conn, entry_id=d["entry_id"], collective_id=d["collective_id"], date=d["date"],
+          lines=[_wire_to_line(raw) for raw in d["lines"]], memo=d.get("memo") or "",
+          origin_kind=origin.get("kind", "manual"), origin_ref=origin.get("ref"),
+          idempotency_key=d.get("idempotency_key"), reverses=None, event_id=e["event_id"])
+
+
+def _entry_reversed(conn: sqlite3.Connection, e: Envelope) -> None:
+    d = e["data"]
+    original = _lines_of(conn, d["reverses"])
+    if not original:
+        raise ValueError(f"EntryReversed {d['entry_id']} reverses unknown entry {d['reverses']}")
+    _book(conn, entry_id=d["entry_id"], collective_id=d["collective_id"], date=d["date"],
+          lines=list(reversing_lines(original)), memo=d["reason"], origin_kind="reversal",
+          origin_ref=d["reverses"], idempotency_key=None, reverses=d["reverses"], event_id=e["event_id"])
+    conn.execute("UPDATE entries SET reversed_by=? WHERE entry_id=? AND reversed_by IS NULL",
+                 (d["entry_id"], d["reverses"]))
+
+
+def _period_closed(conn: sqlite3.Connection, e: Envelope) -> None:
+    d = e["data"]
+    conn.execute("INSERT OR IGNORE INTO closed_periods VALUES (?,?)", (d["collective_id"], d["period"]))
+
+
+def _lines_of(conn: sqlite3.Connection, entry_id: str) -> list[Line]:
+    rows = conn.execute("SELECT account, debit, credit FROM entry_lines WHERE entry_id=? ORDER BY line_no",
+                        (entry_id,)).fetchall()
+    return [Line(row[0], row[1], row[2]) for row in rows]
+
+
+# -- automatic entries (DESIGN §7) -------------------------------------------------------------------------
+
+
+def _owe_entry(conn: sqlite3.Connection, cause: Envelope, *, qualifier: str, collective_id: str, day: dt.date,
+               lines: tuple[Line, ...], memo: str, origin_kind: str, origin_ref: str) -> None:
+    """Owe the EntryPosted an event causes, under ids derived from the cause (never posted twice)."""
+    if not lines:
+        return
+    closed = {row[0] for row in conn.execute("SELECT period FROM closed_periods WHERE collective_id=?",
+                                             (collective_id,))}
+    data = {
+        "entry_id": derived_entry_id(cause["event_id"], qualifier),
+        "collective_id": collective_id,
+        "date": posting_date(day, closed).isoformat(),
+        "memo": memo,
+        "lines": [line_to_wire(line) for line in lines],
+        "origin": {"kind": origin_kind, "ref": origin_ref},
+    }
+    emit(conn, event_id=derived_event_id(cause["event_id"], qualifier), event_type="EntryPosted",
+         subject=collective_id, data=data, causation_id=cause["event_id"])
+
+
+def _invested(conn: sqlite3.Connection, e: Envelope) -> None:
+    d = e["data"]
+    land = e["type"] == "LandShareInvested"
+    amount = parse_yuan(d["valuation"] if land else d["amount"])
+    conn.execute("INSERT OR IGNORE INTO investments VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                 (d["investment_id"], d["project_id"], d["investor_id"], d["investor_type"],
+                  "land" if land else "cash", d.get("area_mu"), d.get("price_per_mu"), amount,
+                  d["effective_on"], d.get("parcel"), e["event_id"]))
+    # The ledger is the only writer of this topic and says "collective" only for collectives it
+    # registered, so the type alone decides (and a replay does not depend on the entries topic).
+    if d["investor_type"] == "collective":
+        what = f"{d['area_mu']} 亩土地入股" if land else "现金投资"
+        _owe_entry(conn, e, qualifier=ENTRY_QUALIFIER, collective_id=d["investor_id"],
+                   day=dt.date.fromisoformat(d["effective_on"]), lines=automatic_entry_lines(e["type"], d),
+                   memo=f"{what} {d['project_id']}", origin_kind="investment", origin_ref=d["investment_id"])
+
+
+def _withdrawn(conn: sqlite3.Connection, e: Envelope) -> None:
+    d = e["data"]
+    conn.execute("INSERT OR IGNORE INTO withdrawals VALUES (?,?,?,?,?,?,?)",
+                 (d["withdrawal_id"], d["project_id"], d["investor_id"], parse_yuan(d["amount"]),
+                  d["effective_on"], d["reason"], e["event_id"]))
+    row = conn.execute("SELECT investor_type FROM investments WHERE project_id=? AND investor_id=? LIMIT 1",
+                       (d["project_id"], d["investor_id"])).fetchone()
+    if row is not None and row[0] == "collective":
+        _owe_entry(conn, e, qualifier=ENTRY_QUALIFIER, collective_id=d["investor_id"],
+                   day=dt.date.fromisoformat(d["effective_on"]),
+                   lines=automatic_entry_lines("InvestmentWithdrawn", d),
+                   memo=f"撤回投资 {d['project_id']}: {d['reason']}"[:500], origin_kind="withdrawal",
+                   origin_ref=d["withdrawal_id"])
+
+
+def _books_kept(conn: sqlite3.Connection, investor_id: str) -> bool:
+    return conn.execute("SELECT 1 FROM collectives WHERE collective_id=?", (investor_id,)).fetchone() is not None
+
+
+def _distribution_declared(conn: sqlite3.Connection, e: Envelope) -> None:
+    d = e["data"]
+    conn.execute("INSERT OR REPLACE INTO distributions VALUES (?,?,?,?,'declared')",
+                 (d["distribution_id"], d["project_id"], d["period_start"], d["period_end"]))
+
+
+def _dividend_allocated(conn: sqlite3.Connection, e: Envelope) -> None:
+    d = e["data"]
+    conn.execute("INSERT OR REPLACE INTO allocations VALUES (?,?,?,?)",
+                 (d["distribution_id"], d["investor_id"], d["investor_type"], parse_yuan(d["payout"])))
+
+
+def _distribution_approved(conn: sqlite3.Connection, e: Envelope) -> None:
+    d = e["data"]
+    conn.execute("UPDATE distributions SET status='approved' WHERE distribution_id=?", (d["distribution_id"],))
+    rows = conn.execute("SELECT investor_id, investor_type, payout FROM allocations WHERE distribution_id=? "
+                        "AND payout > 0 ORDER BY investor_id", (d["distribution_id"],)).fetchall()
+    for investor_id, investor_type, payout in rows:
+        if investor_type != "collective" or not _books_kept(conn, investor_id):
+            continue
+        allocation = {"project_id": d["project_id"], "investor_type": investor_type, "payout": format_yuan(payout)}
+        _owe_entry(conn, e, qualifier=investor_id, collective_id=investor_id, day=local_date(e["occurred_at"]),
+                   lines=automatic_entry_lines("DistributionApproved", allocation),
+                   memo=f"投资收益 {d['project_id']} {d['distribution_id']}", origin_kind="dividend",
+                   origin_ref=d["distribution_id"])
+
+
+def _dividend_paid(conn: sqlite3.Connection, e: Envelope) -> None:
+    d = e["data"]
+    if not _books_kept(conn, d["investor_id"]):
+        return
+    _owe_entry(conn, e, qualifier=ENTRY_QUALIFIER, collective_id=d["investor_id"],
+               day=dt.date.fromisoformat(d["paid_on"]), lines=automatic_entry_lines("DividendPaid", d),
+               memo=f"收到分红 {d['project_id']} {d['distribution_id']}", origin_kind="payment",
+               origin_ref=d["payment_id"])
+
+
+def _distribution_cancelled(conn: sqlite3.Connection, e: Envelope) -> None:
+    conn.execute("UPDATE distributions SET status='cancelled' WHERE distribution_id=?",
+                 (e["data"]["distribution_id"],))
+
+
+HANDLERS: dict[str, Handler] = {
+    "CollectiveRegistered": _collective_registered,
+    "InvestorRegistered": _investor_registered,
+    "EntryPosted": _entry_posted,
+    "EntryReversed": _entry_reversed,
+    "PeriodClosed": _period_closed,
+    "ProjectRegistered": _project_registered,
+    "LandShareInvested": _invested,
+    "CashInvested": _invested,
+    "InvestmentWithdrawn": _withdrawn,
+    "DistributionDeclared": _distribution_declared,
+    "DividendAllocated": _dividend_allocated,
+    "DistributionApproved": _distribution_approved,
+    "DividendPaid": _dividend_paid,
+    "DistributionCancelled": _distribution_cancelled,
+}
+
+
+def fold(conn: sqlite3.Connection, topic: str, envelope: Envelope) -> None:
+    """Apply one event to the projection (event types the ledger does not need are skipped)."""
+    handler = HANDLERS.get(envelope["type"])
+    if handler is not None:
+        handler(conn, envelope)
+
+
+# -- reads -------------------------------------------------------------------------------------------------
+
+
+def collective(store: ProjectionStore, collective_id: str) -> dict[str, Any] | None:
+    row = store.query_one("SELECT * FROM collectives WHERE collective_id=?", (collective_id,))
+    return _collective_dict(row) if row else None
+
+
+def collectives(store: ProjectionStore) -> list[dict[str, Any]]:
+    return [_collective_dict(row) for row in store.query("SELECT * FROM collectives ORDER BY collective_id")]
+
+
+def _collective_dict(row: sqlite3.Row) -> dict[str, Any]:
+    return {"collective_id": row["collective_id"], "name": row["name"], "town": row["town"], "uscc": row["uscc"],
+            "alliances": json.loads(row["alliances"])}
+
+
+def collective_infos(store: ProjectionStore) -> list[CollectiveInfo]:
+    return [CollectiveInfo(c["collective_id"], c["name"], c["town"], tuple(c["alliances"]))
+            for c in collectives(store)]
+
+
+def investor(store: ProjectionStore, investor_id: str) -> dict[str, Any] | None:
+    row = store.query_one("SELECT * FROM investors WHERE investor_id=?", (investor_id,))
+    return dict(row) if row else None
+
+
+def investors(store: ProjectionStore) -> list[dict[str, Any]]:
+    return [dict(row) for row in store.query("SELECT * FROM investors ORDER BY investor_id")]
+
+
+def investor_type(store: ProjectionStore, investor_id: str) -> str | None:
+    """``"collective"`` for a registered collective, else the registered investor's type, else None."""
+    if collective(store, investor_id) is not None:
+        return "collective"
+    found = investor(store, investor_id)
+    return str(found["investor_type"]) if found else None
+
+
+def project(store: ProjectionStore, project_id: str) -> dict[str, Any] | None:
+    row = store.query_one("SELECT * FROM projects WHERE project_id=?", (project_id,))
+    return dict(row) if row else None
+
+
+def projects(store: ProjectionStore) -> list[dict[str, Any]]:
+    return [dict(row) for row in store.query("SELECT * FROM projects ORDER BY project_id")]
+
+
+def investment(store: ProjectionStore, investment_id: str) -> dict[str, Any] | None:
+    row = store.query_one("SELECT * FROM investments WHERE investment_id=?", (investment_id,))
+    if row is None:
+        return None
+    out: dict[str, Any] = {"investment_id": row["investment_id"], "project_id": row["project_id"],
+                           "investor_id": row["investor_id"], "investor_type": row["investor_type"],
+                           "kind": row["kind"], "effective_on": row["effective_on"]}
+    if row["kind"] == "land":
+        out.update(area_mu=row["area_mu"], price_per_mu=row["price_per_mu"], valuation=format_yuan(row["amount"]),
+                   parcel=row["parcel"])
+    else:
+        out["amount"] = format_yuan(row["amount"])
+    return out
+
+
+def withdrawal(store: ProjectionStore, withdrawal_id: str) -> dict[str, Any] | None:
+    row = store.query_one("SELECT * FROM withdrawals WHERE withdrawal_id=?", (withdrawal_id,))
+    if row is None:
+        return None
+    return {"withdrawal_id": row["withdrawal_id"], "project_id": row["project_id"],
+            "investor_id": row["investor_id"], "amount": format_yuan(row["amount"]),
+            "effective_on": row["effective_on"], "reason": row["reason"]}
+
+
+def movement_id_taken(store: ProjectionStore, movement_id: str) -> bool:
+    return (investment(store, movement_id) is not None) or (withdrawal(store, movement_id) is not None)
+
+
+def capital_movements(store: ProjectionStore, project_id: str) -> list[tuple[str, CapitalMovement]]:
+    """Every (investor_id, movement) of a project: investments positive, withdrawals negative."""
+    rows = store.query("SELECT investor_id, effective_on, amount FROM investments WHERE project_id=? "
+                       "UNION ALL SELECT investor_id, effective_on, -amount FROM withdrawals WHERE project_id=?",
+                       (project_id, project_id))
+    return [(row[0], CapitalMovement(dt.date.fromisoformat(row[1]), int(row[2]))) for row in rows]
+
+
+def investor_types_in(store: ProjectionStore, project_id: str) -> dict[str, str]:
+    rows = store.query("SELECT DISTINCT investor_id, investor_type FROM investments WHERE project_id=?",
+                       (project_id,))
+    return {row[0]: row[1] for row in rows}
+
+
+def closed_periods(store: ProjectionStore, collective_id: str) -> list[str]:
+    rows = store.query("SELECT period FROM closed_periods WHERE collective_id=? ORDER BY period", (collective_id,))
+    return [str(row[0]) for row in rows]
+
+
+_ENTRY_SELECT = "SELECT * FROM entries"
+
+
+def _entry_dicts(store: ProjectionStore, where: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+    with store.reading() as conn:
+        rows = conn.execute(f"{_ENTRY_SELECT} WHERE {where} ORDER BY date, rowid", params).fetchall()
+        lines: dict[str, list[Line]] = {}
+        for row in rows:
+            lines[row["entry_id"]] = _lines_of(conn, row["entry_id"])
+    return [_entry_dict(row, lines[row["entry_id"]]) for row in rows]
+
+
+def _entry_dict(row: sqlite3.Row, lines: list[Line]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "entry_id": row["entry_id"], "collective_id": row["collective_id"], "date": row["date"],
+        "memo": row["memo"], "lines": [line_to_wire(line) for line in lines],
+        "origin": {"kind": row["origin_kind"], "ref": row["origin_ref"]},
+        "reversed_by": row["reversed_by"], "reverses": row["reverses"],
+    }
+    if row["idempotency_key"] is not None:
+        out["idempotency_key"] = row["idempotency_key"]
+    return out
+
+
+def entry(store: ProjectionStore, entry_id: str) -> dict[str, Any] | None:
+    found = _entry_dicts(store, "entry_id=?", (entry_id,))
+    return found[0] if found else None
+
+
+def entries_by_id(store: ProjectionStore, entry_ids: list[str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(entry_ids), 500):
+        chunk = entry_ids[start:start + 500]
+        marks = ",".join("?" * len(chunk))
+        out.update({e["entry_id"]: e for e in _entry_dicts(store, f"entry_id IN ({marks})", tuple(chunk))})
+    return out
+
+
+def entries(store: ProjectionStore, collective_id: str, date_from: str | None,
+            date_to: str | None) -> list[dict[str, Any]]:
+    return _entry_dicts(store, "collective_id=? AND date>=? AND date<=?",
+                        (collective_id, date_from or "0000-01-01", date_to or "9999-12-31"))
+
+
+def entry_row(store: ProjectionStore, entry_id: str) -> sqlite3.Row | None:
+    return store.query_one("SELECT * FROM entries WHERE entry_id=?", (entry_id,))
+
+
+def balances_to(store: ProjectionStore, collective_id: str, as_of: dt.date) -> list[PostedLine]:
+    """The books up to ``as_of``, one summed line per account (what a trial balance needs)."""
+    rows = store.query("SELECT account, SUM(debit), SUM(credit) FROM entry_lines WHERE collective_id=? AND date<=? "
+                       "GROUP BY account", (collective_id, as_of.isoformat()))
+    return [PostedLine(collective_id, "", as_of, row[0], int(row[1]), int(row[2])) for row in rows]
+
+
+def movements_by_year(store: ProjectionStore, collective_id: str | None, to_year: int,
+                      *, income_only: bool = False) -> list[PostedLine]:
+    """Summed lines per collective, account and year up to ``to_year`` (dated 1 January of their year).
+
+    Enough for the balance sheet, the income statement and the village income report, which
+    only ever look at which year a line falls in.
+    """
+    sql = ("SELECT collective_id, account, substr(date, 1, 4) AS year, SUM(debit), SUM(credit) FROM entry_lines "
+           "WHERE date <= ?")
+    params: list[Any] = [f"{to_year:04d}-12-31"]
+    if collective_id is not None:
+        sql += " AND collective_id = ?"
+        params.append(collective_id)
+    if income_only:
+        sql += " AND date >= ? AND substr(account, 1, 3) IN ('501', '502', '503', '504')"
+        params.append(f"{to_year:04d}-01-01")
+    rows = store.query(sql + " GROUP BY collective_id, account, year", tuple(params))
+    return [PostedLine(row[0], "", dt.date(int(row[2]), 1, 1), row[1], int(row[3]), int(row[4])) for row in rows]

@@ -1,0 +1,35 @@
+"""Composition root of the rentals service: the projection store, the event service, the Flask app."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from services.contracts.topics import LEDGER_INVESTMENTS, RENTALS
+from services.rentals.api import blp
+from services.rentals.projection import SCHEMA, fold
+from services.runtime.config import Settings
+from services.runtime.http import create_service_app
+from services.runtime.service import EventService
+from services.runtime.store import ProjectionStore
+
+DESCRIPTION = (
+    "Buildings, leases, rent invoices, rent received and expenses of the projects registered on the "
+    "ledger. Writes publish to baotuan.rentals.v1 and answer once the event is in Kafka and applied; "
+    "the projection is rebuilt only from baotuan.rentals.v1 and baotuan.ledger.investments.v1."
+)
+
+
+def build_service(settings: Settings) -> EventService:
+    """The rentals event service: writes baotuan.rentals.v1, reads it and the ledger's projects."""
+    store = ProjectionStore(settings.data_dir / "rentals.sqlite", SCHEMA)
+    return EventService(name="rentals", settings=settings, store=store, fold=fold,
+                        inputs=[LEDGER_INVESTMENTS], owned=[RENTALS])
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build and start the rentals service, and return its Flask app."""
+    settings = settings or Settings.from_env()
+    svc = build_service(settings)
+    svc.start()
+    return create_service_app(title="baotuan rentals", service=svc, settings=settings, blueprints=[blp],
+                              description=DESCRIPTION)

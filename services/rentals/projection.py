@@ -1,0 +1,190 @@
+"""The rentals projection: a pure left fold of baotuan.rentals.v1 and ProjectRegistered.
+
+Every table here is rebuilt by replaying the topics from the beginning; nothing else
+writes to it. How money was applied to invoices is recomputed from the events by the
+rules of :mod:`services.rentals.domain` (oldest open invoice first, a named invoice
+before the others, credit used up by new invoices, invoices voided by termination), so
+the same log always gives the same balances. The fold is tolerant: unknown fields are
+ignored, and an event about something it does not know (a payment on an unknown lease)
+is kept without being applied rather than stopping the consumer.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+from services.contracts.money import parse_yuan
+from services.rentals import domain
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS projects (
+    project_id TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL, town TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS buildings (
+    building_id TEXT PRIMARY KEY, project_id TEXT NOT NULL, name TEXT NOT NULL, floor_area_m2 TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS buildings_by_project ON buildings (project_id);
+CREATE TABLE IF NOT EXISTS leases (
+    lease_id TEXT PRIMARY KEY, project_id TEXT NOT NULL, building_id TEXT NOT NULL,
+    tenant_name TEXT NOT NULL, tenant_uscc TEXT, start_on TEXT NOT NULL, end_on TEXT NOT NULL,
+    monthly_rent INTEGER NOT NULL, deposit INTEGER NOT NULL, billing TEXT NOT NULL,
+    terminated_on TEXT, termination_reason TEXT, credit INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS leases_by_project ON leases (project_id);
+CREATE INDEX IF NOT EXISTS leases_by_building ON leases (building_id);
+CREATE TABLE IF NOT EXISTS invoices (
+    invoice_id TEXT PRIMARY KEY, lease_id TEXT NOT NULL, project_id TEXT NOT NULL,
+    period_start TEXT NOT NULL, period_end TEXT NOT NULL, amount INTEGER NOT NULL, due_on TEXT NOT NULL,
+    paid INTEGER NOT NULL DEFAULT 0, void INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS invoices_by_lease ON invoices (lease_id);
+CREATE TABLE IF NOT EXISTS payments (
+    payment_id TEXT PRIMARY KEY, lease_id TEXT NOT NULL, project_id TEXT NOT NULL, invoice_id TEXT,
+    amount INTEGER NOT NULL, received_on TEXT NOT NULL, credit_after INTEGER);
+CREATE INDEX IF NOT EXISTS payments_by_lease ON payments (lease_id);
+CREATE INDEX IF NOT EXISTS payments_by_project ON payments (project_id, received_on);
+-- How money met invoices, in fold order: source 'payment' (ref = payment_id), 'credit'
+-- (credit used by a new invoice, ref = that invoice) or 'refund' (negative: a voided
+-- invoice gives its money back to credit, ref = lease_id).
+CREATE TABLE IF NOT EXISTS applications (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, lease_id TEXT NOT NULL, invoice_id TEXT NOT NULL,
+    amount INTEGER NOT NULL, source TEXT NOT NULL, ref TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS applications_by_ref ON applications (ref);
+CREATE TABLE IF NOT EXISTS expenses (
+    expense_id TEXT PRIMARY KEY, project_id TEXT NOT NULL, category TEXT NOT NULL, amount INTEGER NOT NULL,
+    incurred_on TEXT NOT NULL, memo TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS expenses_by_project ON expenses (project_id, incurred_on);
+"""
+
+Handler = Callable[[sqlite3.Connection, dict[str, Any]], None]
+
+
+def fold(conn: sqlite3.Connection, topic: str, envelope: dict[str, Any]) -> None:
+    """Apply one event to the projection (called inside the store's transaction)."""
+    handler = _HANDLERS.get(envelope["type"])
+    if handler is not None:
+        handler(conn, envelope["data"])
+
+
+# -- ledger.investments -------------------------------------------------------------------------------
+
+
+def _project_registered(conn: sqlite3.Connection, data: dict[str, Any]) -> None:
+    conn.execute("INSERT OR IGNORE INTO projects VALUES (?,?,?,?)",
+                 (data["project_id"], data["name"], data["kind"], data["town"]))
+
+
+# -- rentals ----------------------------------------------------------------------------------------------
+
+
+def _building_registered(conn: sqlite3.Connection, data: dict[str, Any]) -> None:
+    conn.execute("INSERT OR IGNORE INTO buildings VALUES (?,?,?,?)",
+                 (data["building_id"], data["project_id"], data["name"], data["floor_area_m2"]))
+
+
+def _lease_signed(conn: sqlite3.Connection, data: dict[str, Any]) -> None:
+    tenant = data["tenant"]
+    conn.execute(
+        "INSERT OR IGNORE INTO leases (lease_id, project_id, building_id, tenant_name, tenant_uscc, start_on, "
+        "end_on, monthly_rent, deposit, billing) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        (data["lease_id"], data["project_id"], data["building_id"], tenant["name"], tenant.get("uscc"),
+         data["start_on"], data["end_on"], parse_yuan(data["monthly_rent"]), parse_yuan(data["deposit"]),
+         data["billing"]))
+
+
+def _rent_invoiced(conn: sqlite3.Connection, data: dict[str, Any]) -> None:
+    lease = conn.execute("SELECT terminated_on FROM leases WHERE lease_id=?", (data["lease_id"],)).fetchone()
+    void = lease is not None and lease["terminated_on"] is not None and data["period_start"] >= lease[
+        "terminated_on"]
+    inserted = conn.execute(
+        "INSERT OR IGNORE INTO invoices (invoice_id, lease_id, project_id, period_start, period_end, amount, "
+        "due_on, void) VALUES (?,?,?,?,?,?,?,?)",
+        (data["invoice_id"], data["lease_id"], data["project_id"], data["period_start"], data["period_end"],
+         parse_yuan(data["amount"]), data["due_on"], int(void))).rowcount
+    if inserted and lease is not None:
+        _use_credit(conn, data["lease_id"], ref=data["invoice_id"])
+
+
+def _rent_received(conn: sqlite3.Connection, data: dict[str, Any]) -> None:
+    lease_id, payment_id = data["lease_id"], data["payment_id"]
+    amount = parse_yuan(data["amount"])
+    inserted = conn.execute(
+        "INSERT OR IGNORE INTO payments (payment_id, lease_id, project_id, invoice_id, amount, received_on) "
+        "VALUES (?,?,?,?,?,?)",
+        (payment_id, lease_id, data["project_id"], data.get("invoice_id"), amount, data["received_on"])).rowcount
+    lease = conn.execute("SELECT credit FROM leases WHERE lease_id=?", (lease_id,)).fetchone()
+    if not inserted or lease is None:
+        return
+    invoices = open_invoices(conn, lease_id)
+    named = data.get("invoice_id")
+    first = named if any(inv.invoice_id == named and inv.outstanding > 0 for inv in invoices) else None
+    result = domain.apply_payment(invoices, int(lease["credit"]), amount, first=first)
+    _record(conn, lease_id, result, source="payment", ref=payment_id)
+    conn.execute("UPDATE payments SET credit_after=? WHERE payment_id=?", (result.new_credit, payment_id))
+
+
+def _expense_recorded(conn: sqlite3.Connection, data: dict[str, Any]) -> None:
+    conn.execute("INSERT OR IGNORE INTO expenses VALUES (?,?,?,?,?,?)",
+                 (data["expense_id"], data["project_id"], data["category"], parse_yuan(data["amount"]),
+                  data["incurred_on"], data.get("memo") or ""))
+
+
+def _lease_terminated(conn: sqlite3.Connection, data: dict[str, Any]) -> None:
+    lease_id = data["lease_id"]
+    changed = conn.execute(
+        "UPDATE leases SET terminated_on=?, termination_reason=? WHERE lease_id=? AND terminated_on IS NULL",
+        (data["end_on"], data["reason"], lease_id)).rowcount
+    if not changed:
+        return
+    issued = [domain.InvoiceDue(row["invoice_id"], date.fromisoformat(row["period_start"]),
+                                date.fromisoformat(row["period_end"]), int(row["amount"]),
+                                date.fromisoformat(row["due_on"]))
+              for row in conn.execute("SELECT * FROM invoices WHERE lease_id=? AND void=0", (lease_id,))]
+    refunded = 0
+    for invoice_id in domain.voided_by_termination(issued, date.fromisoformat(data["end_on"])):
+        paid = int(conn.execute("SELECT paid FROM invoices WHERE invoice_id=?", (invoice_id,)).fetchone()[0])
+        conn.execute("UPDATE invoices SET void=1, paid=0 WHERE invoice_id=?", (invoice_id,))
+        if paid:
+            conn.execute("INSERT INTO applications (lease_id, invoice_id, amount, source, ref) VALUES (?,?,?,?,?)",
+                         (lease_id, invoice_id, -paid, "refund", lease_id))
+            refunded += paid
+    if refunded:
+        conn.execute("UPDATE leases SET credit = credit + ? WHERE lease_id=?", (refunded, lease_id))
+        _use_credit(conn, lease_id, ref=lease_id)
+
+
+# -- helpers ----------------------------------------------------------------------------------------------
+
+
+def open_invoices(conn: sqlite3.Connection, lease_id: str) -> list[domain.OpenInvoice]:
+    """The lease's issued, not void invoices with what is still unpaid on each (0 when settled)."""
+    return [domain.OpenInvoice(row["invoice_id"], date.fromisoformat(row["due_on"]), int(row["outstanding"]))
+            for row in conn.execute("SELECT invoice_id, due_on, amount - paid AS outstanding FROM invoices "
+                                    "WHERE lease_id=? AND void=0", (lease_id,))]
+
+
+def _use_credit(conn: sqlite3.Connection, lease_id: str, *, ref: str) -> None:
+    credit = int(conn.execute("SELECT credit FROM leases WHERE lease_id=?", (lease_id,)).fetchone()[0])
+    if credit == 0:
+        return
+    result = domain.apply_credit(open_invoices(conn, lease_id), credit)
+    _record(conn, lease_id, result, source="credit", ref=ref)
+
+
+def _record(conn: sqlite3.Connection, lease_id: str, result: domain.PaymentApplication, *, source: str,
+            ref: str) -> None:
+    for invoice_id, fen in result.applied:
+        conn.execute("UPDATE invoices SET paid = paid + ? WHERE invoice_id=?", (fen, invoice_id))
+        conn.execute("INSERT INTO applications (lease_id, invoice_id, amount, source, ref) VALUES (?,?,?,?,?)",
+                     (lease_id, invoice_id, fen, source, ref))
+    conn.execute("UPDATE leases SET credit=? WHERE lease_id=?", (result.new_credit, lease_id))
+
+
+_HANDLERS: dict[str, Handler] = {
+    "ProjectRegistered": _project_registered,
+    "BuildingRegistered": _building_registered,
+    "LeaseSigned": _lease_signed,
+    "RentInvoiced": _rent_invoiced,
+    "RentReceived": _rent_received,
+    "ExpenseRecorded": _expense_recorded,
+    "LeaseTerminated": _lease_terminated,
+}

@@ -1,0 +1,176 @@
+// Board: preview a distribution (capital-days, pro-rata, floor, top-up, payout), declare
+// it, approve it, and record the payments to each investor.
+
+import { api, Submission } from "../api.js";
+import { t } from "../i18n.js";
+import { projectPicker, session } from "../session.js";
+import { busy, clearErrors, failure, fenToWire, field, h, money, parseFen, replace, section, showError, table, today } from "../ui.js";
+
+const SUMMARY_KEYS = ["gross_rent", "expenses", "management_fee", "tax", "net_profit", "pool", "retained",
+  "total_capital_days", "total_top_up", "total_payout"];
+
+function allocationTable(allocations, extra = [], testid = "allocations") {
+  return table([
+    { key: "investor_id", label: t("alloc.investor") },
+    { key: "investor_type", label: t("alloc.type"), render: (a) => t(`investor.${a.investor_type}`, {}, a.investor_type || "") },
+    { key: "capital_days", label: t("alloc.capital_days"), money: true },
+    { key: "pro_rata", label: t("alloc.pro_rata"), money: true },
+    { key: "guaranteed_floor", label: t("alloc.floor"), money: true },
+    { key: "top_up", label: t("alloc.top_up"), money: true },
+    { key: "payout", label: t("alloc.payout"), money: true },
+    ...extra,
+  ], allocations, { testid });
+}
+
+function summary(d) {
+  return h("dl", { class: "stats wide", "data-testid": "distribution-summary" },
+    SUMMARY_KEYS.filter((k) => d[k] !== undefined).flatMap((k) => [h("dt", {}, t(`dist.${k}`)), h("dd", { class: "num" }, money(d[k]))]));
+}
+
+export async function boardPage(root) {
+  const year = new Date().getFullYear();
+  const start = h("input", { type: "date", name: "period_start", value: `${year}-01-01`, "data-field": "period_start", "data-testid": "period-start" });
+  const end = h("input", { type: "date", name: "period_end", value: `${year}-12-31`, "data-field": "period_end", "data-testid": "period-end" });
+  const previewButton = h("button", { type: "submit", class: "primary", "data-testid": "preview" }, t("board.preview"));
+  const declareButton = h("button", { type: "button", "data-testid": "declare", disabled: true }, t("board.declare"));
+  const previewSlot = h("div", { "data-testid": "preview-result" });
+  const listSlot = h("div", { "data-testid": "distributions" });
+  const mayWrite = session.can("board");
+  const declareSubmission = new Submission();
+  let previewed = null;
+  const picker = await projectPicker(() => { previewed = null; replace(previewSlot); declareButton.disabled = true; loadList(); });
+  const form = h("form", { class: "inline-form", "data-testid": "preview-form", novalidate: true },
+    field(t("board.period_start"), start), field(t("board.period_end"), end), mayWrite ? [previewButton, declareButton] : null,
+    h("div", { class: "form-error" }));
+  root.append(
+    h("h1", {}, t("nav.board")),
+    h("div", { class: "toolbar" }, field(t("project"), picker)),
+    mayWrite ? section(t("board.new"), h("p", { class: "muted" }, t("board.help")), form, previewSlot) : null,
+    section(t("board.distributions"), listSlot),
+  );
+  for (const input of [start, end]) input.addEventListener("change", () => { declareButton.disabled = true; });
+
+  const period = () => ({ period_start: start.value, period_end: end.value });
+  const projectPath = (suffix) => `/v1/projects/${encodeURIComponent(session.projectId)}/${suffix}`;
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    busy(previewButton, true);
+    try {
+      previewed = await api("dividends", projectPath("distributions/preview"), { method: "POST", body: period() });
+      replace(previewSlot, h("h3", {}, `${t("board.preview_of")} ${start.value} – ${end.value}`), summary(previewed),
+        allocationTable(previewed.allocations || [], [], "preview-allocations"));
+      declareButton.disabled = false;
+    } catch (exc) {
+      replace(previewSlot);
+      showError(form, exc);
+    } finally {
+      busy(previewButton, false);
+    }
+  });
+
+  declareButton.addEventListener("click", async () => {
+    clearErrors(form);
+    busy(declareButton, true);
+    try {
+      const declared = await api("dividends", projectPath("distributions"), { method: "POST", body: period(), submission: declareSubmission });
+      replace(previewSlot, h("p", { class: "notice ok", role: "status", "data-testid": "declared" },
+        `${t("board.declared")} ${declared.distribution_id || ""}`));
+      await loadList();
+    } catch (exc) {
+      showError(form, exc);
+    } finally {
+      busy(declareButton, false);
+      declareButton.disabled = true;
+    }
+  });
+
+  async function loadList() {
+    if (!session.projectId) {
+      replace(listSlot, h("p", { class: "muted" }, t("rentals.no_project")));
+      return;
+    }
+    try {
+      const items = (await api("dividends", projectPath("distributions"))).items || [];
+      items.sort((a, b) => (b.period_start || "").localeCompare(a.period_start || ""));
+      replace(listSlot, items.length ? items.map(distributionCard) : h("p", { class: "muted" }, t("board.none")));
+    } catch (exc) {
+      replace(listSlot, failure(exc));
+    }
+  }
+
+  function distributionCard(d) {
+    const approve = mayWrite && d.status === "declared"
+      ? h("button", { type: "button", class: "primary small", "data-testid": `approve-${d.distribution_id}` }, t("board.approve"))
+      : null;
+    const errorSlot = h("div", { class: "form-error" });
+    const card = h("article", { class: "distribution", "data-testid": `distribution-${d.distribution_id}`, "data-status": d.status },
+      h("header", {}, h("strong", {}, `${d.period_start} – ${d.period_end}`), " ",
+        h("span", { class: `tag ${d.status}`, "data-testid": "distribution-status" }, t(`status.${d.status}`, {}, d.status)), " ",
+        h("code", { class: "muted" }, d.distribution_id), " ", approve),
+      summary(d), errorSlot);
+    const paidBy = paidByInvestor(d);
+    const payCol = mayWrite && d.status !== "declared" && d.status !== "cancelled"
+      ? [{ key: "pay", label: "", render: (a) => (paidBy[a.investor_id] || 0) >= cents(a.payout) || cents(a.payout) === 0
+        ? h("span", { class: "tag paid" }, t("status.paid"))
+        : h("button", { type: "button", class: "small", "data-testid": `pay-${a.investor_id}`, onclick: (ev) => openPayment(ev.target.closest("tr"), d, a) }, t("board.pay")) }]
+      : [];
+    const paidCol = [{ key: "paid", label: t("alloc.paid"), render: (a) => money(fenToWire(paidBy[a.investor_id] || 0)), class: "num" }];
+    card.append(allocationTable(d.allocations || [], [...paidCol, ...payCol], `allocations-${d.distribution_id}`));
+    if (approve) {
+      approve.addEventListener("click", async () => {
+        clearErrors(card);
+        busy(approve, true);
+        try {
+          await api("dividends", `/v1/distributions/${encodeURIComponent(d.distribution_id)}/approve`, { method: "POST", body: {}, submission: new Submission() });
+          await loadList();
+        } catch (exc) {
+          showError(card, exc);
+          busy(approve, false);
+        }
+      });
+    }
+    return card;
+  }
+
+  function openPayment(row, d, a) {
+    if (row.nextElementSibling?.classList.contains("payment-row")) return;
+    const amount = h("input", { type: "text", name: "amount", class: "amount", value: a.payout, "data-field": "amount", "data-testid": "pay-amount" });
+    const paidOn = h("input", { type: "date", name: "paid_on", value: today(), "data-field": "paid_on", "data-testid": "pay-date" });
+    const reference = h("input", { type: "text", name: "bank_reference", required: true, "data-field": "bank_reference", "data-testid": "pay-reference" });
+    const submit = h("button", { type: "submit", class: "primary small", "data-testid": "pay-submit" }, t("board.record_payment"));
+    const submission = new Submission();
+    const form = h("form", { class: "inline-form", novalidate: true },
+      h("span", {}, a.investor_id), field(t("amount"), amount), field(t("board.paid_on"), paidOn), field(t("board.bank_reference"), reference), submit,
+      h("button", { type: "button", class: "small", onclick: () => formRow.remove() }, t("cancel")), h("div", { class: "form-error" }));
+    const formRow = h("tr", { class: "payment-row" }, h("td", { colspan: row.children.length }, form));
+    row.after(formRow);
+    reference.focus();
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      clearErrors(form);
+      busy(submit, true);
+      try {
+        await api("dividends", `/v1/distributions/${encodeURIComponent(d.distribution_id)}/payments`, { method: "POST", submission,
+          body: { investor_id: a.investor_id, amount: amount.value.trim(), paid_on: paidOn.value, bank_reference: reference.value.trim() } });
+        await loadList();
+      } catch (exc) {
+        showError(form, exc);
+        busy(submit, false);
+      }
+    });
+  }
+
+  await loadList();
+}
+
+const cents = (value) => parseFen(value) ?? 0;
+
+// Fen paid so far to each investor of a distribution (from its payments, if listed).
+function paidByInvestor(d) {
+  const paid = {};
+  for (const p of d.payments || []) paid[p.investor_id] = (paid[p.investor_id] || 0) + cents(p.amount);
+  for (const a of d.allocations || []) if (a.paid !== undefined && paid[a.investor_id] === undefined) paid[a.investor_id] = cents(a.paid);
+  return paid;
+}

@@ -1,0 +1,211 @@
+// Accountant: the village's trial balance and entries (with reversal), its dividends by
+// project and year, the 收益及收益分配表, and the Excel export.
+
+import { api, download, Submission } from "../api.js";
+import { t } from "../i18n.js";
+import { accountName, accounts, collectivePicker, session } from "../session.js";
+import { busy, clearErrors, failure, field, h, money, replace, section, showError, table, today } from "../ui.js";
+
+function toolbar(...items) {
+  return h("div", { class: "toolbar" }, items);
+}
+
+function lineText(line) {
+  const side = line.debit !== undefined && line.debit !== null ? "debit" : "credit";
+  return h("div", { class: "entry-line" },
+    h("span", { class: `side ${side}` }, t(`side.${side}`)), " ",
+    h("code", {}, line.account), " ", h("span", { class: "muted" }, accountName(line.account)), " ",
+    h("span", { class: "num" }, money(line[side])));
+}
+
+export async function booksPage(root) {
+  await accounts();
+  const asOf = h("input", { type: "date", value: today(), "data-testid": "as-of", name: "as_of" });
+  const tbSlot = h("div", { "data-testid": "trial-balance" });
+  const entriesSlot = h("div", { "data-testid": "entries" });
+  const exportButton = session.who.features?.export_xlsx
+    ? h("button", { type: "button", "data-testid": "export-xlsx", onclick: () => exportXlsx(exportButton) }, t("books.export"))
+    : null;
+  const picker = await collectivePicker(() => load());
+  root.append(
+    h("h1", {}, t("nav.books")),
+    toolbar(field(t("collective"), picker), field(t("books.as_of"), asOf), exportButton),
+    section(t("books.trial_balance"), tbSlot),
+    section(t("books.entries"), entriesSlot),
+  );
+  asOf.addEventListener("change", () => load());
+
+  async function load() {
+    const cid = session.collectiveId;
+    if (!cid) {
+      replace(tbSlot, h("p", { class: "muted" }, t("books.no_collective")));
+      return;
+    }
+    await Promise.all([loadTrialBalance(cid), loadEntries(cid)]);
+  }
+
+  async function loadTrialBalance(cid) {
+    try {
+      const tb = await api("ledger", `/v1/collectives/${encodeURIComponent(cid)}/trial-balance`, { query: { as_of: asOf.value } });
+      const totals = tb.totals || {};
+      const balanced = totals.debit === totals.credit;
+      replace(tbSlot,
+        table([
+          { key: "code", label: t("account.code"), render: (r) => h("code", {}, r.code) },
+          { key: "name", label: t("account.name") },
+          { key: "debit", label: t("debit.total"), money: true },
+          { key: "credit", label: t("credit.total"), money: true },
+          { key: "balance", label: t("balance"), money: true },
+        ], tb.accounts || [], { footer: { code: t("total"), debit: totals.debit, credit: totals.credit }, testid: "trial-balance-table" }),
+        h("p", { class: balanced ? "badge ok" : "badge bad", "data-testid": "tb-status" },
+          balanced ? t("books.balanced") : t("books.unbalanced")));
+    } catch (exc) {
+      replace(tbSlot, failure(exc));
+    }
+  }
+
+  async function loadEntries(cid) {
+    try {
+      const entries = (await api("ledger", `/v1/collectives/${encodeURIComponent(cid)}/entries`)).items || [];
+      entries.sort((a, b) => (b.date || "").localeCompare(a.date || ""));
+      const mayReverse = session.can("accountant");
+      replace(entriesSlot, table([
+        { key: "date", label: t("date") },
+        { key: "entry_id", label: t("books.entry_id"), render: (e) => h("code", { title: e.entry_id }, shortId(e.entry_id)) },
+        { key: "memo", label: t("memo"), render: (e) => [e.memo || "", e.reverses ? h("small", { class: "muted" }, ` ${t("books.reverses")} ${shortId(e.reverses)}`) : null] },
+        { key: "lines", label: t("books.lines"), render: (e) => (e.lines || []).map(lineText) },
+        { key: "origin", label: t("books.origin"), render: (e) => t(`origin.${e.origin?.kind || "manual"}`) },
+        { key: "actions", label: "", render: (e) => {
+          if (e.reversed_by) return h("span", { class: "muted" }, t("books.reversed"));
+          if (!mayReverse || e.reverses) return "";
+          return h("button", { type: "button", class: "small", "data-testid": `reverse-${e.entry_id}`,
+            onclick: (ev) => openReverse(ev.target.closest("tr"), e) }, t("books.reverse"));
+        } },
+      ], entries, { testid: "entries-table", empty: t("books.no_entries") }));
+    } catch (exc) {
+      replace(entriesSlot, failure(exc));
+    }
+  }
+
+  function openReverse(row, entry) {
+    if (row.nextElementSibling?.classList.contains("reverse-row")) return;
+    const date = h("input", { type: "date", name: "date", value: today(), "data-field": "date" });
+    const reason = h("input", { type: "text", name: "reason", required: true, "data-field": "reason", size: 30 });
+    const submit = h("button", { type: "submit", class: "primary small" }, t("books.reverse_confirm"));
+    const submission = new Submission();
+    const form = h("form", { class: "inline-form", "data-testid": "reverse-form" },
+      field(t("date"), date), field(t("books.reason"), reason), submit,
+      h("button", { type: "button", class: "small", onclick: () => formRow.remove() }, t("cancel")),
+      h("div", { class: "form-error" }));
+    const formRow = h("tr", { class: "reverse-row" }, h("td", { colspan: row.children.length }, form));
+    row.after(formRow);
+    reason.focus();
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      clearErrors(form);
+      busy(submit, true);
+      try {
+        await api("ledger", `/v1/collectives/${encodeURIComponent(session.collectiveId)}/entries/${encodeURIComponent(entry.entry_id)}/reverse`,
+          { method: "POST", body: { date: date.value, reason: reason.value }, submission });
+        await load();
+      } catch (exc) {
+        showError(form, exc);
+      } finally {
+        busy(submit, false);
+      }
+    });
+  }
+
+  async function exportXlsx(button) {
+    busy(button, true);
+    try {
+      await download("/api/export.xlsx", { collective_id: session.collectiveId }, `baotuan-${session.collectiveId}.xlsx`);
+    } catch (exc) {
+      button.after(failure(exc));
+    } finally {
+      busy(button, false);
+    }
+  }
+
+  await load();
+}
+
+function shortId(id) {
+  return id && id.length > 12 ? `${id.slice(0, 8)}…` : id || "";
+}
+
+function yearInput() {
+  return h("input", { type: "number", min: 2000, max: 2100, step: 1, value: new Date().getFullYear(), name: "year", "data-testid": "year", class: "year" });
+}
+
+export async function dividendsPage(root) {
+  const year = yearInput();
+  const slot = h("div", { "data-testid": "dividends" });
+  const picker = await collectivePicker(() => load());
+  root.append(h("h1", {}, t("nav.dividends")), toolbar(field(t("collective"), picker), field(t("year"), year)), section(t("dividends.title"), slot));
+  year.addEventListener("change", () => load());
+
+  async function load() {
+    try {
+      const body = await api("dividends", `/v1/investors/${encodeURIComponent(session.collectiveId)}/dividends`, { query: { year: year.value } });
+      const items = body.items || [];
+      const byProject = new Map();
+      for (const item of items) {
+        if (!byProject.has(item.project_id)) byProject.set(item.project_id, []);
+        byProject.get(item.project_id).push(item);
+      }
+      const parts = [];
+      for (const [projectId, rows] of byProject) {
+        parts.push(h("h3", {}, `${t("project")} ${projectId}`), table([
+          { key: "period", label: t("period"), render: (r) => `${r.period_start} – ${r.period_end}` },
+          { key: "status", label: t("status"), render: (r) => t(`status.${r.status}`) },
+          { key: "capital_days", label: t("alloc.capital_days"), money: true },
+          { key: "pro_rata", label: t("alloc.pro_rata"), money: true },
+          { key: "top_up", label: t("alloc.top_up"), money: true },
+          { key: "payout", label: t("alloc.payout"), money: true },
+          { key: "paid", label: t("alloc.paid"), money: true },
+        ], rows, { testid: `dividends-${projectId}` }));
+      }
+      if (body.totals) parts.push(h("p", { class: "summary" }, `${t("dividends.total_payout")}: `, h("strong", {}, money(body.totals.payout)),
+        body.totals.paid !== undefined ? [`　${t("alloc.paid")}: `, h("strong", {}, money(body.totals.paid))] : null));
+      replace(slot, parts.length ? parts : h("p", { class: "muted" }, t("dividends.none")));
+    } catch (exc) {
+      replace(slot, failure(exc));
+    }
+  }
+  await load();
+}
+
+export async function statementPage(root) {
+  const year = yearInput();
+  const slot = h("div", { "data-testid": "income-statement" });
+  const picker = await collectivePicker(() => load());
+  root.append(h("h1", {}, t("statement.title")), toolbar(field(t("collective"), picker), field(t("year"), year)), section(t("statement.title"), slot));
+  year.addEventListener("change", () => load());
+
+  async function load() {
+    try {
+      const st = await api("ledger", `/v1/collectives/${encodeURIComponent(session.collectiveId)}/income-statement`, { query: { year: year.value } });
+      const rows = [];
+      const addSection = (sec, title) => {
+        if (!sec) return;
+        rows.push({ label: h("strong", {}, title), amount: "" });
+        for (const r of sec.rows || sec.items || []) rows.push({ label: [h("code", {}, r.code), " ", r.name], amount: r.amount });
+        rows.push({ label: h("em", {}, `${title}${t("statement.subtotal")}`), amount: sec.total, cls: "subtotal" });
+      };
+      addSection(st.income, t("statement.income"));
+      addSection(st.expenses, t("statement.expenses"));
+      rows.push({ label: h("strong", {}, t("statement.net_income")), amount: st.net_income, cls: "grand" });
+      if (st.distribution) {
+        for (const [key, value] of Object.entries(st.distribution)) rows.push({ label: t(`statement.${key}`), amount: value });
+      }
+      replace(slot, table([
+        { key: "label", label: t("statement.item") },
+        { key: "amount", label: t("amount"), money: true },
+      ], rows, { testid: "income-statement-table" }));
+    } catch (exc) {
+      replace(slot, failure(exc));
+    }
+  }
+  await load();
+}

@@ -1,0 +1,147 @@
+// Small DOM helpers, money formatting (integer fen, never floats) and field-level errors.
+
+import { t } from "./i18n.js";
+
+// h("td", {class: "num"}, "12.00") -> element. Attributes starting with "on" are listeners.
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith("on") && typeof value === "function") el.addEventListener(key.slice(2), value);
+    else if (key === "class") el.className = value;
+    else if (key === "dataset") Object.assign(el.dataset, value);
+    else if (value === true) el.setAttribute(key, "");
+    else el.setAttribute(key, String(value));
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const child of children) {
+    if (child === undefined || child === null || child === false) continue;
+    if (Array.isArray(child)) append(el, child);
+    else el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+}
+
+// --- money: wire strings "1234.50" <-> integer fen ------------------------------------------
+
+const AMOUNT_RE = /^(-?)(\d{1,13})(?:\.(\d{1,2}))?$/;
+
+// "1234.5" -> 123450; anything that is not a yuan amount with at most two decimals -> null.
+export function parseFen(text) {
+  const match = AMOUNT_RE.exec(String(text ?? "").trim().replaceAll(",", ""));
+  if (!match) return null;
+  const fen = Number(match[2]) * 100 + Number((match[3] || "").padEnd(2, "0"));
+  return match[1] ? -fen : fen;
+}
+
+// 123450 -> "1234.50" (the wire form).
+export function fenToWire(fen) {
+  const sign = fen < 0 ? "-" : "";
+  const abs = Math.abs(fen);
+  return `${sign}${Math.floor(abs / 100)}.${String(abs % 100).padStart(2, "0")}`;
+}
+
+// "1234567.50" -> "1,234,567.50" for display; non-amounts are shown as they are.
+export function money(value) {
+  if (value === undefined || value === null || value === "") return "";
+  const fen = parseFen(value);
+  if (fen === null) return String(value);
+  const wire = fenToWire(fen);
+  const [whole, cents] = wire.replace("-", "").split(".");
+  return `${fen < 0 ? "-" : ""}${whole.replace(/\B(?=(\d{3})+(?!\d))/g, ",")}.${cents}`;
+}
+
+export function today() {
+  const d = new Date();
+  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
+}
+
+// --- tables -------------------------------------------------------------------------------
+
+// columns: [{key, label, money?: bool, render?: (row) => node|string, class?}]
+export function table(columns, rows, { footer, empty, testid } = {}) {
+  const head = h("tr", {}, columns.map((c) => h("th", { class: c.money ? "num" : c.class }, c.label)));
+  const body = rows.map((row) => h("tr", {}, columns.map((c) => {
+    const value = c.render ? c.render(row) : row[c.key];
+    return h("td", { class: c.money ? "num" : c.class }, c.money && !c.render ? money(value) : value);
+  })));
+  if (!rows.length) body.push(h("tr", {}, h("td", { colspan: columns.length, class: "muted" }, empty || t("empty"))));
+  const foot = footer ? h("tfoot", {}, h("tr", {}, columns.map((c) => {
+    const value = footer[c.key];
+    return h("td", { class: c.money ? "num" : c.class }, c.money ? money(value) : value);
+  }))) : null;
+  return h("table", { class: "data", "data-testid": testid }, h("thead", {}, head), h("tbody", {}, body), foot);
+}
+
+export function section(title, ...children) {
+  return h("section", { class: "card" }, h("h2", {}, title), children);
+}
+
+export function field(label, input, hint) {
+  return h("label", { class: "field" }, h("span", { class: "field-label" }, label), input, hint ? h("small", { class: "muted" }, hint) : null);
+}
+
+// --- errors next to the field they name --------------------------------------------------
+
+// The services name a field as a dotted path ("lines.1.debit"); accept "lines[1].debit" too.
+export function normaliseField(name) {
+  return name ? String(name).replace(/\[(\d+)\]/g, ".$1").replace(/^(json|body)\./, "") : null;
+}
+
+export function clearErrors(container) {
+  for (const el of container.querySelectorAll(".field-error")) el.remove();
+  for (const el of container.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
+}
+
+// Show an error next to the element whose data-field is the error's field (or the nearest
+// enclosing one: "lines.1.debit" falls back to "lines.1", then "lines"); else in the form's
+// general error slot.
+export function showError(container, error, fallbackField) {
+  const message = describeError(error);
+  let name = normaliseField(error.field) || fallbackField || null;
+  let target = null;
+  while (name && !target) {
+    target = container.querySelector(`[data-field="${CSS.escape(name)}"]`);
+    if (!target) name = name.includes(".") ? name.slice(0, name.lastIndexOf(".")) : null;
+  }
+  const note = h("p", { class: "field-error", role: "alert", "data-error-for": normaliseField(error.field) || "" }, message);
+  if (target) {
+    target.setAttribute("aria-invalid", "true");
+    const slot = target.closest("td, label, .field") || target;
+    if (slot === target) target.after(note);
+    else slot.append(note);
+    const focusable = target.matches("input, select, textarea") ? target : target.querySelector("input, select");
+    if (focusable) focusable.focus();
+  } else {
+    const slot = container.querySelector(".form-error") || container;
+    slot.append(note);
+  }
+  return note;
+}
+
+export function describeError(error) {
+  if (!error || error.status === undefined) return String(error);
+  if (error.status === 0) return t("error.network");
+  if (error.status === 401) return t("error.401");
+  if (error.status === 403) return `${t("error.403")} (${error.message})`;
+  if (error.status >= 500) return `${t("error.5xx")} ${error.message || ""}`;
+  return error.message;
+}
+
+// A full-card message for a failed load.
+export function failure(error) {
+  return h("p", { class: "notice error", role: "alert" }, describeError(error));
+}
+
+export function busy(button, on) {
+  button.disabled = on;
+  button.classList.toggle("busy", on);
+}
+
+export function replace(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+}
