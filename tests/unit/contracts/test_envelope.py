@@ -1,0 +1,170 @@
+"""The envelope contract of DESIGN §4: canonical JSON, the hash chain, and what is refused."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from typing import Any
+
+import pytest
+
+from services.contracts import envelope as env
+from services.contracts.events import SCHEMAS, UPCASTERS, read_event, upcast, validate_envelope
+from services.contracts.topics import RENTALS, TOPICS, topic_of
+
+GENESIS = env.ChainHead()
+
+
+def rent(seq_head: env.ChainHead = GENESIS, amount: str = "109200.00", **data: Any) -> dict[str, Any]:
+    payload = {"payment_id": "pay-1", "lease_id": "lease-binhai-b01", "project_id": "binhai-park",
+               "amount": amount, "received_on": "2025-03-10", **data}
+    return env.seal(env.new_envelope(event_type="RentReceived", version=1, source="rentals", subject="binhai-park",
+                                     data=payload, actor="operator:binhai", occurred_at="2026-03-31T08:00:00Z"),
+                    seq_head)
+
+
+def test_canonical_json_sorts_keys_uses_tight_separators_and_keeps_chinese() -> None:
+    assert env.canonical_json({"b": 1, "a": "联盟村"}) == '{"a":"联盟村","b":1}'.encode()
+
+
+def test_the_hash_is_sha256_of_the_canonical_envelope_without_its_hash_field() -> None:
+    sealed = rent()
+    body = {k: v for k, v in sealed.items() if k != "hash"}
+    expected = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"),
+                                         ensure_ascii=False).encode("utf-8")).hexdigest()
+    assert sealed["hash"] == expected
+    assert sealed["seq"] == 1 and sealed["prev_hash"] == "0" * 64
+
+
+def test_a_chain_links_each_envelope_to_the_previous_hash() -> None:
+    first = rent()
+    second = rent(env.ChainHead(first["seq"], first["hash"]))
+    verifier = env.ChainVerifier()
+    verifier.check(RENTALS, first)
+    verifier.check(RENTALS, second)
+    assert second["prev_hash"] == first["hash"]
+    assert verifier.head(RENTALS, "binhai-park") == env.ChainHead(2, second["hash"])
+
+
+@pytest.mark.parametrize("tamper, field", [
+    (lambda e: e["data"].__setitem__("amount", "109201.00"), "hash"),
+    (lambda e: e.__setitem__("seq", 3), "seq"),
+    (lambda e: e.__setitem__("prev_hash", "f" * 64), "prev_hash"),
+])
+def test_a_broken_chain_is_refused_naming_what_broke(tamper: Any, field: str) -> None:
+    first = rent()
+    second = rent(env.ChainHead(first["seq"], first["hash"]))
+    tamper(second)
+    verifier = env.ChainVerifier()
+    verifier.check(RENTALS, first)
+    with pytest.raises(env.EnvelopeError) as err:
+        verifier.check(RENTALS, second)
+    assert err.value.field == field
+
+
+def test_a_dropped_record_breaks_the_chain() -> None:
+    first = rent()
+    second = rent(env.ChainHead(first["seq"], first["hash"]))
+    third = rent(env.ChainHead(second["seq"], second["hash"]))
+    verifier = env.ChainVerifier()
+    verifier.check(RENTALS, first)
+    with pytest.raises(env.EnvelopeError, match="seq 3 does not follow 1"):
+        verifier.check(RENTALS, third)
+
+
+def test_a_valid_envelope_passes_strict_validation() -> None:
+    validate_envelope(rent(), strict=True)
+
+
+@pytest.mark.parametrize("mutate, field, message", [
+    (lambda e: e.pop("event_id"), "event_id", "missing envelope field"),
+    (lambda e: e.pop("data"), "data", "missing envelope field"),
+    (lambda e: e.__setitem__("seq", "1"), "seq", "positive integer"),
+    (lambda e: e.__setitem__("version", True), "version", "positive integer"),
+    (lambda e: e.__setitem__("event_id", "not-a-uuid"), "event_id", "uuid"),
+    (lambda e: e.__setitem__("occurred_at", "2026-03-31 08:00"), "occurred_at", "UTC"),
+    (lambda e: e.__setitem__("type", "RentStolen"), "type", "unknown event type"),
+    (lambda e: e.__setitem__("version", 7), "version", "unknown version"),
+    (lambda e: e["data"].__setitem__("amount", "109200"), "data.amount", "two decimals"),
+    (lambda e: e["data"].__setitem__("amount", "-5.00"), "data.amount", "negative"),
+    (lambda e: e["data"].pop("lease_id"), "data.lease_id", "Missing"),
+    (lambda e: e.__setitem__("hash", "0" * 64), "hash", "does not match"),
+    (lambda e: e.__setitem__("causation_id", 5), "causation_id", "string or null"),
+])
+def test_bad_envelopes_are_refused_with_the_field_named(mutate: Any, field: str, message: str) -> None:
+    bad = copy.deepcopy(rent())
+    mutate(bad)
+    with pytest.raises(env.EnvelopeError, match=message) as err:
+        validate_envelope(bad)
+    assert err.value.field == field
+
+
+def test_a_float_amount_is_refused_when_decoding_a_record() -> None:
+    sealed = rent()
+    raw = env.encode(sealed).replace(b'"109200.00"', b"109200.0")
+    with pytest.raises(env.EnvelopeError, match="floats are not allowed"):
+        env.decode(raw)
+
+
+def test_a_float_can_never_be_hashed_into_an_envelope() -> None:
+    with pytest.raises(env.EnvelopeError) as err:
+        rent(amount=109200.0)  # type: ignore[arg-type]
+    assert err.value.field == "data.amount"
+
+
+def test_invalid_json_is_refused() -> None:
+    with pytest.raises(env.EnvelopeError, match="not valid UTF-8 JSON"):
+        env.decode(b"{not json")
+    with pytest.raises(env.EnvelopeError, match="JSON object"):
+        env.decode(b"[1, 2]")
+
+
+def test_readers_ignore_unknown_fields_but_writers_refuse_them() -> None:
+    sealed = rent(note="from a newer writer")
+    validate_envelope(sealed, strict=False)
+    with pytest.raises(env.EnvelopeError, match="Unknown field") as err:
+        validate_envelope(sealed, strict=True)
+    assert err.value.field == "data.note"
+
+
+def test_old_versions_are_upcast_step_by_step_to_the_latest(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Publish a hypothetical v2 of ExpenseRecorded that renamed memo -> note; v1 records must still read.
+    from marshmallow import fields
+
+    from services.contracts.events import ExpenseRecorded
+
+    class ExpenseRecordedV2(ExpenseRecorded):
+        memo = None  # type: ignore[assignment]
+        note = fields.String(load_default="")
+
+    monkeypatch.setitem(SCHEMAS, ("ExpenseRecorded", 2), ExpenseRecordedV2)
+    monkeypatch.setitem(UPCASTERS, ("ExpenseRecorded", 1),
+                        lambda d: {**{k: v for k, v in d.items() if k != "memo"}, "note": d.get("memo", "")})
+    old = env.seal(env.new_envelope(event_type="ExpenseRecorded", version=1, source="rentals", subject="p1",
+                                    data={"expense_id": "e1", "project_id": "p1", "category": "maintenance",
+                                          "amount": "60000.00", "incurred_on": "2025-03-31", "memo": "厂房维修"},
+                                    actor="operator:x"), env.ChainHead())
+    read = read_event(old)
+    assert read["version"] == 2
+    assert read["data"]["note"] == "厂房维修" and "memo" not in read["data"]
+    assert upcast("ExpenseRecorded", 2, {"x": 1}) == (2, {"x": 1})
+
+
+def test_derived_event_ids_are_deterministic() -> None:
+    assert env.derived_event_id("abc", "jinqing-lianmeng") == env.derived_event_id("abc", "jinqing-lianmeng")
+    assert env.derived_event_id("abc", "a") != env.derived_event_id("abc", "b")
+
+
+def test_cloudevents_headers_repeat_the_identity() -> None:
+    headers = dict(env.cloudevents_headers(rent()))
+    assert headers["ce_type"] == b"RentReceived"
+    assert headers["ce_source"] == b"rentals"
+    assert headers["ce_specversion"] == b"1.0"
+
+
+def test_every_event_type_has_a_topic_and_a_schema() -> None:
+    for topic in TOPICS.values():
+        for event_type in topic.event_types:
+            assert topic_of(event_type) == topic.name
+            assert (event_type, 1) in SCHEMAS
