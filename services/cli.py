@@ -127,6 +127,19 @@ def tokens_add(name: str, role: str, scope: tuple[str, ...], path: Path) -> None
     click.echo(add_token(path, name=name, role=role, scope=scope))
 
 
+def _register_commands() -> None:
+    """Commands that live beside what they drive (the loader, the launcher, the web page, the audit)."""
+    from services.launcher.cli import run_command
+    from services.scenario.cli import load_command, status_command
+    from services.web.cli import web_command
+
+    for command in (run_command, load_command, status_command, web_command):
+        main.add_command(command)
+
+
+_register_commands()
+
+
 def run() -> None:  # pragma: no cover - console entry for `python -m services.cli`
     main(prog_name="baotuan")
 
