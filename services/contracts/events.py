@@ -7,6 +7,7 @@ time, by the functions registered in ``UPCASTERS``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -333,8 +334,14 @@ def validate_data(event_type: str, version: int, data: Any, *, strict: bool = Tr
         raise EnvelopeError(f"unknown event type/version {event_type!r} v{version}", field="type")
     if not isinstance(data, dict):
         return {"data": ["must be an object"]}
-    errors = schema_cls(unknown=RAISE if strict else EXCLUDE).validate(data)
+    errors = _schema(schema_cls, strict).validate(data)
     return dict(errors)
+
+
+@functools.cache
+def _schema(schema_cls: type[EventData], strict: bool) -> EventData:
+    """One schema instance per (class, strictness): building them is the costly part of validating."""
+    return schema_cls(unknown=RAISE if strict else EXCLUDE)
 
 
 def upcast(event_type: str, version: int, data: dict[str, Any]) -> tuple[int, dict[str, Any]]:

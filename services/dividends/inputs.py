@@ -21,7 +21,7 @@ from datetime import date
 from typing import Any
 
 from services.contracts.money import format_yuan, parse_yuan
-from services.contracts.topics import LEDGER_INVESTMENTS, RENTALS
+from services.contracts.topics import LEDGER_INVESTMENTS, RENTALS, topic_of
 from services.dividends.domain import (
     Allocation,
     CapitalMovement,
@@ -50,6 +50,7 @@ INPUT_TOPICS = (LEDGER_INVESTMENTS, RENTALS)
 #: The event types of those topics that move money or capital in a distribution.
 INPUT_TYPES = frozenset({"LandShareInvested", "CashInvested", "InvestmentWithdrawn", "RentReceived",
                          "ExpenseRecorded"})
+_HOME_TOPIC = {kind: topic_of(kind) for kind in INPUT_TYPES}
 
 
 @dataclass(frozen=True)
@@ -92,15 +93,15 @@ def collect_inputs(records: Iterable[LogRecord], project_id: str,
                    input_positions: Mapping[str, Mapping[str, int]]) -> DistributionInputs:
     """The project's rents, expenses and capital movements among the records below ``input_positions``.
 
-    Records of other projects, other types, or at or after the recorded position are left
-    out; the first record of an ``event_id`` counts, later copies do not. A withdrawal takes
-    the investor type of the investor's investments in the project (raises
-    DistributionRuleError if the investor has none).
+    Records of other projects, other types, types on a topic that is not theirs, or at or
+    after the recorded position are left out; the first record of an ``event_id`` counts,
+    later copies do not. A withdrawal takes the investor type of the investor's investments
+    in the project (raises DistributionRuleError if the investor has none).
     """
     chosen: dict[str, LogRecord] = {}
     for record in records:
         envelope = record.envelope
-        if envelope.get("type") not in INPUT_TYPES or not _consumed(record, input_positions):
+        if _HOME_TOPIC.get(str(envelope.get("type"))) != record.topic or not _consumed(record, input_positions):
             continue
         data = envelope.get("data") or {}
         if data.get("project_id") != project_id:

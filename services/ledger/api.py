@@ -128,12 +128,6 @@ def _already_exists(what: str, field: str, value: str) -> ApiError:
     return ApiError(409, "already_exists", f"{what} {value!r} already exists", field)
 
 
-def _require_admin() -> None:
-    who = principal()
-    if who.role != "admin":
-        raise Forbidden(f"role {who.role!r} may not do this; only admin registers")
-
-
 def _require_collective(collective_id: str) -> None:
     if views.collective(_store(), collective_id) is None:
         raise _not_found("collective", "collective_id", collective_id)
@@ -167,9 +161,10 @@ def _await_derived(event_id: str) -> None:
         store.applied.wait_for(lambda: store.has_event(event_id), timeout=svc.settings.request_timeout_s)
 
 
-def _authorize(books: bool) -> Callable[[], None]:
-    """Before parsing any body: 401 without a valid token; writes only for admin and accountants;
-    a collective's books only for its own accountants (plus auditor and admin for reading)."""
+def _authorize(books: bool, admin_only: frozenset[str] = frozenset()) -> Callable[[], None]:
+    """Before parsing any body: 401 without a valid token; writes only for admin and accountants
+    (the views in ``admin_only``: admin alone); a collective's books only for its own accountants
+    (plus auditor and admin for reading). Scopes named in a body are checked by the view."""
 
     def check() -> None:
         who = principal()
@@ -177,6 +172,8 @@ def _authorize(books: bool) -> Callable[[], None]:
         if request.method not in ("GET", "HEAD", "OPTIONS"):
             if who.role not in WRITERS:
                 raise Forbidden(f"role {who.role!r} may not write to the ledger")
+            if who.role != "admin" and (request.endpoint or "").rpartition(".")[2] in admin_only:
+                raise Forbidden(f"role {who.role!r} may not do this; only admin registers")
             if books and collective_id is not None:
                 who.require(("accountant",), collective=collective_id)
         elif books and collective_id is not None and not who.can_read(collective=collective_id):
@@ -196,7 +193,8 @@ def registry_blueprint() -> Blueprint:
     """Collectives, investors, projects, investments, withdrawals and the register of holdings."""
     blp = Blueprint("registry", __name__, url_prefix="/v1",
                     description="Collectives, other investors, projects, investments and who holds what.")
-    blp.before_request(_authorize(books=False))
+    blp.before_request(_authorize(books=False, admin_only=frozenset(
+        {"register_collective", "register_investor", "register_project"})))
 
     @blp.route("/collectives", methods=["POST"])
     @blp.arguments(CollectiveRequest)
@@ -204,7 +202,6 @@ def registry_blueprint() -> Blueprint:
     @blp.doc(**WRITE_DOC)
     def register_collective(body: dict[str, Any]) -> Any:
         """Register a village collective (admin)."""
-        _require_admin()
         collective_id = body["collective_id"]
 
         def write(publish: Publisher) -> dict[str, Any]:
@@ -236,7 +233,6 @@ def registry_blueprint() -> Blueprint:
     @blp.doc(**WRITE_DOC)
     def register_investor(body: dict[str, Any]) -> Any:
         """Register an investor that is not a collective: a company or a government (admin)."""
-        _require_admin()
         investor_id = body["investor_id"]
 
         def write(publish: Publisher) -> dict[str, Any]:
@@ -257,7 +253,6 @@ def registry_blueprint() -> Blueprint:
     @blp.doc(**WRITE_DOC)
     def register_project(body: dict[str, Any]) -> Any:
         """Register a project villages invest in (admin)."""
-        _require_admin()
         project_id = body["project_id"]
 
         def write(publish: Publisher) -> dict[str, Any]:
@@ -522,10 +517,11 @@ def books_blueprint() -> Blueprint:
             results: list[dict[str, Any]] = []
             events: list[NewEvent] = []
             closed: dict[str, list[str]] = {}
+            schema = BatchEntryRequest()
             for index, raw in enumerate(body["entries"]):
                 try:
                     try:
-                        item = BatchEntryRequest().load(raw)
+                        item = schema.load(raw)
                     except ValidationError as exc:
                         field, message = first_field(exc.messages)
                         raise ApiError(422, "validation_error", message, field) from None

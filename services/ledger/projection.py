@@ -172,6 +172,15 @@ def _owe_entry(conn: sqlite3.Connection, cause: Envelope, *, qualifier: str, col
          subject=collective_id, data=data, causation_id=cause["event_id"])
 
 
+def _books_kept(conn: sqlite3.Connection, investor_id: str) -> bool:
+    """Only collectives registered in the ledger keep books here (not other investors, nor strangers).
+
+    The registration is on the entries topic, the cause on another: a rebuild may fold them in
+    another order and owe nothing, but then the entry owed the first time is already in the log.
+    """
+    return conn.execute("SELECT 1 FROM collectives WHERE collective_id=?", (investor_id,)).fetchone() is not None
+
+
 def _invested(conn: sqlite3.Connection, e: Envelope) -> None:
     d = e["data"]
     land = e["type"] == "LandShareInvested"
@@ -180,9 +189,7 @@ def _invested(conn: sqlite3.Connection, e: Envelope) -> None:
                  (d["investment_id"], d["project_id"], d["investor_id"], d["investor_type"],
                   "land" if land else "cash", d.get("area_mu"), d.get("price_per_mu"), amount,
                   d["effective_on"], d.get("parcel"), e["event_id"]))
-    # The ledger is the only writer of this topic and says "collective" only for collectives it
-    # registered, so the type alone decides (and a replay does not depend on the entries topic).
-    if d["investor_type"] == "collective":
+    if d["investor_type"] == "collective" and _books_kept(conn, d["investor_id"]):
         what = f"{d['area_mu']} 亩土地入股" if land else "现金投资"
         _owe_entry(conn, e, qualifier=ENTRY_QUALIFIER, collective_id=d["investor_id"],
                    day=dt.date.fromisoformat(d["effective_on"]), lines=automatic_entry_lines(e["type"], d),
@@ -196,16 +203,12 @@ def _withdrawn(conn: sqlite3.Connection, e: Envelope) -> None:
                   d["effective_on"], d["reason"], e["event_id"]))
     row = conn.execute("SELECT investor_type FROM investments WHERE project_id=? AND investor_id=? LIMIT 1",
                        (d["project_id"], d["investor_id"])).fetchone()
-    if row is not None and row[0] == "collective":
+    if row is not None and row[0] == "collective" and _books_kept(conn, d["investor_id"]):
         _owe_entry(conn, e, qualifier=ENTRY_QUALIFIER, collective_id=d["investor_id"],
                    day=dt.date.fromisoformat(d["effective_on"]),
                    lines=automatic_entry_lines("InvestmentWithdrawn", d),
                    memo=f"撤回投资 {d['project_id']}: {d['reason']}"[:500], origin_kind="withdrawal",
                    origin_ref=d["withdrawal_id"])
-
-
-def _books_kept(conn: sqlite3.Connection, investor_id: str) -> bool:
-    return conn.execute("SELECT 1 FROM collectives WHERE collective_id=?", (investor_id,)).fetchone() is not None
 
 
 def _distribution_declared(conn: sqlite3.Connection, e: Envelope) -> None:
@@ -370,15 +373,14 @@ def closed_periods(store: ProjectionStore, collective_id: str) -> list[str]:
     return [str(row[0]) for row in rows]
 
 
-_ENTRY_SELECT = "SELECT * FROM entries"
-
-
 def _entry_dicts(store: ProjectionStore, where: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+    """Entries matching ``where`` (a condition on the entries table), lines included, in date then posting order."""
     with store.reading() as conn:
-        rows = conn.execute(f"{_ENTRY_SELECT} WHERE {where} ORDER BY date, rowid", params).fetchall()
-        lines: dict[str, list[Line]] = {}
-        for row in rows:
-            lines[row["entry_id"]] = _lines_of(conn, row["entry_id"])
+        rows = conn.execute(f"SELECT * FROM entries WHERE {where} ORDER BY date, rowid", params).fetchall()
+        lines: dict[str, list[Line]] = {row["entry_id"]: [] for row in rows}
+        for line in conn.execute("SELECT entry_id, account, debit, credit FROM entry_lines WHERE entry_id IN "
+                                 f"(SELECT entry_id FROM entries WHERE {where}) ORDER BY entry_id, line_no", params):
+            lines[line[0]].append(Line(line[1], line[2], line[3]))
     return [_entry_dict(row, lines[row["entry_id"]]) for row in rows]
 
 

@@ -23,7 +23,7 @@ from services.contracts.envelope import derived_event_id
 from services.contracts.money import format_yuan, parse_yuan, round_half_up
 from services.contracts.topics import LEDGER_INVESTMENTS
 from services.rentals import domain, schemas
-from services.rentals.projection import open_invoices
+from services.rentals.projection import invoice_of, lease_of, open_invoices
 from services.runtime.http import ApiError, Publisher, idempotency_key, idempotent, principal, service
 from services.runtime.service import NewEvent
 
@@ -68,7 +68,6 @@ def endpoint(rule: str, method: str, status: int, response: type[Schema], *, bod
         return view
 
     return register
-
 
 
 def _refusal(exc: domain.RentalsError) -> ApiError:
@@ -125,14 +124,6 @@ def _day(text: str) -> date:
     return date.fromisoformat(text)
 
 
-def _lease_of(row: sqlite3.Row) -> domain.Lease:
-    return domain.Lease(
-        lease_id=row["lease_id"], project_id=row["project_id"], building_id=row["building_id"],
-        start_on=_day(row["start_on"]), end_on=_day(row["end_on"]), monthly_rent=int(row["monthly_rent"]),
-        deposit=int(row["deposit"]), billing=row["billing"],
-        terminated_on=_day(row["terminated_on"]) if row["terminated_on"] else None, tenant=row["tenant_name"])
-
-
 def _building_of(row: sqlite3.Row) -> domain.Building:
     return domain.Building(row["building_id"], row["project_id"], row["name"], Fraction(row["floor_area_m2"]))
 
@@ -163,7 +154,8 @@ def _invoice_view(row: sqlite3.Row) -> dict[str, Any]:
     outstanding = 0 if row["void"] else int(row["amount"]) - int(row["paid"])
     status = "void" if row["void"] else ("paid" if outstanding == 0 else "open")
     return {"invoice_id": row["invoice_id"], "lease_id": row["lease_id"], "period_start": row["period_start"],
-            "period_end": row["period_end"], "amount": format_yuan(int(row["amount"])), "due_on": row["due_on"],
+            "period_end": row["period_end"], "amount": format_yuan(int(row["amount"])),
+            "issued_amount": format_yuan(int(row["issued_amount"])), "due_on": row["due_on"],
             "paid": format_yuan(int(row["paid"])), "outstanding": format_yuan(outstanding), "status": status}
 
 
@@ -288,7 +280,7 @@ def sign_lease(body: dict[str, Any], project_id: str) -> Any:
                              billing=body["billing"], tenant=body["tenant"]["name"])
         same_building = _rows("SELECT * FROM leases WHERE building_id=?", (body["building_id"],))
         try:
-            domain.check_new_lease(lease, [_lease_of(row) for row in same_building])
+            domain.check_new_lease(lease, [lease_of(row) for row in same_building])
         except domain.RentalsError as exc:
             raise _refusal(exc) from exc
         tenant = {"name": body["tenant"]["name"]}
@@ -322,13 +314,14 @@ def get_lease(lease_id: str) -> Any:
 
 @endpoint("/leases/<lease_id>/terminate", "POST", 200, schemas.LeaseDetailOut, body=schemas.TerminationIn)
 def terminate_lease(body: dict[str, Any], lease_id: str) -> Any:
-    """End a lease early: ``end_on`` is the first day no longer let. Invoices of later periods are voided."""
+    """End a lease early: ``end_on`` is the first day no longer let; the rent stops that day (invoices of
+    later periods are voided, the period it ends in is cut to its days)."""
     who = principal()
     project_id = _require_lease(lease_id)["project_id"]
     who.require(WRITERS, project=project_id)
 
     def write(publish: Publisher) -> dict[str, Any]:
-        lease = _lease_of(_require_lease(lease_id))
+        lease = lease_of(_require_lease(lease_id))
         try:
             domain.check_termination(lease, _day(body["end_on"]))
         except domain.RentalsError as exc:
@@ -350,7 +343,7 @@ def issue_invoices(body: dict[str, Any], lease_id: str) -> Any:
     who.require(WRITERS, project=project_id)
 
     def write(publish: Publisher) -> dict[str, Any]:
-        lease = _lease_of(_require_lease(lease_id))
+        lease = lease_of(_require_lease(lease_id))
         schedule = domain.invoice_schedule(lease, _day(body["up_to"]))
         issued = {row["invoice_id"] for row in _rows("SELECT invoice_id FROM invoices WHERE lease_id=?",
                                                      (lease_id,))}
@@ -389,10 +382,14 @@ def receive_rent(body: dict[str, Any], lease_id: str) -> Any:
         if _one("SELECT 1 FROM payments WHERE payment_id=?", (payment_id,)):
             raise ApiError(409, "already_exists", f"payment {payment_id!r} already exists", "payment_id")
         named = body.get("invoice_id")
-        if named is not None and _one("SELECT 1 FROM invoices WHERE invoice_id=? AND lease_id=? AND void=0",
-                                      (named, lease_id)) is None:
-            raise ApiError(422, "unknown_invoice", f"{named!r} is not an invoice of lease {lease_id!r}",
-                           "invoice_id")
+        if named is not None:
+            invoice = _one("SELECT void FROM invoices WHERE invoice_id=? AND lease_id=?", (named, lease_id))
+            if invoice is None:
+                raise ApiError(422, "unknown_invoice", f"{named!r} is not an invoice of lease {lease_id!r}",
+                               "invoice_id")
+            if invoice["void"]:
+                raise ApiError(422, "invoice_not_open", f"invoice {named!r} was voided by the lease's termination",
+                               "invoice_id")
         with service().store.reading() as conn:
             invoices = open_invoices(conn, lease_id)
         credit = int(_require_lease(lease_id)["credit"])
@@ -463,7 +460,7 @@ def list_expenses(query: dict[str, Any], project_id: str) -> Any:
 def _project_state(project_id: str) -> tuple[list[domain.Building], list[domain.Lease]]:
     buildings = [_building_of(row) for row in _rows(
         "SELECT * FROM buildings WHERE project_id=? ORDER BY building_id", (project_id,))]
-    leases = [_lease_of(row) for row in _rows("SELECT * FROM leases WHERE project_id=?", (project_id,))]
+    leases = [lease_of(row) for row in _rows("SELECT * FROM leases WHERE project_id=?", (project_id,))]
     return buildings, leases
 
 
@@ -498,9 +495,7 @@ def occupancy(query: dict[str, Any], project_id: str) -> Any:
 
 
 def _lease_arrears(lease_id: str, as_of: date) -> domain.Arrears:
-    invoices = [domain.InvoiceDue(row["invoice_id"], _day(row["period_start"]), _day(row["period_end"]),
-                                  int(row["amount"]), _day(row["due_on"]))
-                for row in _rows("SELECT * FROM invoices WHERE lease_id=? AND void=0", (lease_id,))]
+    invoices = [invoice_of(row) for row in _rows("SELECT * FROM invoices WHERE lease_id=? AND void=0", (lease_id,))]
     payments = [domain.ReceivedPayment(row["payment_id"], _day(row["received_on"]), int(row["amount"]),
                                        row["invoice_id"])
                 for row in _rows("SELECT * FROM payments WHERE lease_id=? ORDER BY rowid", (lease_id,))]

@@ -24,16 +24,17 @@ Conventions
   period costs ``round_half_up(monthly_rent × months × days_covered / days_in_period)``.
   The invoice is due on its ``period_start``. Invoice ids are deterministic
   (``"{lease_id}:{period_start}"``), so generating a schedule twice yields the same ids and
-  the service issues only the ones it has not issued yet. An invoice issued before a lease
-  was terminated keeps its amount (its id already exists).
+  the service issues only the ones it has not issued yet.
 * **Payments** go to the oldest open invoice first (by ``due_on``, then ``invoice_id``);
   whatever is left over stays with the lease as the tenant's credit, and credit is used
   up, oldest invoice first, against newly issued invoices. Nothing is ever lost:
   Σ applied + new credit = amount + old credit. A payment may name the invoice it pays
   (``first``): that invoice is served first, the rest goes oldest first as usual.
-* **Termination voids** the invoices of periods that start on or after the termination
-  date (the lease no longer covers any of their days); money applied to them goes back
-  to the tenant's credit. The period the lease ends in keeps its invoice as issued.
+* **Termination stops the rent** on the termination date, whenever the invoices were
+  issued: invoices of periods that start on or after it are void, the invoice of the period
+  the lease ends in is cut to the days covered and re-priced like any clipped period
+  (:func:`invoices_after_termination`); money applied beyond the new amounts goes back to
+  the tenant's credit.
 * **Arrears on a date** are recomputed from what was due and what was received by then
   (:func:`arrears_on`), so a report for a past date is not changed by later payments.
 * **Errors** are :class:`RentalsError` (a ``ValueError``); ``error.field`` names the input
@@ -79,6 +80,7 @@ __all__ = [
     "ReceivedPayment",
     "RentRollRow",
     "RentalsError",
+    "TerminationEffect",
     "UnknownInvoice",
     "apply_credit",
     "apply_payment",
@@ -88,10 +90,10 @@ __all__ = [
     "check_termination",
     "income_by_period",
     "invoice_schedule",
+    "invoices_after_termination",
     "occupancy",
     "period_label",
     "rent_roll",
-    "voided_by_termination",
 ]
 
 #: Months in one billing period, per billing frequency.
@@ -287,6 +289,14 @@ class ReceivedPayment:
     received_on: date
     amount: int
     invoice_id: str | None = None
+
+
+@dataclass(frozen=True)
+class TerminationEffect:
+    """Invoices an early end voids (ids), and those it cuts to fewer days (with the new period and amount)."""
+
+    voided: list[str]
+    repriced: list[InvoiceDue]
 
 
 @dataclass(frozen=True)
@@ -571,13 +581,26 @@ def arrears_on(invoices: Iterable[InvoiceDue], payments: Iterable[ReceivedPaymen
     return arrears(open_by_id.values(), as_of)
 
 
-def voided_by_termination(invoices: Iterable[InvoiceDue], terminated_on: date) -> list[str]:
-    """Ids of the invoices a termination on ``terminated_on`` (exclusive) voids.
+def invoices_after_termination(lease: Lease, issued: Iterable[InvoiceDue]) -> TerminationEffect:
+    """What an early end does to the invoices already issued for ``lease`` (``terminated_on`` set).
 
-    A period that starts on or after the termination date has no day the lease still covers;
-    the period the lease ends in keeps its invoice as issued.
+    The rent stops on the termination date, whenever the invoices were issued: a period that
+    starts on or after it is voided; the period the lease now ends in is cut to its covered
+    days and re-priced exactly as :func:`invoice_schedule` prices a clipped period. Invoices of
+    earlier periods are unchanged (and not listed).
     """
-    return [invoice.invoice_id for invoice in invoices if invoice.period_start >= terminated_on]
+    if lease.terminated_on is None:
+        raise InvalidTermination(f"lease {lease.lease_id!r} is not terminated", field="end_on")
+    owed = {due.invoice_id: due for due in invoice_schedule(lease, lease.terminated_on)}
+    voided: list[str] = []
+    repriced: list[InvoiceDue] = []
+    for invoice in issued:
+        now = owed.get(invoice.invoice_id)
+        if now is None:
+            voided.append(invoice.invoice_id)
+        elif (now.amount, now.period_end) != (invoice.amount, invoice.period_end):
+            repriced.append(now)
+    return TerminationEffect(voided=voided, repriced=repriced)
 
 
 # --------------------------------------------------------------------------- reports

@@ -35,7 +35,7 @@ CREATE INDEX IF NOT EXISTS leases_by_building ON leases (building_id);
 CREATE TABLE IF NOT EXISTS invoices (
     invoice_id TEXT PRIMARY KEY, lease_id TEXT NOT NULL, project_id TEXT NOT NULL,
     period_start TEXT NOT NULL, period_end TEXT NOT NULL, amount INTEGER NOT NULL, due_on TEXT NOT NULL,
-    paid INTEGER NOT NULL DEFAULT 0, void INTEGER NOT NULL DEFAULT 0);
+    issued_amount INTEGER NOT NULL, paid INTEGER NOT NULL DEFAULT 0, void INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS invoices_by_lease ON invoices (lease_id);
 CREATE TABLE IF NOT EXISTS payments (
     payment_id TEXT PRIMARY KEY, lease_id TEXT NOT NULL, project_id TEXT NOT NULL, invoice_id TEXT,
@@ -43,8 +43,8 @@ CREATE TABLE IF NOT EXISTS payments (
 CREATE INDEX IF NOT EXISTS payments_by_lease ON payments (lease_id);
 CREATE INDEX IF NOT EXISTS payments_by_project ON payments (project_id, received_on);
 -- How money met invoices, in fold order: source 'payment' (ref = payment_id), 'credit'
--- (credit used by a new invoice, ref = that invoice) or 'refund' (negative: a voided
--- invoice gives its money back to credit, ref = lease_id).
+-- (credit used by a new invoice, ref = that invoice) or 'refund' (negative: an invoice voided
+-- or cut by a termination gives money back to credit, ref = lease_id).
 CREATE TABLE IF NOT EXISTS applications (
     id INTEGER PRIMARY KEY AUTOINCREMENT, lease_id TEXT NOT NULL, invoice_id TEXT NOT NULL,
     amount INTEGER NOT NULL, source TEXT NOT NULL, ref TEXT NOT NULL);
@@ -95,11 +95,12 @@ def _rent_invoiced(conn: sqlite3.Connection, data: dict[str, Any]) -> None:
     lease = conn.execute("SELECT terminated_on FROM leases WHERE lease_id=?", (data["lease_id"],)).fetchone()
     void = lease is not None and lease["terminated_on"] is not None and data["period_start"] >= lease[
         "terminated_on"]
+    amount = parse_yuan(data["amount"])
     inserted = conn.execute(
         "INSERT OR IGNORE INTO invoices (invoice_id, lease_id, project_id, period_start, period_end, amount, "
-        "due_on, void) VALUES (?,?,?,?,?,?,?,?)",
+        "due_on, issued_amount, void) VALUES (?,?,?,?,?,?,?,?,?)",
         (data["invoice_id"], data["lease_id"], data["project_id"], data["period_start"], data["period_end"],
-         parse_yuan(data["amount"]), data["due_on"], int(void))).rowcount
+         amount, data["due_on"], amount, int(void))).rowcount
     if inserted and lease is not None:
         _use_credit(conn, data["lease_id"], ref=data["invoice_id"])
 
@@ -135,24 +136,50 @@ def _lease_terminated(conn: sqlite3.Connection, data: dict[str, Any]) -> None:
         (data["end_on"], data["reason"], lease_id)).rowcount
     if not changed:
         return
-    issued = [domain.InvoiceDue(row["invoice_id"], date.fromisoformat(row["period_start"]),
-                                date.fromisoformat(row["period_end"]), int(row["amount"]),
-                                date.fromisoformat(row["due_on"]))
-              for row in conn.execute("SELECT * FROM invoices WHERE lease_id=? AND void=0", (lease_id,))]
+    row = conn.execute("SELECT * FROM leases WHERE lease_id=?", (lease_id,)).fetchone()
+    issued = {r["invoice_id"]: r for r in conn.execute("SELECT * FROM invoices WHERE lease_id=? AND void=0",
+                                                        (lease_id,))}
+    effect = domain.invoices_after_termination(lease_of(row), [invoice_of(r) for r in issued.values()])
     refunded = 0
-    for invoice_id in domain.voided_by_termination(issued, date.fromisoformat(data["end_on"])):
-        paid = int(conn.execute("SELECT paid FROM invoices WHERE invoice_id=?", (invoice_id,)).fetchone()[0])
+    for invoice_id in effect.voided:
+        refunded += _give_back(conn, lease_id, invoice_id, int(issued[invoice_id]["paid"]))
         conn.execute("UPDATE invoices SET void=1, paid=0 WHERE invoice_id=?", (invoice_id,))
-        if paid:
-            conn.execute("INSERT INTO applications (lease_id, invoice_id, amount, source, ref) VALUES (?,?,?,?,?)",
-                         (lease_id, invoice_id, -paid, "refund", lease_id))
-            refunded += paid
+    for cut in effect.repriced:
+        paid = int(issued[cut.invoice_id]["paid"])
+        refunded += _give_back(conn, lease_id, cut.invoice_id, max(0, paid - cut.amount))
+        conn.execute("UPDATE invoices SET period_end=?, amount=?, paid=? WHERE invoice_id=?",
+                     (cut.period_end.isoformat(), cut.amount, min(paid, cut.amount), cut.invoice_id))
     if refunded:
         conn.execute("UPDATE leases SET credit = credit + ? WHERE lease_id=?", (refunded, lease_id))
         _use_credit(conn, lease_id, ref=lease_id)
 
 
+def _give_back(conn: sqlite3.Connection, lease_id: str, invoice_id: str, fen: int) -> int:
+    """Record money taken off an invoice by a termination (it goes back to the tenant's credit)."""
+    if fen:
+        conn.execute("INSERT INTO applications (lease_id, invoice_id, amount, source, ref) VALUES (?,?,?,?,?)",
+                     (lease_id, invoice_id, -fen, "refund", lease_id))
+    return fen
+
+
 # -- helpers ----------------------------------------------------------------------------------------------
+
+
+def lease_of(row: sqlite3.Row) -> domain.Lease:
+    """The domain Lease of a ``leases`` row."""
+    return domain.Lease(
+        lease_id=row["lease_id"], project_id=row["project_id"], building_id=row["building_id"],
+        start_on=date.fromisoformat(row["start_on"]), end_on=date.fromisoformat(row["end_on"]),
+        monthly_rent=int(row["monthly_rent"]), deposit=int(row["deposit"]), billing=row["billing"],
+        terminated_on=date.fromisoformat(row["terminated_on"]) if row["terminated_on"] else None,
+        tenant=row["tenant_name"])
+
+
+def invoice_of(row: sqlite3.Row) -> domain.InvoiceDue:
+    """The domain InvoiceDue of an ``invoices`` row (its current period and amount)."""
+    return domain.InvoiceDue(row["invoice_id"], date.fromisoformat(row["period_start"]),
+                             date.fromisoformat(row["period_end"]), int(row["amount"]),
+                             date.fromisoformat(row["due_on"]))
 
 
 def open_invoices(conn: sqlite3.Connection, lease_id: str) -> list[domain.OpenInvoice]:

@@ -28,7 +28,7 @@ class BuildingIn(Body):
 
 class TenantIn(Body):
     name = Text(required=True, max_length=100)
-    uscc = Uscc(metadata={"description": "18-character unified social credit code (统一社会信用代码)"})
+    uscc = Uscc(allow_none=True, metadata={"description": "18-character unified social credit code (统一社会信用代码)"})
 
 
 class LeaseIn(Body):
@@ -110,7 +110,8 @@ class InvoiceOut(Schema):
     lease_id = fields.String()
     period_start = fields.String()
     period_end = fields.String(metadata={"description": "last day of the period (inclusive)"})
-    amount = Yuan()
+    amount = Yuan(metadata={"description": "what is owed for the period (cut by an early termination)"})
+    issued_amount = Yuan(metadata={"description": "the amount the invoice was issued with (RentInvoiced)"})
     due_on = fields.String()
     paid = Yuan()
     outstanding = Yuan()

@@ -79,6 +79,8 @@ class BaotuanApi(Api):  # type: ignore[misc]
                     field = "body" if location == "json" else location
             else:
                 field, message = first_field(messages)
+        if field is not None and field.split(".")[0] == "_schema":
+            field = "body"  # the body as a whole (e.g. a JSON array where an object is expected)
         if code == 400 and field is None:
             field = "body"
         if code == 413:

@@ -91,6 +91,7 @@ class EventProducer:
             acks="all",
             enable_idempotence=True,
             linger_ms=2,
+            batch_size=262_144,  # a 1,000-entry batch post goes out in a few requests, not hundreds
             max_block_ms=int(timeout_s * 1000),
             delivery_timeout_ms=int(timeout_s * 1000),
             request_timeout_ms=int(timeout_s * 1000) - 500,

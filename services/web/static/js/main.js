@@ -34,8 +34,7 @@ async function signIn(token) {
 function signOut() {
   setToken(null);
   session.who = null;
-  location.hash = "#/signin";
-  route();
+  go("signin");
 }
 
 function signInPage(root, error) {
@@ -52,8 +51,7 @@ function signInPage(root, error) {
     event.preventDefault();
     try {
       await signIn(input.value.trim());
-      location.hash = `#/${HOME[session.who.role]}`;
-      route();
+      go(HOME[session.who.role]);
     } catch (exc) {
       setToken(null);
       replace(message, h("p", { class: "field-error", role: "alert", "data-error-for": "token" },
@@ -82,6 +80,12 @@ function renderNav(current) {
   replace(nav, links);
   replace(who, h("span", { class: "role", "data-testid": "role" }, t(`role.${session.who.role}`)), " ", session.who.name);
   signout.hidden = false;
+}
+
+// Show a page: through hashchange when the hash changes, directly when it does not.
+function go(name) {
+  if (location.hash === `#/${name}`) route();
+  else location.hash = `#/${name}`;
 }
 
 // --- routing ------------------------------------------------------------------------------

@@ -94,3 +94,21 @@ export function accountName(code) {
   if (!account) return "";
   return segment ? `${account.name} / ${segment}` : account.name;
 }
+
+let names = null;
+
+// Display names of collectives and other investors by id (the registry is readable by every role).
+export async function directory() {
+  if (names === null) {
+    const found = {};
+    for (const [path, key] of [["/v1/collectives", "collective_id"], ["/v1/investors", "investor_id"]]) {
+      try {
+        for (const item of (await api("ledger", path)).items || []) found[item[key]] = item.name;
+      } catch {
+        // names are a convenience: ids are shown without them
+      }
+    }
+    names = found;
+  }
+  return names;
+}

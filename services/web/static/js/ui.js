@@ -62,9 +62,10 @@ export function today() {
 // --- tables -------------------------------------------------------------------------------
 
 // columns: [{key, label, money?: bool, render?: (row) => node|string, class?}]
-export function table(columns, rows, { footer, empty, testid } = {}) {
+// rowKey names the field whose value each <tr> carries as data-key (for links and tests).
+export function table(columns, rows, { footer, empty, testid, rowKey } = {}) {
   const head = h("tr", {}, columns.map((c) => h("th", { class: c.money ? "num" : c.class }, c.label)));
-  const body = rows.map((row) => h("tr", {}, columns.map((c) => {
+  const body = rows.map((row) => h("tr", { "data-key": rowKey ? row[rowKey] : null }, columns.map((c) => {
     const value = c.render ? c.render(row) : row[c.key];
     return h("td", { class: c.money ? "num" : c.class }, c.money && !c.render ? money(value) : value);
   })));

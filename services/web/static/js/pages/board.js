@@ -3,15 +3,18 @@
 
 import { api, Submission } from "../api.js";
 import { t } from "../i18n.js";
-import { projectPicker, session } from "../session.js";
-import { busy, clearErrors, failure, fenToWire, field, h, money, parseFen, replace, section, showError, table, today } from "../ui.js";
+import { directory, projectPicker, session } from "../session.js";
+import { busy, clearErrors, failure, field, h, money, parseFen, replace, section, showError, table, today } from "../ui.js";
 
 const SUMMARY_KEYS = ["gross_rent", "expenses", "management_fee", "tax", "net_profit", "pool", "retained",
   "total_capital_days", "total_top_up", "total_payout"];
 
+let names = {};
+
 function allocationTable(allocations, extra = [], testid = "allocations") {
   return table([
-    { key: "investor_id", label: t("alloc.investor") },
+    { key: "investor_id", label: t("alloc.investor"), render: (a) => names[a.investor_id]
+      ? [names[a.investor_id], " ", h("small", { class: "muted" }, a.investor_id)] : a.investor_id },
     { key: "investor_type", label: t("alloc.type"), render: (a) => t(`investor.${a.investor_type}`, {}, a.investor_type || "") },
     { key: "capital_days", label: t("alloc.capital_days"), money: true },
     { key: "pro_rata", label: t("alloc.pro_rata"), money: true },
@@ -19,7 +22,7 @@ function allocationTable(allocations, extra = [], testid = "allocations") {
     { key: "top_up", label: t("alloc.top_up"), money: true },
     { key: "payout", label: t("alloc.payout"), money: true },
     ...extra,
-  ], allocations, { testid });
+  ], allocations, { testid, rowKey: "investor_id" });
 }
 
 function summary(d) {
@@ -28,6 +31,7 @@ function summary(d) {
 }
 
 export async function boardPage(root) {
+  names = await directory();
   const year = new Date().getFullYear();
   const start = h("input", { type: "date", name: "period_start", value: `${year}-01-01`, "data-field": "period_start", "data-testid": "period-start" });
   const end = h("input", { type: "date", name: "period_end", value: `${year}-12-31`, "data-field": "period_end", "data-testid": "period-end" });
@@ -36,16 +40,17 @@ export async function boardPage(root) {
   const previewSlot = h("div", { "data-testid": "preview-result" });
   const listSlot = h("div", { "data-testid": "distributions" });
   const mayWrite = session.can("board");
+  const mayPreview = session.can("board", "auditor");
   const declareSubmission = new Submission();
   let previewed = null;
   const picker = await projectPicker(() => { previewed = null; replace(previewSlot); declareButton.disabled = true; loadList(); });
   const form = h("form", { class: "inline-form", "data-testid": "preview-form", novalidate: true },
-    field(t("board.period_start"), start), field(t("board.period_end"), end), mayWrite ? [previewButton, declareButton] : null,
+    field(t("board.period_start"), start), field(t("board.period_end"), end), previewButton, mayWrite ? declareButton : null,
     h("div", { class: "form-error" }));
   root.append(
     h("h1", {}, t("nav.board")),
     h("div", { class: "toolbar" }, field(t("project"), picker)),
-    mayWrite ? section(t("board.new"), h("p", { class: "muted" }, t("board.help")), form, previewSlot) : null,
+    mayPreview ? section(t("board.new"), h("p", { class: "muted" }, t("board.help")), form, previewSlot) : null,
     section(t("board.distributions"), listSlot),
   );
   for (const input of [start, end]) input.addEventListener("change", () => { declareButton.disabled = true; });
@@ -108,16 +113,18 @@ export async function boardPage(root) {
     const card = h("article", { class: "distribution", "data-testid": `distribution-${d.distribution_id}`, "data-status": d.status },
       h("header", {}, h("strong", {}, `${d.period_start} – ${d.period_end}`), " ",
         h("span", { class: `tag ${d.status}`, "data-testid": "distribution-status" }, t(`status.${d.status}`, {}, d.status)), " ",
+        d.fully_paid ? [h("span", { class: "tag paid" }, t("status.paid")), " "] : null,
         h("code", { class: "muted" }, d.distribution_id), " ", approve),
       summary(d), errorSlot);
-    const paidBy = paidByInvestor(d);
-    const payCol = mayWrite && d.status !== "declared" && d.status !== "cancelled"
-      ? [{ key: "pay", label: "", render: (a) => (paidBy[a.investor_id] || 0) >= cents(a.payout) || cents(a.payout) === 0
-        ? h("span", { class: "tag paid" }, t("status.paid"))
-        : h("button", { type: "button", class: "small", "data-testid": `pay-${a.investor_id}`, onclick: (ev) => openPayment(ev.target.closest("tr"), d, a) }, t("board.pay")) }]
-      : [];
-    const paidCol = [{ key: "paid", label: t("alloc.paid"), render: (a) => money(fenToWire(paidBy[a.investor_id] || 0)), class: "num" }];
-    card.append(allocationTable(d.allocations || [], [...paidCol, ...payCol], `allocations-${d.distribution_id}`));
+    const payable = mayWrite && d.status === "approved";
+    const paidCol = { key: "paid", label: t("alloc.paid"), class: "num", render: (a) => (a.paid ? money(a.payment?.amount) : "—") };
+    const payCol = { key: "pay", label: "", render: (a) => {
+      if (a.paid) return h("span", { class: "tag paid", title: a.payment?.bank_reference || "" }, `${t("status.paid")} ${a.payment?.paid_on || ""}`);
+      if (!payable || (parseFen(a.payout) ?? 0) === 0) return "";
+      return h("button", { type: "button", class: "small", "data-testid": `pay-${a.investor_id}`,
+        onclick: (ev) => openPayment(ev.target.closest("tr"), d, a) }, t("board.pay"));
+    } };
+    card.append(allocationTable(d.allocations || [], d.status === "declared" ? [] : [paidCol, payCol], `allocations-${d.distribution_id}`));
     if (approve) {
       approve.addEventListener("click", async () => {
         clearErrors(card);
@@ -142,7 +149,7 @@ export async function boardPage(root) {
     const submit = h("button", { type: "submit", class: "primary small", "data-testid": "pay-submit" }, t("board.record_payment"));
     const submission = new Submission();
     const form = h("form", { class: "inline-form", novalidate: true },
-      h("span", {}, a.investor_id), field(t("amount"), amount), field(t("board.paid_on"), paidOn), field(t("board.bank_reference"), reference), submit,
+      h("span", {}, names[a.investor_id] || a.investor_id), field(t("amount"), amount), field(t("board.paid_on"), paidOn), field(t("board.bank_reference"), reference), submit,
       h("button", { type: "button", class: "small", onclick: () => formRow.remove() }, t("cancel")), h("div", { class: "form-error" }));
     const formRow = h("tr", { class: "payment-row" }, h("td", { colspan: row.children.length }, form));
     row.after(formRow);
@@ -163,14 +170,4 @@ export async function boardPage(root) {
   }
 
   await loadList();
-}
-
-const cents = (value) => parseFen(value) ?? 0;
-
-// Fen paid so far to each investor of a distribution (from its payments, if listed).
-function paidByInvestor(d) {
-  const paid = {};
-  for (const p of d.payments || []) paid[p.investor_id] = (paid[p.investor_id] || 0) + cents(p.amount);
-  for (const a of d.allocations || []) if (a.paid !== undefined && paid[a.investor_id] === undefined) paid[a.investor_id] = cents(a.paid);
-  return paid;
 }

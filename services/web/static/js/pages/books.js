@@ -12,7 +12,7 @@ function toolbar(...items) {
 
 function lineText(line) {
   const side = line.debit !== undefined && line.debit !== null ? "debit" : "credit";
-  return h("div", { class: "entry-line" },
+  return h("div", { class: `entry-line ${side}` },
     h("span", { class: `side ${side}` }, t(`side.${side}`)), " ",
     h("code", {}, line.account), " ", h("span", { class: "muted" }, accountName(line.account)), " ",
     h("span", { class: "num" }, money(line[side])));
@@ -56,7 +56,7 @@ export async function booksPage(root) {
           { key: "debit", label: t("debit.total"), money: true },
           { key: "credit", label: t("credit.total"), money: true },
           { key: "balance", label: t("balance"), money: true },
-        ], tb.accounts || [], { footer: { code: t("total"), debit: totals.debit, credit: totals.credit }, testid: "trial-balance-table" }),
+        ], tb.accounts || [], { footer: { code: t("total"), debit: totals.debit, credit: totals.credit }, testid: "trial-balance-table", rowKey: "code" }),
         h("p", { class: balanced ? "badge ok" : "badge bad", "data-testid": "tb-status" },
           balanced ? t("books.balanced") : t("books.unbalanced")));
     } catch (exc) {
@@ -81,7 +81,7 @@ export async function booksPage(root) {
           return h("button", { type: "button", class: "small", "data-testid": `reverse-${e.entry_id}`,
             onclick: (ev) => openReverse(ev.target.closest("tr"), e) }, t("books.reverse"));
         } },
-      ], entries, { testid: "entries-table", empty: t("books.no_entries") }));
+      ], entries, { testid: "entries-table", empty: t("books.no_entries"), rowKey: "entry_id" }));
     } catch (exc) {
       replace(entriesSlot, failure(exc));
     }
@@ -163,11 +163,12 @@ export async function dividendsPage(root) {
           { key: "pro_rata", label: t("alloc.pro_rata"), money: true },
           { key: "top_up", label: t("alloc.top_up"), money: true },
           { key: "payout", label: t("alloc.payout"), money: true },
-          { key: "paid", label: t("alloc.paid"), money: true },
+          { key: "paid", label: t("alloc.paid"), class: "num", render: (r) => (r.paid ? money(r.payment?.amount) : "—") },
+          { key: "paid_on", label: t("board.paid_on"), render: (r) => r.payment?.paid_on || "" },
         ], rows, { testid: `dividends-${projectId}` }));
       }
-      if (body.totals) parts.push(h("p", { class: "summary" }, `${t("dividends.total_payout")}: `, h("strong", {}, money(body.totals.payout)),
-        body.totals.paid !== undefined ? [`　${t("alloc.paid")}: `, h("strong", {}, money(body.totals.paid))] : null));
+      if (items.length) parts.push(h("p", { class: "summary", "data-testid": "dividends-total" }, `${t("dividends.total_payout")}: `,
+        h("strong", {}, money(body.total_payout)), `　${t("alloc.paid")}: `, h("strong", {}, money(body.total_paid))));
       replace(slot, parts.length ? parts : h("p", { class: "muted" }, t("dividends.none")));
     } catch (exc) {
       replace(slot, failure(exc));

@@ -72,14 +72,21 @@ export function incomeChart(villages) {
 export async function incomePage(root) {
   const year = h("input", { type: "number", min: 2000, max: 2100, step: 1, value: new Date().getFullYear(), name: "year",
     "data-testid": "year", class: "year" });
+  const town = h("select", { name: "town", "data-testid": "town" }, h("option", { value: "" }, t("income.all_towns")));
   const slot = h("div", { "data-testid": "village-income" });
   root.append(h("h1", {}, t("income.title")), h("p", { class: "muted" }, t("income.help")),
-    h("div", { class: "toolbar" }, field(t("year"), year)), slot);
+    h("div", { class: "toolbar" }, field(t("year"), year), field(t("income.town"), town)), slot);
   year.addEventListener("change", () => load());
+  town.addEventListener("change", () => load());
 
   async function load() {
     try {
-      const report = await api("ledger", "/v1/reports/village-income", { query: { year: year.value } });
+      const report = await api("ledger", "/v1/reports/village-income", { query: { year: year.value, town: town.value } });
+      if (!town.value) {
+        // The towns to filter by are those of the unfiltered report.
+        town.replaceChildren(h("option", { value: "" }, t("income.all_towns")),
+          ...(report.by_town || []).map((g) => h("option", { value: g.group }, g.group)));
+      }
       const villages = report.villages || report.items || [];
       const status = (v) => {
         const fen = parseFen(v.income) ?? 0;

@@ -20,8 +20,8 @@ export async function rentalsPage(root) {
   root.append(
     h("h1", {}, t("nav.rentals")),
     h("div", { class: "toolbar" }, field(t("project"), picker), field(t("rentals.on"), on)),
-    h("div", { class: "grid-2" }, section(t("rentals.occupancy"), occupancySlot), section(t("rentals.arrears"), arrearsSlot)),
-    section(t("rentals.rent_roll"), rollSlot),
+    h("div", { class: "grid-2" }, section(t("rentals.occupancy"), occupancySlot), section(t("rentals.rent_roll"), rollSlot)),
+    section(t("rentals.arrears"), arrearsSlot),
     session.can("operator") ? section(t("rentals.record_payment"), paymentSlot) : null,
   );
   on.addEventListener("change", () => load());
@@ -56,17 +56,14 @@ export async function rentalsPage(root) {
   async function loadOccupancy() {
     try {
       const occ = await api("rentals", path("occupancy"), { query: { on: on.value } });
-      const buildings = occ.buildings || occ.items || [];
-      const counts = {};
-      for (const b of buildings) counts[b.status] = (counts[b.status] || 0) + 1;
-      const total = occ.total ?? buildings.length;
-      const occupied = occ.occupied ?? counts.occupied ?? 0;
-      const rate = occ.rate ?? occ.occupancy_rate ?? (total ? `${Math.round((occupied * 1000) / total) / 10}%` : "—");
+      const buildings = occ.buildings || [];
+      const leased = buildings.filter((b) => b.status === "leased").length;
       replace(occupancySlot, h("dl", { class: "stats", "data-testid": "occupancy-stats" },
-        h("dt", {}, t("rentals.buildings")), h("dd", {}, String(total)),
-        h("dt", {}, t("occ.occupied")), h("dd", {}, String(occupied)),
-        h("dt", {}, t("occ.vacant")), h("dd", {}, String(occ.vacant ?? counts.vacant ?? total - occupied)),
-        h("dt", {}, t("rentals.rate")), h("dd", {}, String(rate))));
+        h("dt", {}, t("rentals.rate")), h("dd", { class: "big", "data-testid": "occupancy-rate" }, percent(occ.rate)),
+        h("dt", {}, t("rentals.buildings")), h("dd", {}, t("rentals.leased_of", { leased, total: buildings.length })),
+        h("dt", {}, t("rentals.total_area")), h("dd", {}, `${money(occ.total_area_m2)} m²`),
+        h("dt", {}, t("rentals.leased_area")), h("dd", {}, `${money(occ.leased_area_m2)} m²`),
+        h("dt", {}, t("rentals.vacant_area")), h("dd", {}, `${money(occ.vacant_area_m2)} m²`)));
     } catch (exc) {
       replace(occupancySlot, failure(exc));
     }
@@ -75,12 +72,14 @@ export async function rentalsPage(root) {
   async function loadArrears() {
     try {
       const arr = await api("rentals", path("arrears"), { query: { as_of: on.value } });
-      const buckets = arr.buckets || {};
-      const rows = Object.entries(buckets).map(([bucket, amount]) => ({ bucket, amount }));
+      const buckets = Object.keys(arr.buckets || {});
+      const rows = (arr.items || []).map((item) => ({ ...item, ...Object.fromEntries(buckets.map((b) => [`b:${b}`, item.buckets[b]])) }));
+      const footer = { who: t("total"), total: arr.total, ...Object.fromEntries(buckets.map((b) => [`b:${b}`, arr.buckets[b]])) };
       replace(arrearsSlot, table([
-        { key: "bucket", label: t("rentals.age"), render: (r) => t(`age.${r.bucket}`, {}, `${r.bucket} ${t("days")}`) },
-        { key: "amount", label: t("amount"), money: true },
-      ], rows, { testid: "arrears-table", footer: { bucket: t("total"), amount: arr.total } }));
+        { key: "who", label: t("rentals.tenant"), render: (r) => [r.tenant || "", " ", h("small", { class: "muted" }, r.lease_id)] },
+        ...buckets.map((b) => ({ key: `b:${b}`, label: t(`age.${b}`, {}, b), money: true })),
+        { key: "total", label: t("total"), money: true },
+      ], rows, { testid: "arrears-table", footer, empty: t("rentals.no_arrears") }));
     } catch (exc) {
       replace(arrearsSlot, failure(exc));
     }
@@ -95,7 +94,7 @@ export async function rentalsPage(root) {
       return;
     }
     const lease = h("select", { name: "lease_id", "data-field": "lease_id", "data-testid": "payment-lease" },
-      leases.map((l) => h("option", { value: l.lease_id },
+      leases.filter((l) => l.status !== "terminated").map((l) => h("option", { value: l.lease_id },
         `${l.lease_id} · ${tenantName(l.tenant)}${l.monthly_rent ? ` · ${money(l.monthly_rent)}/${t("month")}` : ""}`)));
     const amount = h("input", { type: "text", inputmode: "decimal", name: "amount", "data-field": "amount", class: "amount",
       placeholder: "0.00", required: true, "data-testid": "payment-amount" });
@@ -116,7 +115,7 @@ export async function rentalsPage(root) {
         amount.value = "";
         await Promise.all([loadRoll(), loadArrears()]);
         form.querySelector(".form-error").append(h("p", { class: "notice ok", role: "status", "data-testid": "payment-recorded" },
-          `${t("rentals.recorded")} ${paid.payment_id || ""}`));
+          `${t("rentals.recorded")} ${paid.payment?.payment_id || ""}`));
       } catch (exc) {
         showError(form, exc, "lease_id");
       } finally {
@@ -127,4 +126,12 @@ export async function rentalsPage(root) {
   }
 
   await load();
+}
+
+// "0.6563" -> "65.63%" (string arithmetic: the rate is a decimal string).
+function percent(rate) {
+  const match = /^(\d+)\.(\d{1,4})$/.exec(String(rate ?? ""));
+  if (!match) return rate ?? "—";
+  const digits = (match[1] + match[2].padEnd(4, "0")).replace(/^0+(?=\d{3})/, "");
+  return `${digits.slice(0, -2)}.${digits.slice(-2)}%`;
 }

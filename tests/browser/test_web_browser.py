@@ -1,0 +1,462 @@
+"""The web page in a real browser (Debian's chromium, headless, driven by Playwright) against
+the three real services and a real Kafka broker.
+
+The services and the web app run in this process, each behind its own HTTP server on a free
+loopback port; the data are loaded through the services' public APIs with an admin token.
+With BAOTUAN_SCREENSHOTS=<dir> the tests also save the main pages as PNGs there (the ones in
+docs/screenshots/ were made with ``BAOTUAN_SCREENSHOTS=docs/screenshots``), on a broker of
+their own so that the pictures show only the demo villages.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import openpyxl
+import pytest
+import requests
+from flask import Flask
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from services.runtime.auth import add_token
+from services.runtime.config import Settings
+from services.runtime.local_kafka import LocalBroker, free_port
+
+pytestmark = pytest.mark.kafka
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SCREENSHOTS = os.environ.get("BAOTUAN_SCREENSHOTS")
+# Making screenshots on a broker of our own: plain ids read better in the pictures.
+OWN_BROKER = bool(SCREENSHOTS) and not os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+YEAR = "2026"
+
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)", allow_module_level=True)
+playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the dev extra)")
+expect = playwright_api.expect
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Locator, Page
+
+
+# -- the stack: three services and the web app, each on its own port ----------------------------------------
+
+
+class Server:
+    """A WSGI app served on a free loopback port from a background thread."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self._server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, name=f"http-{app.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        service = self.app.extensions.get("baotuan_service")
+        if service is not None:
+            service.stop()
+
+
+@dataclass
+class Stack:
+    web: str
+    ledger: str
+    rentals: str
+    dividends: str
+    settings: Settings
+    ids: dict[str, str]
+
+    def token(self, role: str, scope: list[str] | tuple[str, ...] = ()) -> str:
+        assert self.settings.tokens_file is not None
+        return add_token(self.settings.tokens_file, name=f"{role}-{uuid.uuid4().hex[:6]}", role=role, scope=scope)
+
+
+@pytest.fixture(scope="module")
+def bootstrap(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The session broker; a broker of the module's own when making screenshots (only our villages)."""
+    if not OWN_BROKER:
+        yield request.getfixturevalue("kafka_bootstrap")
+        return
+    broker = LocalBroker(tmp_path_factory.mktemp("kafka-web"), free_port(), free_port())
+    broker.start()
+    try:
+        yield broker.bootstrap
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    from services.dividends.app import create_app as dividends_app
+    from services.ledger.app import create_app as ledger_app
+    from services.rentals.app import create_app as rentals_app
+    from services.web.app import create_app as web_app
+    from services.web.proxy import Upstreams
+
+    root = tmp_path_factory.mktemp("web-stack")
+    settings = Settings(bootstrap_servers=bootstrap, data_dir=root / "data", tokens_file=root / "tokens.json",
+                        request_timeout_s=15)
+    servers: list[Server] = []
+    try:
+        for make in (ledger_app, rentals_app, dividends_app):
+            servers.append(Server(make(settings)))
+        ledger, rentals, dividends = (s.url for s in servers)
+        servers.append(Server(web_app(settings, Upstreams(ledger=ledger, rentals=rentals, dividends=dividends))))
+        built = Stack(web=servers[-1].url, ledger=ledger, rentals=rentals, dividends=dividends, settings=settings,
+                      ids={})
+        built.ids = seed(built)
+        yield built
+    finally:
+        for server in reversed(servers):
+            server.stop()
+
+
+def seed(stack: Stack) -> dict[str, str]:
+    """Villages, a park with investors, a policy, buildings, leases, rent and some journal entries."""
+    u = "" if OWN_BROKER else f"-{uuid.uuid4().hex[:6]}"
+    ids = {"lianmeng": f"lianmeng{u}", "xinqiao": f"xinqiao{u}", "dongshan": f"dongshan{u}",
+           "hexi": f"hexi{u}", "company": f"binhai-dev{u}", "project": f"binhai-park{u}"}
+    admin = {"Authorization": f"Bearer {stack.token('admin')}"}
+
+    def call(method: str, base: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = requests.request(method, base + path, json=body, headers=admin, timeout=30)
+        assert response.status_code < 300, f"{method} {path}: {response.status_code} {response.text}"
+        result: dict[str, Any] = response.json()
+        return result
+
+    villages = [("lianmeng", "联盟村", "金清镇", ["滨海抱团"]), ("xinqiao", "新桥村", "金清镇", ["滨海抱团"]),
+                ("dongshan", "东山村", "金清镇", ["滨海抱团"]), ("hexi", "河西村", "蓬街镇", [])]
+    for key, name, town, alliances in villages:
+        call("POST", stack.ledger, "/v1/collectives",
+             {"collective_id": ids[key], "name": name, "town": town, "alliances": alliances})
+    call("POST", stack.ledger, "/v1/investors",
+         {"investor_id": ids["company"], "name": "滨海开发公司", "investor_type": "company"})
+    pid = ids["project"]
+    call("POST", stack.ledger, "/v1/projects", {"project_id": pid, "name": "路桥滨海产业园", "kind": "industrial_park",
+                                                "town": "金清镇", "operator": "滨海园区运营公司"})
+    for key, body in [("lianmeng", {"kind": "land", "area_mu": "14.2", "price_per_mu": "200000.00"}),
+                      ("xinqiao", {"kind": "land", "area_mu": "9.5", "price_per_mu": "200000.00"}),
+                      ("dongshan", {"kind": "cash", "amount": "1000000.00"}),
+                      ("company", {"kind": "cash", "amount": "5000000.00"})]:
+        call("POST", stack.ledger, f"/v1/projects/{pid}/investments",
+             {**body, "investor_id": ids[key], "effective_on": f"{YEAR}-01-01"})
+    call("PUT", stack.dividends, f"/v1/projects/{pid}/policy",
+         {"management_fee_rate": "0.05", "tax_rate": "0.06", "payout_ratio": "0.90", "guaranteed_rate": "0.10",
+          "guarantor_id": ids["company"]})
+    for n, area in [(1, "8400.00"), (2, "6000.00"), (3, "5200.00")]:
+        call("POST", stack.rentals, f"/v1/projects/{pid}/buildings",
+             {"building_id": f"b{n}{u}", "name": f"{n}号厂房", "floor_area_m2": area})
+    for n, tenant, rent, billing in [(1, "台州精工机械有限公司", "84000.00", "monthly"),
+                                     (2, "路桥电子科技有限公司", "60000.00", "quarterly")]:
+        call("POST", stack.rentals, f"/v1/projects/{pid}/leases",
+             {"lease_id": f"lease{n}{u}", "building_id": f"b{n}{u}", "tenant": {"name": tenant},
+              "start_on": f"{YEAR}-01-01", "end_on": "2029-01-01", "monthly_rent": rent, "deposit": "100000.00",
+              "billing": billing})
+        call("POST", stack.rentals, f"/v1/leases/lease{n}{u}/invoices", {"up_to": f"{YEAR}-10-01"})
+    ids.update(lease1=f"lease1{u}", lease2=f"lease2{u}")
+    for month in range(1, 9):  # lease 1: January to August paid
+        call("POST", stack.rentals, f"/v1/leases/lease1{u}/payments",
+             {"amount": "84000.00", "received_on": f"{YEAR}-{month:02d}-05"})
+    for month in (1, 4):  # lease 2: the first two quarters paid
+        call("POST", stack.rentals, f"/v1/leases/lease2{u}/payments",
+             {"amount": "180000.00", "received_on": f"{YEAR}-{month:02d}-10"})
+    for key, amount, account in [("lianmeng", "1200000.00", "503"), ("lianmeng", "86000.00", "501"),
+                                 ("xinqiao", "650000.00", "503"), ("dongshan", "100000.00", "503"),
+                                 ("hexi", "420000.00", "503")]:
+        call("POST", stack.ledger, f"/v1/collectives/{ids[key]}/entries",
+             {"date": f"{YEAR}-03-20", "memo": "区级扶持资金" if account == "503" else "村留地租金",
+              "lines": [{"account": "102", "debit": amount}, {"account": account, "credit": amount}]})
+    call("POST", stack.ledger, f"/v1/collectives/{ids['lianmeng']}/periods", {"period": f"{YEAR}-01"})
+    return ids
+
+
+# -- the browser ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with playwright_api.sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser, stack: Stack) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 860}, locale="zh-CN", base_url=stack.web)
+    context.set_default_timeout(20_000)
+    opened = context.new_page()
+    errors: list[str] = []
+    opened.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        yield opened
+    finally:
+        context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def shoot(page: Page, name: str, tmp_path: Path, *, full_page: bool = True) -> Path:
+    """Save a screenshot (to BAOTUAN_SCREENSHOTS when set) and return where it is."""
+    target = Path(SCREENSHOTS) if SCREENSHOTS else tmp_path
+    target.mkdir(parents=True, exist_ok=True)
+    path = target / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full_page)
+    return path
+
+
+def sign_in(page: Page, token: str, landing: str) -> None:
+    page.goto("/")
+    page.get_by_label("访问令牌").fill(token)
+    page.get_by_role("button", name="登录").click()
+    expect(page.locator(f'[data-page="{landing}"]')).to_be_visible()
+
+
+def row_of(page: Page, table: str, key: str) -> Locator:
+    return page.locator(f'[data-testid="{table}"] tbody tr[data-key="{key}"]')
+
+
+# -- the tests ----------------------------------------------------------------------------------------------
+
+
+def test_a_bad_token_is_refused_next_to_the_token_field_and_a_good_one_opens_the_books(
+        page: Page, stack: Stack, tmp_path: Path) -> None:
+    page.goto("/")
+    expect(page.get_by_role("heading", name="登录")).to_be_visible()
+    shoot(page, "sign-in", tmp_path, full_page=False)
+    page.get_by_label("访问令牌").fill("bt_not-a-token")
+    page.get_by_role("button", name="登录").click()
+    expect(page.locator('[data-error-for="token"]')).to_have_text(re.compile("令牌无效"))
+
+    sign_in(page, stack.token("accountant", [stack.ids["lianmeng"]]), "books")
+    expect(page.get_by_test_id("role")).to_have_text("报账员")
+    # An accountant sees the books, entries, dividends, statement and income tabs, not rentals or the board.
+    expect(page.get_by_test_id("nav-entry")).to_be_visible()
+    expect(page.get_by_test_id("nav-rentals")).to_have_count(0)
+    expect(page.get_by_test_id("nav-board")).to_have_count(0)
+
+
+def test_an_accountant_posts_a_balanced_entry_sees_the_balance_change_and_reverses_it(
+        page: Page, stack: Stack, tmp_path: Path) -> None:
+    cid = stack.ids["xinqiao"]
+    sign_in(page, stack.token("accountant", [cid]), "books")
+    bank = row_of(page, "trial-balance-table", "102")
+    expect(bank.locator("td").nth(4)).to_have_text("650,000.00")
+    expect(page.get_by_test_id("tb-status")).to_have_text("借贷平衡")
+
+    page.get_by_test_id("nav-entry").click()
+    form = page.get_by_test_id("entry-form")
+    form.get_by_test_id("entry-date").fill(f"{YEAR}-04-15")
+    form.get_by_test_id("entry-memo").fill("厂房维修费")
+    accounts = form.get_by_test_id("line-account")
+    accounts.nth(0).fill("513")
+    form.get_by_test_id("line-debit").nth(0).fill("3200")
+    accounts.nth(1).fill("102")
+    form.get_by_test_id("line-credit").nth(1).fill("3000.5")
+    # The live check: not balanced, so the form cannot be sent.
+    expect(form.get_by_test_id("balance-status")).to_have_text(re.compile("借贷不平衡，差额 199.50"))
+    expect(form.get_by_test_id("entry-submit")).to_be_disabled()
+    expect(form.locator("tr.line").nth(0)).to_contain_text("管理费用")
+    form.get_by_test_id("line-credit").nth(1).fill("3200.00")
+    expect(form.get_by_test_id("balance-status")).to_have_text("借贷平衡 ✓")
+    expect(form.get_by_test_id("total-debit")).to_have_text("3,200.00")
+    form.get_by_test_id("entry-submit").click()
+    expect(page.get_by_test_id("entry-posted")).to_be_visible()
+
+    page.get_by_test_id("nav-books").click()
+    expect(bank.locator("td").nth(4)).to_have_text("646,800.00")
+    expense = row_of(page, "trial-balance-table", "513")
+    expect(expense.locator("td").nth(2)).to_have_text("3,200.00")
+    shoot(page, "accountant-books", tmp_path)
+
+    entry = page.locator('[data-testid="entries-table"] tbody tr').filter(has_text="厂房维修费")
+    entry.get_by_role("button", name="冲销").click()
+    reverse = page.get_by_test_id("reverse-form")
+    reverse.locator('[data-field="date"]').fill(f"{YEAR}-04-16")
+    reverse.locator('[data-field="reason"]').fill("重复记账")
+    reverse.get_by_role("button", name="确认冲销").click()
+    expect(bank.locator("td").nth(4)).to_have_text("650,000.00")
+    expect(entry.first).to_contain_text("已冲销")
+
+    # The 收益及收益分配表 of the year: the subsidy income, and the expense posted and reversed nets to nothing.
+    page.get_by_test_id("nav-statement").click()
+    page.get_by_test_id("year").fill(YEAR)
+    page.get_by_test_id("year").dispatch_event("change")
+    statement = page.get_by_test_id("income-statement-table")
+    expect(statement.locator("tbody tr").filter(has_text="补助收入").locator("td").last).to_have_text("650,000.00")
+    expect(statement.locator("tbody tr").filter(has_text="管理费用").locator("td").last).to_have_text("0.00")
+    expect(statement.locator("tbody tr").filter(has_text="本年收益").locator("td").last).to_have_text("650,000.00")
+    shoot(page, "income-statement", tmp_path)
+
+    # The Excel export of the village's books, written by the audit tool from the events.
+    page.get_by_test_id("nav-books").click()
+    with page.expect_download() as download:
+        page.get_by_test_id("export-xlsx").click()
+    workbook_path = tmp_path / "books.xlsx"
+    download.value.save_as(workbook_path)
+    assert download.value.suggested_filename == f"baotuan-{cid}.xlsx"
+    workbook = openpyxl.load_workbook(workbook_path, read_only=True)
+    assert workbook.sheetnames[:3] == ["科目余额表", "凭证明细", "分红明细"]
+    entries = [row for row in workbook["凭证明细"].iter_rows(values_only=True) if "厂房维修费" in map(str, row)]
+    assert len(entries) == 2  # the two lines of the entry (its reversal carries the reason)
+    workbook.close()
+
+
+def test_the_ledgers_refusals_are_shown_next_to_the_field_they_name(page: Page, stack: Stack, tmp_path: Path) -> None:
+    cid = stack.ids["lianmeng"]
+    sign_in(page, stack.token("accountant", [cid]), "books")
+    page.get_by_test_id("nav-entry").click()
+    form = page.get_by_test_id("entry-form")
+    # January is closed: the ledger answers 422 naming "date".
+    form.get_by_test_id("entry-date").fill(f"{YEAR}-01-20")
+    form.get_by_test_id("line-account").nth(0).fill("102")
+    form.get_by_test_id("line-debit").nth(0).fill("500.00")
+    form.get_by_test_id("line-account").nth(1).fill("504")
+    form.get_by_test_id("line-credit").nth(1).fill("500.00")
+    form.get_by_test_id("entry-submit").click()
+    date_error = page.locator('[data-error-for="date"]')
+    expect(date_error).to_contain_text(f"period {YEAR}-01 is closed")
+    # ... right beside the date input, which is marked invalid.
+    assert date_error.evaluate("el => el.parentElement.contains(document.querySelector('[data-testid=entry-date]'))")
+    expect(form.get_by_test_id("entry-date")).to_have_attribute("aria-invalid", "true")
+    shoot(page, "entry-form-error", tmp_path, full_page=False)
+
+    # An account that is not on the chart: the error sits in that line's account cell.
+    form.get_by_test_id("entry-date").fill(f"{YEAR}-05-20")
+    form.get_by_test_id("line-account").nth(1).fill("999")
+    form.get_by_test_id("entry-submit").click()
+    account_error = page.locator('[data-error-for="lines.1.account"]')
+    expect(account_error).to_be_visible()
+    assert account_error.evaluate("el => el.closest('td').querySelector('input').value") == "999"
+    expect(page.locator('[data-error-for="date"]')).to_have_count(0)
+
+
+def test_an_operator_sees_rent_roll_occupancy_and_arrears_and_records_a_payment(
+        page: Page, stack: Stack, tmp_path: Path) -> None:
+    pid = stack.ids["project"]
+    sign_in(page, stack.token("operator", [pid]), "rentals")
+    page.get_by_test_id("rentals-on").fill(f"{YEAR}-10-15")
+    page.get_by_test_id("rentals-on").dispatch_event("change")
+    roll = page.get_by_test_id("rent-roll-table")
+    expect(roll.locator("tbody tr")).to_have_count(3)
+    expect(roll).to_contain_text("台州精工机械有限公司")
+    expect(roll.locator("tfoot")).to_contain_text("144,000.00")
+    expect(page.get_by_test_id("occupancy-rate")).to_have_text("73.47%")
+    arrears = page.get_by_test_id("arrears-table")
+    # Lease 1 owes September and October (84,000 each), lease 2 the third and fourth quarters (180,000 each).
+    expect(arrears.locator("tfoot td").last).to_have_text("528,000.00")
+
+    form = page.get_by_test_id("payment-form")
+    form.get_by_test_id("payment-lease").select_option(stack.ids["lease1"])
+    form.get_by_test_id("payment-amount").fill("84000.00")
+    form.get_by_test_id("payment-date").fill(f"{YEAR}-10-15")
+    form.get_by_test_id("payment-submit").click()
+    expect(page.get_by_test_id("payment-recorded")).to_be_visible()
+    expect(arrears.locator("tfoot td").last).to_have_text("444,000.00")
+    shoot(page, "operator-rentals", tmp_path)
+
+    # A refused amount is shown next to the amount field.
+    form.get_by_test_id("payment-amount").fill("12.345")
+    form.get_by_test_id("payment-submit").click()
+    expect(page.locator('[data-error-for="amount"]')).to_be_visible()
+
+
+def test_a_board_previews_declares_approves_and_pays_a_distribution(
+        page: Page, stack: Stack, browser: Browser, tmp_path: Path) -> None:
+    pid, lianmeng = stack.ids["project"], stack.ids["lianmeng"]
+    sign_in(page, stack.token("board", [pid]), "board")
+    page.get_by_test_id("period-start").fill(f"{YEAR}-01-01")
+    page.get_by_test_id("period-end").fill(f"{YEAR}-06-30")
+    page.get_by_test_id("preview").click()
+    preview = page.get_by_test_id("preview-allocations")
+    expect(preview.locator("tbody tr")).to_have_count(4)
+    summary = page.get_by_test_id("preview-result").get_by_test_id("distribution-summary")
+    # Rent received January-June: 6 × 84,000 + 2 × 180,000.
+    expect(summary).to_contain_text("864,000.00")
+    village = preview.locator(f'tbody tr[data-key="{lianmeng}"]')
+    expect(village.locator("td").nth(1)).to_have_text("村集体")
+    shoot(page, "board-preview", tmp_path)
+
+    page.get_by_test_id("declare").click()
+    expect(page.get_by_test_id("declared")).to_be_visible()
+    card = page.locator("article.distribution").first
+    expect(card.get_by_test_id("distribution-status")).to_have_text("已宣告")
+    card.get_by_role("button", name="批准").click()
+    expect(card.get_by_test_id("distribution-status")).to_have_text("已批准")
+
+    village_row = card.locator(f'tbody tr[data-key="{lianmeng}"]')
+    payout = village_row.locator("td").nth(6).inner_text()
+    card.get_by_test_id(f"pay-{lianmeng}").click()
+    card.get_by_test_id("pay-reference").fill("ICBC-20260710-001")
+    card.get_by_test_id("pay-submit").click()
+    expect(village_row).to_contain_text("已付清")
+    shoot(page, "board-distribution", tmp_path)
+
+    # The village's accountant now sees the dividend, paid, under the project.
+    other = browser.new_context(viewport={"width": 1280, "height": 860}, base_url=stack.web)
+    try:
+        accountant = other.new_page()
+        sign_in(accountant, stack.token("accountant", [lianmeng]), "books")
+        accountant.get_by_test_id("nav-dividends").click()
+        dividends = accountant.get_by_test_id(f"dividends-{pid}")
+        expect(dividends.locator("tbody tr")).to_have_count(1)
+        expect(dividends.locator("tbody tr td").nth(5)).to_have_text(payout)
+        expect(dividends.locator("tbody tr td").nth(6)).to_have_text(payout)
+    finally:
+        other.close()
+
+
+def test_everyone_sees_the_village_income_chart_against_the_million_line(
+        page: Page, stack: Stack, tmp_path: Path) -> None:
+    sign_in(page, stack.token("operator", [stack.ids["project"]]), "rentals")
+    page.get_by_test_id("nav-income").click()
+    page.get_by_test_id("year").fill(YEAR)
+    page.get_by_test_id("year").dispatch_event("change")
+    page.get_by_test_id("town").select_option("金清镇")
+    chart = page.get_by_test_id("income-chart")
+    for key in ("lianmeng", "xinqiao", "dongshan"):
+        expect(chart.locator(f'rect[data-village="{stack.ids[key]}"]')).to_have_count(1)
+    expect(chart.locator(f'rect[data-village="{stack.ids["hexi"]}"]')).to_have_count(0)
+    expect(chart.locator("line.target")).to_have_count(1)
+    lianmeng = chart.locator(f'rect[data-village="{stack.ids["lianmeng"]}"]')
+    expect(lianmeng).to_have_class(re.compile(r"\bmet\b"))
+    expect(chart.locator(f'rect[data-village="{stack.ids["dongshan"]}"]')).to_have_class(re.compile(r"\bweak\b"))
+    table = page.get_by_test_id("income-table")
+    expect(table.locator("tbody tr").filter(has_text="新桥村")).to_contain_text("未达百万")
+    # The target line sits at 1,000,000 on the bars' scale: right of a 650,000 bar's end, left of 1,286,000's.
+    line_x = float(chart.locator("line.target").get_attribute("x1") or 0)
+    box = lianmeng.bounding_box()
+    assert box is not None
+    xinqiao_width = float(chart.locator(f'rect[data-village="{stack.ids["xinqiao"]}"]').get_attribute("width") or 0)
+    assert 170 + xinqiao_width < line_x < 170 + float(lianmeng.get_attribute("width") or 0)
+    shoot(page, "village-income", tmp_path)
+
+    page.locator("#lang").click()
+    expect(page.get_by_role("heading", name="Village collective income")).to_be_visible()
+    expect(page.get_by_test_id("nav-rentals")).to_have_text("Rentals")
+    page.locator("#lang").click()
+    expect(page.get_by_role("heading", name="村级集体经济收入")).to_be_visible()
+
+
+def test_the_page_loads_nothing_from_outside_and_keeps_the_token_out_of_urls(page: Page, stack: Stack) -> None:
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
+    token = stack.token("board", [stack.ids["project"]])
+    sign_in(page, token, "board")
+    expect(page.get_by_test_id("distributions")).to_be_visible()
+    assert requested and all(url.startswith(stack.web) for url in requested), requested
+    assert not any(token in url for url in requested)
+    assert page.evaluate("() => sessionStorage.getItem('baotuan.token')") == token
+    assert page.evaluate("() => localStorage.getItem('baotuan.token')") is None

@@ -1,0 +1,117 @@
+"""The audit's fast envelope validation agrees with the contract's validate_envelope, case by case."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from services.audit.synthetic import small_scenario
+from services.audit.validation import EnvelopeValidator, content_hash, decode_value
+from services.contracts import envelope as env
+from services.contracts.envelope import EnvelopeError
+from services.contracts.events import SCHEMAS, validate_data, validate_envelope
+
+EXTRA_SAMPLES: dict[str, dict[str, Any]] = {
+    "CollectiveRegistered": {"collective_id": "jinqing-lianmeng", "name": "联盟村", "town": "金清镇",
+                             "uscc": "91331004MA2AH8K1XP", "alliances": ["滨海抱团"]},
+    "PeriodClosed": {"collective_id": "jinqing-lianmeng", "period": "2025-03"},
+    "InvestmentWithdrawn": {"withdrawal_id": "wd-1", "project_id": "binhai-park", "investor_id": "state-co",
+                            "amount": "100.00", "effective_on": "2025-05-01", "reason": "退出"},
+    "BuildingRegistered": {"building_id": "b-1", "project_id": "binhai-park", "name": "1号厂房",
+                           "floor_area_m2": "5000.00"},
+    "LeaseSigned": {"lease_id": "l-1", "project_id": "binhai-park", "building_id": "b-1",
+                    "tenant": {"name": "台州某机电", "uscc": None}, "start_on": "2025-01-01", "end_on": "2027-12-31",
+                    "monthly_rent": "80000.00", "deposit": "160000.00", "billing": "quarterly"},
+    "RentInvoiced": {"invoice_id": "inv-1", "lease_id": "l-1", "project_id": "binhai-park",
+                     "period_start": "2025-01-01", "period_end": "2025-03-31", "amount": "240000.00",
+                     "due_on": "2025-01-15"},
+    "LeaseTerminated": {"lease_id": "l-1", "project_id": "binhai-park", "end_on": "2026-06-30", "reason": "搬迁"},
+    "DistributionCancelled": {"distribution_id": "d-1", "project_id": "binhai-park", "reason": "重算"},
+    "DeadLetter": {"topic": "baotuan.rentals.v1", "partition": 0, "offset": 3, "consumer": "dividends",
+                   "reason": "EnvelopeError", "value": "{}"},
+}
+BAD_VALUES: list[Any] = [None, 1, 1.5, True, "", "   ", "x" * 600, "1234.5", "-1.00", "0.00", "2025-02-30",
+                         "ABC", [], {}, "1.5", "12.3456789"]
+
+
+def samples() -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for row in small_scenario(villages=2, months=7).rows:
+        found.setdefault(row["event"]["type"], row["event"]["data"])
+    return {**found, **EXTRA_SAMPLES}
+
+
+SAMPLES = samples()
+
+
+def mutations(data: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for key, value in data.items():
+        yield {k: v for k, v in data.items() if k != key}
+        for bad in BAD_VALUES:
+            yield {**data, key: bad}
+        if isinstance(value, dict):
+            for inner in mutations(value):
+                yield {**data, key: inner}
+        if isinstance(value, list):
+            yield {**data, key: []}
+            yield {**data, key: value * 150}
+            if value and isinstance(value[0], dict):
+                for inner in mutations(value[0]):
+                    yield {**data, key: [inner, *value[1:]]}
+                yield {**data, key: [{**value[0], "debit": "1.00", "credit": "1.00"}, *value[1:]]}
+    yield {**data, "a_field_from_a_later_version": "ignored by readers"}
+
+
+def envelope_of(event_type: str, data: Any) -> dict[str, Any]:
+    sealed = env.seal(env.new_envelope(event_type=event_type, version=1, source="x", subject="s",
+                                       data={}, actor="a"), env.ChainHead())
+    sealed["data"] = data
+    return sealed
+
+
+def test_every_payload_schema_of_the_contract_has_a_fast_path() -> None:
+    assert EnvelopeValidator().compiled() == {key: True for key in SCHEMAS}
+    assert {kind for kind, _ in SCHEMAS} == set(SAMPLES)
+
+
+@pytest.mark.parametrize("event_type", sorted(SAMPLES))
+def test_the_fast_path_agrees_with_the_contract_on_every_mutation(event_type: str) -> None:
+    validator = EnvelopeValidator()
+    assert validator._fast(envelope_of(event_type, SAMPLES[event_type]))
+    checked = 0
+    for data in mutations(copy.deepcopy(SAMPLES[event_type])):
+        contract_ok = not validate_data(event_type, 1, data, strict=False)
+        assert validator._fast(envelope_of(event_type, data)) == contract_ok, (event_type, data)
+        problem = validator.problem(envelope_of(event_type, data))
+        assert (problem is None) == contract_ok
+        checked += 1
+    assert checked > 20
+
+
+def test_envelope_fields_are_checked_like_the_contract_does() -> None:
+    validator = EnvelopeValidator()
+    good = envelope_of("PeriodClosed", SAMPLES["PeriodClosed"])
+    broken = [{**good, "event_id": "not-a-uuid"}, {**good, "seq": 0}, {**good, "seq": True}, {**good, "version": 2},
+              {**good, "type": "Unknown"}, {**good, "occurred_at": "2025-01-01 00:00"}, {**good, "prev_hash": "x"},
+              {**good, "causation_id": 5}, {k: v for k, v in good.items() if k != "actor"}, {**good, "data": []}]
+    for envelope in broken:
+        problem = validator.problem(envelope)
+        assert isinstance(problem, EnvelopeError)
+        with pytest.raises(EnvelopeError) as raised:
+            validate_envelope(envelope, check_hash=False)
+        assert str(raised.value) == str(problem)
+
+
+def test_the_audit_hashes_exactly_as_the_contract_does() -> None:
+    for row in small_scenario(villages=2, months=3).rows:
+        event = decode_value(env.encode(row["event"]))
+        assert content_hash(event) == env.compute_hash(event) == event["hash"]
+
+
+@pytest.mark.parametrize("raw", [b'{"amount": 1.5}', b'{"x": NaN}', b"[1, 2]", b"\xff\xfe"])
+def test_record_values_with_floats_or_that_are_no_objects_are_refused(raw: bytes) -> None:
+    with pytest.raises(ValueError):
+        decode_value(raw)

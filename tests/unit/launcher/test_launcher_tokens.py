@@ -1,0 +1,52 @@
+"""Demo tokens of `baotuan run`: stored hashed for the services, kept privately in plaintext, reused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from services.launcher.tokens import demo_principals, demo_token, ensure_demo_tokens
+from services.runtime.auth import TokenRegistry
+from services.runtime.local_kafka import PROJECT_ROOT
+from services.scenario.schemas import read_scenario
+
+BINHAI = PROJECT_ROOT / "data" / "binhai_scenario.json"
+
+
+def test_every_village_project_and_role_gets_a_demo_principal() -> None:
+    principals = {p.name: p for p in demo_principals(read_scenario(BINHAI))}
+    assert len(principals) == 2 + 19 + 2 + 2
+    assert principals["admin"].role == "admin"
+    assert principals["auditor"].role == "auditor"
+    assert principals["accountant-jinqing-lianmeng"].scope == ("jinqing-lianmeng",)
+    assert principals["board-binhai-park"].scope == ("binhai-park",)
+    assert principals["operator-jinqing-market"].role == "operator"
+
+
+def test_tokens_are_stored_hashed_kept_private_and_reused_by_the_next_run(tmp_path: Path) -> None:
+    principals = demo_principals(read_scenario(BINHAI))
+    tokens, demo = tmp_path / "tokens.json", tmp_path / "demo-tokens.json"
+    assert ensure_demo_tokens(principals, tokens_file=tokens, demo_file=demo) == 25
+    admin = demo_token("admin", demo)
+    assert admin is not None and admin not in tokens.read_text()
+    assert demo.stat().st_mode & 0o777 == 0o600
+    assert tokens.stat().st_mode & 0o777 == 0o600
+    principal = TokenRegistry.load(tokens).authenticate(f"Bearer {demo_token('accountant-jinqing-v03', demo)}")
+    assert (principal.role, principal.scope) == ("accountant", frozenset({"jinqing-v03"}))
+
+    assert ensure_demo_tokens(principals, tokens_file=tokens, demo_file=demo) == 0
+    assert demo_token("admin", demo) == admin
+
+
+def test_a_token_that_no_longer_matches_is_issued_again(tmp_path: Path) -> None:
+    principals = demo_principals(read_scenario(BINHAI))
+    tokens, demo = tmp_path / "tokens.json", tmp_path / "demo-tokens.json"
+    ensure_demo_tokens(principals, tokens_file=tokens, demo_file=demo)
+    stored = json.loads(tokens.read_text())
+    stored["tokens"] = [t for t in stored["tokens"] if t["name"] != "auditor"]
+    tokens.write_text(json.dumps(stored))
+    old = demo_token("auditor", demo)
+    assert ensure_demo_tokens(principals, tokens_file=tokens, demo_file=demo) == 1
+    new = demo_token("auditor", demo)
+    assert new != old
+    assert TokenRegistry.load(tokens).authenticate(f"Bearer {new}").role == "auditor"
