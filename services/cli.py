@@ -99,6 +99,8 @@ def serve(service: str, host: str, port: int | None, threads: int) -> None:
             self.cfg.set("graceful_timeout", 20)
             self.cfg.set("accesslog", "-")
             self.cfg.set("proc_name", f"baotuan-{service}")
+            # gunicorn's control socket is one path per user: three services would delete each other's.
+            self.cfg.set("control_socket_disable", True)
 
         def load(self) -> object:
             import importlib

@@ -17,6 +17,7 @@ from typing import Any
 from flask_smorest import Blueprint
 
 from services.contracts.money import format_yuan, parse_yuan
+from services.contracts.topics import LEDGER_INVESTMENTS
 from services.dividends import projection as views
 from services.dividends.domain import DistributionResult, DistributionRuleError, Policy
 from services.dividends.inputs import (
@@ -56,6 +57,11 @@ def _not_found(what: str, field: str, value: str) -> ApiError:
 
 
 def _require_project(project_id: str) -> None:
+    with service().store.reading() as conn:
+        if views.project_exists(conn, project_id):
+            return
+    # The ledger may have registered it a moment ago: catch up with its topic once before saying 404.
+    service().sync([LEDGER_INVESTMENTS])
     with service().store.reading() as conn:
         if not views.project_exists(conn, project_id):
             raise _not_found("project", "project_id", project_id)

@@ -10,14 +10,17 @@ right after printing (for CI).
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from services.contracts.topics import TOPICS
 from services.launcher.stack import (
@@ -27,19 +30,20 @@ from services.launcher.stack import (
     StackError,
     guard_projections,
     open_broker,
+    port_is_free,
     service_env,
     start_services,
     stop_services,
 )
-from services.launcher.tokens import DEMO_TOKENS_FILE, TOKENS_FILE, demo_principals, demo_token, ensure_demo_tokens
-from services.runtime.kafka_io import BrokerUnavailable, ensure_topics
+from services.launcher.tokens import data_dir as default_data_dir
+from services.launcher.tokens import demo_principals, demo_token, ensure_demo_tokens
+from services.runtime.kafka_io import BrokerUnavailable, end_offsets, ensure_topics
 from services.runtime.local_kafka import PROJECT_ROOT, BrokerError
-from services.scenario.cli import EXIT_BAD_FILE, EXIT_REFUSED, console_for, load_and_report
+from services.scenario.cli import EXIT_BAD_FILE, EXIT_REFUSED, after_refusal, console_for, load_and_report
 from services.scenario.loader import ApiClient, Endpoints, LoadError
-from services.scenario.schemas import ScenarioError, read_scenario
+from services.scenario.schemas import Scenario, ScenarioError, read_scenario
 
 DEFAULT_SCENARIO = PROJECT_ROOT / "data" / "binhai_scenario.json"
-VAR = PROJECT_ROOT / "var"
 
 
 class Stop(Exception):
@@ -57,96 +61,153 @@ def _rel(path: Path) -> str:
         return str(path)
 
 
+@dataclass
+class LocalRun:
+    """One ``baotuan run``: what it started, so that it stops exactly that."""
+
+    var: Path
+    base_port: int
+    out: Console
+    err: Console
+    broker: Broker | None = None
+    services: list[ServiceProcess] = field(default_factory=list)
+
+    @property
+    def web_port(self) -> int:
+        return self.base_port - 1  # 8000 beside 8001-8003
+
+    @property
+    def tokens_file(self) -> Path:
+        return Path(os.environ.get("BAOTUAN_TOKENS_FILE") or self.var / "tokens.json")
+
+    @property
+    def demo_file(self) -> Path:
+        return self.var / "demo-tokens.json"
+
+    def bring_up(self, scenario: Scenario) -> None:
+        """Broker, topics, tokens, and the three services healthy."""
+        ports = [self.base_port + i for i in range(len(SERVICES))] + [self.web_port]
+        busy = [str(port) for port in ports if not port_is_free(port)]
+        if busy:
+            raise StackError(f"port {', '.join(busy)} already in use (another `baotuan run`? see `baotuan status`, "
+                             f"or choose --base-port)")
+        with self.err.status("starting Kafka …"):
+            self.broker = open_broker(self.var)
+        self.done(self.broker.note)
+        created = ensure_topics(self.broker.bootstrap)
+        self.done(f"topics: {len(TOPICS)} ready" + (f" ({len(created)} created now)" if created else ""))
+        note = guard_projections(self.var, self.broker.bootstrap)
+        if note:
+            self.err.print(f"[yellow]![/] {escape(note)}")
+        issued = ensure_demo_tokens(demo_principals(scenario), tokens_file=self.tokens_file, demo_file=self.demo_file)
+        self.done(f"demo tokens in {_rel(self.demo_file)} (mode 600; {issued} issued now)")
+        self.services = [ServiceProcess(name, port, self.var / "log" / f"{name}.log")
+                         for name, port in zip(SERVICES, ports[:len(SERVICES)], strict=True)]
+        env = service_env(self.broker.bootstrap, self.var, self.tokens_file)
+        env.update({f"BAOTUAN_{svc.name.upper()}_URL": svc.url for svc in self.services})
+        # The web page for accountants, operators and boards, in front of the three services.
+        self.services.append(ServiceProcess("web", self.web_port, self.var / "log" / "web.log"))
+        with self.err.status("starting ledger, rentals, dividends and the web page …"):
+            took = start_services(self.services, env)
+        self.done("healthy: " + ", ".join(f"{s.name} :{s.port} ({took[s.name]:.1f}s)" for s in self.services))
+
+    def load(self, scenario: Scenario) -> None:
+        """Import the scenario through the APIs and print the payout tables."""
+        assert self.broker is not None
+        admin = demo_token("admin", self.demo_file)
+        if admin is None:
+            raise StackError(f"no admin token in {_rel(self.demo_file)}")
+        client = ApiClient(Endpoints(*(s.url for s in self.services if s.name != "web")), admin)
+        before = _log_size(self.broker.bootstrap)
+        try:
+            load_and_report(scenario, client, json_output=False, out=self.out, err=self.err,
+                            show_progress=self.err.file.isatty())
+        finally:
+            client.close()
+        grown = _log_size(self.broker.bootstrap) - before
+        self.done(f"the event log grew by {grown} records"
+                  + (" (the scenario was already imported: nothing new)" if grown == 0 else ""))
+
+    def print_where(self, seconds: float) -> None:
+        self.out.print("[bold]Services[/]")
+        for svc in self.services:
+            if svc.name == "web":
+                self.out.print(f"  {'web page':<10} {svc.url}/   (sign in with a token from {_rel(self.demo_file)})")
+                continue
+            self.out.print(f"  {svc.name:<10} {svc.url}   API docs {svc.url}/docs   OpenAPI {svc.url}/openapi.json")
+        self.out.print(f"Logs in {_rel(self.var / 'log')}/; demo bearer tokens (admin, auditor, "
+                       f"accountant-<village>, operator-<project>, board-<project>) in {_rel(self.demo_file)}")
+        self.out.print(f"Health: baotuan status.  Ready in {seconds:.1f}s.")
+
+    def wait(self) -> None:
+        """Until a signal arrives (raised as Stop); a service that dies ends the run."""
+        self.out.print("[bold]Press Ctrl-C to stop.[/]")
+        while True:
+            for svc in self.services:
+                code = svc.exited()
+                if code is not None:
+                    raise StackError(f"{svc.name} exited with status {code}; the end of its log:\n{svc.log_tail()}")
+            time.sleep(0.5)
+
+    def tear_down(self) -> None:
+        """Stop the services, and the broker if this run started it."""
+        stop_services(self.services)
+        if self.broker is not None and self.broker.started is not None:
+            self.broker.stop()
+            self.err.print("stopped the services and the Kafka broker this run started")
+        elif self.services:
+            self.err.print("stopped the services" + (" (the broker was not started by this run: it stays up)"
+                                                     if self.broker is not None else ""))
+
+    def done(self, what: str) -> None:
+        self.err.print(f"[green]✓[/] {escape(what)}")
+
+
+def _log_size(bootstrap: str) -> int:
+    """Records on baotuan's topics now (what an import added, by difference)."""
+    return sum(end_offsets(bootstrap, list(TOPICS)).values())
+
+
 @click.command("run")
 @click.option("--scenario", "scenario_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=DEFAULT_SCENARIO, show_default=True, help="the scenario to import")
 @click.option("--no-wait", is_flag=True, help="stop everything and exit once the tables are printed")
 @click.option("--base-port", type=int, default=8001, show_default=True,
-              help="ledger on this port, rentals on +1, dividends on +2")
-def run_command(scenario_file: Path, no_wait: bool, base_port: int) -> None:
+              help="ledger on this port, rentals on +1, dividends on +2, the web page on -1")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), envvar="BAOTUAN_DATA_DIR",
+              default=None, help="projections, tokens, logs and the local broker's log  [default: var/]")
+def run_command(scenario_file: Path, no_wait: bool, base_port: int, data_dir: Path | None) -> None:
     """Run the whole system on this machine and load the Binhai demo scenario."""
     began = time.monotonic()
-    out = console_for(sys.stdout)
-    err = console_for(sys.stderr)
+    run = LocalRun((data_dir or default_data_dir()).resolve(), base_port, console_for(sys.stdout),
+                   console_for(sys.stderr))
     try:
         scenario = read_scenario(scenario_file)
     except ScenarioError as exc:
-        err.print(f"[red]✗ {scenario_file}: {exc}[/]")
+        run.err.print(f"[red]✗ {escape(str(scenario_file))}: {escape(str(exc))}[/]")
         sys.exit(EXIT_BAD_FILE)
     previous = {s: signal.signal(s, _stop_on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    broker: Broker | None = None
-    services: list[ServiceProcess] = []
     status = 0
     try:
-        with err.status("starting Kafka …"):
-            broker = open_broker()
-        err.print(f"[green]✓[/] {broker.note}")
-        created = ensure_topics(broker.bootstrap)
-        err.print(f"[green]✓[/] topics: {len(TOPICS)} ready" + (f" ({len(created)} created now)" if created else ""))
-        note = guard_projections(VAR, broker.bootstrap)
-        if note:
-            err.print(f"[yellow]![/] {note}")
-        issued = ensure_demo_tokens(demo_principals(scenario))
-        err.print(f"[green]✓[/] demo tokens in {_rel(DEMO_TOKENS_FILE)} (mode 600; {issued} issued now)")
-        services = [ServiceProcess(name, base_port + i, VAR / "log" / f"{name}.log") for i, name in enumerate(SERVICES)]
-        with err.status("starting ledger, rentals and dividends …"):
-            took = start_services(services, service_env(broker.bootstrap, VAR, TOKENS_FILE))
-        err.print("[green]✓[/] healthy: " + ", ".join(f"{s.name} :{s.port} ({took[s.name]:.1f}s)" for s in services))
-        endpoints = Endpoints(*(s.url for s in services))
-        admin = demo_token("admin")
-        if admin is None:
-            raise StackError(f"no admin token in {_rel(DEMO_TOKENS_FILE)}")
-        client = ApiClient(endpoints, admin)
-        try:
-            load_and_report(scenario, client, json_output=False, out=out, err=err,
-                            show_progress=sys.stderr.isatty())
-        finally:
-            client.close()
-        _print_where(out, services, time.monotonic() - began)
-        if no_wait:
-            return
-        out.print("[bold]Press Ctrl-C to stop.[/]")
-        _wait(services)
-    except Stop:
-        err.print("\nstopping …")
-    except KeyboardInterrupt:
-        err.print("\nstopping …")
+        run.bring_up(scenario)
+        run.load(scenario)
+        run.print_where(time.monotonic() - began)
+        if not no_wait:
+            run.wait()
+    except (Stop, KeyboardInterrupt):
+        run.err.print("\nstopping …")
     except (StackError, BrokerError, BrokerUnavailable) as exc:
-        err.print(f"[red]✗ {exc}[/]")
+        run.err.print(f"[red]✗ {escape(str(exc))}[/]")
         status = 1
     except LoadError as exc:
-        err.print(f"[red]✗ loading {_rel(scenario_file)}: {exc}[/]")
+        run.err.print(f"[red]✗ loading {escape(_rel(scenario_file))}: {escape(str(exc))}[/]\n"
+                      f"{escape(after_refusal(scenario, exc))}")
         status = EXIT_REFUSED
     finally:
         # No second signal may interrupt the clean-up half-way.
         for s in previous:
             signal.signal(s, signal.SIG_IGN)
-        stop_services(services)
-        if broker is not None and broker.started is not None:
-            broker.stop()
-            err.print("stopped the services and the Kafka broker this run started")
-        elif services:
-            err.print("stopped the services" + (" (the broker was already running: it stays up)"
-                                                if broker is not None else ""))
+        run.tear_down()
         for s, handler in previous.items():
             signal.signal(s, handler)
     sys.exit(status)
-
-
-def _print_where(out: Console, services: list[ServiceProcess], seconds: float) -> None:
-    out.print("[bold]Services[/]")
-    for svc in services:
-        out.print(f"  {svc.name:<10} {svc.url}   API docs {svc.url}/docs   OpenAPI {svc.url}/openapi.json")
-    out.print(f"Logs in {_rel(VAR / 'log')}/; demo bearer tokens (admin, auditor, accountant-<village>, "
-              f"operator-<project>, board-<project>) in {_rel(DEMO_TOKENS_FILE)}")
-    out.print(f"Health: baotuan status.  Ready in {seconds:.1f}s.")
-
-
-def _wait(services: list[ServiceProcess]) -> None:
-    """Until a signal arrives (raised as Stop); a service that dies ends the run."""
-    while True:
-        for svc in services:
-            code = svc.exited()
-            if code is not None:
-                raise StackError(f"{svc.name} exited with status {code}; the end of its log:\n{svc.log_tail()}")
-        time.sleep(0.5)

@@ -42,14 +42,17 @@ class Broker:
             self.started.stop()
 
 
-def open_broker() -> Broker:
-    """``KAFKA_BOOTSTRAP_SERVERS`` if set (start nothing); else the durable local broker, reused or started."""
+def open_broker(data_dir: Path) -> Broker:
+    """``KAFKA_BOOTSTRAP_SERVERS`` if set (start nothing); else the durable local broker, reused or started.
+
+    The local broker keeps its log in ``<data_dir>/kafka`` (``var/kafka``).
+    """
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if external:
         if not broker_answers(external, timeout_ms=5000):
             raise StackError(f"KAFKA_BOOTSTRAP_SERVERS={external} does not answer")
         return Broker(external, None, f"using the broker at {external} (KAFKA_BOOTSTRAP_SERVERS)")
-    broker = durable_broker()
+    broker = durable_broker(data_dir)
     if broker.is_ready():
         return Broker(broker.bootstrap, None, f"reusing the local Kafka broker on {broker.bootstrap}")
     try:
@@ -121,7 +124,8 @@ class ServiceProcess:
             raise StackError(f"port {self.port} for {self.name} is already in use (another `baotuan run`? "
                              f"see `baotuan status`, or choose --base-port)")
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "services.cli", "serve", self.name, "--host", self.host, "--port", str(self.port)]
+        verb = ["serve-web"] if self.name == "web" else ["serve", self.name]
+        cmd = [sys.executable, "-m", "services.cli", *verb, "--host", self.host, "--port", str(self.port)]
         with self.log_file.open("ab") as log:
             log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd[1:])}\n".encode())
             log.flush()

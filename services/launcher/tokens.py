@@ -17,8 +17,14 @@ from services.runtime.auth import add_token, hash_token
 from services.runtime.local_kafka import PROJECT_ROOT
 from services.scenario.schemas import Scenario
 
-DEMO_TOKENS_FILE = PROJECT_ROOT / "var" / "demo-tokens.json"
-TOKENS_FILE = PROJECT_ROOT / "var" / "tokens.json"
+
+def data_dir() -> Path:
+    """Where a local run keeps its state: ``BAOTUAN_DATA_DIR``, by default ``var/`` of the project."""
+    return Path(os.environ.get("BAOTUAN_DATA_DIR") or PROJECT_ROOT / "var")
+
+
+def demo_tokens_file() -> Path:
+    return data_dir() / "demo-tokens.json"
 
 
 @dataclass(frozen=True)
@@ -47,8 +53,7 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def ensure_demo_tokens(principals: list[DemoPrincipal], *, tokens_file: Path = TOKENS_FILE,
-                       demo_file: Path = DEMO_TOKENS_FILE) -> int:
+def ensure_demo_tokens(principals: list[DemoPrincipal], *, tokens_file: Path, demo_file: Path) -> int:
     """Make sure every demo principal has a working token; returns how many were (re)issued."""
     known = {t.get("name"): t for t in _read_json(demo_file).get("tokens", []) if isinstance(t, dict)}
     stored = {t.get("name"): t for t in _read_json(tokens_file).get("tokens", []) if isinstance(t, dict)}
@@ -81,9 +86,9 @@ def _write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def demo_token(name: str = "admin", demo_file: Path = DEMO_TOKENS_FILE) -> str | None:
+def demo_token(name: str = "admin", demo_file: Path | None = None) -> str | None:
     """The plaintext demo token of ``name`` from ``var/demo-tokens.json``, if there is one."""
-    for item in _read_json(demo_file).get("tokens", []):
+    for item in _read_json(demo_file or demo_tokens_file()).get("tokens", []):
         if isinstance(item, dict) and item.get("name") == name and isinstance(item.get("token"), str):
             return str(item["token"])
     return None

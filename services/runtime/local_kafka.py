@@ -270,6 +270,8 @@ class LocalBroker:
     def format(self) -> None:
         """Format the data directory once (a no-op when it is already formatted)."""
         cluster_file = self.data_dir / "cluster.id"
+        if (self.data_dir / "logs" / "meta.properties").exists():
+            return  # formatted before: skip a 2-7 s Java start
         if not cluster_file.exists():
             cluster_file.write_text(_random_cluster_id())
         scram: list[str] = []
@@ -396,7 +398,8 @@ def _random_cluster_id() -> str:
     """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (as StorageTool makes)."""
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    # Top bit of the first byte cleared: an id starting with "-" would read as an option to StorageTool.
+    return base64.urlsafe_b64encode(bytes([uuid.uuid4().bytes[0] & 0x7F]) + uuid.uuid4().bytes[1:]).decode().rstrip("=")
 
 
 def durable_broker(root: Path | None = None) -> LocalBroker:

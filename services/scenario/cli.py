@@ -17,18 +17,21 @@ from typing import Any
 import click
 import requests
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from services.scenario.loader import (
     DEFAULT_URLS,
     ApiClient,
+    Call,
     Endpoints,
     ImportResult,
     LoadError,
     as_json,
     import_scenario,
     payout_views,
+    plan,
 )
 from services.scenario.schemas import Scenario, ScenarioError, read_scenario
 from services.scenario.table import print_payout_tables
@@ -50,35 +53,40 @@ def run_import(scenario: Scenario, client: ApiClient, *, show_progress: bool, er
         with Progress(*columns, console=err, transient=False) as bar:
             task = bar.add_task("", total=len(scenario))
 
-            def advance(done: int, total: int, call: Any) -> None:
+            def advance(done: int, total: int, call: Call) -> None:
                 bar.update(task, completed=done, description=call.record.split("[")[0])
 
             return import_scenario(scenario, client, advance)
     counts: dict[str, int] = {}
 
-    def log_section(done: int, total: int, call: Any) -> None:
+    def log_section(done: int, total: int, call: Call) -> None:
         section = call.record.split("[")[0]
         counts[section] = counts.get(section, 0) + 1
-        if done == total or not _next_is_same(scenario, section, counts[section]):
+        if counts[section] == len(scenario.sections[section]):
             err.print(f"imported {counts[section]:>4} {section}  ({done}/{total})")
 
     return import_scenario(scenario, client, log_section)
 
 
-def _next_is_same(scenario: Scenario, section: str, done_in_section: int) -> bool:
-    return done_in_section < len(scenario.sections[section])
-
-
 def resolve_token(token: str | None) -> str:
     if token:
         return token
-    from services.launcher.tokens import DEMO_TOKENS_FILE, demo_token
+    from services.launcher.tokens import demo_token, demo_tokens_file
 
     found = demo_token("admin")
     if found is None:
         raise click.UsageError(f"no token: pass --token, set BAOTUAN_TOKEN, or run `baotuan run` once "
-                               f"(it writes an admin token to {DEMO_TOKENS_FILE})")
+                               f"(it writes an admin token to {demo_tokens_file()})")
     return found
+
+
+def after_refusal(scenario: Scenario, exc: LoadError) -> str:
+    """What a stopped import left behind."""
+    first = next(iter(plan(scenario)), None)
+    if first is None or first.record == exc.record:
+        return "nothing was imported"
+    return (f"the records before {exc.record} are imported (a re-run skips them); {exc.record} and the ones "
+            f"after it are not")
 
 
 def load_and_report(scenario: Scenario, client: ApiClient, *, json_output: bool, out: Console, err: Console,
@@ -116,15 +124,14 @@ def load_command(file: Path, json_output: bool, token: str | None, ledger_url: s
     try:
         scenario = read_scenario(file)
     except ScenarioError as exc:
-        err.print(f"[red]✗ {file}: {exc}[/]\nnothing was imported")
+        err.print(f"[red]✗ {escape(str(file))}: {escape(str(exc))}[/]\nnothing was imported")
         sys.exit(EXIT_BAD_FILE)
     client = ApiClient(Endpoints(ledger_url, rentals_url, dividends_url), resolve_token(token))
     try:
         load_and_report(scenario, client, json_output=json_output, out=console_for(sys.stdout), err=err,
                         show_progress=sys.stdout.isatty() and sys.stderr.isatty())
     except LoadError as exc:
-        err.print(f"[red]✗ {exc}[/]\nthe records before {exc.record} are imported (a re-run skips them); "
-                  f"{exc.record} and the ones after it are not")
+        err.print(f"[red]✗ {escape(str(exc))}[/]\n{escape(after_refusal(scenario, exc))}")
         sys.exit(EXIT_REFUSED)
     finally:
         client.close()

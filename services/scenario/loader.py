@@ -166,7 +166,7 @@ class ApiClient:
         """Send one record's request; its JSON answer, or LoadError naming the record and field."""
         url = self.endpoints.url(call.service, call.path)
         headers = {"Idempotency-Key": call.idempotency_key}
-        response = self._with_retries(call.record, lambda: self.session.request(
+        response = self._with_retries(call.record, url, lambda: self.session.request(
             call.method, url, json=call.body, headers=headers, timeout=self.timeout_s))
         if response.status_code >= 400:
             raise _refusal(call, response)
@@ -175,21 +175,29 @@ class ApiClient:
 
     def get(self, service: str, path: str, params: Mapping[str, str] | None = None) -> requests.Response:
         url = self.endpoints.url(service, path)
-        return self._with_retries(f"GET {path}", lambda: self.session.get(url, params=params, timeout=self.timeout_s))
+        return self._with_retries(f"GET {path}", url,
+                                  lambda: self.session.get(url, params=params, timeout=self.timeout_s))
 
-    def _with_retries(self, what: str, attempt: Callable[[], requests.Response]) -> requests.Response:
-        deadline = time.monotonic() + self.retry_for_s
+    def _with_retries(self, what: str, url: str, attempt: Callable[[], requests.Response]) -> requests.Response:
+        """Retry while the service answers 502/503/504 (its broker is away) for up to ``retry_for_s``;
+        a service that does not answer at all gets a tenth of that (it is more likely not started)."""
+        began = time.monotonic()
         pause = 0.25
         while True:
             try:
                 response = attempt()
                 if response.status_code not in RETRYABLE:
                     return response
-                problem = f"HTTP {response.status_code}: {_error_message(response)}"
+                problem, patience = f"HTTP {response.status_code}: {_error_message(response)}", self.retry_for_s
+            except requests.ConnectionError:
+                base = url.split("/v1/")[0]
+                problem, patience = f"{base} is not answering: is the service running? (baotuan status)", \
+                    self.retry_for_s / 10
             except requests.RequestException as exc:
-                problem = f"{type(exc).__name__}: {exc}"
-            if time.monotonic() + pause > deadline:
-                raise LoadError(what, f"service unavailable after {self.retry_for_s:.0f}s ({problem})")
+                problem, patience = f"{type(exc).__name__}: {exc}", self.retry_for_s
+            waited = time.monotonic() - began
+            if waited + pause > patience:
+                raise LoadError(what, f"service unavailable after {waited:.0f}s ({problem})")
             time.sleep(pause)
             pause = min(pause * 2, 5.0)
 
@@ -214,7 +222,11 @@ def _refusal(call: Call, response: requests.Response) -> LoadError:
     message += f" {code}: {error.get('message') or response.reason}" if code else f": {response.text[:300]}"
     if code == "idempotency_conflict":
         message += " (this record was imported before with other content: the file changed since)"
-    return LoadError(call.record, message, status=response.status_code, code=code, field=error.get("field"))
+    field = error.get("field")
+    if response.status_code in (401, 403):
+        field = None  # about the token, not the record
+        message += " (the loader needs an admin token: --token or BAOTUAN_TOKEN)"
+    return LoadError(call.record, message, status=response.status_code, code=code, field=field)
 
 
 @dataclass

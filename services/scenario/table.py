@@ -76,7 +76,7 @@ def payout_table(view: PayoutView) -> Group:
         name = view.names.get(investor, investor)
         label = name if a.get("investor_type", "collective") == "collective" else f"{name} ({a['investor_type']})"
         capital = view.capital.get(investor)
-        table.add_row(label, grouped(format_yuan(capital)) if capital is not None else "–",
+        table.add_row(Text(label), grouped(format_yuan(capital)) if capital is not None else "–",
                       *(grouped(a[col]) for col in COLUMNS[:-1]), Text(grouped(a["payout"]), style="bold"))
     return Group(title, table)
 

@@ -29,6 +29,7 @@ def web_command(host: str, port: int, threads: int) -> None:
             self.cfg.set("graceful_timeout", 20)
             self.cfg.set("accesslog", "-")
             self.cfg.set("proc_name", "baotuan-web")
+            self.cfg.set("control_socket_disable", True)
 
         def load(self) -> object:
             from services.web.app import create_app

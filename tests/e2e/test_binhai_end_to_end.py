@@ -1,0 +1,336 @@
+"""The Binhai scenario end to end: real broker, the three services as real processes, real HTTP.
+
+scenario import → distributions declared → approved → paid; each village's trial balance
+shows the dividend receivable, then the cash; the auditor reads the same numbers; a second
+import publishes nothing; a bad file publishes nothing and names the record and field.
+
+The tests of this module share one stack (a broker of its own, with an empty log, and three
+``baotuan serve`` processes) and run in file order: each step builds on the one before.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from click.testing import CliRunner
+
+from services.contracts.money import format_yuan, parse_yuan
+from services.contracts.topics import TOPICS
+from services.launcher.stack import ServiceProcess, port_is_free, service_env, start_services, stop_services
+from services.launcher.tokens import demo_principals, demo_token, ensure_demo_tokens
+from services.runtime.kafka_io import end_offsets, ensure_topics
+from services.runtime.local_kafka import PROJECT_ROOT, LocalBroker, free_port
+from services.scenario.cli import load_command, status_command
+from services.scenario.loader import (
+    ApiClient,
+    Endpoints,
+    ImportResult,
+    as_json,
+    capital_at,
+    import_scenario,
+    ledger_capital,
+)
+from services.scenario.schemas import Scenario, read_scenario
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+BINHAI = PROJECT_ROOT / "data" / "binhai_scenario.json"
+VILLAGES = [f"jinqing-v{n:02d}" for n in range(3, 20)] + ["jinqing-lianmeng", "jinqing-shangtang"]
+BINHAI_2025 = "binhai-park-2025-01-01-2025-12-31"
+
+
+@dataclass
+class Stack:
+    root: Path
+    bootstrap: str
+    endpoints: Endpoints
+    demo_file: Path
+    scenario: Scenario
+
+    def token(self, name: str) -> str:
+        found = demo_token(name, self.demo_file)
+        assert found is not None, name
+        return found
+
+    def get(self, service: str, path: str, who: str, **params: str) -> Any:
+        response = requests.get(self.endpoints.url(service, path), params=params,
+                                headers={"Authorization": f"Bearer {self.token(who)}"}, timeout=30)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def post(self, service: str, path: str, who: str, body: dict[str, Any], key: str) -> requests.Response:
+        return requests.post(self.endpoints.url(service, path), json=body, timeout=30,
+                             headers={"Authorization": f"Bearer {self.token(who)}", "Idempotency-Key": key})
+
+    def log_size(self) -> dict[tuple[str, int], int]:
+        return end_offsets(self.bootstrap, list(TOPICS))
+
+    def cli_env(self) -> dict[str, str]:
+        return {"BAOTUAN_LEDGER_URL": self.endpoints.ledger, "BAOTUAN_RENTALS_URL": self.endpoints.rentals,
+                "BAOTUAN_DIVIDENDS_URL": self.endpoints.dividends, "BAOTUAN_TOKEN": self.token("admin"),
+                "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A broker with an empty log (the whole scenario goes in) and the three services as processes."""
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        pytest.skip("loads fixed scenario ids: needs a broker of its own, with an empty log")
+    root = tmp_path_factory.mktemp("binhai")
+    scenario = read_scenario(BINHAI)
+    broker = LocalBroker(root / "kafka", free_port(), free_port())
+    broker.start()
+    services: list[ServiceProcess] = []
+    try:
+        ensure_topics(broker.bootstrap)
+        demo_file, tokens_file = root / "demo-tokens.json", root / "tokens.json"
+        ensure_demo_tokens(demo_principals(scenario), tokens_file=tokens_file, demo_file=demo_file)
+        services = [ServiceProcess(name, free_port(), root / "log" / f"{name}.log")
+                    for name in ("ledger", "rentals", "dividends")]
+        start_services(services, service_env(broker.bootstrap, root / "data", tokens_file), timeout=120)
+        yield Stack(root, broker.bootstrap, Endpoints(*(s.url for s in services)), demo_file, scenario)
+    finally:
+        stop_services(services)
+        broker.stop()
+
+
+@pytest.fixture(scope="module")
+def first_import(stack: Stack) -> ImportResult:
+    client = ApiClient(stack.endpoints, stack.token("admin"))
+    try:
+        return import_scenario(stack.scenario, client)
+    finally:
+        client.close()
+
+
+def balances(stack: Stack, collective_id: str, who: str | None = None) -> dict[str, str]:
+    tb = stack.get("ledger", f"/v1/collectives/{collective_id}/trial-balance", who or f"accountant-{collective_id}")
+    return {row["code"]: row["balance"] for row in tb["accounts"]}
+
+
+def eventually(check: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out waiting for the ledger to post the derived entries"
+        time.sleep(0.3)
+
+
+def declared(result: ImportResult, distribution_id: str) -> dict[str, Any]:
+    return next(d.declared for d in result.distributions if d.declared["distribution_id"] == distribution_id)
+
+
+def payouts(distribution: dict[str, Any]) -> dict[str, str]:
+    return {a["investor_id"]: a["payout"] for a in distribution["allocations"]}
+
+
+def test_importing_the_scenario_declares_three_distributions_with_exact_payouts(first_import: ImportResult) -> None:
+    assert first_import.calls == 320
+    summary = {(d.record["project_id"], d.record["period_start"]): (d.declared["gross_rent"], d.declared["pool"],
+                                                                   d.declared["total_top_up"],
+                                                                   d.declared["total_payout"])
+               for d in first_import.distributions}
+    assert summary == {
+        ("binhai-park", "2025-01-01"): ("8611900.00", "6109089.30", "2121153.44", "8230242.74"),
+        ("binhai-park", "2026-01-01"): ("10652600.00", "7741492.20", "0.00", "7741492.20"),
+        ("jinqing-market", "2025-01-01"): ("3099999.96", "2634999.96", "0.00", "2634999.96"),
+    }
+    year = declared(first_import, BINHAI_2025)
+    lianmeng = next(a for a in year["allocations"] if a["investor_id"] == "jinqing-lianmeng")
+    # 14.2 mu × 250,000.00 = 3,550,000.00 of capital; 10% a year guaranteed; the pool's share falls short.
+    assert (lianmeng["pro_rata"], lianmeng["guaranteed_floor"], lianmeng["top_up"], lianmeng["payout"]) == (
+        "211577.30", "355000.00", "143422.70", "355000.00")
+    # 滨港村 joined on 2025-07-01: its floor counts 184 days (3,725,000.00 × 0.10 × 184 / 365).
+    assert payouts(year)["jinqing-v19"] == "187780.82"
+    assert payouts(year)["luqiao-state-assets"] == "2979961.92"  # the guarantor: pro-rata only, no floor
+
+
+def test_the_ledgers_investment_register_agrees_with_the_file(stack: Stack, first_import: ImportResult) -> None:
+    client = ApiClient(stack.endpoints, stack.token("auditor"))
+    try:
+        for project_id, day in (("binhai-park", "2025-06-30"), ("binhai-park", "2025-12-31"),
+                                ("jinqing-market", "2025-12-31")):
+            assert ledger_capital(client, project_id, day) == capital_at(stack.scenario, project_id, day)
+    finally:
+        client.close()
+
+
+def test_loading_the_same_file_again_publishes_nothing_and_prints_the_first_results(
+        stack: Stack, first_import: ImportResult) -> None:
+    before = stack.log_size()
+    result = CliRunner().invoke(load_command, [str(BINHAI), "--json"], env=stack.cli_env())
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == as_json(first_import)
+    assert stack.log_size() == before
+
+
+def test_a_bad_file_is_refused_naming_the_record_and_field_and_nothing_is_published(
+        stack: Stack, first_import: ImportResult, tmp_path: Path) -> None:
+    raw = json.loads(BINHAI.read_text(encoding="utf-8"))
+    raw["collectives"].insert(0, {"collective_id": "jinqing-newcomer", "name": "新来村股份经济合作社",
+                                  "town": "金清镇"})
+    raw["investments"][3]["area_mu"] = 14.3  # a float: refused, money and areas are decimal strings
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(raw, ensure_ascii=False), encoding="utf-8")
+    before = stack.log_size()
+    result = CliRunner().invoke(load_command, [str(bad)], env=stack.cli_env())
+    assert result.exit_code == 2
+    assert "investments[3].area_mu" in result.stderr and "nothing was imported" in result.stderr
+    assert stack.log_size() == before
+    response = requests.get(stack.endpoints.url("ledger", "/v1/collectives/jinqing-newcomer"), timeout=10,
+                            headers={"Authorization": f"Bearer {stack.token('admin')}"})
+    assert response.status_code == 404
+
+
+def test_a_record_a_service_refuses_stops_the_import_naming_record_and_field(
+        stack: Stack, first_import: ImportResult, tmp_path: Path) -> None:
+    raw = json.loads(BINHAI.read_text(encoding="utf-8"))
+    overlapping = {"projects": raw["projects"][:1],  # already imported: a no-op
+                   "distributions": [{"project_id": "binhai-park", "period_start": "2025-06-01",
+                                      "period_end": "2025-06-30"}]}
+    file = tmp_path / "overlap.json"
+    file.write_text(json.dumps(overlapping, ensure_ascii=False), encoding="utf-8")
+    before = stack.log_size()
+    result = CliRunner().invoke(load_command, [str(file)], env=stack.cli_env())
+    assert result.exit_code == 1
+    assert "distributions[0].period_start" in result.stderr and "409" in result.stderr
+    assert stack.log_size() == before
+
+
+def test_approval_books_each_village_a_receivable_and_payment_turns_it_into_cash(
+        stack: Stack, first_import: ImportResult) -> None:
+    year = declared(first_import, BINHAI_2025)
+    owed = {v: p for v, p in payouts(year).items() if v in VILLAGES}
+    assert len(owed) == 19
+    cash_before = {v: balances(stack, v)["102"] for v in VILLAGES}
+    assert cash_before["jinqing-lianmeng"] == "300000.00"  # the development fund
+    assert cash_before["jinqing-shangtang"] == "-27575000.00"  # the same, less its 27,875,000.00 cash in the market
+    assert not any("112/binhai-park" in balances(stack, v) for v in VILLAGES)
+
+    approved = stack.post("dividends", f"/v1/distributions/{BINHAI_2025}/approve", "board-binhai-park", {},
+                          key=f"e2e-approve-{uuid.uuid4().hex}")
+    assert approved.status_code in (200, 201), approved.text
+    eventually(lambda: all(balances(stack, v).get("112/binhai-park") == owed[v] for v in VILLAGES))
+    for village in VILLAGES:
+        books = balances(stack, village)
+        assert books["502/binhai-park"] == owed[village]  # 投资收益
+        assert books["102"] == cash_before[village]  # not paid yet
+
+    for allocation in year["allocations"]:
+        paid = stack.post("dividends", f"/v1/distributions/{BINHAI_2025}/payments", "board-binhai-park",
+                          {"investor_id": allocation["investor_id"], "amount": allocation["payout"],
+                           "paid_on": "2026-02-10", "bank_reference": f"ICBC-{allocation['investor_id']}"},
+                          key=f"e2e-pay-{allocation['investor_id']}")
+        assert paid.status_code in (200, 201), paid.text
+
+    def cash_arrived() -> bool:
+        return all(balances(stack, v).get("112/binhai-park", "0.00") == "0.00" for v in VILLAGES)
+
+    eventually(cash_arrived)
+    lianmeng = balances(stack, "jinqing-lianmeng")
+    assert lianmeng["102"] == "655000.00"  # 300,000.00 development fund + 355,000.00 dividend
+    for village in VILLAGES:
+        books = balances(stack, village)
+        cash = parse_yuan(cash_before[village], allow_negative=True) + parse_yuan(owed[village])
+        assert books["102"] == format_yuan(cash)
+        assert books["502/binhai-park"] == owed[village]
+
+
+def test_the_auditor_reads_the_same_books_and_a_fully_paid_distribution(
+        stack: Stack, first_import: ImportResult) -> None:
+    for village in VILLAGES:
+        assert balances(stack, village, who="auditor") == balances(stack, village)
+    distribution = stack.get("dividends", f"/v1/distributions/{BINHAI_2025}", "auditor")
+    assert distribution["status"] in ("approved", "paid")
+    assert distribution["total_paid"] == distribution["total_payout"] == "8230242.74"
+    assert all(a["paid"] for a in distribution["allocations"])
+    income = sum(parse_yuan(balances(stack, v, who="auditor")["502/binhai-park"]) for v in VILLAGES)
+    company = parse_yuan(payouts(distribution)["luqiao-state-assets"])
+    assert format_yuan(income + company) == "8230242.74"  # every village's income plus the company's payout
+
+
+def test_the_audit_replay_of_the_log_finds_nothing_and_agrees_with_the_ledger(
+        stack: Stack, first_import: ImportResult) -> None:
+    checks = pytest.importorskip("services.audit.checks")
+    replay = pytest.importorskip("services.audit.replay")
+    remote = pytest.importorskip("services.audit.remote")
+    result = checks.run_audit(replay.KafkaSource(stack.bootstrap))
+    assert result.ok, [finding.message for finding in result.findings.items]
+    comparison = remote.compare_with_ledger(result.auditor.books, result.findings, ledger_url=stack.endpoints.ledger,
+                                            token=stack.token("auditor"))
+    assert comparison.notes == []
+    assert sorted(comparison.compared) == sorted(VILLAGES)
+    assert result.ok, [finding.message for finding in result.findings.items]
+
+
+def test_the_example_subscriber_prints_every_declared_payout(stack: Stack, first_import: ImportResult) -> None:
+    result = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "examples" / "subscriber.py"), "--bootstrap", stack.bootstrap,
+         "--group", f"e2e-{uuid.uuid4().hex[:8]}", "--max-payouts", "41", "--max-seconds", "60"],
+        capture_output=True, text=True, timeout=90, check=True)
+    lines = result.stdout.splitlines()
+    assert len(lines) == 41  # 20 + 20 allocations of the park, 1 of the market
+    assert ("binhai-park 2025-01-01..2025-12-31  jinqing-lianmeng (collective)  payout 355000.00 = "
+            "pro-rata 211577.30 + top-up 143422.70") in lines
+
+
+def test_status_reports_three_healthy_services(stack: Stack, first_import: ImportResult) -> None:
+    result = CliRunner().invoke(status_command, ["--json"], env=stack.cli_env())
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["broker"]["reachable"] is True
+    assert {name: h["status"] for name, h in report["services"].items()} == {
+        "ledger": "ok", "rentals": "ok", "dividends": "ok"}
+
+
+def _three_free_ports() -> int:
+    for _ in range(50):
+        base = free_port()
+        if base < 65000 and all(port_is_free(base + i) for i in range(3)):
+            return base
+    raise AssertionError("no three consecutive free ports")
+
+
+def test_baotuan_run_reuses_the_broker_imports_nothing_new_and_stops_cleanly_on_ctrl_c(
+        stack: Stack, first_import: ImportResult, tmp_path: Path) -> None:
+    base = _three_free_ports()
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": stack.bootstrap, "BAOTUAN_DATA_DIR": str(tmp_path / "var")}
+    env.pop("BAOTUAN_TOKENS_FILE", None)
+    before = stack.log_size()
+    run = subprocess.Popen([sys.executable, "-m", "services.launcher", "--base-port", str(base)], cwd=PROJECT_ROOT,
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert run.stdout is not None
+        shown = []
+        for line in run.stdout:
+            shown.append(line)
+            if "Press Ctrl-C to stop." in line:
+                break
+        printed = "".join(shown)
+        assert "联盟村股份经济合作社" in printed and "355,000.00" in printed, printed
+        assert f"http://127.0.0.1:{base}/docs" in printed
+        run.send_signal(signal.SIGINT)
+        _, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert run.returncode == 0, err
+    assert "the event log grew by 0 records" in err
+    assert "stopped the services" in err and "broker was not started by this run" in err
+    assert all(port_is_free(base + i) for i in range(3))
+    assert stack.log_size() == before
+    demo = tmp_path / "var" / "demo-tokens.json"
+    assert demo.stat().st_mode & 0o777 == 0o600
+    assert "bt_" not in printed + err  # no token is ever printed
