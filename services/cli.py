@@ -85,30 +85,14 @@ def topics(bootstrap: str) -> None:
 @click.option("--threads", type=int, default=8, show_default=True)
 def serve(service: str, host: str, port: int | None, threads: int) -> None:
     """Run a service under gunicorn (one worker process: it is the single writer of its streams)."""
-    from gunicorn.app.base import BaseApplication
+    import importlib
 
-    bind = f"{host}:{port or DEFAULT_PORTS[service]}"
+    from services.runtime.server import serve_wsgi
 
-    class Server(BaseApplication):  # type: ignore[misc]
-        def load_config(self) -> None:
-            self.cfg.set("bind", bind)
-            self.cfg.set("workers", 1)
-            self.cfg.set("threads", threads)
-            self.cfg.set("worker_class", "gthread")
-            self.cfg.set("timeout", 60)
-            self.cfg.set("graceful_timeout", 20)
-            self.cfg.set("accesslog", "-")
-            self.cfg.set("proc_name", f"baotuan-{service}")
-            # gunicorn's control socket is one path per user: three services would delete each other's.
-            self.cfg.set("control_socket_disable", True)
+    def load() -> object:
+        return importlib.import_module(f"services.{service}.app").create_app()
 
-        def load(self) -> object:
-            import importlib
-
-            module = importlib.import_module(f"services.{service}.app")
-            return module.create_app()
-
-    Server().run()
+    serve_wsgi(load, bind=f"{host}:{port or DEFAULT_PORTS[service]}", threads=threads, name=f"baotuan-{service}")
 
 
 @main.group()

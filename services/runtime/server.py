@@ -1,0 +1,33 @@
+"""Production serving: one gunicorn process (gthread) per service.
+
+One worker process on purpose: a service is the single writer of its streams and keeps its
+projection's consumer in-process; threads carry the concurrent requests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from gunicorn.app.base import BaseApplication
+
+
+def serve_wsgi(load_app: Callable[[], object], *, bind: str, threads: int, name: str) -> None:
+    """Run the app that ``load_app`` builds (in the worker, after fork) under gunicorn until stopped."""
+
+    class Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", bind)
+            self.cfg.set("workers", 1)
+            self.cfg.set("threads", threads)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("timeout", 60)
+            self.cfg.set("graceful_timeout", 20)
+            self.cfg.set("accesslog", "-")
+            self.cfg.set("proc_name", name)
+            # gunicorn's control socket is one path per user: services would delete each other's.
+            self.cfg.set("control_socket_disable", True)
+
+        def load(self) -> object:
+            return load_app()
+
+    Server().run()
