@@ -30,7 +30,7 @@ test-fast: venv
 	$(BIN)/python -m pytest tests/unit
 
 lint: venv
-	$(BIN)/ruff check services tests bench examples
+	$(BIN)/ruff check
 	$(BIN)/mypy
 
 kafka-up: venv kafka-jars
