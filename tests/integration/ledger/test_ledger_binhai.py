@@ -22,12 +22,11 @@ pytestmark = pytest.mark.kafka
 
 
 def scenario_file() -> Path:
-    """BAOTUAN_SCENARIO_FILE, else the project's data/ copy, else the shared original."""
+    """BAOTUAN_SCENARIO_FILE, else the project's data/ copy."""
     named = os.environ.get("BAOTUAN_SCENARIO_FILE")
     if named:
         return Path(named)
-    in_project = PROJECT_ROOT / "data" / "binhai_scenario.json"
-    return in_project if in_project.exists() else Path("/work/shared/data/binhai_scenario.json")
+    return PROJECT_ROOT / "data" / "binhai_scenario.json"
 
 
 def post(client: FlaskClient, tok: str, path: str, body: dict[str, Any]) -> dict[str, Any]:

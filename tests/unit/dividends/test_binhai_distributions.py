@@ -1,4 +1,4 @@
-"""The three distributions of the Binhai demo scenario (data: /work/shared/data/binhai_scenario.json).
+"""The three distributions of the Binhai demo scenario (data/binhai_scenario.json).
 
 The figures asserted here were computed with services.dividends.domain and then checked
 against an independent day-by-day calculation written in this file (Decimal for the money
@@ -23,7 +23,6 @@ from services.dividends.domain import CapitalMovement, DistributionResult, Polic
 
 SCENARIO_PATHS = [
     Path(__file__).resolve().parents[3] / "data" / "binhai_scenario.json",
-    Path("/work/shared/data/binhai_scenario.json"),
 ]
 LIANMENG = "jinqing-lianmeng"
 
