@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint kafka-up kafka-down kafka-jars bench catalogue venv clean
+.PHONY: run test test-fast test-faults lint kafka-up kafka-down kafka-jars bench catalogue venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -25,6 +25,10 @@ run: venv kafka-jars
 ## make test: the whole suite against a real broker it starts itself (or KAFKA_BOOTSTRAP_SERVERS).
 test: venv kafka-jars
 	$(BIN)/python -m pytest
+
+## make test-faults: the fault, load, fuzz, access and Kafka-security tests alone (make test runs them too)
+test-faults: venv kafka-jars
+	$(BIN)/python -m pytest tests/faults tests/security
 
 test-fast: venv
 	$(BIN)/python -m pytest tests/unit

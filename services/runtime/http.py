@@ -23,6 +23,10 @@ from services.runtime.service import EventService, IdempotencyConflict, NewEvent
 log = logging.getLogger(__name__)
 
 
+#: What a caller may read without a token: liveness and the API's own description.
+PUBLIC_PATHS = frozenset({"/health", "/openapi.json"})
+
+
 class ApiError(Exception):
     """A request the service refuses; mapped once to a JSON error response."""
 
@@ -143,6 +147,14 @@ def create_service_app(*, title: str, service: EventService | None, settings: Se
                        "the event log is not reachable right now; nothing was confirmed. Retry with the same "
                        "Idempotency-Key: it will not be applied twice", None)
         return jsonify(err.to_dict()), 503, {"Retry-After": "2"}
+
+    @app.before_request
+    def _authenticate() -> None:
+        # Every API call is authenticated before its body is parsed: a caller without a valid
+        # token learns nothing about validation (401), whatever it sends.
+        if request.path in PUBLIC_PATHS or request.path.startswith("/docs"):
+            return
+        principal()
 
     @app.get("/health")
     def health() -> Any:

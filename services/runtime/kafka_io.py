@@ -85,19 +85,28 @@ class EventProducer:
 
     def __init__(self, bootstrap: str, client_id: str, *, timeout_s: float = 10.0, **extra: Any) -> None:
         self.timeout_s = timeout_s
-        self._producer = KafkaProducer(
-            bootstrap_servers=bootstrap,
-            client_id=client_id,
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=2,
-            batch_size=262_144,  # a 1,000-entry batch post goes out in a few requests, not hundreds
-            max_block_ms=int(timeout_s * 1000),
-            delivery_timeout_ms=int(timeout_s * 1000),
-            request_timeout_ms=int(timeout_s * 1000) - 500,
-            retry_backoff_ms=100,
-            **extra,
-        )
+        try:  # kafka-python bootstraps in the constructor: a broker that is down is a 503, not a 500
+            self._producer = KafkaProducer(
+                bootstrap_servers=bootstrap,
+                client_id=client_id,
+                acks="all",
+                enable_idempotence=True,
+                # Nothing leaves before publish() flushes, so the records of one publish go to each
+                # partition as ONE batch, which the broker appends atomically: with 2 ms the sender
+                # often shipped the first record alone, and a crash between the two requests left
+                # a DistributionDeclared without its allocations (and no idempotency record to retry).
+                linger_ms=200,
+                batch_size=262_144,  # a 1,000-entry batch post goes out in a few requests, not hundreds
+                max_block_ms=int(timeout_s * 1000),
+                # kafka-python blocks in the constructor until it reaches a broker (30 s by default)
+                bootstrap_timeout_ms=int(timeout_s * 1000),
+                delivery_timeout_ms=int(timeout_s * 1000),
+                request_timeout_ms=int(timeout_s * 1000) - 500,
+                retry_backoff_ms=100,
+                **extra,
+            )
+        except KafkaError as exc:
+            raise BrokerUnavailable(f"broker {bootstrap} unreachable: {exc}") from exc
 
     def publish(self, records: Sequence[tuple[str, dict[str, Any], list[tuple[str, bytes]]]]) -> list[Ack]:
         """Send (topic, envelope, extra headers) records in order and wait for every ack."""
@@ -117,10 +126,28 @@ class EventProducer:
 
     def send_raw(self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> Ack:
         try:
-            meta = self._producer.send(topic, key=key, value=value, headers=headers).get(timeout=self.timeout_s)
+            future = self._producer.send(topic, key=key, value=value, headers=headers)
+            self._producer.flush(timeout=self.timeout_s)  # do not wait out linger_ms
+            meta = future.get(timeout=self.timeout_s)
         except (KafkaError, TimeoutError, OSError) as exc:
             raise BrokerUnavailable(f"Kafka did not acknowledge the write: {exc}") from exc
         return Ack(meta.topic, meta.partition, meta.offset)
+
+    def abort(self) -> None:
+        """Close at once after a failed write, failing whatever is still queued instead of sending it.
+
+        A record the service answered 503 for must not reach the log later, after the writer has
+        resynced and reused its seq. And kafka-python 3.0.x can wedge an idempotent producer after a
+        broker restart: when a batch it had already sent expires, ``reset_producer_id()`` leaves it
+        READY with no producer id, so no InitProducerId is ever sent again and the sender neither
+        sends nor expires another batch; every later flush times out. A new producer starts clean.
+        """
+        sender = getattr(self._producer, "_sender", None)  # close(timeout=0) would first flush (and raise)
+        if sender is not None:
+            sender.force_close()
+            sender.join(timeout=1)
+        with contextlib.suppress(Exception):
+            self._producer.close(timeout=0)
 
     def close(self) -> None:
         self._producer.close(timeout=5)
@@ -196,8 +223,12 @@ class ProjectionConsumer(threading.Thread):
                 for tp, records in batches.items():
                     self._apply_batch(tp.topic, tp.partition, records)
                 if time.monotonic() - last_lag_check > 1.0:  # lag for /health, not on the hot path
-                    self._end_offsets = {(tp.topic, tp.partition): off
-                                         for tp, off in consumer.end_offsets(assignment).items()}
+                    # Bounded and best effort: with the default timeout (30 s) a broker outage parked
+                    # this thread here, and after the broker came back no record was folded (so every
+                    # write timed out with 503) until the call gave up.
+                    with contextlib.suppress(KafkaError):
+                        self._end_offsets = {(tp.topic, tp.partition): off for tp, off
+                                             in consumer.end_offsets(assignment, timeout_ms=1000).items()}
                     last_lag_check = time.monotonic()
         finally:
             consumer.close()
@@ -254,13 +285,15 @@ class OffsetsClient:
                 if self._consumer is None:
                     self._consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
                                                    enable_auto_commit=False,
+                                                   bootstrap_timeout_ms=int(timeout_s * 1000),
                                                    request_timeout_ms=int(timeout_s * 1000) + 1000, **self.config)
                 consumer = self._consumer
                 tps = []
                 for topic in topics:
                     parts = consumer.partitions_for_topic(topic) or set()
                     tps += [TopicPartition(topic, p) for p in sorted(parts)]
-                return {(tp.topic, tp.partition): off for tp, off in consumer.end_offsets(tps).items()}
+                return {(tp.topic, tp.partition): off
+                        for tp, off in consumer.end_offsets(tps, timeout_ms=int(timeout_s * 1000)).items()}
             except (KafkaError, OSError, AssertionError) as exc:
                 self._close()
                 raise BrokerUnavailable(f"broker unreachable: {exc}") from exc

@@ -78,6 +78,7 @@ class EventService:
         self.kafka_config = {**settings.kafka_client_config(), **(kafka_config or {})}
         self._write_lock = threading.RLock()
         self._producer: EventProducer | None = None
+        self._producer_lock = threading.Lock()
         self._resync = True
         self._offsets = OffsetsClient(settings.bootstrap_servers, **self.kafka_config)
         self._reactor = threading.Thread(target=self._react, name=f"{name}-reactor", daemon=True)
@@ -110,14 +111,26 @@ class EventService:
 
     @property
     def producer(self) -> EventProducer:
-        if self._producer is None:
-            self._producer = EventProducer(self.settings.bootstrap_servers, f"baotuan-{self.name}",
-                                           timeout_s=self.settings.request_timeout_s, **self.kafka_config)
-        return self._producer
+        with self._producer_lock:
+            if self._producer is None:
+                self._producer = EventProducer(self.settings.bootstrap_servers, f"baotuan-{self.name}",
+                                               timeout_s=self.settings.request_timeout_s, **self.kafka_config)
+            return self._producer
+
+    def _discard_producer(self, failed: EventProducer) -> None:
+        """After a failed write, drop the producer (nothing it still holds is sent); the next write makes one."""
+        with self._producer_lock:
+            if self._producer is failed:
+                self._producer = None
+        failed.abort()
 
     def _send_deadletter(self, value: bytes, key: bytes | None) -> None:
-        self.producer.send_raw(DEADLETTER, key, value, [("ce_type", b"DeadLetter"),
-                                                        ("ce_source", self.name.encode())])
+        producer = self.producer
+        try:
+            producer.send_raw(DEADLETTER, key, value, [("ce_type", b"DeadLetter"), ("ce_source", self.name.encode())])
+        except BrokerUnavailable:
+            self._discard_producer(producer)
+            raise
 
     # -- reading -----------------------------------------------------------------------------------------
 
@@ -128,8 +141,9 @@ class EventService:
         """
         wanted = list(topics or self.inputs)
         timeout = timeout or self.settings.request_timeout_s
+        deadline = time.monotonic() + timeout  # one budget for both steps
         targets = self._offsets.end_offsets(wanted, timeout_s=timeout)
-        if not self.store.wait_until(targets, timeout):
+        if not self.store.wait_until(targets, max(0.0, deadline - time.monotonic())):
             raise NotCaughtUp(f"{self.name} projection did not catch up with {wanted} in {timeout:.0f}s")
         return {t: {p: self.store.position(t, p) for (tt, p) in targets if tt == t} for t in wanted}
 
@@ -177,17 +191,32 @@ class EventService:
 
     @contextmanager
     def writing(self) -> Iterator[None]:
-        """Hold the single-writer lock: validate against the projection, then publish, inside it."""
-        with self._write_lock:
+        """Hold the single-writer lock: validate against the projection, then publish, inside it.
+
+        The wait for the lock is bounded too: while the broker is down the writer ahead may spend the
+        whole timeout failing, and the requests queued behind it must get their 503 in time, not one
+        after another.
+        """
+        budget = self.settings.request_timeout_s
+        deadline = time.monotonic() + budget
+        if not self._write_lock.acquire(timeout=budget):
+            raise BrokerUnavailable(f"{self.name}: no write slot within {budget:.0f}s "
+                                    "(the writer ahead is waiting for the broker)")
+        try:
             if self._resync:
                 # After a failed write the broker may hold records we never saw acknowledged:
                 # catch up first so seq/prev_hash continue from the real head of each stream.
                 try:
-                    self.sync(self.owned)
+                    remaining = deadline - time.monotonic()
+                    if remaining < 0.5:
+                        raise BrokerUnavailable(f"no time left to resync {self.owned} with the broker")
+                    self.sync(self.owned, timeout=remaining)
                 except Exception as exc:
                     raise BrokerUnavailable(str(exc)) from exc
                 self._resync = False
             yield
+        finally:
+            self._write_lock.release()
 
     def replay_idempotent(self, key: str | None, body: Any) -> dict[str, Any] | None:
         """The stored result of an earlier request with this key, or None if the key is new.
@@ -237,10 +266,12 @@ class EventService:
             headers = [(IDEMPOTENCY_HEADER, idem)] if idem is not None and i == len(events) - 1 else []
             records.append((topic, sealed, headers))
             sealed_all.append(sealed)
+        producer = self.producer
         try:
-            acks = self.producer.publish(records)
+            acks = producer.publish(records)
         except BrokerUnavailable:
             self._resync = True
+            self._discard_producer(producer)
             raise
         targets: dict[tuple[str, int], int] = {}
         for ack in acks:

@@ -546,7 +546,7 @@ TERMINATION = {"end_on": "2026-01-01", "reason": "租户搬迁"}
 # (case, method, url, body (dict, or raw bytes), token, status, field)
 REFUSED: list[tuple[str, str, str, Any, str, int, str | None]] = [
     ("malformed JSON", "POST", "/v1/projects/{p}/buildings", b'{"name": "1', "operator", 400, "body"),
-    ("body not an object", "POST", "/v1/projects/{p}/buildings", b'["8400.00"]', "operator", 422, "_schema"),
+    ("body not an object", "POST", "/v1/projects/{p}/buildings", b'["8400.00"]', "operator", 422, "body"),
     ("unknown field", "POST", "/v1/projects/{p}/buildings", {**BUILDING, "height": "12.00"}, "operator", 422,
      "height"),
     ("float area", "POST", "/v1/projects/{p}/buildings", {**BUILDING, "floor_area_m2": 8400.0}, "operator", 422,

@@ -1,0 +1,331 @@
+"""Access (DESIGN §8): every endpoint of every service × the principals that must be refused.
+
+No token or a bad one: 401. A valid token outside its role or scope: 403 — the accountant of
+another village, the operator of another project, the board of another project, and the
+auditor whenever it writes. The auditor reads everything. The table of endpoints is checked
+against each app's routes, so an endpoint added later fails this test until it is listed.
+Refused requests publish nothing (the services' topic end offsets do not move).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import bearer, running
+from flask.testing import FlaskClient
+
+from services.contracts.topics import DIVIDENDS, LEDGER_ENTRIES, LEDGER_INVESTMENTS, RENTALS
+from services.dividends.app import create_app as dividends_app
+from services.ledger.app import create_app as ledger_app
+from services.rentals.app import create_app as rentals_app
+from services.runtime.auth import add_token
+from services.runtime.config import Settings
+from services.runtime.kafka_io import end_offsets
+
+pytestmark = pytest.mark.kafka
+
+OUTSIDERS = ("accountant_other", "operator_other", "board_other")
+PRINCIPALS = ("none", "bad", *OUTSIDERS, "auditor")
+TOPICS = [LEDGER_ENTRIES, LEDGER_INVESTMENTS, RENTALS, DIVIDENDS]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    service: str
+    method: str
+    rule: str  # as Flask spells it, to match the app's url_map
+    path: str  # with our village's / project's ids filled in
+    body: dict[str, Any] | None = None
+    #: outsiders answered 200 instead of 403: "filtered" (a list cut to their scope: none of our ids in
+    #: it) or "directory" (shared registry facts every authenticated caller may read; docs/security.md)
+    open_to: tuple[tuple[str, str], ...] = ()
+
+    def outsider_view(self, who: str) -> str | None:
+        return dict(self.open_to).get(who)
+
+    @property
+    def writes(self) -> bool:
+        return self.method in ("POST", "PUT", "DELETE", "PATCH") and not self.rule.endswith("/preview")
+
+
+@dataclass
+class World:
+    clients: dict[str, FlaskClient]
+    tokens: dict[str, str | None]
+    ids: dict[str, str]
+    bootstrap: str
+
+
+def _ok(response: Any) -> dict[str, Any]:
+    assert response.status_code in (200, 201), (response.status_code, response.get_json())
+    body: dict[str, Any] = response.get_json()
+    return body
+
+
+@pytest.fixture(scope="module")
+def world(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    root = tmp_path_factory.mktemp("access")
+    tokens_file = root / "tokens.json"
+    u = uuid.uuid4().hex[:6]
+    ids = {"v": f"acl-v-{u}", "o": f"acl-o-{u}", "p": f"acl-p-{u}", "q": f"acl-q-{u}"}
+    admin = add_token(tokens_file, name="admin", role="admin")
+    tokens: dict[str, str | None] = {
+        "none": None,
+        "bad": "bt_" + "x" * 43,
+        "accountant_other": add_token(tokens_file, name="acc-o", role="accountant", scope=[ids["o"]]),
+        "operator_other": add_token(tokens_file, name="op-q", role="operator", scope=[ids["q"]]),
+        "board_other": add_token(tokens_file, name="board-q", role="board", scope=[ids["q"]]),
+        "auditor": add_token(tokens_file, name="auditor", role="auditor"),
+        "admin": admin,
+    }
+
+    def settings(name: str) -> Settings:
+        return Settings(bootstrap_servers=kafka_bootstrap, data_dir=root / name, tokens_file=tokens_file,
+                        request_timeout_s=15)
+
+    with ExitStack() as stack:
+        ledger = stack.enter_context(running(ledger_app, settings("ledger")))
+        rentals = stack.enter_context(running(rentals_app, settings("rentals")))
+        dividends = stack.enter_context(running(dividends_app, settings("dividends")))
+        auth = bearer(admin)
+        for village in (ids["v"], ids["o"]):
+            _ok(ledger.post("/v1/collectives", headers=auth, json={"collective_id": village, "name": "村",
+                                                                    "town": "金清镇"}))
+        for project in (ids["p"], ids["q"]):
+            _ok(ledger.post("/v1/projects", headers=auth, json={"project_id": project, "name": "园",
+                                                                 "kind": "industrial_park", "town": "金清镇",
+                                                                 "operator": "运营"}))
+        _ok(ledger.post(f"/v1/projects/{ids['p']}/investments", headers=auth, json={
+            "kind": "land", "investor_id": ids["v"], "area_mu": "10", "price_per_mu": "100000.00",
+            "effective_on": "2026-01-01"}))
+        ids["entry"] = _ok(ledger.post(f"/v1/collectives/{ids['v']}/entries", headers=auth, json={
+            "date": "2026-01-10", "lines": [{"account": "102", "debit": "5.00"},
+                                            {"account": "504", "credit": "5.00"}]}))["entry_id"]
+        ids["building"] = _ok(rentals.post(f"/v1/projects/{ids['p']}/buildings", headers=auth,
+                                           json={"name": "1号", "floor_area_m2": "100.00"}))["building_id"]
+        ids["lease"] = _ok(rentals.post(f"/v1/projects/{ids['p']}/leases", headers=auth, json={
+            "building_id": ids["building"], "tenant": {"name": "租户"}, "start_on": "2026-01-01",
+            "end_on": "2027-01-01", "monthly_rent": "1000.00", "deposit": "0.00", "billing": "monthly"}))["lease_id"]
+        _ok(rentals.post(f"/v1/leases/{ids['lease']}/payments", headers=auth,
+                         json={"amount": "1000.00", "received_on": "2026-01-05"}))
+        _ok(dividends.put(f"/v1/projects/{ids['p']}/policy", headers=auth, json={
+            "management_fee_rate": "0.05", "tax_rate": "0.06", "payout_ratio": "0.90", "guaranteed_rate": "0"}))
+        ids["distribution"] = _ok(dividends.post(f"/v1/projects/{ids['p']}/distributions", headers=auth, json={
+            "period_start": "2026-01-01", "period_end": "2026-01-31"}))["distribution_id"]
+        yield World({"ledger": ledger, "rentals": rentals, "dividends": dividends}, tokens, ids, kafka_bootstrap)
+
+
+EVERYONE_DIRECTORY = tuple((who, "directory") for who in OUTSIDERS)
+
+
+def endpoints(ids: dict[str, str]) -> list[Endpoint]:
+    v, p, e, lease, d = ids["v"], ids["p"], ids["entry"], ids["lease"], ids["distribution"]
+    entry = {"date": "2026-02-01", "lines": [{"account": "102", "debit": "1.00"}, {"account": "504", "credit": "1.00"}]}
+    period = {"period_start": "2026-02-01", "period_end": "2026-02-28"}
+    return [
+        # ledger: the registry (admin registers; accountants record their own village's investments)
+        Endpoint("ledger", "POST", "/v1/collectives", "/v1/collectives",
+                 {"collective_id": f"{v}-new", "name": "新村", "town": "金清镇"}),
+        Endpoint("ledger", "GET", "/v1/collectives", "/v1/collectives", open_to=EVERYONE_DIRECTORY),
+        Endpoint("ledger", "GET", "/v1/collectives/<collective_id>", f"/v1/collectives/{v}",
+                 open_to=EVERYONE_DIRECTORY),
+        Endpoint("ledger", "POST", "/v1/investors", "/v1/investors",
+                 {"investor_id": f"{v}-inv", "name": "国资公司", "investor_type": "company"}),
+        Endpoint("ledger", "GET", "/v1/investors", "/v1/investors", open_to=EVERYONE_DIRECTORY),
+        Endpoint("ledger", "POST", "/v1/projects", "/v1/projects",
+                 {"project_id": f"{p}-new", "name": "园", "kind": "market", "town": "金清镇", "operator": "运营"}),
+        Endpoint("ledger", "GET", "/v1/projects", "/v1/projects", open_to=EVERYONE_DIRECTORY),
+        Endpoint("ledger", "GET", "/v1/projects/<project_id>", f"/v1/projects/{p}", open_to=EVERYONE_DIRECTORY),
+        Endpoint("ledger", "POST", "/v1/projects/<project_id>/investments", f"/v1/projects/{p}/investments",
+                 {"kind": "cash", "investor_id": v, "amount": "100.00", "effective_on": "2026-01-02"}),
+        Endpoint("ledger", "POST", "/v1/projects/<project_id>/withdrawals", f"/v1/projects/{p}/withdrawals",
+                 {"investor_id": v, "amount": "1.00", "effective_on": "2026-06-01", "reason": "测试"}),
+        Endpoint("ledger", "GET", "/v1/projects/<project_id>/register", f"/v1/projects/{p}/register",
+                 open_to=EVERYONE_DIRECTORY),
+        # ledger: the books
+        Endpoint("ledger", "POST", "/v1/collectives/<collective_id>/entries", f"/v1/collectives/{v}/entries", entry),
+        Endpoint("ledger", "GET", "/v1/collectives/<collective_id>/entries", f"/v1/collectives/{v}/entries"),
+        Endpoint("ledger", "GET", "/v1/collectives/<collective_id>/entries/<entry_id>",
+                 f"/v1/collectives/{v}/entries/{e}"),
+        Endpoint("ledger", "POST", "/v1/collectives/<collective_id>/entries/<entry_id>/reverse",
+                 f"/v1/collectives/{v}/entries/{e}/reverse", {"date": "2026-02-02", "reason": "错账"}),
+        Endpoint("ledger", "POST", "/v1/entries/batch", "/v1/entries/batch",
+                 {"entries": [{**entry, "collective_id": v}]}),
+        Endpoint("ledger", "POST", "/v1/collectives/<collective_id>/periods", f"/v1/collectives/{v}/periods",
+                 {"period": "2025-12"}),
+        Endpoint("ledger", "GET", "/v1/collectives/<collective_id>/periods", f"/v1/collectives/{v}/periods"),
+        Endpoint("ledger", "GET", "/v1/collectives/<collective_id>/trial-balance",
+                 f"/v1/collectives/{v}/trial-balance"),
+        Endpoint("ledger", "GET", "/v1/collectives/<collective_id>/balance-sheet",
+                 f"/v1/collectives/{v}/balance-sheet?year=2026"),
+        Endpoint("ledger", "GET", "/v1/collectives/<collective_id>/income-statement",
+                 f"/v1/collectives/{v}/income-statement?year=2026"),
+        Endpoint("ledger", "GET", "/v1/reports/village-income", "/v1/reports/village-income?year=2026",
+                 open_to=EVERYONE_DIRECTORY),
+        Endpoint("ledger", "GET", "/v1/accounts", "/v1/accounts", open_to=EVERYONE_DIRECTORY),
+        # rentals (operators of the project write; boards and auditors read)
+        Endpoint("rentals", "POST", "/v1/projects/<project_id>/buildings", f"/v1/projects/{p}/buildings",
+                 {"name": "2号", "floor_area_m2": "100.00"}),
+        Endpoint("rentals", "GET", "/v1/projects/<project_id>/buildings", f"/v1/projects/{p}/buildings"),
+        Endpoint("rentals", "POST", "/v1/projects/<project_id>/leases", f"/v1/projects/{p}/leases",
+                 {"building_id": ids["building"], "tenant": {"name": "租户"}, "start_on": "2027-01-01",
+                  "end_on": "2028-01-01", "monthly_rent": "1000.00", "deposit": "0.00", "billing": "monthly"}),
+        Endpoint("rentals", "GET", "/v1/projects/<project_id>/leases", f"/v1/projects/{p}/leases"),
+        Endpoint("rentals", "GET", "/v1/leases/<lease_id>", f"/v1/leases/{lease}"),
+        Endpoint("rentals", "POST", "/v1/leases/<lease_id>/terminate", f"/v1/leases/{lease}/terminate",
+                 {"end_on": "2026-12-01", "reason": "退租"}),
+        Endpoint("rentals", "POST", "/v1/leases/<lease_id>/invoices", f"/v1/leases/{lease}/invoices",
+                 {"up_to": "2026-02-01"}),
+        Endpoint("rentals", "POST", "/v1/leases/<lease_id>/payments", f"/v1/leases/{lease}/payments",
+                 {"amount": "1.00", "received_on": "2026-01-06"}),
+        Endpoint("rentals", "POST", "/v1/projects/<project_id>/expenses", f"/v1/projects/{p}/expenses",
+                 {"category": "repairs", "amount": "1.00", "incurred_on": "2026-01-05", "memo": "修"}),
+        Endpoint("rentals", "GET", "/v1/projects/<project_id>/expenses", f"/v1/projects/{p}/expenses"),
+        Endpoint("rentals", "GET", "/v1/projects/<project_id>/rent-roll", f"/v1/projects/{p}/rent-roll"),
+        Endpoint("rentals", "GET", "/v1/projects/<project_id>/occupancy", f"/v1/projects/{p}/occupancy"),
+        Endpoint("rentals", "GET", "/v1/projects/<project_id>/arrears", f"/v1/projects/{p}/arrears"),
+        Endpoint("rentals", "GET", "/v1/projects/<project_id>/income", f"/v1/projects/{p}/income"),
+        # dividends (boards of the project declare, approve, pay; auditors read)
+        Endpoint("dividends", "PUT", "/v1/projects/<project_id>/policy", f"/v1/projects/{p}/policy",
+                 {"management_fee_rate": "0.05", "tax_rate": "0.06", "payout_ratio": "0.80", "guaranteed_rate": "0"}),
+        Endpoint("dividends", "GET", "/v1/projects/<project_id>/policy", f"/v1/projects/{p}/policy"),
+        Endpoint("dividends", "POST", "/v1/projects/<project_id>/distributions/preview",
+                 f"/v1/projects/{p}/distributions/preview", period),
+        Endpoint("dividends", "POST", "/v1/projects/<project_id>/distributions", f"/v1/projects/{p}/distributions",
+                 period),
+        Endpoint("dividends", "GET", "/v1/projects/<project_id>/distributions", f"/v1/projects/{p}/distributions"),
+        Endpoint("dividends", "GET", "/v1/distributions/<distribution_id>", f"/v1/distributions/{d}"),
+        Endpoint("dividends", "POST", "/v1/distributions/<distribution_id>/approve",
+                 f"/v1/distributions/{d}/approve", {}),
+        Endpoint("dividends", "POST", "/v1/distributions/<distribution_id>/cancel",
+                 f"/v1/distributions/{d}/cancel", {"reason": "重算"}),
+        Endpoint("dividends", "POST", "/v1/distributions/<distribution_id>/payments",
+                 f"/v1/distributions/{d}/payments",
+                 {"investor_id": v, "amount": "1.00", "paid_on": "2026-02-05", "bank_reference": "TX1"}),
+        Endpoint("dividends", "GET", "/v1/investors/<investor_id>/dividends", f"/v1/investors/{v}/dividends",
+                 open_to=(("board_other", "filtered"),)),
+        Endpoint("dividends", "GET", "/v1/allocations/unpaid", "/v1/allocations/unpaid",
+                 open_to=(("board_other", "filtered"),)),
+    ]
+
+
+def expected(endpoint: Endpoint, who: str) -> int:
+    if who in ("none", "bad"):
+        return 401
+    if who == "auditor":
+        return 403 if endpoint.writes else 200
+    return 200 if endpoint.outsider_view(who) and not endpoint.writes else 403
+
+
+def _call(client: FlaskClient, endpoint: Endpoint, token: str | None) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if endpoint.writes:
+        headers["Idempotency-Key"] = f"acl-{uuid.uuid4().hex}"
+    response = client.open(endpoint.path, method=endpoint.method, headers=headers,
+                            data=None if endpoint.body is None else json.dumps(endpoint.body),
+                            content_type="application/json" if endpoint.body is not None else None)
+    return response.status_code, response.get_json(silent=True)
+
+
+def test_the_matrix_lists_every_endpoint_of_every_service(world: World) -> None:
+    listed = {(e.service, e.method, e.rule) for e in endpoints(world.ids)}
+    served = set()
+    for name, client in world.clients.items():
+        for rule in client.application.url_map.iter_rules():
+            if rule.rule.startswith("/v1/"):
+                served |= {(name, m, rule.rule) for m in rule.methods or () if m not in ("HEAD", "OPTIONS")}
+    assert served - listed == set(), "endpoints missing from the access matrix"
+    assert listed - served == set(), "the matrix lists endpoints no service serves"
+
+
+@pytest.mark.parametrize("who", PRINCIPALS)
+def test_every_endpoint_refuses_what_this_principal_may_not_do(world: World, who: str) -> None:
+    wrong = []
+    for endpoint in endpoints(world.ids):
+        status, body = _call(world.clients[endpoint.service], endpoint, world.tokens[who])
+        if endpoint.rule == "/v1/entries/batch" and status == 200 and who in OUTSIDERS:
+            # a batch answers per entry: every entry refused, none posted
+            status = 403 if {r["status"] for r in body["results"]} == {403} else 200
+        want = expected(endpoint, who)
+        if status == want == 200 and endpoint.outsider_view(who) == "filtered":
+            text = json.dumps(body, ensure_ascii=False)
+            leaked = [i for i in (world.ids["v"], world.ids["p"]) if i in text.replace(endpoint.path, "")]
+            if leaked:
+                wrong.append(f"{endpoint.method} {endpoint.path} as {who}: shows {leaked} outside its scope")
+        if status != want:
+            wrong.append(f"{endpoint.method} {endpoint.path} as {who}: {status} (expected {want}) "
+                         f"{json.dumps(body, ensure_ascii=False)[:200]}")
+        elif want in (401, 403) and endpoint.rule != "/v1/entries/batch":
+            error = (body or {}).get("error", {})
+            if (error.get("status"), error.get("code")) != (want, {401: "unauthenticated", 403: "forbidden"}[want]):
+                wrong.append(f"{endpoint.method} {endpoint.path} as {who}: not the standard error body: {body}")
+    assert wrong == [], "\n".join(wrong)
+
+
+def test_a_refused_request_publishes_nothing(world: World) -> None:
+    # The session broker is shared, so compare only this module's subjects: nothing new for them.
+    from kafka import KafkaConsumer, TopicPartition
+
+    for client in world.clients.values():  # derived entries of the seeding are out of the way
+        svc = client.application.extensions["baotuan_service"]
+        deadline = time.monotonic() + 15
+        while svc.pending_derived() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    before = end_offsets(world.bootstrap, TOPICS)
+    for who in PRINCIPALS:
+        for endpoint in endpoints(world.ids):
+            if endpoint.writes:
+                _call(world.clients[endpoint.service], endpoint, world.tokens[who])
+    after = end_offsets(world.bootstrap, TOPICS)
+    consumer = KafkaConsumer(bootstrap_servers=world.bootstrap, group_id=None, enable_auto_commit=False)
+    ours = {world.ids["v"], world.ids["o"], world.ids["p"], world.ids["q"]}
+    try:
+        for (topic, partition), end in after.items():
+            start = before.get((topic, partition), 0)
+            if end == start:
+                continue
+            tp = TopicPartition(topic, partition)
+            consumer.assign([tp])
+            consumer.seek(tp, start)
+            seen = 0
+            while seen < end - start:
+                for records in consumer.poll(timeout_ms=1000).values():
+                    for record in records:
+                        seen += 1
+                        assert (record.key or b"").decode() not in ours, (topic, record.value[:200])
+    finally:
+        consumer.close()
+
+
+def test_tokens_are_stored_only_as_hashes(tmp_path: Path) -> None:
+    tokens_file = tmp_path / "tokens.json"
+    secret = add_token(tokens_file, name="village-accountant", role="accountant", scope=["lianmeng"])
+    stored = tokens_file.read_text(encoding="utf-8")
+    assert secret not in stored
+    [entry] = json.loads(stored)["tokens"]
+    assert set(entry) == {"name", "sha256", "role", "scope"}
+    assert len(entry["sha256"]) == 64 and int(entry["sha256"], 16) >= 0
+    assert tokens_file.stat().st_mode & 0o077 == 0  # readable by its owner only
+
+
+@pytest.mark.parametrize("service", [
+    "ledger",
+    "rentals",
+    "dividends",
+])
+def test_a_caller_without_a_token_is_refused_before_its_body_is_even_read(world: World, service: str) -> None:
+    answers = {}
+    for endpoint in endpoints(world.ids):
+        if endpoint.service == service and endpoint.writes:
+            status, _body = _call(world.clients[service], Endpoint(**{**endpoint.__dict__, "body": {"bogus": 1}}),
+                                  None)
+            answers[f"{endpoint.method} {endpoint.rule}"] = status
+    assert set(answers.values()) == {401}, answers
