@@ -47,7 +47,7 @@ bench: venv kafka-jars
 	$(BIN)/python -m bench
 
 catalogue: venv
-	$(BIN)/baotuan catalogue --out docs/catalogue
+	$(BIN)/baotuan catalogue --output docs/catalogue
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

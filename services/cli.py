@@ -115,11 +115,13 @@ def tokens_add(name: str, role: str, scope: tuple[str, ...], path: Path) -> None
 
 def _register_commands() -> None:
     """Commands that live beside what they drive (the loader, the launcher, the web page, the audit)."""
+    from services.audit.cli import audit_command, catalogue_command, export_command
     from services.launcher.cli import run_command
     from services.scenario.cli import load_command, status_command
     from services.web.cli import web_command
 
-    for command in (run_command, load_command, status_command, web_command):
+    for command in (run_command, load_command, status_command, web_command, audit_command, export_command,
+                    catalogue_command):
         main.add_command(command)
 
 

@@ -166,7 +166,7 @@ def _variants(data: dict[str, Any]) -> list[dict[str, Any]]:
     values: list[Any] = [None, 1, True, "", "x" * 600, "1234.5", "0.00", "-1.00", "2025-02-30", [], {}, "0.5"]
     out = [{k: v for k, v in data.items() if k != key} for key in data]
     out += [{**data, key: value} for key in data for value in values]
-    return out + [{**data, "from_a_later_version": 1}]
+    return [*out, {**data, "from_a_later_version": 1}]
 
 
 def test_whatever_the_contract_accepts_its_published_schema_accepts() -> None:

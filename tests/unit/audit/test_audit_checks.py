@@ -229,8 +229,8 @@ def test_records_that_break_the_envelope_contract_are_found(tmp_path: Path) -> N
         rows.append({"topic": topic, "partition": 2, "offset": offset, "timestamp": 1, "key": key, "event": event})
         offset += 1
     lines = [json.dumps(row, ensure_ascii=False) for row in rows]
-    lines.append('{"topic": "%s", "partition": 2, "offset": %d, "timestamp": 1, "key": "f", "event": '
-                 '{"amount": 12.5}}' % (RENTALS, offset))
+    lines.append(f'{{"topic": "{RENTALS}", "partition": 2, "offset": {offset}, "timestamp": 1, "key": "f", '
+                 '"event": {"amount": 12.5}}')
     lines.append("not json at all")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     result = run_audit(ArchiveSource(path), archive=False)
@@ -298,3 +298,18 @@ def test_malformed_stop_offsets_are_refused(text: str) -> None:
 
     with pytest.raises(ReplayError):
         parse_offsets(text)
+
+
+def test_the_compact_inputs_give_the_rule_what_the_full_envelopes_give_it() -> None:
+    from services.dividends.inputs import LogRecord, recompute_declared
+
+    log = park()
+    log.withdraw(P, "state-co", "500000.00", "2025-04-01")
+    log.at("2025-07-02")
+    log.declare(P, "2025-01-01", "2025-06-30")
+    full = [LogRecord(row["topic"], row["partition"], row["offset"], row["event"]) for row in log.rows
+            if row["topic"] in (LEDGER_INVESTMENTS, RENTALS)]
+    [declared] = [row["event"]["data"] for row in log.rows if row["event"]["type"] == "DistributionDeclared"]
+    compact = log._inputs.records_for(P, dt.date(2025, 1, 1), dt.date(2025, 6, 30))
+    assert len(compact) < len(full)
+    assert recompute_declared(compact, declared) == recompute_declared(full, declared)

@@ -79,8 +79,8 @@ def test_hledger_refuses_a_journal_whose_balances_no_longer_hold(replayed: Audit
     [journal] = write_books(replayed.auditor.books, "hledger", tmp_path / f"{V1}.journal", V1)
     text = journal.read_text(encoding="utf-8")
     assert "= " in text  # the closing balance assertions
-    forged = text.replace("资产:102 银行存款  200000.00 CNY", "资产:102 银行存款  200001.00 CNY", 1)
-    forged = forged.replace("损益:503 补助收入  -200000.00 CNY", "损益:503 补助收入  -200001.00 CNY", 1)
+    forged = text.replace("资产:102 银行存款  200000.00 CNY", "资产:102 银行存款  200000.01 CNY", 1)
+    forged = forged.replace("损益:503 补助收入  -200000.00 CNY", "损益:503 补助收入  -200000.01 CNY", 1)
     assert forged != text
     journal.write_text(forged, encoding="utf-8")
     assert HLEDGER is not None
@@ -95,7 +95,7 @@ def test_bean_check_accepts_every_village_s_books_and_their_balances(replayed: A
         done = subprocess.run([str(BEAN_CHECK), str(path)], capture_output=True, text=True, check=False)
         assert done.returncode == 0, done.stdout + done.stderr
         text = path.read_text(encoding="utf-8")
-        assert 'name: "银行存款"' in text and " balance Assets:102 " in text
+        assert 'name: "银行存款"' in text and " balance Assets:102 " in text and "~ 0.00 CNY" in text
     assert beancount_account("141/binhai-park") == "Assets:141:Binhai-park"
     assert beancount_account("502/binhai-park") == "Income:502:Binhai-park"
     assert beancount_account("513") == "Expenses:513"

@@ -32,7 +32,8 @@ def original() -> list[Row]:
 
 
 def rows_copy(rows: list[Row]) -> list[Row]:
-    return json.loads(json.dumps(rows))
+    copied: list[Row] = json.loads(json.dumps(rows))
+    return copied
 
 
 def write(rows: list[Row], path: Path) -> Path:

@@ -1,0 +1,330 @@
+"""Where an audit reads the log from: the Kafka topics themselves, or an exported archive.
+
+Both sources yield :class:`Record` objects in log order within each partition, and can stop
+early: at given offsets (``topic:partition:offset``, the next offset *not* read, like a
+DistributionDeclared's ``input_positions``) or at the end of a day (the first record whose
+timestamp is on a later day, UTC, and everything after it in that partition).
+
+The Kafka source is its own consumer: no consumer group (nothing is committed, no service is
+disturbed), ``read_committed``, every partition of the four record topics read from the
+beginning up to the end offsets taken when it starts — records arriving meanwhile are left
+for the next audit. Records stream through; nothing is kept here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import socket
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from services.audit.validation import decode_line, decode_value
+from services.contracts.topics import DIVIDENDS, LEDGER_ENTRIES, LEDGER_INVESTMENTS, RENTALS
+
+#: The topics of record an audit replays (the dead-letter topic is not a record of anything).
+RECORD_TOPICS = (LEDGER_ENTRIES, LEDGER_INVESTMENTS, RENTALS, DIVIDENDS)
+
+Position = tuple[str, int]
+
+
+class ReplayError(RuntimeError):
+    """The log could not be read (broker unreachable, archive unreadable, bad stop offsets)."""
+
+
+@dataclass(slots=True)
+class Record:
+    """One Kafka record: where it sits, and its value parsed as an envelope (or why it is not one)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int | None
+    key: str | None
+    envelope: dict[str, Any] | None
+    problem: str | None = None  # why ``envelope`` is None
+    raw: bytes | None = None  # the value as the broker holds it (Kafka source only)
+    line: int | None = None  # line number in an archive
+
+
+class Source(Protocol):
+    """A log to replay."""
+
+    description: str
+
+    def records(self) -> Iterator[Record]:
+        """The records, in offset order within each partition."""
+        ...
+
+    def progress(self) -> tuple[int, int | None]:
+        """(done, total) in the source's own unit (records or bytes), for a progress bar."""
+        ...
+
+    def stopped_at(self) -> dict[str, dict[int, int]]:
+        """The next offset not read, per topic and partition, once ``records`` is exhausted."""
+        ...
+
+
+def parse_offsets(text: str | None) -> dict[Position, int]:
+    """``"topic:partition:offset,..."`` -> {(topic, partition): next offset not to read}."""
+    out: dict[Position, int] = {}
+    if not text:
+        return out
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        topic, _, rest = item.rpartition(":")
+        topic, _, partition = topic.rpartition(":")
+        try:
+            out[(topic, int(partition))] = int(rest)
+        except ValueError:
+            raise ReplayError(f"bad --offsets item {item!r}: expected topic:partition:offset") from None
+        if not topic or int(rest) < 0 or int(partition) < 0:
+            raise ReplayError(f"bad --offsets item {item!r}: expected topic:partition:offset")
+    return out
+
+
+def day_end_ms(day: dt.date) -> int:
+    """Milliseconds since the epoch at the end of ``day`` (UTC): records at or after it are left out."""
+    moment = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def _instant_ms(instant: object) -> int | None:
+    if not isinstance(instant, str):
+        return None
+    try:
+        return int(dt.datetime.fromisoformat(instant.replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        return None
+
+
+# -- archive ---------------------------------------------------------------------------------------
+
+
+class ArchiveSource:
+    """An export archive (JSON Lines, DESIGN §4): one Kafka record per line, in the file's order."""
+
+    def __init__(self, path: Path, *, until: dt.date | None = None,
+                 offsets: Mapping[Position, int] | None = None) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ReplayError(f"archive {self.path} does not exist")
+        self.description = f"archive {self.path}"
+        self.until_ms = day_end_ms(until) if until else None
+        self.stop = dict(offsets or {})
+        self._bytes = 0
+        self._size = self.path.stat().st_size
+        self._next: dict[Position, int] = {}
+        self._cut: set[Position] = set()
+
+    def progress(self) -> tuple[int, int | None]:
+        return self._bytes, self._size
+
+    def stopped_at(self) -> dict[str, dict[int, int]]:
+        out: dict[str, dict[int, int]] = {}
+        for (topic, partition), offset in sorted(self._next.items()):
+            out.setdefault(topic, {})[partition] = offset
+        return out
+
+    def records(self) -> Iterator[Record]:
+        with self.path.open("rb") as handle:
+            for number, line in enumerate(handle, start=1):
+                self._bytes += len(line)
+                if not line.strip():
+                    continue
+                record = self._parse(line, number)
+                if record is None:
+                    continue
+                yield record
+
+    def _parse(self, line: bytes, number: int) -> Record | None:
+        problem = None
+        try:
+            row = decode_line(line)
+        except ValueError as exc:
+            problem = f"line {number} is not a valid archive record: {exc}"
+            try:  # still say where it was, if the line is JSON with floats in it
+                row = json.loads(line)
+            except ValueError:
+                return Record("", -1, -1, None, None, None, problem, line=number)
+        if not isinstance(row, dict):
+            return Record("", -1, -1, None, None, None, f"line {number} is not a JSON object", line=number)
+        topic, partition, offset = row.get("topic"), row.get("partition"), row.get("offset")
+        if not isinstance(topic, str) or type(partition) is not int or type(offset) is not int:
+            return Record(str(topic or ""), -1, -1, None, None, None,
+                          f"line {number} lacks topic, partition or offset", line=number)
+        if topic not in RECORD_TOPICS:
+            return None  # not a topic of record (e.g. dead letters): nothing to audit
+        position = (topic, partition)
+        if position in self._cut or offset >= self.stop.get(position, offset + 1):
+            return None
+        timestamp = row.get("timestamp") if type(row.get("timestamp")) is int else None
+        event = row.get("event")
+        if self.until_ms is not None:
+            moment = timestamp if timestamp is not None else _instant_ms(
+                event.get("occurred_at") if isinstance(event, dict) else None)
+            if moment is not None and moment >= self.until_ms:
+                self._cut.add(position)
+                return None
+        key = row.get("key")
+        self._next[position] = max(self._next.get(position, 0), offset + 1)
+        if problem is None and not isinstance(event, dict):
+            problem = f"line {number}: the record value is not a JSON object"
+        if problem is not None:
+            return Record(topic, partition, offset, timestamp, key if isinstance(key, str) else None, None,
+                          problem, line=number)
+        assert isinstance(event, dict)
+        return Record(topic, partition, offset, timestamp, key if isinstance(key, str) else None, event,
+                      line=number)
+
+
+# -- Kafka -----------------------------------------------------------------------------------------
+
+
+class KafkaSource:
+    """The topics on the broker, from the beginning up to the end offsets taken at start."""
+
+    def __init__(self, bootstrap: str, *, topics: Sequence[str] = RECORD_TOPICS, until: dt.date | None = None,
+                 offsets: Mapping[Position, int] | None = None, idle_timeout_s: float = 30.0,
+                 kafka_config: Mapping[str, Any] | None = None) -> None:
+        self.bootstrap = bootstrap
+        self.topics = list(topics)
+        self.until = until
+        self.requested = dict(offsets or {})
+        self.idle_timeout_s = idle_timeout_s
+        self.kafka_config = dict(kafka_config or {})
+        self.description = f"Kafka {bootstrap}"
+        self._done = 0
+        self._total: int | None = None
+        self._next: dict[Position, int] = {}
+
+    def progress(self) -> tuple[int, int | None]:
+        return self._done, self._total
+
+    def stopped_at(self) -> dict[str, dict[int, int]]:
+        out: dict[str, dict[int, int]] = {}
+        for (topic, partition), offset in sorted(self._next.items()):
+            out.setdefault(topic, {})[partition] = offset
+        return out
+
+    def _probe(self) -> None:
+        """Fail fast with a plain socket when no bootstrap server listens (kafka-python would retry and leak
+        the refused sockets)."""
+        for server in self.bootstrap.split(","):
+            host, _, port = server.strip().rpartition(":")
+            try:
+                with socket.create_connection((host or "127.0.0.1", int(port)), timeout=5):
+                    return
+            except (OSError, ValueError):
+                continue
+        raise ReplayError(f"Kafka at {self.bootstrap} is unreachable")
+
+    def _consumer(self) -> Any:
+        from kafka import KafkaConsumer
+        from kafka.errors import KafkaError
+
+        config: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap,
+            "group_id": None,
+            "enable_auto_commit": False,
+            "isolation_level": "read_committed",
+            "auto_offset_reset": "earliest",
+            "client_id": "baotuan-audit",
+            # kafka-python's default fetch sizes: larger ones were no faster and held hundreds of MB.
+            "max_poll_records": 2000,
+            "request_timeout_ms": 30_000,
+        }
+        config.update(self.kafka_config)
+        self._probe()
+        try:
+            return KafkaConsumer(**config)
+        except (KafkaError, OSError, ValueError) as exc:
+            raise ReplayError(f"Kafka at {self.bootstrap} is unreachable: {exc}") from exc
+
+    def records(self) -> Iterator[Record]:
+        from kafka import TopicPartition
+        from kafka.errors import KafkaError
+
+        consumer = self._consumer()
+        try:
+            try:
+                partitions = []
+                for topic in self.topics:
+                    found = consumer.partitions_for_topic(topic)
+                    partitions += [TopicPartition(topic, p) for p in sorted(found or ())]
+                for (topic, partition) in self.requested:
+                    if TopicPartition(topic, partition) not in partitions:
+                        raise ReplayError(f"--offsets names {topic}:{partition}, which is not on the broker")
+                consumer.assign(partitions)
+                begin = consumer.beginning_offsets(partitions)
+                end = consumer.end_offsets(partitions)
+                if self.until is not None:
+                    cut = day_end_ms(self.until)
+                    found_at = consumer.offsets_for_times({tp: cut for tp in partitions})
+                    for tp, stamp in found_at.items():
+                        if stamp is not None:
+                            end[tp] = min(end[tp], stamp.offset)
+            except (KafkaError, OSError) as exc:
+                raise ReplayError(f"Kafka at {self.bootstrap} did not answer: {exc}") from exc
+            for tp in partitions:
+                wanted = self.requested.get((tp.topic, tp.partition))
+                if wanted is not None:
+                    end[tp] = min(end[tp], wanted)
+            todo = {tp for tp in partitions if end[tp] > begin[tp]}
+            self._total = sum(max(0, end[tp] - begin[tp]) for tp in partitions)
+            for tp in partitions:
+                self._next[(tp.topic, tp.partition)] = begin[tp]
+            if todo:
+                consumer.seek_to_beginning(*todo)
+            consumer.pause(*[tp for tp in partitions if tp not in todo])
+            idle_since = time.monotonic()
+            while todo:
+                try:
+                    batches = consumer.poll(timeout_ms=500)
+                except KafkaError as exc:
+                    raise ReplayError(f"reading from Kafka failed: {exc}") from exc
+                if not batches:
+                    if time.monotonic() - idle_since > self.idle_timeout_s:
+                        missing = ", ".join(f"{tp.topic}:{tp.partition}" for tp in sorted(todo))
+                        raise ReplayError(f"no records for {self.idle_timeout_s:.0f}s from {missing} "
+                                          "before the end offsets taken at start")
+                    continue
+                idle_since = time.monotonic()
+                for tp, batch in batches.items():
+                    stop = end[tp]
+                    position = (tp.topic, tp.partition)
+                    for message in batch:
+                        if message.offset >= stop:
+                            break
+                        self._done += 1
+                        self._next[position] = message.offset + 1
+                        yield _kafka_record(tp.topic, tp.partition, message)
+                    if tp in todo and consumer.position(tp) >= stop:
+                        todo.discard(tp)
+                        consumer.pause(tp)
+                for tp in list(todo):
+                    # read_committed skips aborted records and markers: the position may pass
+                    # the end offset without a record at it.
+                    if self._next[(tp.topic, tp.partition)] >= end[tp] or consumer.position(tp) >= end[tp]:
+                        todo.discard(tp)
+                        consumer.pause(tp)
+        finally:
+            consumer.close()
+
+
+def _kafka_record(topic: str, partition: int, message: Any) -> Record:
+    raw = message.value
+    key = message.key.decode("utf-8", errors="replace") if message.key is not None else None
+    if raw is None:
+        return Record(topic, partition, message.offset, message.timestamp, key, None, "the record has no value")
+    try:
+        envelope = decode_value(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return Record(topic, partition, message.offset, message.timestamp, key, None,
+                      f"the record value is not an envelope: {exc}", raw=raw)
+    return Record(topic, partition, message.offset, message.timestamp, key, envelope, raw=raw)

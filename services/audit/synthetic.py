@@ -1,0 +1,359 @@
+"""A valid log written without the services: for the audit's tests, tamper drills and benchmarks.
+
+:class:`LogWriter` seals envelopes exactly as the runtime does (one hash chain per topic and
+subject, keys partitioned like Kafka's default partitioner), numbers the offsets of each
+partition, and posts the entries the ledger posts by itself (same derived ids and lines,
+from ``services.ledger.domain``). Distributions are computed by the dividends service's
+own ``compute_from_log`` and written with its payload builders. So an untouched log from
+here passes ``baotuan audit``, and every change to it is a tamper to be found.
+
+Records go to ``sink`` as archive rows (DESIGN §4); by default they are kept in ``rows``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kafka.partitioner.default import murmur2
+
+from services.audit.input_rows import KIND_CODE, InputLog
+from services.contracts import envelope as env
+from services.contracts.events import latest_version
+from services.contracts.money import format_yuan, parse_mu, parse_yuan, valuation_fen
+from services.contracts.topics import LEDGER_INVESTMENTS, RENTALS, TOPICS, topic_of
+from services.dividends.domain import Policy
+from services.dividends.inputs import allocation_event_data, compute_from_log, declared_event_data
+from services.ledger.domain import (
+    automatic_entry_lines,
+    derived_entry_id,
+    local_date,
+    posting_date,
+)
+
+Row = dict[str, Any]
+ENTRY_QUALIFIER = "entry"
+
+
+def partition_of(key: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives a key (murmur2, positive, modulo)."""
+    return int(murmur2(key.encode("utf-8")) & 0x7FFFFFFF) % partitions
+
+
+@dataclass
+class LogWriter:
+    """Publishes events into an archive the way the three services would."""
+
+    partitions: int = 3
+    clock: dt.datetime = dt.datetime(2025, 1, 1, 1, 0, tzinfo=dt.UTC)
+    sink: Callable[[Row], None] | None = None
+    rows: list[Row] = field(default_factory=list)
+    count: int = 0
+    _heads: dict[tuple[str, str], env.ChainHead] = field(default_factory=dict)
+    _next: dict[tuple[str, int], int] = field(default_factory=dict)
+    _collectives: set[str] = field(default_factory=set)
+    _closed: dict[str, set[str]] = field(default_factory=dict)
+    _inputs: InputLog = field(default_factory=InputLog)
+    _allocations: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    _distributions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _first_type: dict[tuple[str, str], str] = field(default_factory=dict)
+    _policies: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    # -- the runtime's part ------------------------------------------------------------------------------
+
+    def publish(self, event_type: str, subject: str, data: dict[str, Any], *, event_id: str | None = None,
+                causation_id: str | None = None, actor: str = "system:synthetic") -> dict[str, Any]:
+        """Seal and append one event; returns its envelope."""
+        topic = topic_of(event_type)
+        self.clock += dt.timedelta(seconds=1)
+        instant = self.clock.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        head = self._heads.get((topic, subject), env.ChainHead())
+        sealed = env.seal(env.new_envelope(event_type=event_type, version=latest_version(event_type),
+                                           source=TOPICS[topic].owner, subject=subject, data=data, actor=actor,
+                                           causation_id=causation_id, event_id=event_id, occurred_at=instant),
+                          head)
+        self._heads[(topic, subject)] = env.ChainHead(sealed["seq"], sealed["hash"])
+        partition = partition_of(subject, self.partitions)
+        offset = self._next.get((topic, partition), 0)
+        self._next[(topic, partition)] = offset + 1
+        row = {"topic": topic, "partition": partition, "offset": offset,
+               "timestamp": int(self.clock.timestamp() * 1000), "key": subject, "event": sealed}
+        if event_type in KIND_CODE:
+            self._inputs.add(topic, partition, offset, sealed)
+        self.count += 1
+        if self.sink is not None:
+            self.sink(row)
+        else:
+            self.rows.append(row)
+        return sealed
+
+    def at(self, day: str) -> None:
+        """Move the clock to 01:00 UTC of ``day`` (never backwards): events that follow occur then."""
+        moment = dt.datetime.combine(dt.date.fromisoformat(day), dt.time(1, 0), tzinfo=dt.UTC)
+        self.clock = max(self.clock, moment)
+
+    def positions(self, topics: Sequence[str]) -> dict[str, dict[str, int]]:
+        """Next offset of every partition of ``topics`` (what a service had consumed: everything)."""
+        return {topic: {str(p): self._next.get((topic, p), 0) for p in range(self.partitions)} for topic in topics}
+
+    def lines(self) -> Iterator[str]:
+        for row in self.rows:
+            yield json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+    def write(self, path: Path) -> Path:
+        with Path(path).open("w", encoding="utf-8") as handle:
+            handle.writelines(self.lines())
+        return Path(path)
+
+    # -- the ledger's part ----------------------------------------------------------------------------
+
+    def register_collective(self, collective_id: str, name: str, town: str = "金清镇",
+                            alliances: Sequence[str] = ()) -> None:
+        self.publish("CollectiveRegistered", collective_id, {"collective_id": collective_id, "name": name,
+                                                             "town": town, "uscc": None,
+                                                             "alliances": list(alliances)})
+        self._collectives.add(collective_id)
+
+    def register_investor(self, investor_id: str, name: str, investor_type: str = "government") -> None:
+        self.publish("InvestorRegistered", investor_id, {"investor_id": investor_id, "name": name,
+                                                         "investor_type": investor_type})
+
+    def register_project(self, project_id: str, name: str, kind: str = "industrial_park") -> None:
+        self.publish("ProjectRegistered", project_id, {"project_id": project_id, "name": name, "kind": kind,
+                                                       "town": "金清镇", "operator": "滨海园区运营公司"})
+
+    def post_entry(self, collective_id: str, day: str, lines: Sequence[tuple[str, str, str]], memo: str,
+                   *, origin: str = "manual", ref: str | None = None, entry_id: str | None = None,
+                   event_id: str | None = None, causation_id: str | None = None) -> dict[str, Any]:
+        """An EntryPosted; ``lines`` are (account, "debit"|"credit", yuan)."""
+        data = {"entry_id": entry_id or str(uuid.uuid4()), "collective_id": collective_id, "date": day,
+                "memo": memo, "lines": [{"account": account, side: amount} for account, side, amount in lines],
+                "origin": {"kind": origin, "ref": ref}}
+        return self.publish("EntryPosted", collective_id, data, event_id=event_id, causation_id=causation_id,
+                            actor="system:ledger" if origin in ("investment", "withdrawal", "dividend", "payment")
+                            else f"accountant:{collective_id}")
+
+    def reverse_entry(self, collective_id: str, entry_id: str, day: str, reason: str) -> dict[str, Any]:
+        return self.publish("EntryReversed", collective_id, {"entry_id": str(uuid.uuid4()), "reverses": entry_id,
+                                                             "collective_id": collective_id, "date": day,
+                                                             "reason": reason})
+
+    def close_period(self, collective_id: str, period: str) -> None:
+        self.publish("PeriodClosed", collective_id, {"collective_id": collective_id, "period": period})
+        self._closed.setdefault(collective_id, set()).add(period)
+
+    def _owe(self, cause: Mapping[str, Any], qualifier: str, collective_id: str, day: dt.date, event_type: str,
+             data: Mapping[str, Any], origin: str, ref: str, memo: str) -> None:
+        """The derived EntryPosted the ledger posts for ``cause`` (same ids, lines and date rule)."""
+        if collective_id not in self._collectives:
+            return
+        lines = automatic_entry_lines(event_type, data)
+        if not lines:
+            return
+        wire = [(line.account, "debit" if line.debit else "credit", format_yuan(line.debit or line.credit))
+                for line in lines]
+        self.post_entry(collective_id, posting_date(day, self._closed.get(collective_id, set())).isoformat(), wire,
+                        memo, origin=origin, ref=ref, entry_id=derived_entry_id(cause["event_id"], qualifier),
+                        event_id=env.derived_event_id(cause["event_id"], qualifier), causation_id=cause["event_id"])
+
+    def invest_land(self, project_id: str, investor_id: str, investor_type: str, area_mu: str, price_per_mu: str,
+                    effective_on: str, investment_id: str | None = None) -> dict[str, Any]:
+        valuation = format_yuan(valuation_fen(parse_mu(area_mu), parse_yuan(price_per_mu)))
+        data = {"investment_id": investment_id or f"land-{investor_id}-{self.count}", "project_id": project_id,
+                "investor_id": investor_id, "investor_type": investor_type, "area_mu": area_mu,
+                "price_per_mu": price_per_mu, "valuation": valuation, "effective_on": effective_on, "parcel": None}
+        return self._invested("LandShareInvested", data, f"{area_mu} 亩土地入股 {project_id}")
+
+    def invest_cash(self, project_id: str, investor_id: str, investor_type: str, amount: str, effective_on: str,
+                    investment_id: str | None = None) -> dict[str, Any]:
+        data = {"investment_id": investment_id or f"cash-{investor_id}-{self.count}", "project_id": project_id,
+                "investor_id": investor_id, "investor_type": investor_type, "amount": amount,
+                "effective_on": effective_on}
+        return self._invested("CashInvested", data, f"现金投资 {project_id}")
+
+    def _invested(self, event_type: str, data: dict[str, Any], memo: str) -> dict[str, Any]:
+        cause = self.publish(event_type, data["project_id"], data)
+        self._first_type.setdefault((data["project_id"], data["investor_id"]), data["investor_type"])
+        if data["investor_type"] == "collective":
+            self._owe(cause, ENTRY_QUALIFIER, data["investor_id"], dt.date.fromisoformat(data["effective_on"]),
+                      event_type, data, "investment", data["investment_id"], memo)
+        return cause
+
+    def withdraw(self, project_id: str, investor_id: str, amount: str, effective_on: str,
+                 reason: str = "部分退出") -> dict[str, Any]:
+        data = {"withdrawal_id": f"wd-{investor_id}-{self.count}", "project_id": project_id,
+                "investor_id": investor_id, "amount": amount, "effective_on": effective_on, "reason": reason}
+        cause = self.publish("InvestmentWithdrawn", project_id, data)
+        if self._first_type.get((project_id, investor_id)) == "collective":
+            self._owe(cause, ENTRY_QUALIFIER, investor_id, dt.date.fromisoformat(effective_on),
+                      "InvestmentWithdrawn", data, "withdrawal", data["withdrawal_id"], f"撤回投资 {project_id}")
+        return cause
+
+    # -- the rentals' part ---------------------------------------------------------------------------
+
+    def rent(self, project_id: str, amount: str, received_on: str, lease_id: str = "lease-1") -> dict[str, Any]:
+        return self.publish("RentReceived", project_id, {
+            "payment_id": f"rent-{self.count}", "lease_id": lease_id, "project_id": project_id, "invoice_id": None,
+            "amount": amount, "received_on": received_on})
+
+    def expense(self, project_id: str, amount: str, incurred_on: str, category: str = "maintenance") -> None:
+        self.publish("ExpenseRecorded", project_id, {
+            "expense_id": f"exp-{self.count}", "project_id": project_id, "category": category, "amount": amount,
+            "incurred_on": incurred_on, "memo": "维修"})
+
+    # -- the dividends' part -------------------------------------------------------------------------
+
+    def set_policy(self, project_id: str, *, management_fee_rate: str = "0.05", tax_rate: str = "0.05",
+                   payout_ratio: str = "0.90", guaranteed_rate: str = "0.10", guarantee_until: str | None = None,
+                   guarantor_id: str | None = None) -> None:
+        data = {"project_id": project_id, "management_fee_rate": management_fee_rate, "tax_rate": tax_rate,
+                "payout_ratio": payout_ratio, "guaranteed_rate": guaranteed_rate,
+                "guarantee_until": guarantee_until, "guarantor_id": guarantor_id}
+        self.publish("PolicySet", project_id, data)
+        self._policies[project_id] = data
+
+    def declare(self, project_id: str, period_start: str, period_end: str,
+                distribution_id: str | None = None) -> str:
+        """Declare a distribution over everything published so far, as the dividends service does."""
+        policy = self._policies[project_id]
+        positions = self.positions((LEDGER_INVESTMENTS, RENTALS))
+        start, end = dt.date.fromisoformat(period_start), dt.date.fromisoformat(period_end)
+        result = compute_from_log(self._inputs.records_for(project_id, start, end), project_id=project_id,
+                                  period_start=start, period_end=end, policy=Policy.from_wire(policy),
+                                  input_positions=positions)
+        distribution_id = distribution_id or f"{project_id}-{period_start}-{period_end}"
+        self.publish("DistributionDeclared", project_id, declared_event_data(
+            distribution_id=distribution_id, project_id=project_id, policy=policy, result=result,
+            input_positions=positions))
+        allocations = [allocation_event_data(distribution_id=distribution_id, project_id=project_id, allocation=a)
+                       for a in result.allocations]
+        for allocation in allocations:
+            self.publish("DividendAllocated", project_id, allocation)
+        self._allocations[distribution_id] = allocations
+        self._distributions[distribution_id] = {"project_id": project_id}
+        return distribution_id
+
+    def approve(self, distribution_id: str, approved_by: str = "board:jinqing") -> None:
+        project_id = self._distributions[distribution_id]["project_id"]
+        cause = self.publish("DistributionApproved", project_id, {
+            "distribution_id": distribution_id, "project_id": project_id, "approved_by": approved_by})
+        day = local_date(cause["occurred_at"])
+        for allocation in sorted(self._allocations[distribution_id], key=lambda a: a["investor_id"]):
+            if allocation["investor_type"] != "collective":
+                continue
+            self._owe(cause, allocation["investor_id"], allocation["investor_id"], day, "DistributionApproved",
+                      allocation, "dividend", distribution_id, f"投资收益 {project_id} {distribution_id}")
+
+    def pay(self, distribution_id: str, paid_on: str, investor_id: str | None = None) -> None:
+        """Pay every allocation with a payout (or one investor's) in full."""
+        project_id = self._distributions[distribution_id]["project_id"]
+        for allocation in self._allocations[distribution_id]:
+            if investor_id is not None and allocation["investor_id"] != investor_id:
+                continue
+            if parse_yuan(allocation["payout"]) == 0:
+                continue
+            data = {"payment_id": f"pay-{allocation['investor_id']}-{self.count}", "distribution_id": distribution_id,
+                    "project_id": project_id, "investor_id": allocation["investor_id"],
+                    "amount": allocation["payout"], "paid_on": paid_on, "bank_reference": f"BANK{self.count:08d}"}
+            cause = self.publish("DividendPaid", project_id, data)
+            self._owe(cause, ENTRY_QUALIFIER, allocation["investor_id"], dt.date.fromisoformat(paid_on),
+                      "DividendPaid", data, "payment", data["payment_id"], f"收到分红 {project_id} {distribution_id}")
+
+
+VILLAGES = (("jinqing-lianmeng", "联盟村"), ("jinqing-xinqiao", "新桥村"), ("jinqing-huangjiao", "黄礁村"),
+            ("jinqing-dongwan", "东湾村"), ("jinqing-xiachen", "下陈村"), ("jinqing-gangkou", "港口村"))
+
+
+def small_scenario(writer: LogWriter | None = None, *, villages: int = 3, months: int = 12,
+                   rents_per_month: int = 4, seed: int = 7) -> LogWriter:
+    """A park of ``villages`` villages and a state co-investor over a year: investments, a development fund,
+    monthly rent and expenses, two half-year distributions declared, approved and paid (the second
+    unpaid for the last village), one manual entry reversed."""
+    rng = random.Random(seed)
+    log = writer or LogWriter()
+    project = "binhai-park"
+    log.register_investor("luqiao-state-co", "路桥国资公司", "government")
+    chosen = VILLAGES[:villages]
+    for collective_id, name in chosen:
+        log.register_collective(collective_id, name, alliances=["滨海抱团"])
+    log.register_project(project, "路桥滨海产业园")
+    for i, (collective_id, _) in enumerate(chosen):
+        log.invest_land(project, collective_id, "collective", f"{10 + i}.{2 + i:04d}", "50000.00", "2025-01-01")
+        log.post_entry(collective_id, "2025-01-10", [("102", "debit", "200000.00"), ("503", "credit", "200000.00")],
+                       "区财政发展资金", origin="development_fund")
+    log.invest_cash(project, "luqiao-state-co", "government", "3000000.00", "2025-01-01")
+    log.set_policy(project, guarantee_until="2028-12-31", guarantor_id="luqiao-state-co")
+    first = chosen[0][0]
+    wrong = log.post_entry(first, "2025-02-01", [("513", "debit", "1200.00"), ("102", "credit", "1200.00")], "办公用品")
+    log.reverse_entry(first, wrong["data"]["entry_id"], "2025-02-03", "重复记账")
+    for month in range(1, months + 1):
+        log.at(f"2025-{month:02d}-01")
+        for _ in range(rents_per_month):
+            day = rng.randint(1, 28)
+            log.rent(project, f"{rng.randint(20_000, 90_000)}.{rng.randint(0, 99):02d}",
+                     f"2025-{month:02d}-{day:02d}", lease_id=f"lease-{rng.randint(1, 5)}")
+        log.expense(project, f"{rng.randint(1_000, 9_000)}.00", f"2025-{month:02d}-15")
+        if month == 6:
+            log.at("2025-07-03")
+            first_half = log.declare(project, "2025-01-01", "2025-06-30")
+            log.at("2025-07-06")
+            log.approve(first_half)
+            log.pay(first_half, "2025-07-10")
+        if month == 12:
+            log.at("2026-01-04")
+            second_half = log.declare(project, "2025-07-01", "2025-12-31")
+            log.at("2026-01-06")
+            log.approve(second_half)
+            for collective_id, _ in chosen[:-1]:
+                log.pay(second_half, "2026-01-10", investor_id=collective_id)
+            log.pay(second_half, "2026-01-10", investor_id="luqiao-state-co")
+    return log
+
+
+def large_scenario(events: int, writer: LogWriter | None = None, *, projects: int = 4, villages: int = 6,
+                   rents_per_month: int = 200, seed: int = 11) -> LogWriter:
+    """At least ``events`` events: ``projects`` parks shared by ``villages`` villages each, monthly rent and
+    expenses, a half-yearly distribution per park, approved and paid, until the log is long enough.
+
+    For benchmarks: write it with ``sink`` into a file (``LogWriter(sink=...)``) rather than keep the rows.
+    """
+    rng = random.Random(seed)
+    log = writer or LogWriter()
+    log.register_investor("luqiao-state-co", "路桥国资公司", "government")
+    collectives = [(f"town-v{n:03d}", f"村{n:03d}") for n in range(villages)]
+    for collective_id, name in collectives:
+        log.register_collective(collective_id, name)
+    parks = [f"park-{p:02d}" for p in range(projects)]
+    for park_id in parks:
+        log.register_project(park_id, f"产业园 {park_id}")
+        for i, (collective_id, _) in enumerate(collectives):
+            log.invest_land(park_id, collective_id, "collective", f"{5 + i}.5000", "60000.00", "2020-01-01")
+        log.invest_cash(park_id, "luqiao-state-co", "government", "5000000.00", "2020-01-01")
+        log.set_policy(park_id, guarantee_until="2030-12-31", guarantor_id="luqiao-state-co")
+    year, month = 2020, 1
+    while log.count < events:
+        log.at(f"{year}-{month:02d}-01")
+        for park_id in parks:
+            for _ in range(rents_per_month // projects):
+                log.rent(park_id, f"{rng.randint(2_000, 9_000)}.{rng.randint(0, 99):02d}",
+                         f"{year}-{month:02d}-{rng.randint(1, 28):02d}", lease_id=f"lease-{rng.randint(1, 40)}")
+            log.expense(park_id, f"{rng.randint(1_000, 9_000)}.00", f"{year}-{month:02d}-15")
+        for collective_id, _ in collectives:
+            log.post_entry(collective_id, f"{year}-{month:02d}-20",
+                           [("513", "debit", "800.00"), ("102", "credit", "800.00")], "办公费用")
+        if month in (6, 12):
+            start = f"{year}-{month - 5:02d}-01"
+            end = f"{year}-{month:02d}-{30 if month == 6 else 31}"
+            log.at(f"{year + (month == 12)}-{1 if month == 12 else 7:02d}-05")
+            for park_id in parks:
+                distribution = log.declare(park_id, start, end)
+                log.approve(distribution)
+                log.pay(distribution, f"{year + (month == 12)}-{1 if month == 12 else 7:02d}-10")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return log
