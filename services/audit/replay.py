@@ -185,19 +185,34 @@ class ArchiveSource:
 
 # -- Kafka -----------------------------------------------------------------------------------------
 
+#: A record as the reader hands it over: topic, partition, offset, timestamp, key, value.
+RawRecord = tuple[str, int, int, int | None, bytes | None, bytes | None]
+#: What to read: (topic, partition, first offset, end offset) for every partition.
+Plan = list[tuple[str, int, int, int]]
+
+#: From this many records on, a separate process reads Kafka while this one checks (2+ cores).
+PIPELINE_MIN_RECORDS = 20_000
+
 
 class KafkaSource:
-    """The topics on the broker, from the beginning up to the end offsets taken at start."""
+    """The topics on the broker, from the beginning up to the end offsets taken at start.
+
+    Reading Kafka with kafka-python is CPU-bound (it checks each batch's CRC32C in pure Python),
+    so for a long log a reader process fetches the records while this process checks them: the
+    two overlap on two cores. ``pipeline`` forces it on or off; by default it is on from
+    ``PIPELINE_MIN_RECORDS`` records.
+    """
 
     def __init__(self, bootstrap: str, *, topics: Sequence[str] = RECORD_TOPICS, until: dt.date | None = None,
                  offsets: Mapping[Position, int] | None = None, idle_timeout_s: float = 30.0,
-                 kafka_config: Mapping[str, Any] | None = None) -> None:
+                 kafka_config: Mapping[str, Any] | None = None, pipeline: bool | None = None) -> None:
         self.bootstrap = bootstrap
         self.topics = list(topics)
         self.until = until
         self.requested = dict(offsets or {})
         self.idle_timeout_s = idle_timeout_s
         self.kafka_config = dict(kafka_config or {})
+        self.pipeline = pipeline
         self.description = f"Kafka {bootstrap}"
         self._done = 0
         self._total: int | None = None
@@ -224,10 +239,8 @@ class KafkaSource:
                 continue
         raise ReplayError(f"Kafka at {self.bootstrap} is unreachable")
 
-    def _consumer(self) -> Any:
-        from kafka import KafkaConsumer
-        from kafka.errors import KafkaError
-
+    def config(self) -> dict[str, Any]:
+        """The consumer's settings: no group, nothing committed, committed records only."""
         config: dict[str, Any] = {
             "bootstrap_servers": self.bootstrap,
             "group_id": None,
@@ -240,91 +253,127 @@ class KafkaSource:
             "request_timeout_ms": 30_000,
         }
         config.update(self.kafka_config)
-        self._probe()
-        try:
-            return KafkaConsumer(**config)
-        except (KafkaError, OSError, ValueError) as exc:
-            raise ReplayError(f"Kafka at {self.bootstrap} is unreachable: {exc}") from exc
+        return config
 
     def records(self) -> Iterator[Record]:
-        from kafka import TopicPartition
-        from kafka.errors import KafkaError
-
-        consumer = self._consumer()
+        self._probe()
+        consumer = _consumer(self.config(), self.bootstrap)
         try:
-            try:
-                partitions = []
-                for topic in self.topics:
-                    found = consumer.partitions_for_topic(topic)
-                    partitions += [TopicPartition(topic, p) for p in sorted(found or ())]
-                for (topic, partition) in self.requested:
-                    if TopicPartition(topic, partition) not in partitions:
-                        raise ReplayError(f"--offsets names {topic}:{partition}, which is not on the broker")
-                consumer.assign(partitions)
-                begin = consumer.beginning_offsets(partitions)
-                end = consumer.end_offsets(partitions)
-                if self.until is not None:
-                    cut = day_end_ms(self.until)
-                    found_at = consumer.offsets_for_times({tp: cut for tp in partitions})
-                    for tp, stamp in found_at.items():
-                        if stamp is not None:
-                            end[tp] = min(end[tp], stamp.offset)
-            except (KafkaError, OSError) as exc:
-                raise ReplayError(f"Kafka at {self.bootstrap} did not answer: {exc}") from exc
-            for tp in partitions:
-                wanted = self.requested.get((tp.topic, tp.partition))
-                if wanted is not None:
-                    end[tp] = min(end[tp], wanted)
-            todo = {tp for tp in partitions if end[tp] > begin[tp]}
-            self._total = sum(max(0, end[tp] - begin[tp]) for tp in partitions)
-            for tp in partitions:
-                self._next[(tp.topic, tp.partition)] = begin[tp]
-            if todo:
-                consumer.seek_to_beginning(*todo)
-            consumer.pause(*[tp for tp in partitions if tp not in todo])
-            idle_since = time.monotonic()
-            while todo:
-                try:
-                    batches = consumer.poll(timeout_ms=500)
-                except KafkaError as exc:
-                    raise ReplayError(f"reading from Kafka failed: {exc}") from exc
-                if not batches:
-                    if time.monotonic() - idle_since > self.idle_timeout_s:
-                        missing = ", ".join(f"{tp.topic}:{tp.partition}" for tp in sorted(todo))
-                        raise ReplayError(f"no records for {self.idle_timeout_s:.0f}s from {missing} "
-                                          "before the end offsets taken at start")
-                    continue
-                idle_since = time.monotonic()
-                for tp, batch in batches.items():
-                    stop = end[tp]
-                    position = (tp.topic, tp.partition)
-                    for message in batch:
-                        if message.offset >= stop:
-                            break
-                        self._done += 1
-                        self._next[position] = message.offset + 1
-                        yield _kafka_record(tp.topic, tp.partition, message)
-                    if tp in todo and consumer.position(tp) >= stop:
-                        todo.discard(tp)
-                        consumer.pause(tp)
-                for tp in list(todo):
-                    # read_committed skips aborted records and markers: the position may pass
-                    # the end offset without a record at it.
-                    if self._next[(tp.topic, tp.partition)] >= end[tp] or consumer.position(tp) >= end[tp]:
-                        todo.discard(tp)
-                        consumer.pause(tp)
+            plan = _plan(consumer, self.topics, self.until, self.requested)
+            self._total = sum(end - begin for _, _, begin, end in plan)
+            for topic, partition, begin, _ in plan:
+                self._next[(topic, partition)] = begin
+            pipeline = self.pipeline if self.pipeline is not None else self._total >= PIPELINE_MIN_RECORDS
+            if pipeline:
+                consumer.close()
+                from services.audit.reader import read_in_another_process
+
+                batches = read_in_another_process(self.config(), plan, self.idle_timeout_s)
+            else:
+                batches = _read(consumer, plan, self.idle_timeout_s)
+            for batch in batches:
+                for topic, partition, offset, timestamp, key, value in batch:
+                    self._done += 1
+                    self._next[(topic, partition)] = offset + 1
+                    yield _kafka_record(topic, partition, offset, timestamp, key, value)
         finally:
             consumer.close()
 
 
-def _kafka_record(topic: str, partition: int, message: Any) -> Record:
-    raw = message.value
-    key = message.key.decode("utf-8", errors="replace") if message.key is not None else None
+def _consumer(config: Mapping[str, Any], bootstrap: str) -> Any:
+    from kafka import KafkaConsumer
+    from kafka.errors import KafkaError
+
+    try:
+        return KafkaConsumer(**config)
+    except (KafkaError, OSError, ValueError) as exc:
+        raise ReplayError(f"Kafka at {bootstrap} is unreachable: {exc}") from exc
+
+
+def _plan(consumer: Any, topics: Sequence[str], until: dt.date | None, requested: Mapping[Position, int]) -> Plan:
+    """Every partition of ``topics`` with its first offset and the end offset to stop before."""
+    from kafka import TopicPartition
+    from kafka.errors import KafkaError
+
+    try:
+        partitions = []
+        for topic in topics:
+            found = consumer.partitions_for_topic(topic)
+            partitions += [TopicPartition(topic, p) for p in sorted(found or ())]
+        for (topic, partition) in requested:
+            if TopicPartition(topic, partition) not in partitions:
+                raise ReplayError(f"--offsets names {topic}:{partition}, which is not on the broker")
+        begin = consumer.beginning_offsets(partitions)
+        end = consumer.end_offsets(partitions)
+        if until is not None:
+            cut = day_end_ms(until)
+            found_at = consumer.offsets_for_times({tp: cut for tp in partitions})
+            for tp, stamp in found_at.items():
+                if stamp is not None:
+                    end[tp] = min(end[tp], stamp.offset)
+    except KafkaError as exc:
+        raise ReplayError(f"Kafka did not answer: {exc}") from exc
+    plan = []
+    for tp in partitions:
+        stop = end[tp]
+        wanted = requested.get((tp.topic, tp.partition))
+        if wanted is not None:
+            stop = min(stop, wanted)
+        plan.append((tp.topic, tp.partition, begin[tp], max(begin[tp], stop)))
+    return plan
+
+
+def _read(consumer: Any, plan: Plan, idle_timeout_s: float) -> Iterator[list[RawRecord]]:
+    """Batches of records of ``plan``, each partition in offset order, until every end offset."""
+    from kafka import TopicPartition
+    from kafka.errors import KafkaError
+
+    ends = {TopicPartition(topic, partition): end for topic, partition, _, end in plan}
+    firsts = {TopicPartition(topic, partition): begin for topic, partition, begin, _ in plan}
+    todo = {tp for tp, end in ends.items() if end > firsts[tp]}
+    try:
+        consumer.assign(list(ends))
+        for tp in ends:
+            consumer.seek(tp, firsts[tp])
+        consumer.pause(*[tp for tp in ends if tp not in todo])
+        idle_since = time.monotonic()
+        while todo:
+            batches = consumer.poll(timeout_ms=500)
+            if not batches:
+                if time.monotonic() - idle_since > idle_timeout_s:
+                    missing = ", ".join(f"{tp.topic}:{tp.partition}" for tp in sorted(todo))
+                    raise ReplayError(f"no records for {idle_timeout_s:.0f}s from {missing} "
+                                      "before the end offsets taken at start")
+                continue
+            idle_since = time.monotonic()
+            out: list[RawRecord] = []
+            for tp, messages in batches.items():
+                stop = ends[tp]
+                for message in messages:
+                    if message.offset >= stop:
+                        break
+                    out.append((tp.topic, tp.partition, message.offset, message.timestamp, message.key,
+                                message.value))
+            if out:
+                yield out
+            for tp in list(todo):
+                # read_committed skips aborted records and markers: the position may pass the end
+                # offset without a record at it.
+                if consumer.position(tp) >= ends[tp]:
+                    todo.discard(tp)
+                    consumer.pause(tp)
+    except KafkaError as exc:
+        raise ReplayError(f"reading from Kafka failed: {exc}") from exc
+
+
+def _kafka_record(topic: str, partition: int, offset: int, timestamp: int | None, key_bytes: bytes | None,
+                  raw: bytes | None) -> Record:
+    key = key_bytes.decode("utf-8", errors="replace") if key_bytes is not None else None
     if raw is None:
-        return Record(topic, partition, message.offset, message.timestamp, key, None, "the record has no value")
+        return Record(topic, partition, offset, timestamp, key, None, "the record has no value")
     try:
         envelope = decode_value(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        return Record(topic, partition, message.offset, message.timestamp, key, None,
-                      f"the record value is not an envelope: {exc}", raw=raw)
-    return Record(topic, partition, message.offset, message.timestamp, key, envelope, raw=raw)
+        return Record(topic, partition, offset, timestamp, key, None, f"the record value is not an envelope: {exc}",
+                      raw=raw)
+    return Record(topic, partition, offset, timestamp, key, envelope, raw=raw)

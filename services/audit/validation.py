@@ -24,7 +24,7 @@ from marshmallow.validate import Validator
 
 from services.contracts.envelope import ENVELOPE_FIELDS, EnvelopeError
 from services.contracts.events import SCHEMAS, validate_envelope
-from services.contracts.fields import HEX64_RE, INSTANT_RE, UUID_RE
+from services.contracts.fields import HEX64_RE, INSTANT_RE, UUID_RE, _WireString
 from services.contracts.topics import TOPICS
 
 Loader = Callable[[Any], Any]
@@ -104,6 +104,29 @@ def _leaf(field: fields.Field[Any]) -> Loader:
     allow_none = field.allow_none
     deserialize = field._deserialize
     checks = [(check, isinstance(check, Validator)) for check in field.validators]
+    kind = type(field)
+    if kind._deserialize is _WireString._deserialize and not checks and not allow_none:
+        # The contract's wire strings (Yuan, Slug, IsoDate …): a str, then the field's own _check.
+        check_text = field._check  # type: ignore[attr-defined]
+
+        def load_wire(value: Any) -> Any:
+            if type(value) is not str:
+                raise _Invalid
+            check_text(value)
+            return value
+
+        return load_wire
+    if kind is fields.String and not allow_none and all(is_validator for _, is_validator in checks):
+        validators = [check for check, _ in checks]
+
+        def load_string(value: Any) -> Any:
+            if type(value) is not str:
+                raise _Invalid
+            for check in validators:
+                check(value)
+            return value
+
+        return load_string
 
     def load(value: Any) -> Any:
         if value is None:

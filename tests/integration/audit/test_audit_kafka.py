@@ -278,6 +278,20 @@ def test_the_workbook_and_csv_export_from_kafka_hold_every_village(world: World)
     assert done.exit_code == 0 and book.stat().st_size > 4000
 
 
+def test_a_reader_process_gives_the_same_replay_as_reading_in_process(world: World) -> None:
+    from services.audit.checks import run_audit
+    from services.audit.replay import KafkaSource
+
+    alone = run_audit(KafkaSource(world.bootstrap, pipeline=False))
+    piped = run_audit(KafkaSource(world.bootstrap, pipeline=True))
+    assert alone.ok and piped.ok
+    assert piped.stopped_at == alone.stopped_at
+    assert piped.auditor.records == alone.auditor.records
+    assert piped.auditor.by_type == alone.auditor.by_type
+    for village in world.villages:
+        assert piped.auditor.books.trial_balance(village) == alone.auditor.books.trial_balance(village)
+
+
 def test_an_audit_cannot_read_a_broker_that_is_not_there_or_a_topic_that_does_not_exist(world: World) -> None:
     runner = CliRunner()
     gone = runner.invoke(audit_command, ["--bootstrap", f"127.0.0.1:{free_port()}", "--json"])
