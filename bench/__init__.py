@@ -1,0 +1,1 @@
+"""baotuan benchmarks: `make bench` (`python -m bench`); see docs/benchmarks.md."""

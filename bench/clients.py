@@ -1,0 +1,171 @@
+"""Talking to the ledger the way its users do (HTTP), and to Kafka the way the baselines do."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import random
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from bench.generate import ENTRY_TEMPLATES
+from services.contracts.money import format_yuan
+from services.contracts.topics import LEDGER_ENTRIES
+from services.runtime.auth import add_token
+from services.runtime.config import Settings
+from services.runtime.kafka_io import end_offsets, ensure_topics
+
+RAW_TOPIC = "bench.raw-produce.v1"
+#: The producer settings of services.runtime.kafka_io.EventProducer (the baseline uses the same).
+SERVICE_PRODUCER = {"acks": "all", "enable_idempotence": True, "linger_ms": 2, "retry_backoff_ms": 100,
+                    "request_timeout_ms": 9500, "max_block_ms": 10000, "delivery_timeout_ms": 10000}
+
+
+def register_collectives(session: requests.Session, url: str, ids: Sequence[str]) -> None:
+    for i, collective_id in enumerate(ids):
+        response = session.post(f"{url}/v1/collectives", json={
+            "collective_id": collective_id, "name": f"压测{i}村", "town": "金清镇", "alliances": ["滨海飞地抱团"]},
+            timeout=30)
+        if response.status_code not in (201, 409):
+            raise RuntimeError(f"registering {collective_id}: {response.status_code} {response.text[:300]}")
+
+
+_WEIGHTS = [t[5] for t in ENTRY_TEMPLATES]
+
+
+def entry_body(rng: random.Random) -> tuple[dict[str, Any], int]:
+    """A realistic journal entry (2-4 lines) dated in 2025, and its debit total in fen."""
+    memo, debits, credits, low, high, _ = rng.choices(ENTRY_TEMPLATES, _WEIGHTS)[0]
+    total = rng.randrange(low * 100, high * 100)
+    lines = _split(rng, debits, "debit", total) + _split(rng, credits, "credit", total)
+    day = dt.date(2025, 1, 1) + dt.timedelta(days=rng.randrange(365))
+    return {"date": day.isoformat(), "memo": memo, "lines": lines}, total
+
+
+def _split(rng: random.Random, accounts: tuple[str, ...], side: str, total: int) -> list[dict[str, str]]:
+    parts, left = [], total
+    for account in accounts[:-1]:
+        share = max(1, left * rng.randrange(30, 70) // 100)
+        parts.append({"account": account, side: format_yuan(share)})
+        left -= share
+    parts.append({"account": accounts[-1], side: format_yuan(left)})
+    return parts
+
+
+def check_visible(session: requests.Session, url: str, expected: dict[str, int]) -> list[str]:
+    """Compare each collective's trial-balance debit total with what was acknowledged; the mismatches."""
+    wrong = []
+    for collective_id, fen in sorted(expected.items()):
+        response = session.get(f"{url}/v1/collectives/{collective_id}/trial-balance", timeout=60)
+        got = response.json().get("totals", {}).get("debit") if response.ok else f"HTTP {response.status_code}"
+        if got != format_yuan(fen):
+            wrong.append(f"{collective_id}: trial balance {got}, acknowledged {format_yuan(fen)}")
+    return wrong
+
+
+# -- Kafka baselines --------------------------------------------------------------------------------------
+
+
+@dataclass
+class RawRecord:
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+def read_records(bootstrap: str, start: dict[tuple[str, int], int], end: dict[tuple[str, int], int],
+                 limit: int | None = None) -> list[RawRecord]:
+    """The records of the entries topic between two sets of end offsets (what a phase published)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                             max_poll_records=5000, fetch_max_bytes=64 * 1024 * 1024)
+    try:
+        wanted = {TopicPartition(t, p): (start.get((t, p), 0), off) for (t, p), off in end.items()
+                  if t == LEDGER_ENTRIES and off > start.get((t, p), 0)}
+        consumer.assign(list(wanted))
+        for tp, (first, _) in wanted.items():
+            consumer.seek(tp, first)
+        out: list[RawRecord] = []
+        left = sum(last - first for first, last in wanted.values())
+        deadline = time.monotonic() + 300
+        while left > 0 and time.monotonic() < deadline and (limit is None or len(out) < limit):
+            for tp, records in consumer.poll(timeout_ms=1000).items():
+                last = wanted[tp][1]
+                for r in records:
+                    if r.offset < last:
+                        out.append(RawRecord(r.key, r.value, list(r.headers or [])))
+                        left -= 1
+        return out[:limit] if limit else out
+    finally:
+        consumer.close()
+
+
+def raw_produce(bootstrap: str, records: Sequence[RawRecord], *, flush_every: int | None = None) -> float:
+    """Produce ``records`` to a scratch topic with the service's producer settings; records/s acknowledged."""
+    ensure_topics(bootstrap, [RAW_TOPIC])
+    producer = KafkaProducer(bootstrap_servers=bootstrap, client_id="bench-raw", **SERVICE_PRODUCER)
+    try:
+        producer.send(RAW_TOPIC, key=b"warm-up", value=b"{}").get(timeout=30)
+        began = time.perf_counter()
+        futures = []
+        for i, record in enumerate(records, 1):
+            futures.append(producer.send(RAW_TOPIC, key=record.key, value=record.value, headers=record.headers))
+            if flush_every and i % flush_every == 0:
+                producer.flush(timeout=60)
+        producer.flush(timeout=120)
+        for future in futures:
+            future.get(timeout=60)
+        return len(records) / (time.perf_counter() - began)
+    finally:
+        producer.close(timeout=10)
+
+
+def acked_latencies(bootstrap: str, record: RawRecord, *, rate: float, seconds: float) -> list[float]:
+    """Produce one envelope at a time at ``rate``/s and wait for each acknowledgement; latencies in ms."""
+    ensure_topics(bootstrap, [RAW_TOPIC])
+    producer = KafkaProducer(bootstrap_servers=bootstrap, client_id="bench-raw-latency", **SERVICE_PRODUCER)
+    try:
+        producer.send(RAW_TOPIC, key=record.key, value=record.value, headers=record.headers).get(timeout=30)
+        latencies = []
+        began = time.perf_counter()
+        for i in range(int(rate * seconds)):
+            scheduled = began + i / rate
+            pause = scheduled - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)
+            producer.send(RAW_TOPIC, key=record.key, value=record.value, headers=record.headers).get(timeout=30)
+            latencies.append((time.perf_counter() - scheduled) * 1000)
+        return latencies
+    finally:
+        producer.close(timeout=10)
+
+
+# -- the ledger in this process (for profiles) -------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def in_process_ledger(bootstrap: str, work: Path) -> Iterator[tuple[Any, str, float]]:
+    """The ledger app in this process (Flask test client), caught up with the broker: (client, token, s)."""
+    from services.ledger.app import create_app
+
+    data = work / "ledger-inprocess"
+    shutil.rmtree(data, ignore_errors=True)
+    data.mkdir(parents=True)
+    token = add_token(data / "tokens.json", name="bench", role="admin")
+    began = time.perf_counter()
+    app = create_app(Settings(bootstrap_servers=bootstrap, data_dir=data, tokens_file=data / "tokens.json"))
+    caught_up = time.perf_counter() - began
+    try:
+        yield app.test_client(), token, caught_up
+    finally:
+        app.extensions["baotuan_service"].stop()
+
+
+def entries_end(bootstrap: str) -> dict[tuple[str, int], int]:
+    return end_offsets(bootstrap, [LEDGER_ENTRIES])

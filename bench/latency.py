@@ -1,0 +1,179 @@
+"""Benchmark 4 — latency of a single entry post at a steady 50 requests/s.
+
+An open-loop schedule: request i is due at start + i/50 s and is sent then by a pool of client
+threads whether or not earlier requests have answered, and its latency counts from that due
+time, so a slow answer cannot hide the requests queued behind it (no coordinated omission).
+Baseline: one envelope produced and acknowledged (acks=all) at the same rate with kafka-python
+and the service's producer settings — the floor a post cannot go below.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import requests
+
+from bench.clients import (
+    acked_latencies,
+    entries_end,
+    entry_body,
+    in_process_ledger,
+    read_records,
+    register_collectives,
+)
+from bench.harness import Context, Figure, LedgerServer, Outcome, percentile, profile_call, say
+from bench.sampler import Sampler
+
+#: The functions of a request worth seeing in its cumulative profile.
+REQUEST_PATH = "services/|kafka/producer/kafka.py|uuid.py|flask_smorest/response.py"
+
+RATE = 50.0
+TARGET_P99_MS = 50.0
+POOL = 16
+
+
+def paced_posts(server: LedgerServer, collectives: list[str], seconds: float, rate: float = RATE
+                ) -> tuple[list[float], list[float], int]:
+    """(latencies from the due time, service times from the actual send, failures), in ms."""
+    local = threading.local()
+    lock = threading.Lock()
+    latencies: list[float] = []
+    service: list[float] = []
+    failures = 0
+    rng = random.Random(50)
+    bodies = [entry_body(rng)[0] for _ in range(int(rate * seconds))]
+
+    def post(i: int, due: float) -> None:
+        nonlocal failures
+        session: requests.Session | None = getattr(local, "session", None)
+        if session is None:
+            session = local.session = server.session()
+        sent = time.perf_counter()
+        try:
+            ok = session.post(f"{server.url}/v1/collectives/{collectives[i % len(collectives)]}/entries",
+                              json=bodies[i], timeout=30).status_code == 201
+        except requests.RequestException:
+            ok = False
+        done = time.perf_counter()
+        with lock:
+            if ok:
+                latencies.append((done - due) * 1000)
+                service.append((done - sent) * 1000)
+            else:
+                failures += 1
+
+    with ThreadPoolExecutor(max_workers=POOL, thread_name_prefix="bench-latency") as pool:
+        began = time.perf_counter() + 0.05
+        for i in range(len(bodies)):
+            due = began + i / rate
+            pause = due - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)
+            pool.submit(post, i, due)
+    return sorted(latencies), sorted(service), failures
+
+
+def run(ctx: Context, server: LedgerServer, bootstrap: str) -> Outcome:
+    outcome = Outcome("latency", "4. Latency of a single entry post at a steady 50 requests/s")
+    session = server.session()
+    collectives = [f"bench-latency-{i}" for i in range(10)]
+    register_collectives(session, server.url, collectives)
+    before = entries_end(bootstrap)
+    paced_posts(server, collectives, 2.0)  # warm-up: connections, the first JIT-less paths
+    seconds = ctx.seconds * 1.5
+    cpu0 = server.cpu_seconds()
+    latencies, service, failures = paced_posts(server, collectives, seconds)
+    cpu = (server.cpu_seconds() - cpu0) / seconds
+    p50, p99, worst = percentile(latencies, 50), percentile(latencies, 99), latencies[-1] if latencies else 0.0
+    say(f"  {len(latencies):,} posts at {RATE:.0f}/s: p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {worst:.1f} ms, "
+        f"{failures} failed")
+
+    sample = read_records(bootstrap, before, entries_end(bootstrap), limit=1)[0]
+    floor = sorted(acked_latencies(bootstrap, sample, rate=RATE, seconds=max(5.0, seconds / 3)))
+    f50, f99 = percentile(floor, 50), percentile(floor, 99)
+    say(f"  raw produce + ack at {RATE:.0f}/s: p50 {f50:.1f} ms, p99 {f99:.1f} ms")
+
+    outcome.add(Figure("p99 of a single entry post", p99, "ms", baseline=f99,
+                       baseline_label="p99 raw produce + ack (acks=all)", ratio=p99 / f99 if f99 else None,
+                       ratio_label="× raw", target=f"≤ {TARGET_P99_MS:.0f} ms", met=p99 <= TARGET_P99_MS, digits=1))
+    outcome.add(Figure("p50 of a single entry post", p50, "ms", baseline=f50, baseline_label="p50 raw produce + ack",
+                       ratio=p50 / f50 if f50 else None, ratio_label="× raw", digits=1))
+    outcome.details += [
+        f"{len(latencies):,} posts over {seconds:.0f} s (after a 2 s warm-up), {POOL} client threads, each post to "
+        f"one of {len(collectives)} collectives; the server used {cpu:.2f} cores on average.",
+        "",
+        "| | p50 (ms) | p90 (ms) | p99 (ms) | max (ms) |",
+        "|---|---:|---:|---:|---:|",
+        f"| entry post, from its due time | {p50:.1f} | {percentile(latencies, 90):.1f} | {p99:.1f} | {worst:.1f} |",
+        f"| entry post, from its actual send | {percentile(service, 50):.1f} | {percentile(service, 90):.1f} | "
+        f"{percentile(service, 99):.1f} | {service[-1] if service else 0:.1f} |",
+        f"| raw produce + ack (baseline) | {f50:.1f} | {percentile(floor, 90):.1f} | {f99:.1f} | {floor[-1]:.1f} |",
+        "",
+    ]
+    if failures:
+        outcome.note(f"{failures} posts failed")
+    if ctx.should_profile(outcome.missed):
+        outcome.profile = profile_single_posts(ctx, bootstrap, collectives)
+    return outcome
+
+
+def profile_single_posts(ctx: Context, bootstrap: str, collectives: list[str], count: int = 300) -> str:
+    """Where a single post's time goes, in this process (Flask test client, no HTTP server).
+
+    First one post at a time under cProfile: the critical path of one post. Then the same rate
+    from 16 threads, open loop, sampled: what concurrent posts wait for.
+    """
+    rng = random.Random(9)
+    with in_process_ledger(bootstrap, ctx.work) as (client, token, caught_up):
+        app = client.application
+        headers = {"Authorization": f"Bearer {token}"}
+        alone: list[float] = []
+        bodies: list[dict[str, Any]] = [entry_body(rng)[0] for _ in range(count)]
+        for collective in collectives:
+            client.post("/v1/collectives", headers=headers,
+                        json={"collective_id": collective, "name": "压测村", "town": "金清镇"})
+
+        def post(i: int) -> float:
+            began = time.perf_counter()
+            response = app.test_client().post(f"/v1/collectives/{collectives[i % len(collectives)]}/entries",
+                                              json=bodies[i], headers=headers)
+            assert response.status_code == 201, response.get_data(as_text=True)[:300]
+            return (time.perf_counter() - began) * 1000
+
+        def one_at_a_time() -> None:
+            for i in range(len(bodies)):
+                began = time.perf_counter()
+                alone.append(post(i))
+                time.sleep(max(0.0, 1 / RATE - (time.perf_counter() - began)))
+
+        request_thread = profile_call(one_at_a_time, limit=30, restrict=REQUEST_PATH)
+        together: list[float] = []
+        lock = threading.Lock()
+
+        def timed_post(i: int, due: float) -> None:
+            post(i)
+            with lock:
+                together.append((time.perf_counter() - due) * 1000)
+
+        with Sampler() as sampler, ThreadPoolExecutor(max_workers=POOL, thread_name_prefix="request") as pool:
+            began = time.perf_counter()
+            for i in range(len(bodies)):
+                due = began + i / RATE
+                time.sleep(max(0.0, due - time.perf_counter()))
+                pool.submit(timed_post, i, due)
+    alone.sort()
+    together.sort()
+    return "\n".join([
+        f"in-process ledger (Flask test client, no HTTP server), caught up in {caught_up:.1f} s",
+        f"{count} posts one at a time: p50 {percentile(alone, 50):.1f} ms, p99 {percentile(alone, 99):.1f} ms; "
+        f"{count} posts at {RATE:.0f}/s from {POOL} threads: p50 {percentile(together, 50):.1f} ms, "
+        f"p99 {percentile(together, 99):.1f} ms",
+        "", "== one post at a time: cProfile of the request thread (time.sleep keeps the 50/s pace) ==",
+        request_thread, "",
+        f"== {POOL} threads at {RATE:.0f}/s, sampled (service.py(writing) on top of the stack = waiting for the "
+        "single-writer lock) ==",
+        sampler.report()])

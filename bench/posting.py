@@ -1,0 +1,239 @@
+"""Benchmark 1 — posting throughput through the ledger's HTTP API, against raw kafka-python produce.
+
+Single posts (``POST /v1/collectives/{id}/entries``) from 8 concurrent clients, and batches of
+1,000 (``POST /v1/entries/batch``) from 2 clients, for a fixed time each. An entry counts when
+its answer says posted: the service answers only once Kafka acknowledged it and the projection
+applied it. The trial balances are read back at the end to check that every acknowledged
+entry is visible. The baseline produces the very envelopes the batch phase published.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.clients import (
+    check_visible,
+    entries_end,
+    entry_body,
+    in_process_ledger,
+    raw_produce,
+    read_records,
+    register_collectives,
+)
+from bench.harness import Context, Figure, LedgerServer, Outcome, profile_call, say
+from bench.sampler import Sampler
+
+#: The functions of a request worth seeing in its cumulative profile.
+REQUEST_PATH = "services/|kafka/producer/kafka.py|uuid.py|flask_smorest/response.py"
+
+SINGLE_CLIENTS = 8
+BATCH_CLIENTS = 2
+BATCH_SIZE = 1_000
+TARGET_RATE = 5_000.0
+TARGET_RATIO = 0.5
+
+
+@dataclass
+class Tally:
+    """What a phase's clients got acknowledged."""
+
+    posted: int = 0
+    refused: int = 0
+    errors: list[str] = field(default_factory=list)
+    debit_by_collective: dict[str, int] = field(default_factory=dict)
+    first: float = 0.0
+    last: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def credit(self, collective: str, fen: int) -> None:
+        self.debit_by_collective[collective] = self.debit_by_collective.get(collective, 0) + fen
+
+    @property
+    def rate(self) -> float:
+        return self.posted / (self.last - self.first) if self.last > self.first else 0.0
+
+
+def _run_clients(count: int, client: Callable[[int, float], None], seconds: float) -> None:
+    deadline = time.perf_counter() + seconds
+    threads = [threading.Thread(target=client, args=(i, deadline), name=f"bench-client-{i}") for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def single_posts(server: LedgerServer, collectives: list[str], seconds: float) -> Tally:
+    tally = Tally(first=time.perf_counter())
+
+    def client(i: int, deadline: float) -> None:
+        session = server.session()
+        rng = random.Random(100 + i)
+        collective = collectives[i % len(collectives)]
+        while time.perf_counter() < deadline:
+            body, fen = entry_body(rng)
+            try:
+                response = session.post(f"{server.url}/v1/collectives/{collective}/entries", json=body, timeout=60)
+            except Exception as exc:  # the benchmark reports failures instead of dying
+                with tally.lock:
+                    tally.errors.append(str(exc)[:200])
+                continue
+            with tally.lock:
+                if response.status_code == 201:
+                    tally.posted += 1
+                    tally.credit(collective, fen)
+                else:
+                    tally.refused += 1
+                    tally.errors.append(f"{response.status_code} {response.text[:200]}")
+                tally.last = time.perf_counter()
+
+    _run_clients(SINGLE_CLIENTS, client, seconds)
+    return tally
+
+
+def batch_posts(server: LedgerServer, collectives: list[str], seconds: float) -> Tally:
+    tally = Tally(first=time.perf_counter())
+
+    def client(i: int, deadline: float) -> None:
+        session = server.session()
+        rng = random.Random(200 + i)
+        while time.perf_counter() < deadline:
+            entries, fens = [], []
+            for _ in range(BATCH_SIZE):
+                body, fen = entry_body(rng)
+                body["collective_id"] = rng.choice(collectives)
+                entries.append(body)
+                fens.append(fen)
+            try:
+                response = session.post(f"{server.url}/v1/entries/batch", json={"entries": entries}, timeout=120)
+            except Exception as exc:
+                with tally.lock:
+                    tally.errors.append(str(exc)[:200])
+                continue
+            with tally.lock:
+                tally.last = time.perf_counter()
+                if response.status_code != 200:
+                    tally.refused += len(entries)
+                    tally.errors.append(f"{response.status_code} {response.text[:200]}")
+                    continue
+                for result, body, fen in zip(response.json()["results"], entries, fens, strict=True):
+                    if result["status"] == 201:
+                        tally.posted += 1
+                        tally.credit(body["collective_id"], fen)
+                    else:
+                        tally.refused += 1
+                        tally.errors.append(str(result.get("error"))[:200])
+
+    _run_clients(BATCH_CLIENTS, client, seconds)
+    return tally
+
+
+def run(ctx: Context, server: LedgerServer, bootstrap: str) -> Outcome:
+    outcome = Outcome("posting", "1. Posting throughput: journal entries per second through the HTTP API")
+    session = server.session()
+    singles = [f"bench-single-{i}" for i in range(SINGLE_CLIENTS)]
+    batched = [f"bench-batch-{i:02d}" for i in range(50)]
+    register_collectives(session, server.url, singles + batched)
+    warm = random.Random(1)
+    expected: dict[str, int] = {}
+    for i in range(20):
+        body, fen = entry_body(warm)
+        collective = singles[i % len(singles)]
+        session.post(f"{server.url}/v1/collectives/{collective}/entries", json=body, timeout=60).raise_for_status()
+        expected[collective] = expected.get(collective, 0) + fen
+    seconds = ctx.seconds
+
+    cpu0 = server.cpu_seconds()
+    single = single_posts(server, singles, seconds)
+    single_cpu = (server.cpu_seconds() - cpu0) / max(single.last - single.first, 1e-9)
+    say(f"  single posts: {single.posted:,} in {single.last - single.first:.1f} s, {single.refused} refused")
+
+    before = entries_end(bootstrap)
+    cpu0 = server.cpu_seconds()
+    batch = batch_posts(server, batched, seconds)
+    batch_cpu = (server.cpu_seconds() - cpu0) / max(batch.last - batch.first, 1e-9)
+    after = entries_end(bootstrap)
+    say(f"  batches: {batch.posted:,} in {batch.last - batch.first:.1f} s, {batch.refused} refused")
+
+    for tally in (single, batch):
+        for collective, fen in tally.debit_by_collective.items():
+            expected[collective] = expected.get(collective, 0) + fen
+    wrong = check_visible(session, server.url, expected)
+    records = read_records(bootstrap, before, after)
+    raw_rate = raw_produce(bootstrap, records)
+    raw_chunked = raw_produce(bootstrap, records, flush_every=BATCH_SIZE)
+    say(f"  raw kafka-python produce of the same {len(records):,} envelopes: {raw_rate:,.0f}/s "
+        f"({raw_chunked:,.0f}/s flushing every {BATCH_SIZE:,})")
+
+    ratio = batch.rate / raw_rate if raw_rate else 0.0
+    outcome.add(Figure(f"Batch posting ({BATCH_CLIENTS} clients × {BATCH_SIZE:,}-entry batches)", batch.rate,
+                       "entries/s", baseline=raw_rate, baseline_label="raw kafka-python produce, same envelopes",
+                       ratio=ratio, ratio_label="of raw",
+                       target=f"≥ {TARGET_RATE:,.0f} entries/s and ≥ {TARGET_RATIO} of raw",
+                       met=batch.rate >= TARGET_RATE and ratio >= TARGET_RATIO))
+    outcome.add(Figure(f"Single posts ({SINGLE_CLIENTS} concurrent clients)", single.rate, "entries/s",
+                       baseline=raw_rate, baseline_label="raw kafka-python produce", ratio=single.rate / raw_rate,
+                       ratio_label="of raw"))
+    outcome.details += [
+        "| phase | entries acknowledged | seconds | entries/s | refused | server CPU (cores busy) |",
+        "|---|---:|---:|---:|---:|---:|",
+        f"| single posts, {SINGLE_CLIENTS} clients | {single.posted:,} | {single.last - single.first:.1f} | "
+        f"{single.rate:,.0f} | {single.refused} | {single_cpu:.2f} |",
+        f"| batches of {BATCH_SIZE:,}, {BATCH_CLIENTS} clients | {batch.posted:,} | {batch.last - batch.first:.1f} | "
+        f"{batch.rate:,.0f} | {batch.refused} | {batch_cpu:.2f} |",
+        f"| raw kafka-python produce (baseline) | {len(records):,} | | {raw_rate:,.0f} | | |",
+        f"| raw produce, flushed every {BATCH_SIZE:,} (as one batch request does) | {len(records):,} | | "
+        f"{raw_chunked:,.0f} | | |",
+        "",
+    ]
+    if wrong:
+        outcome.note(f"{len(wrong)} collectives' trial balances differ from what was acknowledged: {wrong[:3]}")
+    else:
+        outcome.note(f"every acknowledged entry is visible: the trial balances of {len(expected)} collectives, "
+                     "read back after the run, equal the debits acknowledged to the clients")
+    if single.errors or batch.errors:
+        outcome.note(f"errors: {(single.errors + batch.errors)[:3]}")
+    outcome.note(f"the server is one gunicorn worker process: {batch_cpu:.2f} cores busy during the batch phase "
+                 f"(of {len(os.sched_getaffinity(0))}; the broker and the clients share the rest)")
+    if ctx.should_profile(outcome.missed):
+        outcome.profile = profile_batches(ctx, bootstrap)
+    return outcome
+
+
+def profile_batches(ctx: Context, bootstrap: str, batches: int = 8) -> str:
+    """Where a batch request's time goes: the ledger app in this process, sampled across all its threads."""
+    rng = random.Random(3)
+    with in_process_ledger(bootstrap, ctx.work) as (client, token, caught_up):
+        headers = {"Authorization": f"Bearer {token}"}
+        collectives = [f"bench-batch-{i:02d}" for i in range(50)]
+        for collective in collectives:
+            client.post("/v1/collectives", headers=headers,
+                        json={"collective_id": collective, "name": "压测村", "town": "金清镇"})
+        payloads: list[dict[str, Any]] = []
+        for _ in range(batches):
+            entries = []
+            for _ in range(BATCH_SIZE):
+                body, _fen = entry_body(rng)
+                body["collective_id"] = rng.choice(collectives)
+                entries.append(body)
+            payloads.append({"entries": entries})
+        def post_all() -> None:
+            for payload in payloads:
+                response = client.post("/v1/entries/batch", json=payload, headers=headers)
+                statuses = {r["status"] for r in response.get_json()["results"]}
+                assert response.status_code == 200 and statuses == {201}, response.get_data(as_text=True)[:300]
+
+        began = time.perf_counter()
+        with Sampler() as sampler:
+            request_thread = profile_call(post_all, limit=30, restrict=REQUEST_PATH)
+        seconds = time.perf_counter() - began
+    head = (f"in-process ledger (Flask test client, no HTTP server), caught up with the broker in {caught_up:.1f} s; "
+            f"{batches} batches of {BATCH_SIZE:,} in {seconds:.1f} s = {batches * BATCH_SIZE / seconds:,.0f} "
+            f"entries/s while sampled")
+    return "\n".join([head, "", "== cProfile of the request thread ==", request_thread, "",
+                      "== every thread, sampled ==", sampler.report()])
