@@ -42,7 +42,10 @@ YEAR = "2026"
 if not Path(CHROMIUM).exists():
     pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)", allow_module_level=True)
 playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the dev extra)")
+# Every POST answers only once Kafka acknowledged it and the projection applied it: on two shared
+# cores that can take longer than Playwright's default 5 s for an assertion.
 expect = playwright_api.expect
+expect.set_options(timeout=20_000)
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Locator, Page
 
