@@ -365,6 +365,12 @@ def test_an_operator_sees_rent_roll_occupancy_and_arrears_and_records_a_payment(
     form.get_by_test_id("payment-lease").select_option(stack.ids["lease1"])
     form.get_by_test_id("payment-amount").fill("84000.00")
     form.get_by_test_id("payment-date").fill(f"{YEAR}-10-15")
+    # Looking at another date reloads the reports but keeps what the operator typed.
+    page.get_by_test_id("rentals-on").fill(f"{YEAR}-10-20")
+    page.get_by_test_id("rentals-on").dispatch_event("change")
+    expect(arrears.locator("tfoot td").last).to_have_text("528,000.00")
+    expect(form.get_by_test_id("payment-amount")).to_have_value("84000.00")
+    expect(form.get_by_test_id("payment-lease")).to_have_value(stack.ids["lease1"])
     form.get_by_test_id("payment-submit").click()
     expect(page.get_by_test_id("payment-recorded")).to_be_visible()
     expect(arrears.locator("tfoot td").last).to_have_text("444,000.00")

@@ -146,3 +146,14 @@ export function replace(el, ...children) {
   el.replaceChildren();
   append(el, children);
 }
+
+// Answers can arrive out of order (a slow request for an old date after a fast one for the
+// new date). Each view slot takes a ticket per request and renders only if its ticket is
+// still the newest: `const current = turn(); const body = await api(...); if (!current()) return;`
+export function latest() {
+  let newest = 0;
+  return () => {
+    const ticket = ++newest;
+    return () => ticket === newest;
+  };
+}

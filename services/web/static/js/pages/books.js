@@ -4,7 +4,7 @@
 import { api, download, Submission } from "../api.js";
 import { t } from "../i18n.js";
 import { accountName, accounts, collectivePicker, session } from "../session.js";
-import { busy, clearErrors, failure, field, h, money, replace, section, showError, table, today } from "../ui.js";
+import { busy, clearErrors, failure, field, h, latest, money, replace, section, showError, table, today } from "../ui.js";
 
 function toolbar(...items) {
   return h("div", { class: "toolbar" }, items);
@@ -26,6 +26,7 @@ export async function booksPage(root) {
   const exportButton = session.who.features?.export_xlsx
     ? h("button", { type: "button", "data-testid": "export-xlsx", onclick: () => exportXlsx(exportButton) }, t("books.export"))
     : null;
+  const turns = { tb: latest(), entries: latest() };
   const picker = await collectivePicker(() => load());
   root.append(
     h("h1", {}, t("nav.books")),
@@ -45,8 +46,10 @@ export async function booksPage(root) {
   }
 
   async function loadTrialBalance(cid) {
+    const current = turns.tb();
     try {
       const tb = await api("ledger", `/v1/collectives/${encodeURIComponent(cid)}/trial-balance`, { query: { as_of: asOf.value } });
+      if (!current()) return;
       const totals = tb.totals || {};
       const balanced = totals.debit === totals.credit;
       replace(tbSlot,
@@ -60,13 +63,15 @@ export async function booksPage(root) {
         h("p", { class: balanced ? "badge ok" : "badge bad", "data-testid": "tb-status" },
           balanced ? t("books.balanced") : t("books.unbalanced")));
     } catch (exc) {
-      replace(tbSlot, failure(exc));
+      if (current()) replace(tbSlot, failure(exc));
     }
   }
 
   async function loadEntries(cid) {
+    const current = turns.entries();
     try {
       const entries = (await api("ledger", `/v1/collectives/${encodeURIComponent(cid)}/entries`)).items || [];
+      if (!current()) return;
       entries.sort((a, b) => (b.date || "").localeCompare(a.date || ""));
       const mayReverse = session.can("accountant");
       replace(entriesSlot, table([
@@ -83,7 +88,7 @@ export async function booksPage(root) {
         } },
       ], entries, { testid: "entries-table", empty: t("books.no_entries"), rowKey: "entry_id" }));
     } catch (exc) {
-      replace(entriesSlot, failure(exc));
+      if (current()) replace(entriesSlot, failure(exc));
     }
   }
 
@@ -144,10 +149,13 @@ export async function dividendsPage(root) {
   const picker = await collectivePicker(() => load());
   root.append(h("h1", {}, t("nav.dividends")), toolbar(field(t("collective"), picker), field(t("year"), year)), section(t("dividends.title"), slot));
   year.addEventListener("change", () => load());
+  const turn = latest();
 
   async function load() {
+    const current = turn();
     try {
       const body = await api("dividends", `/v1/investors/${encodeURIComponent(session.collectiveId)}/dividends`, { query: { year: year.value } });
+      if (!current()) return;
       const items = body.items || [];
       const byProject = new Map();
       for (const item of items) {
@@ -171,7 +179,7 @@ export async function dividendsPage(root) {
         h("strong", {}, money(body.total_payout)), `　${t("alloc.paid")}: `, h("strong", {}, money(body.total_paid))));
       replace(slot, parts.length ? parts : h("p", { class: "muted" }, t("dividends.none")));
     } catch (exc) {
-      replace(slot, failure(exc));
+      if (current()) replace(slot, failure(exc));
     }
   }
   await load();
@@ -183,10 +191,13 @@ export async function statementPage(root) {
   const picker = await collectivePicker(() => load());
   root.append(h("h1", {}, t("statement.title")), toolbar(field(t("collective"), picker), field(t("year"), year)), section(t("statement.title"), slot));
   year.addEventListener("change", () => load());
+  const turn = latest();
 
   async function load() {
+    const current = turn();
     try {
       const st = await api("ledger", `/v1/collectives/${encodeURIComponent(session.collectiveId)}/income-statement`, { query: { year: year.value } });
+      if (!current()) return;
       const rows = [];
       const addSection = (sec, title) => {
         if (!sec) return;
@@ -205,7 +216,7 @@ export async function statementPage(root) {
         { key: "amount", label: t("amount"), money: true },
       ], rows, { testid: "income-statement-table" }));
     } catch (exc) {
-      replace(slot, failure(exc));
+      if (current()) replace(slot, failure(exc));
     }
   }
   await load();

@@ -3,7 +3,7 @@
 
 import { api } from "../api.js";
 import { getLang, t } from "../i18n.js";
-import { failure, field, h, money, parseFen, replace, section, table } from "../ui.js";
+import { failure, field, h, latest, money, parseFen, replace, section, table } from "../ui.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const TARGET_FEN = 100_000_000;
@@ -78,10 +78,13 @@ export async function incomePage(root) {
     h("div", { class: "toolbar" }, field(t("year"), year), field(t("income.town"), town)), slot);
   year.addEventListener("change", () => load());
   town.addEventListener("change", () => load());
+  const turn = latest();
 
   async function load() {
+    const current = turn();
     try {
       const report = await api("ledger", "/v1/reports/village-income", { query: { year: year.value, town: town.value } });
+      if (!current()) return;
       if (!town.value) {
         // The towns to filter by are those of the unfiltered report.
         town.replaceChildren(h("option", { value: "" }, t("income.all_towns")),
@@ -117,7 +120,7 @@ export async function incomePage(root) {
           { key: "weak_count", label: t("income.weak"), class: "num" },
         ], report.by_town)) : null);
     } catch (exc) {
-      replace(slot, failure(exc));
+      if (current()) replace(slot, failure(exc));
     }
   }
   await load();

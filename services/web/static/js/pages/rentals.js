@@ -3,7 +3,7 @@
 import { api, Submission } from "../api.js";
 import { t } from "../i18n.js";
 import { projectPicker, session } from "../session.js";
-import { busy, clearErrors, failure, field, h, money, replace, section, showError, table, today } from "../ui.js";
+import { busy, clearErrors, failure, field, h, latest, money, replace, section, showError, table, today } from "../ui.js";
 
 function tenantName(tenant) {
   if (!tenant) return "";
@@ -16,7 +16,10 @@ export async function rentalsPage(root) {
   const occupancySlot = h("div", { "data-testid": "occupancy" });
   const arrearsSlot = h("div", { "data-testid": "arrears" });
   const paymentSlot = h("div", {});
-  const picker = await projectPicker(() => load());
+  const turns = { roll: latest(), occupancy: latest(), arrears: latest(), leases: latest() };
+  // The payment form depends on the project only: a change of date must not rebuild it
+  // (and wipe what the operator is typing), so only a change of project does.
+  const picker = await projectPicker(() => load({ withForm: true }));
   root.append(
     h("h1", {}, t("nav.rentals")),
     h("div", { class: "toolbar" }, field(t("project"), picker), field(t("rentals.on"), on)),
@@ -28,17 +31,20 @@ export async function rentalsPage(root) {
 
   const path = (suffix) => `/v1/projects/${encodeURIComponent(session.projectId)}/${suffix}`;
 
-  async function load() {
+  async function load({ withForm = false } = {}) {
     if (!session.projectId) {
       replace(rollSlot, h("p", { class: "muted" }, t("rentals.no_project")));
       return;
     }
-    await Promise.all([loadRoll(), loadOccupancy(), loadArrears(), session.can("operator") ? loadPaymentForm() : null]);
+    const form = withForm && session.can("operator") ? loadPaymentForm() : null;
+    await Promise.all([loadRoll(), loadOccupancy(), loadArrears(), form]);
   }
 
   async function loadRoll() {
+    const current = turns.roll();
     try {
       const roll = await api("rentals", path("rent-roll"), { query: { on: on.value } });
+      if (!current()) return;
       const rows = roll.items || [];
       replace(rollSlot, table([
         { key: "building", label: t("rentals.building"), render: (r) => r.building_name || r.building_id },
@@ -49,13 +55,15 @@ export async function rentalsPage(root) {
       ], rows, { testid: "rent-roll-table", footer: roll.total_monthly_rent !== undefined
         ? { building: t("total"), monthly_rent: roll.total_monthly_rent } : undefined }));
     } catch (exc) {
-      replace(rollSlot, failure(exc));
+      if (current()) replace(rollSlot, failure(exc));
     }
   }
 
   async function loadOccupancy() {
+    const current = turns.occupancy();
     try {
       const occ = await api("rentals", path("occupancy"), { query: { on: on.value } });
+      if (!current()) return;
       const buildings = occ.buildings || [];
       const leased = buildings.filter((b) => b.status === "leased").length;
       replace(occupancySlot, h("dl", { class: "stats", "data-testid": "occupancy-stats" },
@@ -65,13 +73,15 @@ export async function rentalsPage(root) {
         h("dt", {}, t("rentals.leased_area")), h("dd", {}, `${money(occ.leased_area_m2)} m²`),
         h("dt", {}, t("rentals.vacant_area")), h("dd", {}, `${money(occ.vacant_area_m2)} m²`)));
     } catch (exc) {
-      replace(occupancySlot, failure(exc));
+      if (current()) replace(occupancySlot, failure(exc));
     }
   }
 
   async function loadArrears() {
+    const current = turns.arrears();
     try {
       const arr = await api("rentals", path("arrears"), { query: { as_of: on.value } });
+      if (!current()) return;
       const buckets = Object.keys(arr.buckets || {});
       const rows = (arr.items || []).map((item) => ({ ...item, ...Object.fromEntries(buckets.map((b) => [`b:${b}`, item.buckets[b]])) }));
       const footer = { who: t("total"), total: arr.total, ...Object.fromEntries(buckets.map((b) => [`b:${b}`, arr.buckets[b]])) };
@@ -81,18 +91,20 @@ export async function rentalsPage(root) {
         { key: "total", label: t("total"), money: true },
       ], rows, { testid: "arrears-table", footer, empty: t("rentals.no_arrears") }));
     } catch (exc) {
-      replace(arrearsSlot, failure(exc));
+      if (current()) replace(arrearsSlot, failure(exc));
     }
   }
 
   async function loadPaymentForm() {
+    const current = turns.leases();
     let leases = [];
     try {
       leases = (await api("rentals", path("leases"))).items || [];
     } catch (exc) {
-      replace(paymentSlot, failure(exc));
+      if (current()) replace(paymentSlot, failure(exc));
       return;
     }
+    if (!current()) return;
     const lease = h("select", { name: "lease_id", "data-field": "lease_id", "data-testid": "payment-lease" },
       leases.filter((l) => l.status !== "terminated").map((l) => h("option", { value: l.lease_id },
         `${l.lease_id} · ${tenantName(l.tenant)}${l.monthly_rent ? ` · ${money(l.monthly_rent)}/${t("month")}` : ""}`)));
@@ -125,7 +137,7 @@ export async function rentalsPage(root) {
     replace(paymentSlot, leases.length ? form : h("p", { class: "muted" }, t("rentals.no_leases")));
   }
 
-  await load();
+  await load({ withForm: true });
 }
 
 // "0.6563" -> "65.63%" (string arithmetic: the rate is a decimal string).
