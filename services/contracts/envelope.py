@@ -39,8 +39,34 @@ def _reject_float(text: str) -> Any:
 
 def canonical_json(obj: Mapping[str, Any]) -> bytes:
     """Keys sorted, separators ``,`` and ``:``, no ASCII escaping, UTF-8 (DESIGN §4)."""
-    _check_no_floats(obj, "envelope")
+    if _has_float(obj):
+        _check_no_floats(obj, "envelope")
+    return _dumps(obj)
+
+
+def _dumps(obj: Mapping[str, Any]) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _has_float(value: Any) -> bool:
+    """Whether a float hides anywhere in ``value`` (the fast check; ``_check_no_floats`` names where)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str or kind is int or item is None or kind is bool:
+            continue
+        if kind is dict:
+            stack.extend(item.values())
+        elif kind is list or kind is tuple:
+            stack.extend(item)
+        elif isinstance(item, float):
+            return True
+        elif isinstance(item, Mapping):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return False
 
 
 def _check_no_floats(value: Any, path: str) -> None:
@@ -118,11 +144,16 @@ class ChainHead:
 
 def seal(envelope: dict[str, Any], head: ChainHead) -> dict[str, Any]:
     """Give ``envelope`` the next ``seq`` and ``prev_hash`` after ``head``, and its ``hash``."""
+    return seal_encoded(envelope, head)[0]
+
+
+def seal_encoded(envelope: dict[str, Any], head: ChainHead) -> tuple[dict[str, Any], bytes]:
+    """``seal`` and the record value (``encode``) of the sealed envelope, checking for floats once."""
     sealed = dict(envelope)
     sealed["seq"] = head.seq + 1
     sealed["prev_hash"] = head.hash
-    sealed["hash"] = compute_hash(sealed)
-    return sealed
+    sealed["hash"] = compute_hash(sealed)  # rejects floats anywhere
+    return sealed, _dumps(sealed)
 
 
 def check_link(envelope: Mapping[str, Any], head: ChainHead) -> None:

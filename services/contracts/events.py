@@ -356,6 +356,9 @@ def upcast(event_type: str, version: int, data: dict[str, Any]) -> tuple[int, di
     return version, data
 
 
+_KNOWN_TYPES = frozenset(t for topic in TOPICS.values() for t in topic.event_types)
+
+
 def validate_envelope(envelope: Any, *, strict: bool = False, check_hash: bool = True) -> None:
     """Raise EnvelopeError naming the first problem of an envelope (structure, schema, own hash)."""
     if not isinstance(envelope, dict):
@@ -382,8 +385,7 @@ def validate_envelope(envelope: Any, *, strict: bool = False, check_hash: bool =
     for name in ("prev_hash", "hash"):
         if not HEX64_RE.match(envelope[name]):
             raise EnvelopeError(f"{name} must be 64 lowercase hex digits", field=name)
-    known_types = {t for topic in TOPICS.values() for t in topic.event_types}
-    if envelope["type"] not in known_types:
+    if envelope["type"] not in _KNOWN_TYPES:
         raise EnvelopeError(f"unknown event type {envelope['type']!r}", field="type")
     if (envelope["type"], envelope["version"]) not in SCHEMAS:
         raise EnvelopeError(f"unknown version {envelope['version']} of {envelope['type']}", field="version")

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flask import request
+from flask import current_app, request
 from flask_smorest import Blueprint
 from marshmallow import ValidationError
 
@@ -547,7 +547,7 @@ def books_blueprint() -> Blueprint:
                 return {"results": results}
             return publish(events, {"results": results})
 
-        def render(result: dict[str, Any]) -> dict[str, Any]:
+        def render(result: dict[str, Any]) -> Any:
             posted = views.entries_by_id(_store(), [r["entry_id"] for r in result["results"] if "entry_id" in r])
             out = []
             for r in result["results"]:
@@ -555,7 +555,9 @@ def books_blueprint() -> Blueprint:
                     out.append({"index": r["index"], "status": r["status"], "entry": posted[r["entry_id"]]})
                 else:
                     out.append(r)
-            return {"results": out}
+            # The entries are already in their wire shape (EntryBody, every field declared): dumping a
+            # thousand of them through the response schema again cost a tenth of a batch's time.
+            return current_app.json.response({"results": out})
 
         return idempotent(_request_body(body), write, render)
 

@@ -9,9 +9,10 @@ import json
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
@@ -80,6 +81,49 @@ class Ack:
     offset: int
 
 
+class OutRecord(NamedTuple):
+    """One record to publish: its topic, the sealed envelope, its encoded value, extra headers."""
+
+    topic: str
+    envelope: dict[str, Any]
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+class PublishedCache:
+    """The record values this process validated strictly, sealed and produced.
+
+    When the projection consumer meets a record whose bytes are identical to one of them, it
+    decodes it but does not validate it again (the writer validated those very bytes before
+    producing them, at the latest version of their type). Records written by anyone else, or
+    before this process started, take the full path. The envelope is always decoded from the
+    record, never taken from the writer's hands, so the fold sees exactly what a rebuild sees.
+    Bounded: the oldest values are forgotten first.
+    """
+
+    def __init__(self, limit: int = 20_000) -> None:
+        self.limit = limit
+        self._values: OrderedDict[bytes, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, records: Sequence[OutRecord]) -> None:
+        with self._lock:
+            for record in records:
+                self._values[record.value] = None
+            while len(self._values) > self.limit:
+                self._values.popitem(last=False)
+
+    def take(self, value: bytes | None) -> bool:
+        """Whether ``value`` is one of ours (each is taken once: a second copy is checked in full)."""
+        if value is None or not self._values:
+            return False
+        with self._lock:
+            return self._values.pop(value, False) is None
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
 class EventProducer:
     """Publishes envelopes; ``publish`` returns only once every record is acknowledged (acks=all)."""
 
@@ -108,12 +152,12 @@ class EventProducer:
         except KafkaError as exc:
             raise BrokerUnavailable(f"broker {bootstrap} unreachable: {exc}") from exc
 
-    def publish(self, records: Sequence[tuple[str, dict[str, Any], list[tuple[str, bytes]]]]) -> list[Ack]:
-        """Send (topic, envelope, extra headers) records in order and wait for every ack."""
+    def publish(self, records: Sequence[OutRecord]) -> list[Ack]:
+        """Send records in order and wait for every ack."""
         futures = []
         try:
-            for topic, envelope, headers in records:
-                futures.append(self._producer.send(topic, key=record_key(envelope), value=env.encode(envelope),
+            for topic, envelope, value, headers in records:
+                futures.append(self._producer.send(topic, key=record_key(envelope), value=value,
                                                    headers=env.cloudevents_headers(envelope) + headers))
             self._producer.flush(timeout=self.timeout_s)
             acks = []
@@ -173,8 +217,9 @@ class ProjectionConsumer(threading.Thread):
 
     def __init__(self, *, name: str, bootstrap: str, topics: Sequence[str], store: ProjectionStore,
                  fold: Fold, owned: Sequence[str], deadletter: Callable[[bytes, bytes | None], None],
-                 consumer_config: dict[str, Any] | None = None) -> None:
+                 consumer_config: dict[str, Any] | None = None, published: PublishedCache | None = None) -> None:
         super().__init__(name=f"{name}-consumer", daemon=True)
+        self.published = published
         self.service = name
         self.bootstrap = bootstrap
         self.topics = list(topics)
@@ -237,10 +282,13 @@ class ProjectionConsumer(threading.Thread):
         """Decode a partition's batch and fold it in one transaction; poison records go to dead letters."""
         pending: list[Pending] = []
         raw: dict[int, Any] = {}
+        known = self.published
         for record in records:
             raw[record.offset] = record
             try:
-                envelope = read_event(env.decode(record.value))
+                envelope = env.decode(record.value)
+                if known is None or not known.take(record.value):
+                    envelope = read_event(envelope)
                 idem_raw = header(record.headers, IDEMPOTENCY_HEADER)
                 idem = json.loads(idem_raw) if idem_raw else None
             except Exception as exc:  # undecodable or invalid: park it with the reason, go on

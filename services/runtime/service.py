@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.contracts import envelope as env
-from services.contracts.events import first_error, latest_version, validate_data
+from services.contracts.events import latest_version, validate_envelope
 from services.contracts.topics import DEADLETTER, topic_of
 from services.runtime.config import Settings
 from services.runtime.kafka_io import (
@@ -27,7 +27,9 @@ from services.runtime.kafka_io import (
     BrokerUnavailable,
     EventProducer,
     OffsetsClient,
+    OutRecord,
     ProjectionConsumer,
+    PublishedCache,
     ensure_topics,
 )
 from services.runtime.store import Fold, ProjectionStore
@@ -80,12 +82,14 @@ class EventService:
         self._producer: EventProducer | None = None
         self._producer_lock = threading.Lock()
         self._resync = True
+        self.published = PublishedCache()
         self._offsets = OffsetsClient(settings.bootstrap_servers, **self.kafka_config)
         self._reactor = threading.Thread(target=self._react, name=f"{name}-reactor", daemon=True)
         self._halt = threading.Event()
         self.consumer = ProjectionConsumer(name=name, bootstrap=settings.bootstrap_servers, topics=self.inputs,
                                            store=store, fold=fold, owned=owned,
-                                           deadletter=self._send_deadletter, consumer_config=self.kafka_config)
+                                           deadletter=self._send_deadletter, consumer_config=self.kafka_config,
+                                           published=self.published)
 
     # -- life cycle ------------------------------------------------------------------------------------
 
@@ -252,21 +256,24 @@ class EventService:
             if topic not in self.owned:
                 raise ContractViolation(f"{self.name} does not own {topic}")
             version = latest_version(event.type)
-            errors = validate_data(event.type, version, event.data, strict=True)
-            if errors:
-                path, message = first_error(errors)
-                raise ContractViolation(f"{event.type}.data.{path}: {message}")
             key = (topic, event.subject)
             head = heads.get(key) or self.store.chain_head(topic, event.subject)
-            sealed = env.seal(env.new_envelope(event_type=event.type, version=version, source=self.name,
-                                               subject=event.subject, data=event.data, actor=actor,
-                                               causation_id=event.causation_id, event_id=event.event_id), head)
+            sealed, value = env.seal_encoded(env.new_envelope(
+                event_type=event.type, version=version, source=self.name, subject=event.subject, data=event.data,
+                actor=actor, causation_id=event.causation_id, event_id=event.event_id), head)
+            # The whole envelope strictly, as every reader will check it (its hash is ours by construction):
+            # the projection folds these very bytes without validating them again (PublishedCache).
+            try:
+                validate_envelope(sealed, strict=True, check_hash=False)
+            except env.EnvelopeError as exc:
+                raise ContractViolation(f"{event.type}.{exc}") from None
             heads[key] = env.ChainHead(sealed["seq"], sealed["hash"])
             # The idempotency record rides on the last event: it is folded only when all are in.
             headers = [(IDEMPOTENCY_HEADER, idem)] if idem is not None and i == len(events) - 1 else []
-            records.append((topic, sealed, headers))
+            records.append(OutRecord(topic, sealed, value, headers))
             sealed_all.append(sealed)
         producer = self.producer
+        self.published.add(records)
         try:
             acks = producer.publish(records)
         except BrokerUnavailable:

@@ -21,7 +21,7 @@ from kafka.errors import KafkaError, TopicAuthorizationFailedError
 from services.contracts import envelope as env
 from services.contracts.topics import DEADLETTER, DIVIDENDS, LEDGER_ENTRIES, LEDGER_INVESTMENTS, RENTALS, TOPICS
 from services.runtime.config import Settings
-from services.runtime.kafka_io import BrokerUnavailable, EventProducer, ensure_topics
+from services.runtime.kafka_io import BrokerUnavailable, EventProducer, OutRecord, ensure_topics
 from services.runtime.local_kafka import LocalBroker, broker_answers, free_port, standard_grants
 from services.runtime.service import EventService, NewEvent
 from services.runtime.store import ProjectionStore
@@ -199,7 +199,7 @@ def test_the_runtime_producer_of_a_service_is_refused_on_another_services_topic_
     began = time.monotonic()
     try:
         with pytest.raises(BrokerUnavailable) as refused:
-            rogue.publish([(LEDGER_ENTRIES, forged, [])])
+            rogue.publish([OutRecord(LEDGER_ENTRIES, forged, env.encode(forged), [])])
     finally:
         rogue.close()
     assert time.monotonic() - began < 8  # refused at once, not timed out

@@ -113,6 +113,32 @@ def test_a_float_can_never_be_hashed_into_an_envelope() -> None:
     assert err.value.field == "data.amount"
 
 
+@pytest.mark.parametrize("value, field", [
+    ({"a": [1, {"b": ("x", 2.5)}]}, "a[1].b[1]"),
+    ({"a": {"b": {"c": float("nan")}}}, "a.b.c"),
+    ({"a": [True, None, 1, "1.0", 0.0]}, "a[4]"),
+])
+def test_a_float_nested_anywhere_is_found_and_named(value: dict[str, Any], field: str) -> None:
+    with pytest.raises(env.EnvelopeError) as err:
+        env.canonical_json(value)
+    assert err.value.field == field
+
+
+def test_booleans_none_and_numeric_strings_are_not_floats() -> None:
+    assert env.canonical_json({"a": [True, False, None, 0, "0.5"], "b": {}}) == \
+        b'{"a":[true,false,null,0,"0.5"],"b":{}}'
+
+
+def test_seal_encoded_gives_the_sealed_envelope_and_exactly_its_record_value() -> None:
+    unsealed = env.new_envelope(event_type="RentReceived", version=1, source="rentals", subject="binhai-park",
+                                data={"amount": "1.00", "memo": "收租"}, actor="operator:binhai")
+    sealed, value = env.seal_encoded(unsealed, env.ChainHead(4, "a" * 64))
+    assert sealed == env.seal(unsealed, env.ChainHead(4, "a" * 64))
+    assert value == env.encode(sealed)
+    assert env.decode(value) == sealed
+    assert unsealed["hash"] == "" and sealed["seq"] == 5  # the unsealed envelope is left as it was
+
+
 def test_invalid_json_is_refused() -> None:
     with pytest.raises(env.EnvelopeError, match="not valid UTF-8 JSON"):
         env.decode(b"{not json")
