@@ -33,10 +33,10 @@ from services.audit.input_rows import KIND_CODE
 from services.audit.payouts import Payouts
 from services.audit.postings import Postings
 from services.audit.replay import Record, Source
-from services.audit.validation import EnvelopeValidator, content_hash
 from services.contracts.envelope import GENESIS_HASH
 from services.contracts.money import MoneyError, format_yuan, parse_mu, parse_yuan, valuation_fen
 from services.contracts.topics import DIVIDENDS, LEDGER_ENTRIES, LEDGER_INVESTMENTS, RENTALS, TOPICS
+from services.contracts.validation import EnvelopeValidator, hash_matches
 
 #: The payload field that must equal the record's subject (its key), per event type.
 SUBJECT_FIELD: dict[str, str] = {
@@ -87,7 +87,7 @@ class Auditor:
             report("schema", where, subject, f"{envelope.get('type')} v{envelope.get('version')}: {problem}")
         elif not self._check_placement(record, envelope, where):
             valid = False
-        intact = self._check_chain(record.topic, envelope, where)
+        intact = self._check_chain(record.topic, envelope, where, record.intact)
         if not valid or not intact:
             return
         kind = envelope["type"]
@@ -139,8 +139,12 @@ class Auditor:
             self.findings.add("schema", where, subject, f"{kind}: {problem}")
         return not problems
 
-    def _check_chain(self, topic: str, envelope: Mapping[str, Any], where: Where) -> bool:
-        """Check one link; False when the record's own hash is wrong (it was altered)."""
+    def _check_chain(self, topic: str, envelope: Mapping[str, Any], where: Where,
+                     known_intact: bool | None = None) -> bool:
+        """Check one link; False when the record's own hash is wrong (it was altered).
+
+        ``known_intact``: the hash comparison, when the reader process already made it.
+        """
         seq, prev_hash, stated = envelope.get("seq"), envelope.get("prev_hash"), envelope.get("hash")
         subject = envelope.get("subject")
         if type(seq) is not int or not isinstance(prev_hash, str) or not isinstance(stated, str) \
@@ -159,11 +163,7 @@ class Auditor:
         elif prev_hash != head_hash:
             problems.append(f"prev_hash is not the hash of seq {head_seq}: the previous record was altered or "
                             "replaced")
-        intact = True
-        try:
-            intact = content_hash(envelope) == stated
-        except (TypeError, ValueError):
-            intact = False
+        intact = known_intact if known_intact is not None else hash_matches(envelope)
         if not intact:
             problems.append("the hash does not match the envelope's content: the record was altered")
         if problems:

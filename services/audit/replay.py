@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from services.audit.validation import decode_line, decode_value
 from services.contracts.topics import DIVIDENDS, LEDGER_ENTRIES, LEDGER_INVESTMENTS, RENTALS
+from services.contracts.validation import decode_line, decode_value
 
 #: The topics of record an audit replays (the dead-letter topic is not a record of anything).
 RECORD_TOPICS = (LEDGER_ENTRIES, LEDGER_INVESTMENTS, RENTALS, DIVIDENDS)
@@ -48,6 +48,9 @@ class Record:
     problem: str | None = None  # why ``envelope`` is None
     raw: bytes | None = None  # the value as the broker holds it (Kafka source only)
     line: int | None = None  # line number in an archive
+    #: Whether ``envelope``'s hash matches its content, when the reader process already worked it out
+    #: (None: not computed; the audit computes it).
+    intact: bool | None = None
 
 
 class Source(Protocol):
@@ -185,7 +188,7 @@ class ArchiveSource:
 
 # -- Kafka -----------------------------------------------------------------------------------------
 
-#: A record as the reader hands it over: topic, partition, offset, timestamp, key, value.
+#: A record as ``_read`` hands it over: topic, partition, offset, timestamp, key, value.
 RawRecord = tuple[str, int, int, int | None, bytes | None, bytes | None]
 #: What to read: (topic, partition, first offset, end offset) for every partition.
 Plan = list[tuple[str, int, int, int]]
@@ -197,10 +200,10 @@ PIPELINE_MIN_RECORDS = 20_000
 class KafkaSource:
     """The topics on the broker, from the beginning up to the end offsets taken at start.
 
-    Reading Kafka with kafka-python is CPU-bound (it checks each batch's CRC32C in pure Python),
-    so for a long log a reader process fetches the records while this process checks them: the
-    two overlap on two cores. ``pipeline`` forces it on or off; by default it is on from
-    ``PIPELINE_MIN_RECORDS`` records.
+    Reading Kafka with kafka-python is CPU-bound (it parses every record in Python), so for a
+    long log a reader process fetches the records (and decodes them and checks each envelope's
+    own hash) while this process checks the rest: the two overlap on two cores. ``pipeline``
+    forces it on or off; by default it is on from ``PIPELINE_MIN_RECORDS`` records.
     """
 
     def __init__(self, bootstrap: str, *, topics: Sequence[str] = RECORD_TOPICS, until: dt.date | None = None,
@@ -267,11 +270,16 @@ class KafkaSource:
             if pipeline:
                 consumer.close()
                 from services.audit.reader import read_in_another_process
-
-                batches = read_in_another_process(self.config(), plan, self.idle_timeout_s)
-            else:
-                batches = _read(consumer, plan, self.idle_timeout_s)
-            for batch in batches:
+            if pipeline:
+                for prepared in read_in_another_process(self.config(), plan, self.idle_timeout_s):
+                    for topic, partition, offset, timestamp, key, value, envelope, problem, intact in prepared:
+                        self._done += 1
+                        self._next[(topic, partition)] = offset + 1
+                        yield Record(topic, partition, offset, timestamp,
+                                     key.decode("utf-8", errors="replace") if key is not None else None,
+                                     envelope, problem, raw=value, intact=intact)
+                return
+            for batch in _read(consumer, plan, self.idle_timeout_s):
                 for topic, partition, offset, timestamp, key, value in batch:
                     self._done += 1
                     self._next[(topic, partition)] = offset + 1
@@ -366,14 +374,18 @@ def _read(consumer: Any, plan: Plan, idle_timeout_s: float) -> Iterator[list[Raw
         raise ReplayError(f"reading from Kafka failed: {exc}") from exc
 
 
+def decode_record_value(raw: bytes | None) -> tuple[dict[str, Any] | None, str | None]:
+    """A record value as (envelope, None), or (None, why it is not an envelope)."""
+    if raw is None:
+        return None, "the record has no value"
+    try:
+        return decode_value(raw), None
+    except (ValueError, UnicodeDecodeError) as exc:
+        return None, f"the record value is not an envelope: {exc}"
+
+
 def _kafka_record(topic: str, partition: int, offset: int, timestamp: int | None, key_bytes: bytes | None,
                   raw: bytes | None) -> Record:
     key = key_bytes.decode("utf-8", errors="replace") if key_bytes is not None else None
-    if raw is None:
-        return Record(topic, partition, offset, timestamp, key, None, "the record has no value")
-    try:
-        envelope = decode_value(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return Record(topic, partition, offset, timestamp, key, None, f"the record value is not an envelope: {exc}",
-                      raw=raw)
-    return Record(topic, partition, offset, timestamp, key, envelope, raw=raw)
+    envelope, problem = decode_record_value(raw)
+    return Record(topic, partition, offset, timestamp, key, envelope, problem, raw=raw)

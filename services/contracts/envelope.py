@@ -86,10 +86,18 @@ def compute_hash(envelope: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_json(body)).hexdigest()
 
 
+def _reject_constant(text: str) -> Any:
+    raise EnvelopeError(f"{text} is not allowed in events", field="data")
+
+
+#: One decoder for every record (json.loads builds a new one per call when given hooks).
+_DECODER = json.JSONDecoder(parse_float=_reject_float, parse_constant=_reject_constant)
+
+
 def decode(raw: bytes | str) -> dict[str, Any]:
-    """Parse a record value; floats anywhere are rejected."""
+    """Parse a record value; floats (and NaN, Infinity) anywhere are rejected."""
     try:
-        value = json.loads(raw, parse_float=_reject_float)
+        value = _DECODER.decode(raw.decode("utf-8") if isinstance(raw, bytes | bytearray) else raw)
     except EnvelopeError:
         raise
     except (ValueError, UnicodeDecodeError) as exc:

@@ -19,8 +19,8 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from services.contracts import envelope as env
-from services.contracts.events import read_event
 from services.contracts.topics import DEADLETTER, TOPIC_CONFIG, TOPICS, partitions, replication_factor
+from services.contracts.validation import read_envelope
 from services.runtime.store import Fold, Pending, ProjectionStore
 
 log = logging.getLogger(__name__)
@@ -288,7 +288,7 @@ class ProjectionConsumer(threading.Thread):
             try:
                 envelope = env.decode(record.value)
                 if known is None or not known.take(record.value):
-                    envelope = read_event(envelope)
+                    envelope = read_envelope(envelope)
                 idem_raw = header(record.headers, IDEMPOTENCY_HEADER)
                 idem = json.loads(idem_raw) if idem_raw else None
             except Exception as exc:  # undecodable or invalid: park it with the reason, go on

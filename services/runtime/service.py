@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.contracts import envelope as env
-from services.contracts.events import latest_version, validate_envelope
+from services.contracts.events import latest_version
 from services.contracts.topics import DEADLETTER, topic_of
+from services.contracts.validation import EnvelopeValidator
 from services.runtime.config import Settings
 from services.runtime.kafka_io import (
     IDEMPOTENCY_HEADER,
@@ -83,6 +84,7 @@ class EventService:
         self._producer_lock = threading.Lock()
         self._resync = True
         self.published = PublishedCache()
+        self._validator = EnvelopeValidator(strict=True)
         self._offsets = OffsetsClient(settings.bootstrap_servers, **self.kafka_config)
         self._reactor = threading.Thread(target=self._react, name=f"{name}-reactor", daemon=True)
         self._halt = threading.Event()
@@ -263,10 +265,9 @@ class EventService:
                 actor=actor, causation_id=event.causation_id, event_id=event.event_id), head)
             # The whole envelope strictly, as every reader will check it (its hash is ours by construction):
             # the projection folds these very bytes without validating them again (PublishedCache).
-            try:
-                validate_envelope(sealed, strict=True, check_hash=False)
-            except env.EnvelopeError as exc:
-                raise ContractViolation(f"{event.type}.{exc}") from None
+            problem = self._validator.problem(sealed)
+            if problem is not None:
+                raise ContractViolation(f"{event.type}.{problem}")
             heads[key] = env.ChainHead(sealed["seq"], sealed["hash"])
             # The idempotency record rides on the last event: it is folded only when all are in.
             headers = [(IDEMPOTENCY_HEADER, idem)] if idem is not None and i == len(events) - 1 else []

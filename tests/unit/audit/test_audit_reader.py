@@ -19,3 +19,50 @@ def test_a_reader_that_cannot_reach_the_broker_fails_the_replay_with_the_reason(
 def test_an_audit_of_a_broker_that_does_not_listen_fails_before_any_reading() -> None:
     with pytest.raises(ReplayError, match="unreachable"):
         list(KafkaSource(f"127.0.0.1:{free_port()}").records())
+
+
+def test_the_reader_decodes_and_checks_each_envelope_hash_and_the_audit_uses_its_verdict() -> None:
+    import copy
+    import marshal
+
+    from services.audit.checks import Auditor
+    from services.audit.reader import Prepared, prepare
+    from services.audit.replay import Record, _kafka_record
+    from services.audit.synthetic import small_scenario
+    from services.contracts import envelope as env
+
+    rows = small_scenario(villages=2, months=2).rows
+    good = [env.encode(row["event"]) for row in rows]
+    tampered_event = copy.deepcopy(rows[0]["event"])
+    tampered_event["data"]["name"] = "改过的名字"
+    tampered = env.encode(tampered_event)
+
+    def prepared(value: bytes | None, offset: int = 0) -> Prepared:
+        got = prepare(("baotuan.ledger.entries.v1", 0, offset, 17, b"k", value))
+        assert marshal.loads(marshal.dumps(got)) == got  # what the pipe carries
+        return got
+
+    assert [prepared(value)[8] for value in good] == [True] * len(good)
+    assert [prepared(value)[6] for value in good] == [row["event"] for row in rows]
+    assert prepared(tampered)[6:] == (tampered_event, None, False)
+    assert prepared(None)[6:] == (None, "the record has no value", None)
+    for bad in (b"[1]", b"\xff", b'{"amount": 1.5}'):
+        envelope, problem, intact = prepared(bad)[6:]
+        in_process = _kafka_record("t", 0, 0, None, None, bad)
+        assert envelope is None and intact is None and problem == in_process.problem
+    assert prepared(b'{"hash": 5}')[8] is False
+
+    def audit(first: bytes, verdict: bool | None) -> list[str]:
+        auditor = Auditor()
+        for offset, (row, value) in enumerate(zip(rows, [first, *good[1:]], strict=True)):
+            record: Record = _kafka_record(row["topic"], row["partition"], row["offset"], None,
+                                           row["event"]["subject"].encode(), value)
+            record.intact = verdict if offset == 0 else None
+            auditor.feed(record)
+        return [finding.message for finding in auditor.findings.of("chain")]
+
+    assert not audit(good[0], True)
+    assert any("altered" in message for message in audit(tampered, None))  # worked out by the audit itself
+    assert any("altered" in message for message in audit(tampered, False))  # as the reader found it
+    # The audit takes the reader's word (the reader is a process the audit started itself).
+    assert any("altered" in message for message in audit(good[0], False))

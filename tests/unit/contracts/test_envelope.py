@@ -107,6 +107,13 @@ def test_a_float_amount_is_refused_when_decoding_a_record() -> None:
         env.decode(raw)
 
 
+@pytest.mark.parametrize("constant", [b"NaN", b"Infinity", b"-Infinity"])
+def test_nan_and_infinity_are_refused_when_decoding_a_record(constant: bytes) -> None:
+    raw = env.encode(rent()).replace(b'"109200.00"', constant)
+    with pytest.raises(env.EnvelopeError, match="not allowed in events"):
+        env.decode(raw)
+
+
 def test_a_float_can_never_be_hashed_into_an_envelope() -> None:
     with pytest.raises(env.EnvelopeError) as err:
         rent(amount=109200.0)  # type: ignore[arg-type]

@@ -1,5 +1,9 @@
 """Envelope validation fast enough for a replay of a million events, and exactly the contract's.
 
+Used by the audit (every record of a replay), by the services' projections (every record
+they fold that they did not write themselves) and by the writers (strict, every event
+before it is produced).
+
 ``services.contracts.events.validate_envelope`` is the authority, but it builds a marshmallow
 schema and an error store for every call (30–300 µs an event). Here each payload schema of
 ``SCHEMAS`` is compiled once into a loader that runs the same marshmallow *fields*
@@ -23,7 +27,7 @@ from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, missing
 from marshmallow.validate import Validator
 
 from services.contracts.envelope import ENVELOPE_FIELDS, EnvelopeError
-from services.contracts.events import SCHEMAS, validate_envelope
+from services.contracts.events import SCHEMAS, upcast, validate_envelope
 from services.contracts.fields import HEX64_RE, INSTANT_RE, UUID_RE, _WireString
 from services.contracts.topics import TOPICS
 
@@ -242,11 +246,11 @@ def compile_schema(schema_cls: type[Schema], *, unknown: str) -> Loader:
     return load
 
 
-def _payload_loaders() -> dict[tuple[str, int], Loader | None]:
+def _payload_loaders(strict: bool) -> dict[tuple[str, int], Loader | None]:
     loaders: dict[tuple[str, int], Loader | None] = {}
     for key, schema_cls in SCHEMAS.items():
-        try:
-            loaders[key] = compile_schema(schema_cls, unknown=EXCLUDE)  # readers are tolerant
+        try:  # readers are tolerant of fields they do not know, writers are not
+            loaders[key] = compile_schema(schema_cls, unknown=RAISE if strict else EXCLUDE)
         except _Unsupported:
             loaders[key] = None
     return loaders
@@ -260,8 +264,9 @@ class EnvelopeValidator:
     """``problem(envelope)``: None when the envelope is valid against its schema version
     (tolerant of unknown fields, hash not checked here), else the contract's EnvelopeError."""
 
-    def __init__(self) -> None:
-        self._loaders = _payload_loaders()
+    def __init__(self, *, strict: bool = False) -> None:
+        self.strict = strict
+        self._loaders = _payload_loaders(strict)
         self.slow_calls = 0
 
     def _fast(self, envelope: Any) -> bool:
@@ -270,6 +275,8 @@ class EnvelopeValidator:
         for name in ENVELOPE_FIELDS:
             if name not in envelope:
                 return False
+        if self.strict and len(envelope) != len(ENVELOPE_FIELDS):
+            return False
         event_id = envelope["event_id"]
         if type(event_id) is not str or not UUID_RE.match(event_id):
             return False
@@ -303,7 +310,7 @@ class EnvelopeValidator:
             return None
         self.slow_calls += 1
         try:
-            validate_envelope(envelope, strict=False, check_hash=False)
+            validate_envelope(envelope, strict=self.strict, check_hash=False)
         except EnvelopeError as exc:
             return exc
         return None
@@ -313,4 +320,34 @@ class EnvelopeValidator:
         return {key: loader is not None for key, loader in self._loaders.items()}
 
 
-__all__ = ["EnvelopeValidator", "compile_schema", "content_hash", "decode_line", "decode_value"]
+def hash_matches(envelope: Mapping[str, Any]) -> bool:
+    """Whether a decoded envelope's stated ``hash`` is the hash of its content (False if it cannot be hashed)."""
+    try:
+        return content_hash(envelope) == envelope.get("hash")
+    except (TypeError, ValueError):
+        return False
+
+
+#: The tolerant validator of ``read_envelope`` (its loaders are pure; threads may share it).
+_READER = EnvelopeValidator()
+
+
+def read_envelope(envelope: dict[str, Any]) -> dict[str, Any]:
+    """``services.contracts.events.read_event``, fast: validate tolerantly, check the envelope's own
+    hash, upcast ``data`` to the latest version. Raises the contract's EnvelopeError.
+
+    ``envelope`` must come from ``decode_value`` or ``envelope.decode`` (they refuse floats).
+    """
+    problem = _READER.problem(envelope)
+    if problem is not None:
+        raise problem
+    if envelope["hash"] != content_hash(envelope):
+        raise EnvelopeError("hash does not match the envelope's content", field="hash")
+    version, data = upcast(envelope["type"], envelope["version"], envelope["data"])
+    if version == envelope["version"]:
+        return envelope
+    return {**envelope, "version": version, "data": data}
+
+
+__all__ = ["EnvelopeValidator", "compile_schema", "content_hash", "decode_line", "decode_value", "hash_matches",
+           "read_envelope"]
