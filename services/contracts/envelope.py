@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import threading
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -112,6 +114,38 @@ def encode(envelope: Mapping[str, Any]) -> bytes:
     return canonical_json(envelope)
 
 
+class _RandomIds:
+    """Version-4 UUIDs from ``os.urandom``, read 4 KB (256 ids) at a time.
+
+    ``uuid.uuid4()`` makes one system call per id, and in a busy threaded server each call gives
+    up the GIL and then waits to win it back from the projection thread (about 30 µs an id in
+    the batch-posting profile). The bytes are the same kind; only the reads are batched. A
+    forked child starts with an empty buffer, so two processes never hand out the same ids.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._buffer = b""
+        self._at = 0
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        self._lock = threading.Lock()
+        self._buffer, self._at = b"", 0
+
+    def __call__(self) -> str:
+        with self._lock:
+            if self._at >= len(self._buffer):
+                self._buffer, self._at = os.urandom(4096), 0
+            raw = self._buffer[self._at:self._at + 16]
+            self._at += 16
+        return str(uuid.UUID(bytes=raw, version=4))
+
+
+#: A new random (version 4) UUID as text, e.g. for an event_id.
+new_uuid = _RandomIds()
+
+
 def now_utc() -> str:
     """The current instant as UTC ISO-8601 with ``Z`` and milliseconds."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
@@ -127,7 +161,7 @@ def new_envelope(*, event_type: str, version: int, source: str, subject: str, da
                  occurred_at: str | None = None) -> dict[str, Any]:
     """An unsealed envelope (no seq, prev_hash or hash yet)."""
     return {
-        "event_id": event_id or str(uuid.uuid4()),
+        "event_id": event_id or new_uuid(),
         "type": event_type,
         "version": version,
         "source": source,

@@ -201,3 +201,24 @@ def test_every_event_type_has_a_topic_and_a_schema() -> None:
         for event_type in topic.event_types:
             assert topic_of(event_type) == topic.name
             assert (event_type, 1) in SCHEMAS
+
+
+def test_new_ids_are_version_4_uuids_unique_across_buffers_and_after_a_fork() -> None:
+    import os
+    import uuid
+
+    ids = [env.new_uuid() for _ in range(1_000)]  # more than one 4 KB buffer
+    assert len(set(ids)) == len(ids)
+    assert all(uuid.UUID(i).version == 4 and str(uuid.UUID(i)) == i for i in ids)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child must not hand out what is left in the parent's buffer
+        os.close(read)
+        os.write(write, "\n".join(env.new_uuid() for _ in range(5)).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as handle:
+        child = handle.read().split("\n")
+    os.waitpid(pid, 0)
+    parent = [env.new_uuid() for _ in range(5)]
+    assert len(child) == 5 and not set(child) & set(parent)
