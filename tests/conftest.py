@@ -8,10 +8,12 @@ engine) pytest-docker brings up deploy/docker-compose.yml's Kafka instead.
 from __future__ import annotations
 
 import os
+import sqlite3
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -107,6 +109,19 @@ def running(create_app: Callable[..., Flask], settings: Settings) -> Iterator[Fl
 
 def bearer(tok: str, **extra: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {tok}", **extra}
+
+
+def kept_token(settings: Settings, tokens: dict[str, str], role: str, *scope: str) -> str:
+    """The bearer token of ``role`` over ``scope``: made once (stored hashed), then kept in ``tokens``."""
+    key = f"{role}:{','.join(scope)}"
+    if key not in tokens:
+        assert settings.tokens_file is not None
+        tokens[key] = add_token(settings.tokens_file, name=f"{role}-{len(tokens)}", role=role, scope=scope)
+    return tokens[key]
+
+
+def no_fold(conn: sqlite3.Connection, topic: str, envelope: dict[str, Any]) -> None:
+    """The fold of a stand-in writer: it only publishes and keeps no state beyond the chain heads the runtime keeps."""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

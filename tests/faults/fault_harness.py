@@ -1,4 +1,4 @@
-"""What the fault tests share: services run as real processes, an HTTP client, the log read back.
+"""What the fault tests share: services run as real processes, an HTTP client, the log checked.
 
 Not a test module (pytest does not collect it); the fault tests import it by name
 (pytest puts this folder on ``sys.path``). Everything runs on loopback, with a broker of
@@ -23,14 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from kafka import KafkaConsumer, TopicPartition
+from kafka_helpers import LoggedRecord
 
 from services.contracts import envelope as env
 from services.runtime.auth import add_token
 from services.runtime.local_kafka import PROJECT_ROOT, LocalBroker, free_port
 
 BAOTUAN = Path(sys.executable).parent / "baotuan"
-IDEMPOTENCY_HEADER = "baotuan_idempotency"
 
 
 class ServiceProcess:
@@ -241,47 +240,6 @@ def post_until_ok(url: str, token: str, body: Any, key: str, deadline_s: float =
 
 
 # -- the log --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LoggedRecord:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
-    headers: dict[str, bytes]
-
-    @property
-    def envelope(self) -> dict[str, Any]:
-        return env.decode(self.value)
-
-    @property
-    def idempotency_key(self) -> str | None:
-        raw = self.headers.get(IDEMPOTENCY_HEADER)
-        return str(json.loads(raw)["key"]) if raw else None
-
-
-def read_topic(bootstrap: str, topic: str, timeout_s: float = 30.0, **config: Any) -> list[LoggedRecord]:
-    """Every record now on ``topic``, partition by partition in offset order (bounded in time)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                             max_poll_records=5000, **config)
-    try:
-        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
-        ends = consumer.end_offsets(parts)
-        out: list[LoggedRecord] = []
-        deadline = time.monotonic() + timeout_s
-        while any(consumer.position(tp) < ends[tp] for tp in parts):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"could not read {topic} to its end in {timeout_s:.0f}s")
-            for tp, records in consumer.poll(timeout_ms=500).items():
-                out += [LoggedRecord(tp.topic, tp.partition, r.offset, r.key, r.value,
-                                     {k: v for k, v in (r.headers or [])}) for r in records]
-        return sorted(out, key=lambda r: (r.partition, r.offset))
-    finally:
-        consumer.close()
 
 
 def events(records: list[LoggedRecord], event_type: str | None = None) -> list[dict[str, Any]]:

@@ -9,13 +9,12 @@ real processes in test_broker_crash.py.
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from conftest import no_fold
 from fault_harness import own_broker
 
 from services.contracts.topics import LEDGER_ENTRIES
@@ -29,10 +28,6 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(300)]
 TIMEOUT_S = 10.0
 
 
-def _ignore(conn: sqlite3.Connection, topic: str, envelope: dict[str, Any]) -> None:
-    """No state beyond the chain heads the runtime keeps."""
-
-
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
     with own_broker(tmp_path_factory.mktemp("runtime-faults") / "kafka") as started:
@@ -43,7 +38,7 @@ def writer(broker: LocalBroker, folder: Path) -> EventService:
     settings = Settings(bootstrap_servers=broker.bootstrap, data_dir=folder, tokens_file=None,
                         request_timeout_s=TIMEOUT_S)
     svc = EventService(name="ledger", settings=settings, store=ProjectionStore(folder / "w.sqlite", ""),
-                       fold=_ignore, inputs=[], owned=[LEDGER_ENTRIES])
+                       fold=no_fold, inputs=[], owned=[LEDGER_ENTRIES])
     svc.start()
     return svc
 

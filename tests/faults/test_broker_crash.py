@@ -24,7 +24,6 @@ from fault_harness import (
     events,
     ok,
     post_until_ok,
-    read_topic,
     report,
     secrets_in_logs,
     seed_lease,
@@ -32,6 +31,7 @@ from fault_harness import (
     stack_on,
     verify_chains,
 )
+from kafka_helpers import read_records
 
 from services.contracts.money import format_yuan, parse_yuan
 from services.contracts.topics import LEDGER_ENTRIES, RENTALS
@@ -146,8 +146,8 @@ def test_a_broker_crash_under_load_loses_no_acknowledged_write_and_a_retry_never
             attempt.retried = True
 
         # The log: each request's event exactly once, nothing else, chains unbroken.
-        entry_records = read_topic(fresh_broker.bootstrap, LEDGER_ENTRIES)
-        rent_records = read_topic(fresh_broker.bootstrap, RENTALS)
+        entry_records = read_records(fresh_broker.bootstrap, LEDGER_ENTRIES)
+        rent_records = read_records(fresh_broker.bootstrap, RENTALS)
         posted = [e for e in events(entry_records, "EntryPosted") if e["data"]["collective_id"] in VILLAGES
                   and e["data"]["origin"]["kind"] == "manual"]
         received = [e for e in events(rent_records, "RentReceived") if e["data"]["lease_id"] == lease_id]

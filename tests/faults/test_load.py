@@ -23,12 +23,12 @@ from fault_harness import (
     entry_body,
     events,
     ok,
-    read_topic,
     report,
     seed_villages,
     stack_on,
     verify_chains,
 )
+from kafka_helpers import read_records
 
 from services.contracts.money import format_yuan, parse_yuan
 from services.contracts.topics import LEDGER_ENTRIES
@@ -107,7 +107,7 @@ def test_under_concurrent_load_every_village_holds_exactly_what_was_acknowledged
             assert parse_yuan(rows["102"]["debit"]) == acknowledged[village], village
             assert parse_yuan(rows["504"]["credit"]) == acknowledged[village], village
         # The log holds each acknowledged entry once, and no other.
-        records = read_topic(fresh_broker.bootstrap, LEDGER_ENTRIES)
+        records = read_records(fresh_broker.bootstrap, LEDGER_ENTRIES)
         posted = [e for e in events(records, "EntryPosted") if e["data"]["origin"]["kind"] == "manual"]
         assert duplicates([e["data"]["entry_id"] for e in posted]) == {}
         assert sorted(e["data"]["entry_id"] for e in posted) == sorted(entry_ids)

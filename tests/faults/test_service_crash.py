@@ -26,7 +26,6 @@ from fault_harness import (
     ok,
     own_broker,
     post_until_ok,
-    read_topic,
     report,
     seed_lease,
     seed_villages,
@@ -35,6 +34,7 @@ from fault_harness import (
     wait_for,
 )
 from kafka import KafkaProducer
+from kafka_helpers import read_records
 
 from services.contracts import envelope as env
 from services.contracts.money import parse_yuan
@@ -70,7 +70,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def dividends_log(stack: Stack) -> list[dict[str, Any]]:
-    return events(read_topic(stack.broker.bootstrap, DIVIDENDS))
+    return events(read_records(stack.broker.bootstrap, DIVIDENDS))
 
 
 def _declare_and_kill(stack: Stack, token: str, body: dict[str, Any], key: str, when: str) -> tuple[Any, int]:
@@ -138,7 +138,7 @@ def test_a_dividends_service_killed_while_declaring_ends_with_exactly_one_set_of
         shown = ok(call("GET", f"{dividends.url}/v1/distributions/{declared['distribution_id']}", board))
         assert {a["investor_id"]: a["payout"] for a in shown["allocations"]} == \
             {a["investor_id"]: a["payout"] for a in allocations}
-    chained = verify_chains(DIVIDENDS, read_topic(stack.broker.bootstrap, DIVIDENDS))
+    chained = verify_chains(DIVIDENDS, read_records(stack.broker.bootstrap, DIVIDENDS))
     report("kill-while-declaring", {"rounds": len(outcomes), "outcomes": "; ".join(outcomes),
                                     "chain_links_verified": chained})
 
@@ -157,7 +157,7 @@ def _applied(projection: Path) -> int:
 
 
 def _derived_entries(stack: Stack, distribution_id: str) -> list[dict[str, Any]]:
-    return [e for e in events(read_topic(stack.broker.bootstrap, LEDGER_ENTRIES), "EntryPosted")
+    return [e for e in events(read_records(stack.broker.bootstrap, LEDGER_ENTRIES), "EntryPosted")
             if e["data"]["origin"] == {"kind": "dividend", "ref": distribution_id}]
 
 
@@ -186,7 +186,7 @@ def test_a_ledger_killed_while_consuming_an_approval_posts_each_dividend_entry_e
             break
     # Then kill it in the middle of a full replay (its projection deleted, the log folded again),
     # as soon as the first records are applied; then in the middle of resuming from what it stored.
-    total = sum(len(read_topic(stack.broker.bootstrap, t)) for t in (LEDGER_ENTRIES, LEDGER_INVESTMENTS, DIVIDENDS))
+    total = len(read_records(stack.broker.bootstrap, [LEDGER_ENTRIES, LEDGER_INVESTMENTS, DIVIDENDS]))
     applied_at_kill = []
     ledger.delete_projection()
     for _ in range(3):
@@ -201,7 +201,7 @@ def test_a_ledger_killed_while_consuming_an_approval_posts_each_dividend_entry_e
              lambda: len(_derived_entries(stack, distribution_id)) >= len(payouts), timeout_s=60)
     # No entry is applied twice: the books hold each logged entry once, and nothing else.
     logged = Counter(e["data"]["collective_id"] for e in {
-        e["event_id"]: e for e in events(read_topic(stack.broker.bootstrap, LEDGER_ENTRIES), "EntryPosted")
+        e["event_id"]: e for e in events(read_records(stack.broker.bootstrap, LEDGER_ENTRIES), "EntryPosted")
     }.values())
     for village in VILLAGES:
         books = ok(call("GET", f"{ledger.url}/v1/collectives/{village}/entries", admin))["items"]
@@ -218,7 +218,7 @@ def test_a_ledger_killed_while_consuming_an_approval_posts_each_dividend_entry_e
         assert len(dividend) == 1
         assert {line["account"]: parse_yuan(line.get("debit") or line.get("credit") or "0")
                 for line in dividend[0]["lines"]} == {f"112/{PROJECT}": payout, f"502/{PROJECT}": payout}
-    chained = verify_chains(LEDGER_ENTRIES, read_topic(stack.broker.bootstrap, LEDGER_ENTRIES))
+    chained = verify_chains(LEDGER_ENTRIES, read_records(stack.broker.bootstrap, LEDGER_ENTRIES))
     report("kill-while-consuming", {"kills": len(progress) + len(applied_at_kill),
                                     "entries_in_log_at_each_kill": progress,
                                     "records_applied_at_replay_kills": applied_at_kill,
@@ -243,7 +243,7 @@ def test_a_poison_record_goes_to_the_dead_letter_topic_with_its_reason_and_the_s
     wait_for("both records dead-lettered by rentals",
              lambda: ok(call("GET", f"{rentals.url}/health", None))["dead_letters"]
              >= health_before["dead_letters"] + 2, timeout_s=30)
-    letters = [r for r in read_topic(stack.broker.bootstrap, DEADLETTER) if r.key == key]
+    letters = read_records(stack.broker.bootstrap, DEADLETTER, key=key)
     by_consumer: dict[str, list[str]] = {}
     for record in letters:
         letter = record.envelope  # a dead letter is a JSON object too

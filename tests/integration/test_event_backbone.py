@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
+from kafka_helpers import read_records
 
 from services.contracts import envelope as env
 from services.contracts.events import validate_envelope
@@ -46,21 +46,6 @@ def register(svc: EventService, collective_id: str, name: str = "联盟村") -> 
     return sealed
 
 
-def read_all(bootstrap: str, topic: str, subject: str) -> list[dict[str, Any]]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
-    parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-    consumer.assign(parts)
-    consumer.seek_to_beginning(*parts)
-    ends = consumer.end_offsets(parts)
-    out: list[dict[str, Any]] = []
-    deadline = time.monotonic() + 20
-    while any(consumer.position(tp) < ends[tp] for tp in parts) and time.monotonic() < deadline:
-        for records in consumer.poll(timeout_ms=500).values():
-            out += [{"record": r, "envelope": env.decode(r.value)} for r in records if r.key == subject.encode()]
-    consumer.close()
-    return out
-
-
 def test_admin_creates_every_topic_once_with_infinite_retention(kafka_bootstrap: str) -> None:
     ensure_topics(kafka_bootstrap)
     assert ensure_topics(kafka_bootstrap) == []  # second run: nothing new, no error
@@ -89,17 +74,17 @@ def test_published_envelopes_read_back_in_order_with_an_unbroken_chain(kafka_boo
     finally:
         svc.stop()
     assert [s["seq"] for s in sent] == [1, 2, 3, 4, 5]
-    mine = read_all(kafka_bootstrap, LEDGER_ENTRIES, subject)
-    assert [r["envelope"]["event_id"] for r in mine] == [s["event_id"] for s in sent]
+    mine = read_records(kafka_bootstrap, LEDGER_ENTRIES, key=subject)
+    assert [r.envelope["event_id"] for r in mine] == [s["event_id"] for s in sent]
     verifier = env.ChainVerifier()
     for r in mine:
-        validate_envelope(r["envelope"], strict=True)
-        verifier.check(LEDGER_ENTRIES, r["envelope"])
-        headers = dict(r["record"].headers)
-        assert headers["ce_id"].decode() == r["envelope"]["event_id"]
-        assert headers["ce_type"] == b"CollectiveRegistered"
-        assert headers["ce_specversion"] == b"1.0"
-        assert r["record"].key == subject.encode()
+        envelope = r.envelope
+        validate_envelope(envelope, strict=True)
+        verifier.check(LEDGER_ENTRIES, envelope)
+        assert r.headers["ce_id"].decode() == envelope["event_id"]
+        assert r.headers["ce_type"] == b"CollectiveRegistered"
+        assert r.headers["ce_specversion"] == b"1.0"
+        assert r.key == subject.encode()
     assert verifier.head(LEDGER_ENTRIES, subject).seq == 5
 
 
@@ -151,27 +136,11 @@ def test_a_poison_record_goes_to_the_dead_letter_topic_and_the_consumer_goes_on(
         assert svc.store.deadletter_count() >= 2
     finally:
         svc.stop()
-    letters = [json.loads(r.value) for r in _read_raw(kafka_bootstrap, DEADLETTER)
-               if r.key == key]
+    letters = [json.loads(r.value) for r in read_records(kafka_bootstrap, DEADLETTER, key=key)]
     reasons = " | ".join(letter["reason"] for letter in letters)
     assert "not valid UTF-8 JSON" in reasons
     assert "unknown version 99" in reasons
     assert all(letter["topic"] == LEDGER_ENTRIES and letter["consumer"] == "ledger" for letter in letters)
-
-
-def _read_raw(bootstrap: str, topic: str) -> list[Any]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
-    parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-    consumer.assign(parts)
-    consumer.seek_to_beginning(*parts)
-    ends = consumer.end_offsets(parts)
-    out: list[Any] = []
-    deadline = time.monotonic() + 20
-    while any(consumer.position(tp) < ends[tp] for tp in parts) and time.monotonic() < deadline:
-        for records in consumer.poll(timeout_ms=500).values():
-            out += records
-    consumer.close()
-    return out
 
 
 def test_every_acknowledged_record_survives_a_broker_crash_and_restart(fresh_broker: LocalBroker,
@@ -182,7 +151,7 @@ def test_every_acknowledged_record_survives_a_broker_crash_and_restart(fresh_bro
     svc.stop()
     fresh_broker.stop(kill=True)  # SIGKILL: no clean shutdown
     fresh_broker.start()
-    found = [r["envelope"]["event_id"] for r in read_all(fresh_broker.bootstrap, LEDGER_ENTRIES, "crash-village")]
+    found = [r.envelope["event_id"] for r in read_records(fresh_broker.bootstrap, LEDGER_ENTRIES, key="crash-village")]
     assert found == acked
     # And the writer carries on the same chain after the restart.
     again = make_service(fresh_broker.bootstrap, tmp_path / "svc")

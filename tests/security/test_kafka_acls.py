@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError, TopicAuthorizationFailedError
+from kafka_helpers import read_records
 
 from services.contracts import envelope as env
 from services.contracts.topics import DEADLETTER, DIVIDENDS, LEDGER_ENTRIES, LEDGER_INVESTMENTS, RENTALS, TOPICS
@@ -62,22 +63,7 @@ def write(broker: LocalBroker, user: str, topic: str) -> None:
 
 
 def read_count(broker: LocalBroker, user: str, topic: str) -> int:
-    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None, enable_auto_commit=False,
-                             **broker.client_config(user))
-    try:
-        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
-        seen = 0
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            batch = consumer.poll(timeout_ms=300)
-            seen += sum(len(records) for records in batch.values())
-            if not batch and seen:
-                break
-        return seen
-    finally:
-        consumer.close()
+    return len(read_records(broker.bootstrap, topic, **broker.client_config(user)))
 
 
 def test_the_secured_broker_refuses_a_client_without_valid_scram_credentials(secured: LocalBroker) -> None:

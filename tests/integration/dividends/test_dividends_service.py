@@ -15,18 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import bearer, running
+from conftest import bearer, kept_token, no_fold, running
 from flask.testing import FlaskClient
-from kafka import KafkaConsumer, TopicPartition
+from kafka_helpers import read_records
 
-from services.contracts import envelope as env
 from services.contracts.envelope import EnvelopeError
 from services.contracts.events import read_event
 from services.contracts.money import format_yuan, parse_mu, parse_yuan, valuation_fen
 from services.contracts.topics import DIVIDENDS, LEDGER_ENTRIES, LEDGER_INVESTMENTS, RENTALS
 from services.dividends.app import create_app
 from services.dividends.inputs import LogRecord, allocation_event_data, declared_event_data, recompute_declared
-from services.runtime.auth import add_token
 from services.runtime.config import Settings
 from services.runtime.kafka_io import end_offsets
 from services.runtime.service import EventService, NewEvent
@@ -39,13 +37,9 @@ pytestmark = pytest.mark.kafka
 # stand-in writers of the input topics, and the service under test
 
 
-def _ignore(conn: Any, topic: str, envelope: dict[str, Any]) -> None:
-    """The stand-in writers keep no state beyond the chain heads the runtime keeps."""
-
-
 def stand_in(name: str, owned: list[str], settings: Settings, folder: Path) -> EventService:
     store = ProjectionStore(folder / f"{name}-stand-in.sqlite", "")
-    svc = EventService(name=name, settings=settings, store=store, fold=_ignore, inputs=[], owned=owned)
+    svc = EventService(name=name, settings=settings, store=store, fold=no_fold, inputs=[], owned=owned)
     svc.start()
     return svc
 
@@ -59,12 +53,7 @@ class World:
     tokens: dict[str, str]
 
     def token(self, role: str, *scope: str) -> str:
-        key = f"{role}:{','.join(scope)}"
-        if key not in self.tokens:
-            assert self.settings.tokens_file is not None
-            self.tokens[key] = add_token(self.settings.tokens_file, name=f"{role}-{len(self.tokens)}", role=role,
-                                         scope=scope)
-        return self.tokens[key]
+        return kept_token(self.settings, self.tokens, role, *scope)
 
     def put(self, svc: EventService, event_type: str, subject: str, data: dict[str, Any]) -> dict[str, Any]:
         with svc.writing():
@@ -154,23 +143,13 @@ def two_villages_and_a_company(world: World, project_id: str, u: str) -> tuple[s
 
 def read_log(bootstrap: str, topics: list[str]) -> list[LogRecord]:
     """Every valid record of ``topics`` from the beginning to their current end, as the auditor reads them."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
-    parts = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or [])]
-    consumer.assign(parts)
-    consumer.seek_to_beginning(*parts)
-    ends = consumer.end_offsets(parts)
     out: list[LogRecord] = []
-    deadline = time.monotonic() + 30
-    while any(consumer.position(tp) < ends[tp] for tp in parts) and time.monotonic() < deadline:
-        for tp, records in consumer.poll(timeout_ms=500).items():
-            for r in records:
-                try:
-                    envelope = read_event(env.decode(r.value))
-                except EnvelopeError:
-                    continue  # a poison record (other tests make some): consumers dead-letter it, so do we
-                if r.offset < ends[tp]:
-                    out.append(LogRecord(tp.topic, tp.partition, r.offset, envelope))
-    consumer.close()
+    for r in read_records(bootstrap, topics):
+        try:
+            envelope = read_event(r.envelope)
+        except EnvelopeError:
+            continue  # a poison record (other tests make some): consumers dead-letter it, so do we
+        out.append(LogRecord(r.topic, r.partition, r.offset, envelope))
     return out
 
 

@@ -14,14 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from conftest import bearer, running
+from conftest import bearer, kept_token, running
 from flask.testing import FlaskClient
 from kafka import KafkaConsumer, TopicPartition
 from werkzeug.test import TestResponse
 
 from services.contracts.topics import LEDGER_ENTRIES, LEDGER_INVESTMENTS
 from services.ledger.app import create_app
-from services.runtime.auth import add_token
 from services.runtime.config import Settings
 from services.runtime.service import EventService
 
@@ -64,12 +63,7 @@ class World:
         return f"共富联盟{self.u}"
 
     def token(self, role: str, *scope: str) -> str:
-        key = f"{role}:{','.join(scope)}"
-        if key not in self.tokens:
-            assert self.settings.tokens_file is not None
-            self.tokens[key] = add_token(self.settings.tokens_file, name=f"{role}-{len(self.tokens)}", role=role,
-                                         scope=scope)
-        return self.tokens[key]
+        return kept_token(self.settings, self.tokens, role, *scope)
 
     def headers(self, role: str = "admin", **extra: str) -> dict[str, str]:
         """Headers of a caller: admin, the village's accountant, another village's, auditor, operator, none."""

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import bearer, running
+from conftest import bearer, no_fold, running
 from flask.testing import FlaskClient
-from kafka import KafkaConsumer, TopicPartition
+from kafka_helpers import read_records
 
 from services.contracts import envelope as env
 from services.contracts.events import validate_envelope
@@ -28,22 +28,6 @@ from services.runtime.store import ProjectionStore
 pytestmark = pytest.mark.kafka
 
 Token = Callable[..., str]
-
-
-def read_stream(bootstrap: str, topic: str, subject: str) -> list[dict[str, Any]]:
-    """Every record of one (topic, subject) stream from the beginning of the log, in order."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
-    parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-    consumer.assign(parts)
-    consumer.seek_to_beginning(*parts)
-    ends = consumer.end_offsets(parts)
-    out: list[dict[str, Any]] = []
-    deadline = time.monotonic() + 20
-    while any(consumer.position(tp) < ends[tp] for tp in parts) and time.monotonic() < deadline:
-        for records in consumer.poll(timeout_ms=200).values():
-            out += [{"record": r, "envelope": env.decode(r.value)} for r in records if r.key == subject.encode()]
-    consumer.close()
-    return out
 
 
 def created(client: FlaskClient, tok: str, path: str, body: dict[str, Any], **headers: str) -> dict[str, Any]:
@@ -70,15 +54,11 @@ def wait_for_event(svc: EventService, event_id: str, timeout: float = 15.0) -> N
         time.sleep(0.05)
 
 
-def _no_state(conn: Any, topic: str, envelope: dict[str, Any]) -> None:
-    """The stand-in dividends writer keeps no state beyond the chain heads the runtime keeps."""
-
-
 @contextmanager
 def dividends_writer(settings: Settings, folder: Path) -> Iterator[EventService]:
     """A stand-in for the dividends service: the single writer of baotuan.dividends.v1 in these tests."""
     store = ProjectionStore(folder / "dividends-stand-in.sqlite", "")
-    svc = EventService(name="dividends", settings=settings, store=store, fold=_no_state, inputs=[],
+    svc = EventService(name="dividends", settings=settings, store=store, fold=no_fold, inputs=[],
                        owned=[DIVIDENDS])
     svc.start()
     try:
@@ -153,26 +133,26 @@ def test_posted_events_are_on_the_topics_with_an_unbroken_hash_chain(
             "kind": "land", "investor_id": village, "area_mu": "14.2000", "price_per_mu": "250000.00",
             "effective_on": "2024-03-01"})
 
-    books = read_stream(settings.bootstrap_servers, LEDGER_ENTRIES, village)
-    investments = read_stream(settings.bootstrap_servers, LEDGER_INVESTMENTS, park)
-    assert [r["envelope"]["type"] for r in books] == ["CollectiveRegistered", "EntryPosted", "EntryPosted"]
-    assert [r["envelope"]["type"] for r in investments] == ["ProjectRegistered", "LandShareInvested"]
+    books = read_records(settings.bootstrap_servers, LEDGER_ENTRIES, key=village)
+    investments = read_records(settings.bootstrap_servers, LEDGER_INVESTMENTS, key=park)
+    assert [r.envelope["type"] for r in books] == ["CollectiveRegistered", "EntryPosted", "EntryPosted"]
+    assert [r.envelope["type"] for r in investments] == ["ProjectRegistered", "LandShareInvested"]
     for topic, stream in ((LEDGER_ENTRIES, books), (LEDGER_INVESTMENTS, investments)):
         verifier = env.ChainVerifier()
         for r in stream:
-            validate_envelope(r["envelope"], strict=True)
-            verifier.check(topic, r["envelope"])
-            headers = dict(r["record"].headers)
-            assert headers["ce_id"].decode() == r["envelope"]["event_id"]
-            assert headers["ce_type"].decode() == r["envelope"]["type"]
-            assert headers["ce_source"] == b"ledger"
-    assert [r["envelope"]["seq"] for r in books] == [1, 2, 3]
-    manual, automatic = books[1]["envelope"], books[2]["envelope"]
+            envelope = r.envelope
+            validate_envelope(envelope, strict=True)
+            verifier.check(topic, envelope)
+            assert r.headers["ce_id"].decode() == envelope["event_id"]
+            assert r.headers["ce_type"].decode() == envelope["type"]
+            assert r.headers["ce_source"] == b"ledger"
+    assert [r.envelope["seq"] for r in books] == [1, 2, 3]
+    manual, automatic = books[1].envelope, books[2].envelope
     assert manual["data"]["entry_id"] == entry["entry_id"]
     assert manual["data"]["idempotency_key"] == f"dev-fund-{unique}"
     assert manual["data"]["lines"] == entry["lines"]
     assert manual["actor"].startswith("accountant:")
-    invested = investments[1]["envelope"]
+    invested = investments[1].envelope
     assert invested["data"]["valuation"] == "3550000.00"
     assert automatic["event_id"] == env.derived_event_id(invested["event_id"], "entry")
     assert automatic["causation_id"] == invested["event_id"]

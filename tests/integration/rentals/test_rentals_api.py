@@ -8,7 +8,6 @@ registered on the ledger's topic by a stand-in ledger that only publishes Projec
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import bearer, running
+from conftest import bearer, no_fold, running
 from flask.testing import FlaskClient
 
 from services.contracts.topics import LEDGER_INVESTMENTS, RENTALS
@@ -29,10 +28,6 @@ from services.runtime.service import EventService, NewEvent
 from services.runtime.store import ProjectionStore
 
 pytestmark = pytest.mark.kafka
-
-
-def no_fold(conn: sqlite3.Connection, topic: str, envelope: dict[str, Any]) -> None:
-    """The stand-in ledger only publishes; it keeps no state."""
 
 
 @dataclass

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import bearer, running
+from conftest import bearer, no_fold, running
 from flask.testing import FlaskClient
 
 from services.contracts.money import format_yuan, parse_yuan
@@ -27,10 +26,6 @@ from services.runtime.store import ProjectionStore
 pytestmark = pytest.mark.kafka
 
 SCENARIO = Path(os.environ.get("BAOTUAN_SCENARIO_FILE", PROJECT_ROOT / "data" / "binhai_scenario.json"))
-
-
-def no_fold(conn: sqlite3.Connection, topic: str, envelope: dict[str, Any]) -> None:
-    """The stand-in ledger only publishes; it keeps no state."""
 
 
 def register_projects(settings: Settings, projects: list[dict[str, Any]]) -> None:

@@ -1,0 +1,77 @@
+"""Reading the log back in tests: every record of some topics, as it sits on the broker.
+
+Not a test module (pytest does not collect it); test modules import it by name, as they do
+``conftest`` (pytest puts tests/ on ``sys.path`` for tests/conftest.py; tests/ is no package).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+
+from services.contracts import envelope as env
+from services.runtime.kafka_io import IDEMPOTENCY_HEADER
+
+
+@dataclass(frozen=True)
+class LoggedRecord:
+    """One record of the log: where it sits, its key, its raw value and its headers."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: dict[str, bytes]
+
+    @property
+    def envelope(self) -> dict[str, Any]:
+        """The value decoded as an envelope (``env.EnvelopeError`` for a poison record)."""
+        return env.decode(self.value)
+
+    @property
+    def idempotency_key(self) -> str | None:
+        """The Idempotency-Key of the request that wrote this record, where the service recorded one."""
+        raw = self.headers.get(IDEMPOTENCY_HEADER)
+        return str(json.loads(raw)["key"]) if raw else None
+
+
+def read_records(bootstrap: str, topics: str | Sequence[str], *, key: str | bytes | None = None,
+                 since: Mapping[tuple[str, int], int] | None = None, timeout_s: float = 30.0,
+                 **config: Any) -> list[LoggedRecord]:
+    """Every record of ``topics`` from the beginning of the log up to the end offsets taken at the start.
+
+    In order of the topics as given, then partition, then offset. ``key`` keeps only the records
+    of one key (a subject); ``since`` starts the named ``(topic, partition)``s at those offsets
+    instead of at the beginning; ``config`` goes to the consumer (e.g. a broker's SASL settings).
+    Raises AssertionError when the end is not reached within ``timeout_s``. The consumer is
+    closed in every case.
+    """
+    names = [topics] if isinstance(topics, str) else list(topics)
+    wanted = key.encode() if isinstance(key, str) else key
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                             max_poll_records=5000, **config)
+    try:
+        parts = [TopicPartition(t, p) for t in names for p in sorted(consumer.partitions_for_topic(t) or [])]
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        for tp in parts:
+            if since and (tp.topic, tp.partition) in since:
+                consumer.seek(tp, since[(tp.topic, tp.partition)])
+        ends = consumer.end_offsets(parts)
+        out: list[LoggedRecord] = []
+        deadline = time.monotonic() + timeout_s
+        while any(consumer.position(tp) < ends[tp] for tp in parts):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"could not read {', '.join(names)} to the end in {timeout_s:.0f}s")
+            for tp, records in consumer.poll(timeout_ms=500).items():
+                out += [LoggedRecord(tp.topic, tp.partition, r.offset, r.key, r.value, dict(r.headers or []))
+                        for r in records if r.offset < ends[tp] and (wanted is None or r.key == wanted)]
+        return sorted(out, key=lambda r: (names.index(r.topic), r.partition, r.offset))
+    finally:
+        consumer.close()
