@@ -15,6 +15,12 @@ Usage (with ``make run`` up, or any broker holding baotuan's topics)::
     .venv/bin/python examples/subscriber.py                      # follow, from the group's position
     .venv/bin/python examples/subscriber.py --group town-finance --max-seconds 30
 
+On a secured broker, set the Kafka user as for baotuan's own tools:
+``BAOTUAN_KAFKA_SASL_USERNAME`` and ``BAOTUAN_KAFKA_SASL_PASSWORD`` (and, if not the defaults,
+``BAOTUAN_KAFKA_SASL_MECHANISM`` = SCRAM-SHA-256 and ``BAOTUAN_KAFKA_SECURITY_PROTOCOL`` =
+SASL_PLAINTEXT; SASL_SSL on a network you do not own). The user needs READ on the topic and on
+its consumer group.
+
 It needs only kafka-python (``pip install kafka-python``). Amounts are printed as they
 are on the wire: strings in yuan with two decimals, never floats.
 """
@@ -26,11 +32,23 @@ import json
 import os
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from kafka import KafkaConsumer
 
 TOPIC = "baotuan.dividends.v1"
+
+
+def security_config(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """kafka-python's SASL settings from BAOTUAN_KAFKA_SASL_*; none (PLAINTEXT) without a user."""
+    username = environ.get("BAOTUAN_KAFKA_SASL_USERNAME")
+    if not username:
+        return {}
+    return {"security_protocol": environ.get("BAOTUAN_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT"),
+            "sasl_mechanism": environ.get("BAOTUAN_KAFKA_SASL_MECHANISM", "SCRAM-SHA-256"),
+            "sasl_plain_username": username,
+            "sasl_plain_password": environ.get("BAOTUAN_KAFKA_SASL_PASSWORD", "")}
 
 
 class Payouts:
@@ -68,6 +86,7 @@ def follow(bootstrap: str, group: str, *, from_beginning: bool = True, max_secon
         auto_offset_reset="earliest" if from_beginning else "latest",
         enable_auto_commit=True,
         client_id=f"{group}-subscriber",
+        **security_config(),
     )
     payouts = Payouts()
     printed = 0

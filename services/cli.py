@@ -68,10 +68,11 @@ def kafka_down() -> None:
 @main.command("topics")
 @click.option("--bootstrap", envvar="KAFKA_BOOTSTRAP_SERVERS", default="127.0.0.1:19092", show_default=True)
 def topics(bootstrap: str) -> None:
-    """Create baotuan's topics if missing (idempotent)."""
+    """Create baotuan's topics if missing (idempotent); as the BAOTUAN_KAFKA_SASL_* user on a secured broker."""
+    from services.runtime.config import Settings
     from services.runtime.kafka_io import ensure_topics
 
-    created = ensure_topics(bootstrap)
+    created = ensure_topics(bootstrap, **Settings.from_env().kafka_client_config())
     click.echo("created: " + (", ".join(created) if created else "nothing (all topics exist)"))
 
 

@@ -25,6 +25,7 @@ from services.audit.export import FORMATS, write_archive, write_books, write_csv
 from services.audit.remote import compare_with_ledger
 from services.audit.replay import ArchiveSource, KafkaSource, ReplayError, Source, parse_offsets
 from services.audit.report import as_json, print_report
+from services.runtime.config import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_CATALOGUE = Path(__file__).resolve().parents[2] / "docs" / "catalogue"
@@ -55,7 +56,8 @@ def _source(archive: Path | None, bootstrap: str, until: dt.datetime | None, off
         day = until.date() if until else None
         if archive is not None:
             return ArchiveSource(archive, until=day, offsets=stop)
-        return KafkaSource(bootstrap, until=day, offsets=stop)
+        # The broker's security settings (SASL) from BAOTUAN_KAFKA_SASL_* and BAOTUAN_KAFKA_SECURITY_PROTOCOL.
+        return KafkaSource(bootstrap, until=day, offsets=stop, kafka_config=Settings.from_env().kafka_client_config())
     except ReplayError as exc:
         raise click.UsageError(str(exc)) from None
 
@@ -77,12 +79,23 @@ def _progress(enabled: bool) -> Iterator[Callable[[int, int | None], None] | Non
         yield update
 
 
+def _security_hint(source: Source, exc: ReplayError) -> str:
+    """What to check when the broker's port answered but the Kafka client failed (often its SASL settings)."""
+    if not isinstance(source, KafkaSource) or exc.__cause__ is None:  # no broker there, or a bad option
+        return ""
+    user = source.kafka_config.get("sasl_plain_username")
+    if user:
+        return (f"\nbaotuan: tried Kafka user {user!r} (BAOTUAN_KAFKA_SASL_USERNAME): check its password, "
+                f"BAOTUAN_KAFKA_SASL_MECHANISM, BAOTUAN_KAFKA_SECURITY_PROTOCOL and its READ ACLs")
+    return "\nbaotuan: if the broker requires SASL, set BAOTUAN_KAFKA_SASL_USERNAME and BAOTUAN_KAFKA_SASL_PASSWORD"
+
+
 def _replay(source: Source, *, as_of: dt.date | None, keep_memos: bool, archive: bool) -> AuditResult:
     with _progress(True) as update:
         try:
             return run_audit(source, as_of=as_of, keep_memos=keep_memos, archive=archive, on_progress=update)
         except ReplayError as exc:
-            click.echo(f"baotuan: {exc}", err=True)
+            click.echo(f"baotuan: {exc}{_security_hint(source, exc)}", err=True)
             sys.exit(2)
 
 
@@ -183,7 +196,7 @@ def _export_archive(source: Source, output: Path | None) -> None:
                 count = write_archive(source.records(), handle)
             click.echo(f"wrote {count} records to {output}", err=True)
     except ReplayError as exc:
-        click.echo(f"baotuan: {exc}", err=True)
+        click.echo(f"baotuan: {exc}{_security_hint(source, exc)}", err=True)
         sys.exit(2)
 
 

@@ -94,9 +94,9 @@ class LocalRun:
         with self.err.status("starting Kafka …"):
             self.broker = open_broker(self.var)
         self.done(self.broker.note)
-        created = ensure_topics(self.broker.bootstrap)
+        created = ensure_topics(self.broker.bootstrap, **self.broker.kafka_config)
         self.done(f"topics: {len(TOPICS)} ready" + (f" ({len(created)} created now)" if created else ""))
-        note = guard_projections(self.var, self.broker.bootstrap)
+        note = guard_projections(self.var, self.broker.bootstrap, **self.broker.kafka_config)
         if note:
             self.err.print(f"[yellow]![/] {escape(note)}")
         issued = ensure_demo_tokens(demo_principals(scenario), tokens_file=self.tokens_file, demo_file=self.demo_file)
@@ -118,13 +118,13 @@ class LocalRun:
         if admin is None:
             raise StackError(f"no admin token in {_rel(self.demo_file)}")
         client = ApiClient(Endpoints(*(s.url for s in self.services if s.name != "web")), admin)
-        before = _log_size(self.broker.bootstrap)
+        before = _log_size(self.broker)
         try:
             load_and_report(scenario, client, json_output=False, out=self.out, err=self.err,
                             show_progress=self.err.file.isatty())
         finally:
             client.close()
-        grown = _log_size(self.broker.bootstrap) - before
+        grown = _log_size(self.broker) - before
         self.done(f"the event log grew by {grown} records"
                   + (" (the scenario was already imported: nothing new)" if grown == 0 else ""))
 
@@ -163,9 +163,9 @@ class LocalRun:
         self.err.print(f"[green]✓[/] {escape(what)}")
 
 
-def _log_size(bootstrap: str) -> int:
+def _log_size(broker: Broker) -> int:
     """Records on baotuan's topics now (what an import added, by difference)."""
-    return sum(end_offsets(bootstrap, list(TOPICS)).values())
+    return sum(end_offsets(broker.bootstrap, list(TOPICS), **broker.kafka_config).values())
 
 
 @click.command("run")

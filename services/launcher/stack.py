@@ -16,9 +16,11 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import requests
 
+from services.runtime.config import Settings
 from services.runtime.local_kafka import PROJECT_ROOT, LocalBroker, broker_answers, durable_broker
 
 SERVICES = ("ledger", "rentals", "dividends")
@@ -31,11 +33,15 @@ class StackError(RuntimeError):
 
 @dataclass
 class Broker:
-    """The broker this run talks to, and whether this run started it (then it also stops it)."""
+    """The broker this run talks to, and whether this run started it (then it also stops it).
+
+    ``kafka_config``: the kafka-python security settings (SASL) for it; empty for the local broker.
+    """
 
     bootstrap: str
     started: LocalBroker | None
     note: str
+    kafka_config: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def stop(self) -> None:
         if self.started is not None:
@@ -45,13 +51,16 @@ class Broker:
 def open_broker(data_dir: Path) -> Broker:
     """``KAFKA_BOOTSTRAP_SERVERS`` if set (start nothing); else the durable local broker, reused or started.
 
-    The local broker keeps its log in ``<data_dir>/kafka`` (``var/kafka``).
+    An external broker is reached with the security settings of ``BAOTUAN_KAFKA_SASL_*`` (as the
+    services are). The local broker keeps its log in ``<data_dir>/kafka`` (``var/kafka``).
     """
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if external:
-        if not broker_answers(external, timeout_ms=5000):
-            raise StackError(f"KAFKA_BOOTSTRAP_SERVERS={external} does not answer")
-        return Broker(external, None, f"using the broker at {external} (KAFKA_BOOTSTRAP_SERVERS)")
+        config = Settings.from_env().kafka_client_config()
+        if not broker_answers(external, timeout_ms=5000, **config):
+            raise StackError(f"KAFKA_BOOTSTRAP_SERVERS={external} does not answer"
+                             + (" (with the BAOTUAN_KAFKA_SASL_* credentials)" if config else ""))
+        return Broker(external, None, f"using the broker at {external} (KAFKA_BOOTSTRAP_SERVERS)", config)
     broker = durable_broker(data_dir)
     if broker.is_ready():
         return Broker(broker.bootstrap, None, f"reusing the local Kafka broker on {broker.bootstrap}")
@@ -64,17 +73,17 @@ def open_broker(data_dir: Path) -> Broker:
                                             f"(data: {_relative(broker.data_dir)})")
 
 
-def cluster_id(bootstrap: str) -> str:
+def cluster_id(bootstrap: str, **kafka_config: Any) -> str:
     from kafka import KafkaAdminClient
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="baotuan-launcher")
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="baotuan-launcher", **kafka_config)
     try:
         return str(admin.describe_cluster()["cluster_id"])
     finally:
         admin.close()
 
 
-def guard_projections(data_dir: Path, bootstrap: str) -> str | None:
+def guard_projections(data_dir: Path, bootstrap: str, **kafka_config: Any) -> str | None:
     """Set aside projections built from another Kafka cluster (they are rebuilt by replay).
 
     A projection stores the offsets it has applied; against another cluster's log those
@@ -82,7 +91,7 @@ def guard_projections(data_dir: Path, bootstrap: str) -> str | None:
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     marker = data_dir / "projections.cluster-id"
-    current = cluster_id(bootstrap)
+    current = cluster_id(bootstrap, **kafka_config)
     previous = marker.read_text().strip() if marker.exists() else None
     note = None
     if previous is not None and previous != current:

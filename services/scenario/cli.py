@@ -159,9 +159,11 @@ def status_command(ledger_url: str, rentals_url: str, dividends_url: str, json_o
     urls = {"ledger": ledger_url, "rentals": rentals_url, "dividends": dividends_url}
     healths = {name: health_of(url) for name, url in urls.items()}
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
+    from services.runtime.config import Settings
     from services.runtime.local_kafka import broker_answers
 
-    broker_up = broker_answers(bootstrap)
+    # With BAOTUAN_KAFKA_SASL_* set, the broker is asked as that user (as the services log in).
+    broker_up = broker_answers(bootstrap, **Settings.from_env().kafka_client_config())
     if json_output:
         click.echo(json.dumps({"broker": {"bootstrap": bootstrap, "reachable": broker_up}, "services": healths},
                               ensure_ascii=False, indent=2))

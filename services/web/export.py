@@ -48,7 +48,8 @@ def register_export(app: Flask, settings: Settings) -> None:
         except Forbidden as exc:
             return error_response(403, "forbidden", str(exc), "Authorization")
         try:
-            result = run_audit(KafkaSource(settings.bootstrap_servers), keep_memos=True)
+            source = KafkaSource(settings.bootstrap_servers, kafka_config=settings.kafka_client_config())
+            result = run_audit(source, keep_memos=True)
         except ReplayError as exc:
             return error_response(503, "broker_unavailable", f"the event log cannot be read: {exc}")
         books, payouts = result.auditor.books, result.auditor.payouts
