@@ -88,16 +88,18 @@ HOW = """## How it is measured
   answer says it was posted: the service answers only after Kafka acknowledged it (acks=all) and its
   projection applied it; at the end the benchmark reads the trial balances back to check every
   posted entry is visible. The baseline produces the *same envelopes* (read back from the topic)
-  with kafka-python and the service's producer settings (acks=all, idempotent, linger 2 ms) into a
-  scratch topic, waiting for every acknowledgement.
+  with kafka-python and the services' own producer settings (`producer_settings()` in
+  `services/runtime/kafka_io.py`: acks=all, idempotent, 256 KB batches, linger 200 ms bounded by an
+  explicit flush) into a scratch topic, waiting for every acknowledgement: once all sent, then
+  flushing every 1,000 as one batch request does.
 - **Replay** (`bench/replay.py`): `bench/generate.py` writes the log straight to a fresh broker;
   `baotuan audit` replays it in a subprocess; its peak RSS is the kernel's (wait4 `ru_maxrss`).
   The baseline is a subprocess that consumes the same topics with kafka-python and does nothing.
 - **Distribution** (`bench/distribution.py`): in-process, median of repeated runs.
 - **Latency** (`bench/latency.py`): an open-loop schedule at a steady rate (requests are sent on
   time whether or not earlier ones have answered, so a slow answer cannot hide the queue behind
-  it); latency counts from the scheduled send time. Baseline: one envelope produced and
-  acknowledged (acks=all) at the same rate with kafka-python.
+  it); latency counts from the scheduled send time. Baseline: one envelope produced, flushed and
+  acknowledged at the same rate with kafka-python and the services' producer settings.
 - **Peer** (`bench/peer.py`): `baotuan export --format hledger` writes one journal per collective;
   one master journal includes them all, each under `apply account <collective>`, and
   `hledger balance` balances the whole journal in one process (checking the export's balance

@@ -124,31 +124,34 @@ class PublishedCache:
         return len(self._values)
 
 
+def producer_settings(timeout_s: float = 10.0) -> dict[str, Any]:
+    """The kafka-python producer settings of every service (the benchmarks' raw baseline uses them too)."""
+    return {
+        "acks": "all",
+        "enable_idempotence": True,
+        # Nothing leaves before publish() flushes, so the records of one publish go to each
+        # partition as ONE batch, which the broker appends atomically: with 2 ms the sender
+        # often shipped the first record alone, and a crash between the two requests left
+        # a DistributionDeclared without its allocations (and no idempotency record to retry).
+        "linger_ms": 200,
+        "batch_size": 262_144,  # a 1,000-entry batch post goes out in a few requests, not hundreds
+        "max_block_ms": int(timeout_s * 1000),
+        # kafka-python blocks in the constructor until it reaches a broker (30 s by default)
+        "bootstrap_timeout_ms": int(timeout_s * 1000),
+        "delivery_timeout_ms": int(timeout_s * 1000),
+        "request_timeout_ms": int(timeout_s * 1000) - 500,
+        "retry_backoff_ms": 100,
+    }
+
+
 class EventProducer:
     """Publishes envelopes; ``publish`` returns only once every record is acknowledged (acks=all)."""
 
     def __init__(self, bootstrap: str, client_id: str, *, timeout_s: float = 10.0, **extra: Any) -> None:
         self.timeout_s = timeout_s
         try:  # kafka-python bootstraps in the constructor: a broker that is down is a 503, not a 500
-            self._producer = KafkaProducer(
-                bootstrap_servers=bootstrap,
-                client_id=client_id,
-                acks="all",
-                enable_idempotence=True,
-                # Nothing leaves before publish() flushes, so the records of one publish go to each
-                # partition as ONE batch, which the broker appends atomically: with 2 ms the sender
-                # often shipped the first record alone, and a crash between the two requests left
-                # a DistributionDeclared without its allocations (and no idempotency record to retry).
-                linger_ms=200,
-                batch_size=262_144,  # a 1,000-entry batch post goes out in a few requests, not hundreds
-                max_block_ms=int(timeout_s * 1000),
-                # kafka-python blocks in the constructor until it reaches a broker (30 s by default)
-                bootstrap_timeout_ms=int(timeout_s * 1000),
-                delivery_timeout_ms=int(timeout_s * 1000),
-                request_timeout_ms=int(timeout_s * 1000) - 500,
-                retry_backoff_ms=100,
-                **extra,
-            )
+            self._producer = KafkaProducer(bootstrap_servers=bootstrap, client_id=client_id,
+                                           **{**producer_settings(timeout_s), **extra})
         except KafkaError as exc:
             raise BrokerUnavailable(f"broker {bootstrap} unreachable: {exc}") from exc
 
