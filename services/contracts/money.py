@@ -71,9 +71,7 @@ def round_half_up(value: Fraction | int) -> int:
     remainder = value - floor
     if remainder > Fraction(1, 2) or (remainder == Fraction(1, 2) and value >= 0):
         return int(floor + 1)
-    if remainder == Fraction(1, 2):  # negative half: away from zero means down
-        return int(floor)
-    return int(floor)
+    return int(floor)  # below a half, or a negative half (away from zero is down)
 
 
 def apply_rate(fen: int, rate: Fraction) -> int:
