@@ -4,7 +4,7 @@
 import { api, Submission } from "../api.js";
 import { t } from "../i18n.js";
 import { directory, projectPicker, session } from "../session.js";
-import { busy, clearErrors, failure, field, h, money, parseFen, replace, section, showError, table, today } from "../ui.js";
+import { busy, clearErrors, failure, field, h, latest, money, parseFen, replace, section, showError, table, today } from "../ui.js";
 
 const SUMMARY_KEYS = ["gross_rent", "expenses", "management_fee", "tax", "net_profit", "pool", "retained",
   "total_capital_days", "total_top_up", "total_payout"];
@@ -43,6 +43,7 @@ export async function boardPage(root) {
   const mayPreview = session.can("board", "auditor");
   const declareSubmission = new Submission();
   let previewed = null;
+  const listTurn = latest();
   const picker = await projectPicker(() => { previewed = null; replace(previewSlot); declareButton.disabled = true; loadList(); });
   const form = h("form", { class: "inline-form", "data-testid": "preview-form", novalidate: true },
     field(t("board.period_start"), start), field(t("board.period_end"), end), previewButton, mayWrite ? declareButton : null,
@@ -96,12 +97,14 @@ export async function boardPage(root) {
       replace(listSlot, h("p", { class: "muted" }, t("rentals.no_project")));
       return;
     }
+    const current = listTurn();
     try {
       const items = (await api("dividends", projectPath("distributions"))).items || [];
+      if (!current()) return;
       items.sort((a, b) => (b.period_start || "").localeCompare(a.period_start || ""));
       replace(listSlot, items.length ? items.map(distributionCard) : h("p", { class: "muted" }, t("board.none")));
     } catch (exc) {
-      replace(listSlot, failure(exc));
+      if (current()) replace(listSlot, failure(exc));
     }
   }
 
