@@ -7,12 +7,14 @@ engine) pytest-docker brings up deploy/docker-compose.yml's Kafka instead.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -118,6 +120,15 @@ def kept_token(settings: Settings, tokens: dict[str, str], role: str, *scope: st
         assert settings.tokens_file is not None
         tokens[key] = add_token(settings.tokens_file, name=f"{role}-{len(tokens)}", role=role, scope=scope)
     return tokens[key]
+
+
+def load_example_subscriber(module_name: str = "baotuan_example_subscriber") -> ModuleType:
+    """``examples/subscriber.py`` as a module (it is a script, not a package module)."""
+    spec = importlib.util.spec_from_file_location(module_name, PROJECT_ROOT / "examples" / "subscriber.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def no_fold(conn: sqlite3.Connection, topic: str, envelope: dict[str, Any]) -> None:

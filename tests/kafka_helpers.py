@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
 from services.contracts import envelope as env
-from services.runtime.kafka_io import IDEMPOTENCY_HEADER
+from services.runtime.kafka_io import IDEMPOTENCY_HEADER, ensure_topics
+from services.runtime.local_kafka import LocalBroker, free_port
 
 
 @dataclass(frozen=True)
@@ -75,3 +78,17 @@ def read_records(bootstrap: str, topics: str | Sequence[str], *, key: str | byte
         return sorted(out, key=lambda r: (names.index(r.topic), r.partition, r.offset))
     finally:
         consumer.close()
+
+
+@contextmanager
+def secured_broker(data_dir: Path, users: Mapping[str, str]) -> Iterator[LocalBroker]:
+    """A broker of its own that requires SASL/SCRAM for ``users`` (name -> password) and enforces the
+    standard ACLs; the topics are made by the admin, as an operator does. Stopped afterwards."""
+    broker = LocalBroker(data_dir, free_port(), free_port(), sasl_users=dict(users))
+    broker.start()
+    try:
+        ensure_topics(broker.bootstrap, **broker.client_config())  # services may not create topics
+        broker.grant_acls()
+        yield broker
+    finally:
+        broker.stop()

@@ -22,7 +22,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,17 +81,7 @@ def grant_acls(bootstrap: str, grants: Mapping[str, TopicGrant], timeout_s: floa
     Returns once the broker's authorizer enforces them (they are read back), so a test can
     rely on them at once.
     """
-    from kafka import KafkaAdminClient
-    from kafka.admin import (
-        ACL,
-        ACLFilter,
-        ACLOperation,
-        ACLPermissionType,
-        ACLResourcePatternType,
-        ResourcePattern,
-        ResourcePatternFilter,
-        ResourceType,
-    )
+    from kafka.admin import ACL, ACLOperation, ACLPermissionType, ACLResourcePatternType, ResourcePattern, ResourceType
 
     def allow(user: str, operation: ACLOperation, topic: str,
               pattern: ACLResourcePatternType = ACLResourcePatternType.LITERAL) -> ACL:
@@ -103,14 +93,29 @@ def grant_acls(bootstrap: str, grants: Mapping[str, TopicGrant], timeout_s: floa
         acls.append(allow(user, ACLOperation.DESCRIBE, TOPIC_PREFIX, ACLResourcePatternType.PREFIXED))
         acls += [allow(user, ACLOperation.READ, topic) for topic in grant.read]
         acls += [allow(user, ACLOperation.WRITE, topic) for topic in grant.write]
+    return create_acls(bootstrap, acls, timeout_s, **admin_config)
+
+
+def create_acls(bootstrap: str, acls: Sequence[Any], timeout_s: float = 30.0, **admin_config: Any) -> int:
+    """Create kafka-python ``ACL`` objects as the admin and return once the broker lists them all."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import (
+        ACLFilter,
+        ACLOperation,
+        ACLPermissionType,
+        ACLResourcePatternType,
+        ResourcePatternFilter,
+        ResourceType,
+    )
+
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="baotuan-acl-admin", **admin_config)
     try:
-        result = admin.create_acls(acls)
+        result = admin.create_acls(list(acls))
         if result["failed"]:
             raise BrokerError(f"creating ACLs failed: {result['failed']}")
         everything = ACLFilter(principal=None, host="*", operation=ACLOperation.ANY,
                                permission_type=ACLPermissionType.ANY,
-                               resource_pattern=ResourcePatternFilter(ResourceType.TOPIC, None,
+                               resource_pattern=ResourcePatternFilter(ResourceType.ANY, None,
                                                                       ACLResourcePatternType.ANY))
         deadline = time.monotonic() + timeout_s
         while True:

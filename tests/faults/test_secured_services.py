@@ -11,9 +11,8 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from fault_harness import Stack, call, ok, own_broker, post_until_ok, secrets_in_logs, stack_on
-
-from services.runtime.kafka_io import ensure_topics
+from fault_harness import Stack, call, ok, post_until_ok, secrets_in_logs, stack_on
+from kafka_helpers import secured_broker
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -29,10 +28,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         pytest.skip("needs a secured broker the test starts itself")
     root = tmp_path_factory.mktemp("secured")
-    with own_broker(root / "kafka", sasl_users=dict(PASSWORDS)) as broker, \
-            stack_on(broker, root, name="secured") as world:
-        ensure_topics(broker.bootstrap, **broker.client_config())  # the operator creates the topics
-        broker.grant_acls()
+    with secured_broker(root / "kafka", PASSWORDS) as broker, stack_on(broker, root, name="secured") as world:
         yield world
 
 

@@ -10,27 +10,18 @@ says which variables to set.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from click.testing import CliRunner
-from kafka import KafkaAdminClient, KafkaProducer
-from kafka.admin import (
-    ACL,
-    ACLFilter,
-    ACLOperation,
-    ACLPermissionType,
-    ACLResourcePatternType,
-    ResourcePattern,
-    ResourcePatternFilter,
-    ResourceType,
-)
+from conftest import load_example_subscriber
+from kafka import KafkaProducer
+from kafka.admin import ACL, ACLOperation, ACLPermissionType, ACLResourcePatternType, ResourcePattern, ResourceType
+from kafka_helpers import secured_broker
 
 from services.cli import main
 from services.contracts import envelope as env
@@ -38,7 +29,7 @@ from services.contracts.topics import LEDGER_ENTRIES
 from services.runtime.auth import add_token
 from services.runtime.config import Settings
 from services.runtime.kafka_io import EventProducer, OutRecord, ensure_topics
-from services.runtime.local_kafka import PROJECT_ROOT, LocalBroker, free_port
+from services.runtime.local_kafka import LocalBroker, create_acls, free_port
 from services.web.app import create_app
 from services.web.proxy import Upstreams
 
@@ -59,11 +50,7 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
     """A broker that requires SCRAM and enforces the standard ACLs, with one valid event on the books topic."""
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         pytest.skip("needs a secured broker the test starts itself")
-    broker = LocalBroker(tmp_path_factory.mktemp("kafka-sasl-cli"), free_port(), free_port(), sasl_users=dict(USERS))
-    broker.start()
-    try:
-        ensure_topics(broker.bootstrap, **broker.client_config())  # the operator makes the topics
-        broker.grant_acls()
+    with secured_broker(tmp_path_factory.mktemp("kafka-sasl-cli"), USERS) as broker:
         sealed = env.seal(env.new_envelope(event_type="CollectiveRegistered", version=1, source="ledger",
                                            subject=VILLAGE, actor="admin:test",
                                            data={"collective_id": VILLAGE, "name": "联盟村", "town": "金清镇",
@@ -74,8 +61,6 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
         finally:
             producer.close()
         yield broker
-    finally:
-        broker.stop()
 
 
 def use_kafka_user(monkeypatch: pytest.MonkeyPatch, user: str | None, password: str | None = None) -> None:
@@ -179,15 +164,6 @@ def test_the_web_pages_excel_export_replays_a_secured_broker_as_the_configured_u
     assert response.data[:2] == b"PK"  # an xlsx is a zip file
 
 
-def load_subscriber() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("baotuan_example_subscriber",
-                                                  PROJECT_ROOT / "examples" / "subscriber.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_example_subscriber_follows_a_secured_broker_with_the_sasl_variables(
         secured: LocalBroker, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     # Another system's user: READ on its topic and on its own consumer group, nothing else.
@@ -195,18 +171,7 @@ def test_the_example_subscriber_follows_a_secured_broker_with_the_sasl_variables
     acls = [ACL("User:town-finance", "*", ACLOperation.READ, ACLPermissionType.ALLOW,
                 ResourcePattern(resource_type, name, ACLResourcePatternType.LITERAL))
             for resource_type, name in ((ResourceType.TOPIC, SUBSCRIBER_TOPIC), (ResourceType.GROUP, SUBSCRIBER_GROUP))]
-    admin = KafkaAdminClient(bootstrap_servers=secured.bootstrap, client_id="test-acl", **secured.client_config())
-    try:
-        assert not admin.create_acls(acls)["failed"]
-        theirs = ACLFilter(principal="User:town-finance", host="*", operation=ACLOperation.ANY,
-                           permission_type=ACLPermissionType.ANY,
-                           resource_pattern=ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY))
-        deadline = time.monotonic() + 30
-        while not set(acls) <= set(admin.describe_acls(theirs)[0]):  # in force once the broker lists them
-            assert time.monotonic() < deadline, "ACLs not in force"
-            time.sleep(0.2)
-    finally:
-        admin.close()
+    create_acls(secured.bootstrap, acls, **secured.client_config())  # returns once they are in force
     declared = {"type": "DistributionDeclared", "data": {"distribution_id": "d-1", "period_start": "2025-01-01",
                                                          "period_end": "2025-12-31"}}
     allocated = {"type": "DividendAllocated", "data": {"distribution_id": "d-1", "project_id": "binhai-park",
@@ -219,7 +184,7 @@ def test_the_example_subscriber_follows_a_secured_broker_with_the_sasl_variables
     finally:
         producer.close(timeout=5)
 
-    subscriber = load_subscriber()
+    subscriber = load_example_subscriber()
     monkeypatch.setattr(subscriber, "TOPIC", SUBSCRIBER_TOPIC)
     use_kafka_user(monkeypatch, "town-finance")
     assert subscriber.follow(secured.bootstrap, SUBSCRIBER_GROUP, max_seconds=30, max_payouts=1) == 1

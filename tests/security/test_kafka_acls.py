@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError, TopicAuthorizationFailedError
-from kafka_helpers import read_records
+from kafka_helpers import read_records, secured_broker
 
 from services.contracts import envelope as env
 from services.contracts.topics import DEADLETTER, DIVIDENDS, LEDGER_ENTRIES, LEDGER_INVESTMENTS, RENTALS, TOPICS
 from services.runtime.config import Settings
-from services.runtime.kafka_io import BrokerUnavailable, EventProducer, OutRecord, ensure_topics
-from services.runtime.local_kafka import LocalBroker, broker_answers, free_port, standard_grants
+from services.runtime.kafka_io import BrokerUnavailable, EventProducer, OutRecord
+from services.runtime.local_kafka import LocalBroker, broker_answers, standard_grants
 from services.runtime.service import EventService, NewEvent
 from services.runtime.store import ProjectionStore
 
@@ -39,14 +39,8 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
     """A broker that requires SCRAM and enforces the standard ACLs; topics made by the admin."""
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         pytest.skip("needs a secured broker the test starts itself")
-    broker = LocalBroker(tmp_path_factory.mktemp("kafka-sasl"), free_port(), free_port(), sasl_users=dict(USERS))
-    broker.start()
-    try:
-        ensure_topics(broker.bootstrap, **broker.client_config())  # operators create topics; services cannot
-        broker.grant_acls()
+    with secured_broker(tmp_path_factory.mktemp("kafka-sasl"), USERS) as broker:
         yield broker
-    finally:
-        broker.stop()
 
 
 def producer_for(broker: LocalBroker, user: str | None = None, **config: Any) -> KafkaProducer:

@@ -5,16 +5,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import load_example_subscriber
 
 from services.audit.replay import KafkaSource, ReplayError
 from services.runtime.auth import add_token
 from services.runtime.config import Settings
-from services.runtime.local_kafka import PROJECT_ROOT
 
 SASL = {"BAOTUAN_KAFKA_SASL_USERNAME": "auditor", "BAOTUAN_KAFKA_SASL_PASSWORD": "pw-of-the-auditor",
         "BAOTUAN_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512", "BAOTUAN_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}
@@ -76,11 +75,7 @@ def test_the_web_pages_excel_export_replays_kafka_with_the_settings_kafka_user(
 
 
 def test_the_example_subscriber_takes_the_same_sasl_variables() -> None:
-    spec = importlib.util.spec_from_file_location("baotuan_example_subscriber_unit",
-                                                  PROJECT_ROOT / "examples" / "subscriber.py")
-    assert spec is not None and spec.loader is not None
-    subscriber = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(subscriber)
+    subscriber = load_example_subscriber("baotuan_example_subscriber_unit")
     assert subscriber.security_config(SASL) == EXPECTED
     assert subscriber.security_config({"BAOTUAN_KAFKA_SASL_USERNAME": "town-finance",
                                        "BAOTUAN_KAFKA_SASL_PASSWORD": "pw"}) == {
