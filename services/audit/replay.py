@@ -270,14 +270,13 @@ class KafkaSource:
             if pipeline:
                 consumer.close()
                 from services.audit.reader import read_in_another_process
-            if pipeline:
+
                 for prepared in read_in_another_process(self.config(), plan, self.idle_timeout_s):
                     for topic, partition, offset, timestamp, key, value, envelope, problem, intact in prepared:
                         self._done += 1
                         self._next[(topic, partition)] = offset + 1
-                        yield Record(topic, partition, offset, timestamp,
-                                     key.decode("utf-8", errors="replace") if key is not None else None,
-                                     envelope, problem, raw=value, intact=intact)
+                        yield Record(topic, partition, offset, timestamp, _key(key), envelope, problem, raw=value,
+                                     intact=intact)
                 return
             for batch in _read(consumer, plan, self.idle_timeout_s):
                 for topic, partition, offset, timestamp, key, value in batch:
@@ -384,8 +383,11 @@ def decode_record_value(raw: bytes | None) -> tuple[dict[str, Any] | None, str |
         return None, f"the record value is not an envelope: {exc}"
 
 
+def _key(key_bytes: bytes | None) -> str | None:
+    return key_bytes.decode("utf-8", errors="replace") if key_bytes is not None else None
+
+
 def _kafka_record(topic: str, partition: int, offset: int, timestamp: int | None, key_bytes: bytes | None,
                   raw: bytes | None) -> Record:
-    key = key_bytes.decode("utf-8", errors="replace") if key_bytes is not None else None
     envelope, problem = decode_record_value(raw)
-    return Record(topic, partition, offset, timestamp, key, envelope, problem, raw=raw)
+    return Record(topic, partition, offset, timestamp, _key(key_bytes), envelope, problem, raw=raw)

@@ -96,10 +96,16 @@ def _reject_constant(text: str) -> Any:
 _DECODER = json.JSONDecoder(parse_float=_reject_float, parse_constant=_reject_constant)
 
 
+def parse_json(raw: bytes | str) -> Any:
+    """Parse UTF-8 JSON as the log holds it; a float, NaN or Infinity anywhere raises EnvelopeError
+    (a ValueError, as are the decoder's own errors)."""
+    return _DECODER.decode(raw.decode("utf-8") if isinstance(raw, bytes | bytearray) else raw)
+
+
 def decode(raw: bytes | str) -> dict[str, Any]:
     """Parse a record value; floats (and NaN, Infinity) anywhere are rejected."""
     try:
-        value = _DECODER.decode(raw.decode("utf-8") if isinstance(raw, bytes | bytearray) else raw)
+        value = parse_json(raw)
     except EnvelopeError:
         raise
     except (ValueError, UnicodeDecodeError) as exc:

@@ -421,6 +421,11 @@ def first_error(errors: Mapping[str, Any]) -> tuple[str, str]:
 def read_event(envelope: dict[str, Any]) -> dict[str, Any]:
     """Validate an envelope tolerantly and return it with ``data`` upcast to the latest version."""
     validate_envelope(envelope, strict=False)
+    return upcast_envelope(envelope)
+
+
+def upcast_envelope(envelope: dict[str, Any]) -> dict[str, Any]:
+    """A valid envelope with ``data`` at the latest version of its type (itself when it already is)."""
     version, data = upcast(envelope["type"], envelope["version"], envelope["data"])
     if version == envelope["version"]:
         return envelope

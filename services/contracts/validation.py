@@ -26,8 +26,8 @@ from typing import Any, Literal
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, missing
 from marshmallow.validate import Validator
 
-from services.contracts.envelope import ENVELOPE_FIELDS, EnvelopeError
-from services.contracts.events import SCHEMAS, upcast, validate_envelope
+from services.contracts.envelope import ENVELOPE_FIELDS, EnvelopeError, parse_json
+from services.contracts.events import SCHEMAS, upcast_envelope, validate_envelope
 from services.contracts.fields import HEX64_RE, INSTANT_RE, UUID_RE, _WireString
 from services.contracts.topics import TOPICS
 
@@ -42,26 +42,9 @@ class _Invalid(Exception):
     """The fast path is not sure the value is valid (the contract's own check decides)."""
 
 
-def _reject_constant(text: str) -> Any:
-    raise ValueError(f"{text} is not allowed in events")
-
-
-def _reject_float(text: str) -> Any:
-    raise ValueError(f"floats are not allowed in events (got {text}); amounts are strings like \"12.30\"")
-
-
-#: One decoder for every record (json.loads would build one per call when given hooks).
-_DECODER = json.JSONDecoder(parse_float=_reject_float, parse_constant=_reject_constant)
-
-
-def _decode(raw: bytes | str) -> Any:
-    text = raw.decode("utf-8") if isinstance(raw, bytes | bytearray) else raw
-    return _DECODER.decode(text)
-
-
 def decode_value(raw: bytes | str) -> dict[str, Any]:
     """Parse a record value into an envelope dict; floats, NaN and non-objects raise ValueError."""
-    value = _decode(raw)
+    value = parse_json(raw)
     if not isinstance(value, dict):
         raise ValueError("record value must be a JSON object")
     return value
@@ -69,7 +52,7 @@ def decode_value(raw: bytes | str) -> dict[str, Any]:
 
 def decode_line(line: bytes | str) -> Any:
     """Parse one archive line, refusing floats and NaN anywhere (as record values do)."""
-    return _decode(line)
+    return parse_json(line)
 
 
 def content_hash(envelope: Mapping[str, Any]) -> str:
@@ -369,10 +352,7 @@ def read_envelope(envelope: dict[str, Any]) -> dict[str, Any]:
         raise problem
     if envelope["hash"] != content_hash(envelope):
         raise EnvelopeError("hash does not match the envelope's content", field="hash")
-    version, data = upcast(envelope["type"], envelope["version"], envelope["data"])
-    if version == envelope["version"]:
-        return envelope
-    return {**envelope, "version": version, "data": data}
+    return upcast_envelope(envelope)
 
 
 __all__ = ["EnvelopeValidator", "FastLoader", "compile_schema", "content_hash", "decode_line", "decode_value",
