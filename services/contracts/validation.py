@@ -287,7 +287,7 @@ class EnvelopeValidator:
         if self.strict and len(envelope) != len(ENVELOPE_FIELDS):
             return False
         event_id = envelope["event_id"]
-        if type(event_id) is not str or not UUID_RE.match(event_id):
+        if type(event_id) is not str or not UUID_RE.fullmatch(event_id):
             return False
         for name in _TEXT_FIELDS:
             if type(envelope[name]) is not str:
@@ -298,8 +298,8 @@ class EnvelopeValidator:
         causation = envelope["causation_id"]
         if causation is not None and type(causation) is not str:
             return False
-        if not INSTANT_RE.match(envelope["occurred_at"]) or not HEX64_RE.match(envelope["prev_hash"]) \
-                or not HEX64_RE.match(envelope["hash"]):
+        if not INSTANT_RE.fullmatch(envelope["occurred_at"]) or not HEX64_RE.fullmatch(envelope["prev_hash"]) \
+                or not HEX64_RE.fullmatch(envelope["hash"]):
             return False
         if envelope["type"] not in _KNOWN_TYPES:
             return False

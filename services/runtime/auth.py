@@ -6,10 +6,14 @@ The token file is JSON: ``{"tokens": [{"name", "sha256", "role", "scope": [...]}
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import hmac
 import json
+import os
 import secrets
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,10 +121,29 @@ def add_token(path: Path, *, name: str, role: str, scope: Iterable[str] = (), to
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     token = token or new_token()
-    data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"tokens": []}
-    data["tokens"] = [t for t in data["tokens"] if t["name"] != name]
-    data["tokens"].append({"name": name, "sha256": hash_token(token), "role": role, "scope": sorted(scope)})
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
-    path.chmod(0o600)
+    # One writer at a time (two `tokens add` at once must not lose either), readers never wait.
+    with open(path.with_name(f".{path.name}.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"tokens": []}
+        data["tokens"] = [t for t in data["tokens"] if t["name"] != name]
+        data["tokens"].append({"name": name, "sha256": hash_token(token), "role": role, "scope": sorted(scope)})
+        _replace_file(path, json.dumps(data, ensure_ascii=False, indent=2))
     return token
+
+
+def _replace_file(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (mode 600): a temporary file beside it, flushed to disk, then
+    renamed over it. A reader sees the old file or the new one, never a half-written one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:  # mkstemp creates it with mode 600
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise

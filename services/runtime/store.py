@@ -189,8 +189,12 @@ class ProjectionStore:
         row = self.query_one("SELECT request_hash, result FROM _idempotency WHERE key=?", (key,))
         return (str(row[0]), json.loads(row[1])) if row else None
 
-    def outbox(self, limit: int = 500) -> list[sqlite3.Row]:
-        """Derived events a fold asked for that are not in the log yet (oldest first)."""
+    def outbox(self, limit: int = 500, subject: str | None = None) -> list[sqlite3.Row]:
+        """Derived events a fold asked for that are not in the log yet (oldest first; of ``subject`` only
+        when given)."""
+        if subject is not None:
+            return self.query("SELECT rowid, event_id, type, subject, data, causation_id FROM _outbox "
+                              "WHERE subject=? ORDER BY rowid LIMIT ?", (subject, limit))
         return self.query("SELECT rowid, event_id, type, subject, data, causation_id FROM _outbox "
                           "ORDER BY rowid LIMIT ?", (limit,))
 

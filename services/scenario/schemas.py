@@ -16,7 +16,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from services.contracts.fields import IsoDate, Mu, Rate, Slug, Text, Uscc, Yuan
+from services.contracts.fields import Amount, IsoDate, Mu, Rate, Slug, Text, Uscc
 
 #: The record kinds of a scenario file, in the order they are imported (a record only names
 #: records of an earlier kind, or of its own kind above it).
@@ -67,8 +67,8 @@ class InvestmentRecord(Record):
     investor_id = Slug(required=True)
     investor_type = fields.String(validate=validate.OneOf(("collective", "company", "government")))
     area_mu = Mu()
-    price_per_mu = Yuan(positive=True)
-    amount = Yuan(positive=True)
+    price_per_mu = Amount(positive=True)
+    amount = Amount(positive=True)
     effective_on = IsoDate(required=True)
     parcel = Text(max_length=100, allow_none=True)
 
@@ -88,14 +88,14 @@ class WithdrawalRecord(Record):
     withdrawal_id = Slug()
     project_id = Slug(required=True)
     investor_id = Slug(required=True)
-    amount = Yuan(required=True, positive=True)
+    amount = Amount(required=True, positive=True)
     effective_on = IsoDate(required=True)
     reason = Text(required=True, max_length=500)
 
 
 class DevelopmentFundRecord(Record):
     collective_id = Slug(required=True)
-    amount = Yuan(required=True, positive=True)
+    amount = Amount(required=True, positive=True)
     date = IsoDate(required=True)
     memo = Text(max_length=500)
 
@@ -114,7 +114,7 @@ class BuildingRecord(Record):
     building_id = Slug(required=True)
     project_id = Slug(required=True)
     name = Text(required=True, max_length=100)
-    floor_area_m2 = Yuan(required=True, positive=True)
+    floor_area_m2 = Amount(required=True, positive=True)
 
 
 class TenantRecord(Record):
@@ -129,8 +129,8 @@ class LeaseRecord(Record):
     tenant = fields.Nested(TenantRecord, required=True)
     start_on = IsoDate(required=True)
     end_on = IsoDate(required=True)
-    monthly_rent = Yuan(required=True, positive=True)
-    deposit = Yuan(required=True)
+    monthly_rent = Amount(required=True, positive=True)
+    deposit = Amount(required=True)
     billing = fields.String(required=True, validate=validate.OneOf(("monthly", "quarterly", "annual")))
 
     @validates_schema
@@ -144,7 +144,7 @@ class RentPaymentRecord(Record):
     lease_id = Slug(required=True)
     project_id = Slug()
     invoice_id = fields.String(validate=validate.Length(min=1, max=120))
-    amount = Yuan(required=True, positive=True)
+    amount = Amount(required=True, positive=True)
     received_on = IsoDate(required=True)
     period = fields.String(validate=validate.Length(max=20))  # for people reading the file; not imported
 
@@ -153,7 +153,7 @@ class ExpenseRecord(Record):
     expense_id = Slug()
     project_id = Slug(required=True)
     category = Slug(required=True)
-    amount = Yuan(required=True, positive=True)
+    amount = Amount(required=True, positive=True)
     incurred_on = IsoDate(required=True)
     memo = fields.String(validate=validate.Length(max=500))
 

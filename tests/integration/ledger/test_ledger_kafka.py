@@ -4,6 +4,7 @@ dividends topic, and a projection deleted and rebuilt from the topics with ident
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from services.contracts.events import validate_envelope
 from services.contracts.topics import DIVIDENDS, LEDGER_ENTRIES, LEDGER_INVESTMENTS
 from services.ledger.app import create_app
 from services.ledger.domain import local_date
+from services.runtime.auth import add_token
 from services.runtime.config import Settings
 from services.runtime.kafka_io import end_offsets
 from services.runtime.service import EventService, NewEvent
@@ -285,3 +287,45 @@ def test_a_deleted_projection_is_rebuilt_from_the_topics_with_identical_balances
         "503": "0.00", f"502/{park}": "30000.00"}
     assert [i["capital"] for i in original[park]["2025-12-31"]["items"]] == ["50000000.00", "3550000.00",
                                                                            "750000.00"]
+
+
+def test_closing_a_month_posts_the_automatic_entries_owed_in_it_first_never_after(
+        kafka_bootstrap: str, tmp_path: Path, token: Token, unique: str) -> None:
+    """Issue 13.8, the interleaving forced: a collective's investment is folded (its entry 141/102 owed,
+    dated in March) while the reactor is held back; the accountant closes March before the reactor
+    posts it. The owed entry must be posted at its own date before the month closes — never inside
+    the closed month after it."""
+    settings = Settings(bootstrap_servers=kafka_bootstrap, data_dir=tmp_path / "data",
+                        tokens_file=tmp_path / "tokens.json", request_timeout_s=3)
+    admin = add_token(settings.tokens_file, name="admin", role="admin")  # type: ignore[arg-type]
+    village, park = f"close-{unique}-v", f"close-{unique}-p"
+    with running(create_app, settings) as client:
+        svc: EventService = client.application.extensions["baotuan_service"]
+        created(client, admin, "/v1/collectives", {"collective_id": village, "name": "村", "town": "镇"})
+        created(client, admin, "/v1/projects", {"project_id": park, "name": "园", "kind": "other", "town": "镇",
+                                                "operator": "运营"})
+        # Hold the reactor back: the investment's entry stays owed.
+        svc._halt.set()
+        with svc.store.applied:
+            svc.store.applied.notify_all()
+        svc._reactor.join(timeout=10)
+        assert not svc._reactor.is_alive()
+        svc._halt.clear()
+        created(client, admin, f"/v1/projects/{park}/investments",
+                {"kind": "cash", "investor_id": village, "amount": "1000.00", "effective_on": "2026-03-10"})
+        assert svc.pending_derived() == 1
+        created(client, admin, f"/v1/collectives/{village}/periods", {"period": "2026-03"})
+        # Now let the reactor run again, as it would have in the real race.
+        reactor = threading.Thread(target=svc._react, daemon=True)
+        reactor.start()
+        deadline = time.monotonic() + 15
+        while svc.pending_derived() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert svc.pending_derived() == 0
+        stream = [r.envelope for r in read_records(kafka_bootstrap, LEDGER_ENTRIES, key=village)]
+        svc._halt.set()
+    kinds = [(e["type"], e["data"].get("date") or e["data"].get("period")) for e in stream]
+    closed_at = kinds.index(("PeriodClosed", "2026-03"))
+    posted = [i for i, (kind, day) in enumerate(kinds) if kind == "EntryPosted"]
+    assert [kinds[i][1] for i in posted] == ["2026-03-10"]  # at its own date …
+    assert posted[0] < closed_at  # … and in the books before March was closed

@@ -176,6 +176,24 @@ def test_a_payment_owes_102_to_112_and_dated_in_a_closed_month_moves_to_the_next
     assert owed["origin"] == {"kind": "payment", "ref": "pay-1"}
 
 
+def test_an_entry_owed_before_its_month_is_closed_and_not_yet_posted_moves_out_of_the_closed_month(
+        log: Log) -> None:
+    """The interleaving of issue 13.8: the payment is folded (its entry owed, dated 2026-01-20), then the
+    month is closed before the reactor posts the entry. The owed entry must not land in the closed month."""
+    register(log)
+    log.apply(DIVIDENDS, event("DividendPaid", "binhai-park", {
+        "payment_id": "pay-1", "distribution_id": "d-2025", "project_id": "binhai-park", "investor_id": "lianmeng",
+        "amount": "500.00", "paid_on": "2026-01-20", "bank_reference": "ICBC-1"}))
+    assert [owed["date"] for owed in log.owed()] == ["2026-01-20"]
+    log.apply(LEDGER_ENTRIES, event("PeriodClosed", "lianmeng", {"collective_id": "lianmeng", "period": "2026-01"}))
+    log.apply(LEDGER_ENTRIES, event("PeriodClosed", "lianmeng", {"collective_id": "lianmeng", "period": "2026-02"}))
+    [owed] = log.owed()
+    assert owed["date"] == "2026-03-01"
+    log.post_owed()
+    booked = log.store.query("SELECT DISTINCT date FROM entry_lines WHERE collective_id='lianmeng'")
+    assert [row[0] for row in booked] == ["2026-03-01"]
+
+
 def test_a_reversal_books_the_mirror_lines_and_marks_the_original(log: Log) -> None:
     register(log)
     original = {"entry_id": "11111111-1111-4111-8111-111111111111", "collective_id": "lianmeng",
