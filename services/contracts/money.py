@@ -3,6 +3,13 @@
 Inside baotuan every amount is an ``int`` of fen (1 yuan = 100 fen). On the wire it is a
 string with exactly two decimals in yuan (``"1234.50"``). Floats are refused everywhere:
 a float cannot say 0.10 exactly, and village money must add up to the fen.
+
+Bounds (DESIGN §3): an amount on the wire (a request's or an event's) is at most
+``999999999999.99`` yuan in absolute value — 12 integer digits (:data:`MAX_WIRE_FEN`).
+Computed amounts that travel (a land valuation, an invoice, capital-days, the totals of a
+distribution) must fit too: :func:`fits_wire` tells, and the services refuse the request
+that would create one that does not (422). Sums in reports are exact Python ints and may
+be larger; :func:`format_yuan` writes any int.
 """
 
 from __future__ import annotations
@@ -12,8 +19,18 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from fractions import Fraction
 
+#: The most integer digits of a wire amount (DESIGN §3).
+MAX_WHOLE_DIGITS = 12
+#: The largest wire amount in fen: 999999999999.99 yuan (the smallest is its negative).
+MAX_WIRE_FEN = 99_999_999_999_999
+#: The largest wire amount as written: "999999999999.99".
+MAX_YUAN = "999999999999.99"
+
 # ASCII digits only and \Z (not $, which also matches before a trailing newline).
-_YUAN_RE = re.compile(r"^-?[0-9]{1,15}\.[0-9]{2}\Z")
+# _YUAN_RE is the published pattern (canonical amounts: no leading zeros, so 12 digits at most);
+# parse_yuan also takes leading zeros as long as the value is within the bound.
+_YUAN_RE = re.compile(r"^-?[0-9]{1,12}\.[0-9]{2}\Z")
+_YUAN_ANY_RE = re.compile(r"^(-?)([0-9]+)\.([0-9]{2})\Z")
 _RATE_RE = re.compile(r"^[0-9]{1,6}(\.[0-9]{1,10})?\Z")
 _MU_RE = re.compile(r"^[0-9]{1,9}(\.[0-9]{1,4})?\Z")
 
@@ -25,20 +42,29 @@ class MoneyError(ValueError):
 def parse_yuan(text: object, *, allow_negative: bool = False) -> int:
     """Parse a wire amount (``"1234.50"``: a string, exactly two decimals) into fen.
 
-    Raises MoneyError for floats, ints, other scales and (unless allowed) negatives.
+    Raises MoneyError for floats, ints, other scales, more than 12 integer digits (beyond
+    ``999999999999.99``, leading zeros aside) and (unless allowed) negatives.
     """
     if isinstance(text, bool) or not isinstance(text, str):
         raise MoneyError("amount must be a string with exactly two decimals, e.g. \"1234.50\"")
-    if not _YUAN_RE.match(text):
+    found = _YUAN_ANY_RE.match(text)
+    if found is None:
         raise MoneyError("amount must have exactly two decimals, e.g. \"1234.50\"")
-    negative = text.startswith("-")
-    whole, frac = text.lstrip("-").split(".")
-    fen = int(whole) * 100 + int(frac)
-    if negative:
+    sign, whole, frac = found.groups()
+    digits = whole.lstrip("0")
+    if len(digits) > MAX_WHOLE_DIGITS:
+        raise MoneyError(f"amount must have at most {MAX_WHOLE_DIGITS} integer digits (at most {MAX_YUAN})")
+    fen = int(digits or "0") * 100 + int(frac)
+    if sign:
         if not allow_negative:
             raise MoneyError("amount must not be negative")
         fen = -fen
     return fen
+
+
+def fits_wire(fen: int) -> bool:
+    """True when ``fen`` can travel as a wire amount: at most 999999999999.99 yuan either way."""
+    return -MAX_WIRE_FEN <= fen <= MAX_WIRE_FEN
 
 
 def format_yuan(fen: int) -> str:

@@ -19,6 +19,7 @@ from flask_smorest import Blueprint
 from services.contracts.money import format_yuan, parse_yuan
 from services.contracts.topics import LEDGER_INVESTMENTS
 from services.dividends import projection as views
+from services.dividends.bounds import out_of_range
 from services.dividends.domain import DistributionResult, DistributionRuleError, Policy
 from services.dividends.inputs import (
     INPUT_TOPICS,
@@ -119,6 +120,9 @@ def _compute(project_id: str, period_start: str, period_end: str,
                                   input_positions=positions)
     except DistributionRuleError as exc:
         raise ApiError(422, "not_distributable", str(exc), "period_start") from None
+    too_big = out_of_range(result)
+    if too_big is not None:  # DESIGN §3: refused now, never a failure when the event is published
+        raise ApiError(422, "amount_out_of_range", too_big[1], "period_end", errors={too_big[0]: [too_big[1]]})
     return result, positions
 
 

@@ -25,7 +25,7 @@ from services.contracts.envelope import derived_event_id, new_uuid
 from services.contracts.money import format_yuan, parse_yuan
 from services.contracts.validation import FastLoader
 from services.ledger import projection as views
-from services.ledger.capital import check_withdrawal, holdings, land_valuation
+from services.ledger.capital import check_project_capital, check_withdrawal, holdings, land_valuation
 from services.ledger.chart import ACCOUNTS, LedgerError
 from services.ledger.domain import (
     CHINA_STANDARD_TIME,
@@ -327,6 +327,14 @@ def registry_blueprint() -> Blueprint:
 
         def write(publish: Publisher) -> dict[str, Any]:
             check_open(kind, investor_id, body["effective_on"])
+            land = body["kind"] == "land"
+            try:  # the project's capital stays within the wire bound on every day (DESIGN §3)
+                check_project_capital([m for _, m in views.capital_movements(_store(), project_id)],
+                                      dt.date.fromisoformat(body["effective_on"]),
+                                      valuation if land else parse_yuan(body["amount"]),
+                                      "area_mu" if land else "amount")
+            except LedgerError as exc:
+                raise refusal(exc) from None
             investment_id = body["investment_id"] or _new_slug("inv")
             if views.movement_id_taken(_store(), investment_id):
                 raise _already_exists("investment", "investment_id", investment_id)

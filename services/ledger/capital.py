@@ -4,6 +4,10 @@ DESIGN §5 (LandShareInvested, CashInvested, InvestmentWithdrawn) and §6 step 4
 an investor in a project on day d is Σ valuations/amounts invested with ``effective_on ≤ d``
 minus Σ withdrawals with ``effective_on ≤ d``. It may never go below zero on any day.
 
+Bounds (DESIGN §3): a land valuation, like every amount that travels, is at most
+999999999999.99 yuan; and a project's capital (all investors together) may never exceed it on
+any day, so its capital-days of a day — and hence a distribution of some period — always fit.
+
 No I/O here: stdlib and ``services.contracts.money`` only. Amounts are int fen.
 """
 
@@ -13,7 +17,15 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from services.contracts.money import MoneyError, format_yuan, parse_mu, parse_yuan, valuation_fen
+from services.contracts.money import (
+    MAX_YUAN,
+    MoneyError,
+    fits_wire,
+    format_yuan,
+    parse_mu,
+    parse_yuan,
+    valuation_fen,
+)
 from services.ledger.chart import LedgerError
 
 
@@ -21,6 +33,12 @@ class InvalidInvestment(LedgerError):
     """An investment whose area, price or amount cannot be valued."""
 
     code = "invalid_investment"
+
+
+class AmountOutOfRange(InvalidInvestment):
+    """A valuation or a project's capital that would exceed the largest wire amount (999999999999.99)."""
+
+    code = "amount_out_of_range"
 
 
 class InsufficientCapital(LedgerError):
@@ -41,7 +59,8 @@ def land_valuation(area_mu: str, price_per_mu: str) -> int:
     """Valuation in fen of a land share: ROUND_HALF_UP(area in mu × price per mu) to the fen.
 
     Both arguments are wire strings (``"14.2000"``, ``"250000.00"``); raises InvalidInvestment
-    naming ``area_mu`` or ``price_per_mu``.
+    naming ``area_mu`` or ``price_per_mu``, and AmountOutOfRange (``area_mu``) for a valuation
+    beyond 999999999999.99 yuan.
     """
     try:
         area = parse_mu(area_mu)
@@ -54,6 +73,9 @@ def land_valuation(area_mu: str, price_per_mu: str) -> int:
     valuation = valuation_fen(area, price)
     if valuation <= 0:
         raise InvalidInvestment("area_mu × price_per_mu must come to at least 0.01 yuan", "area_mu")
+    if not fits_wire(valuation):
+        raise AmountOutOfRange(f"the valuation area_mu × price_per_mu = {format_yuan(valuation)} would exceed "
+                               f"the largest amount, {MAX_YUAN}", "area_mu")
     return valuation
 
 
@@ -78,6 +100,28 @@ def check_withdrawal(movements: Sequence[CapitalMovement], effective_on: dt.date
                 f"withdrawing {format_yuan(amount)} from {effective_on} would leave "
                 f"{format_yuan(left)} of capital on {day}; capital never goes below zero",
                 "amount",
+            )
+
+
+def check_project_capital(movements: Sequence[CapitalMovement], effective_on: dt.date, amount: int,
+                          field: str) -> None:
+    """Refuse an investment of ``amount`` fen that would take the project's capital past the largest amount.
+
+    ``movements`` are the project's movements of every investor. The capital on each day from
+    ``effective_on`` on (later withdrawals included) must stay at most 999999999999.99 yuan: the
+    capital-days of one day are the capital, and they must fit the wire format. Raises
+    AmountOutOfRange naming ``field``.
+    """
+    by_day: dict[dt.date, int] = {effective_on: 0}
+    for m in movements:
+        by_day[m.effective_on] = by_day.get(m.effective_on, 0) + m.amount
+    capital = 0
+    for day in sorted(by_day):  # O(n log n): a project may have thousands of movements
+        capital += by_day[day]
+        if day >= effective_on and not fits_wire(capital + amount):
+            raise AmountOutOfRange(
+                f"the project's capital would be {format_yuan(capital + amount)} on {day}, more than the "
+                f"largest amount {MAX_YUAN}", field,
             )
 
 

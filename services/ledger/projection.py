@@ -30,6 +30,7 @@ from services.ledger.domain import (
     reversing_lines,
 )
 from services.ledger.reports import CollectiveInfo, PostedLine
+from services.runtime.sqlsum import exact_sum, sum_of
 from services.runtime.store import ProjectionStore, emit
 
 SCHEMA = """
@@ -421,10 +422,14 @@ def entry_row(store: ProjectionStore, entry_id: str) -> sqlite3.Row | None:
 
 
 def balances_to(store: ProjectionStore, collective_id: str, as_of: dt.date) -> list[PostedLine]:
-    """The books up to ``as_of``, one summed line per account (what a trial balance needs)."""
-    rows = store.query("SELECT account, SUM(debit), SUM(credit) FROM entry_lines WHERE collective_id=? AND date<=? "
-                       "GROUP BY account", (collective_id, as_of.isoformat()))
-    return [PostedLine(collective_id, "", as_of, row[0], int(row[1]), int(row[2])) for row in rows]
+    """The books up to ``as_of``, one summed line per account (what a trial balance needs).
+
+    Sums are exact however big (``runtime.sqlsum``): a SQLite SUM would overflow past 2^63 fen.
+    """
+    rows = store.query(f"SELECT account, {exact_sum('debit')}, {exact_sum('credit')} FROM entry_lines "
+                       "WHERE collective_id=? AND date<=? GROUP BY account", (collective_id, as_of.isoformat()))
+    return [PostedLine(collective_id, "", as_of, row[0], sum_of(row[1], row[2]), sum_of(row[3], row[4]))
+            for row in rows]
 
 
 def movements_by_year(store: ProjectionStore, collective_id: str | None, to_year: int,
@@ -432,10 +437,10 @@ def movements_by_year(store: ProjectionStore, collective_id: str | None, to_year
     """Summed lines per collective, account and year up to ``to_year`` (dated 1 January of their year).
 
     Enough for the balance sheet, the income statement and the village income report, which
-    only ever look at which year a line falls in.
+    only ever look at which year a line falls in. Sums are exact however big, as in ``balances_to``.
     """
-    sql = ("SELECT collective_id, account, substr(date, 1, 4) AS year, SUM(debit), SUM(credit) FROM entry_lines "
-           "WHERE date <= ?")
+    sql = (f"SELECT collective_id, account, substr(date, 1, 4) AS year, {exact_sum('debit')}, {exact_sum('credit')} "
+           "FROM entry_lines WHERE date <= ?")
     params: list[Any] = [f"{to_year:04d}-12-31"]
     if collective_id is not None:
         sql += " AND collective_id = ?"
@@ -444,4 +449,5 @@ def movements_by_year(store: ProjectionStore, collective_id: str | None, to_year
         sql += " AND date >= ? AND substr(account, 1, 3) IN ('501', '502', '503', '504')"
         params.append(f"{to_year:04d}-01-01")
     rows = store.query(sql + " GROUP BY collective_id, account, year", tuple(params))
-    return [PostedLine(row[0], "", dt.date(int(row[2]), 1, 1), row[1], int(row[3]), int(row[4])) for row in rows]
+    return [PostedLine(row[0], "", dt.date(int(row[2]), 1, 1), row[1], sum_of(row[3], row[4]), sum_of(row[5], row[6]))
+            for row in rows]

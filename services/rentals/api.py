@@ -20,12 +20,13 @@ from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema
 
 from services.contracts.envelope import derived_event_id
-from services.contracts.money import format_yuan, parse_yuan, round_half_up
+from services.contracts.money import MAX_YUAN, fits_wire, format_yuan, parse_yuan, round_half_up
 from services.contracts.topics import LEDGER_INVESTMENTS
 from services.rentals import domain, schemas
 from services.rentals.projection import invoice_of, lease_of, open_invoices
 from services.runtime.http import ApiError, Publisher, idempotency_key, idempotent, principal, service
-from services.runtime.service import NewEvent
+from services.runtime.service import MAX_EVENTS_PER_REQUEST, NewEvent
+from services.runtime.sqlsum import exact_sum, sum_of
 
 blp = Blueprint("rentals", __name__, url_prefix="/v1",
                 description="Buildings, leases, invoices, rent received and expenses of registered projects.")
@@ -40,6 +41,8 @@ _REFUSALS: dict[type[domain.RentalsError], tuple[int, str]] = {
     domain.AlreadyTerminated: (409, "already_terminated"),
     domain.LeaseOverlap: (422, "lease_overlap"),
     domain.InvalidLeaseDates: (422, "invalid_dates"),
+    domain.LeaseTooLong: (422, "lease_too_long"),
+    domain.InvoiceTooLarge: (422, "amount_out_of_range"),
     domain.NonPositiveRent: (422, "non_positive_rent"),
     domain.InvalidTermination: (422, "invalid_termination"),
     domain.UnknownInvoice: (422, "unknown_invoice"),
@@ -175,9 +178,10 @@ def _payment_view(row: sqlite3.Row) -> dict[str, Any]:
 
 def _lease_view(row: sqlite3.Row, *, detail: bool = False) -> dict[str, Any]:
     lease_id = row["lease_id"]
-    totals = _one("SELECT COALESCE(SUM(amount), 0) AS invoiced, COALESCE(SUM(amount - paid), 0) AS outstanding "
-                  "FROM invoices WHERE lease_id=? AND void=0", (lease_id,))
-    received = _one("SELECT COALESCE(SUM(amount), 0) FROM payments WHERE lease_id=?", (lease_id,))
+    # Exact sums (runtime.sqlsum): a SQLite SUM overflows past 2^63 fen; a lease may have any number of payments.
+    totals = _one(f"SELECT {exact_sum('amount')}, {exact_sum('amount - paid')} FROM invoices "
+                  "WHERE lease_id=? AND void=0", (lease_id,))
+    received = _one(f"SELECT {exact_sum('amount')} FROM payments WHERE lease_id=?", (lease_id,))
     view: dict[str, Any] = {
         "lease_id": lease_id, "project_id": row["project_id"], "building_id": row["building_id"],
         "tenant": {"name": row["tenant_name"], "uscc": row["tenant_uscc"]},
@@ -185,9 +189,9 @@ def _lease_view(row: sqlite3.Row, *, detail: bool = False) -> dict[str, Any]:
         "deposit": format_yuan(int(row["deposit"])), "billing": row["billing"],
         "status": "terminated" if row["terminated_on"] else "live",
         "terminated_on": row["terminated_on"], "termination_reason": row["termination_reason"],
-        "invoiced": format_yuan(int(totals["invoiced"]) if totals else 0),
-        "received": format_yuan(int(received[0]) if received else 0),
-        "outstanding": format_yuan(int(totals["outstanding"]) if totals else 0),
+        "invoiced": format_yuan(sum_of(totals[0], totals[1]) if totals else 0),
+        "received": format_yuan(sum_of(received[0], received[1]) if received else 0),
+        "outstanding": format_yuan(sum_of(totals[2], totals[3]) if totals else 0),
         "credit": format_yuan(int(row["credit"])),
     }
     if detail:
@@ -335,6 +339,23 @@ def terminate_lease(body: dict[str, Any], lease_id: str) -> Any:
 # -- invoices and payments ---------------------------------------------------------------------------------
 
 
+def _check_invoice_run(lease: domain.Lease, up_to: date) -> None:
+    """422 naming ``up_to`` when the run would publish more than MAX_EVENTS_PER_REQUEST invoices (DESIGN §9).
+
+    Counted before any invoice is priced: the periods up to ``up_to`` less those already issued.
+    """
+    owed = domain.invoice_count(lease, up_to)
+    if owed <= MAX_EVENTS_PER_REQUEST:
+        return
+    issued = _one("SELECT COUNT(*) FROM invoices WHERE lease_id=? AND void=0 AND due_on<=?",
+                  (lease.lease_id, up_to.isoformat()))
+    new = owed - (int(issued[0]) if issued else 0)
+    if new > MAX_EVENTS_PER_REQUEST:
+        raise ApiError(422, "too_many_events", f"issuing the invoices up to {up_to.isoformat()} would publish "
+                       f"{new:,} events; one request may publish at most {MAX_EVENTS_PER_REQUEST:,}: issue them "
+                       "in steps, with an earlier up_to", "up_to")
+
+
 @endpoint("/leases/<lease_id>/invoices", "POST", 200, schemas.InvoiceRunOut, body=schemas.InvoiceRunIn)
 def issue_invoices(body: dict[str, Any], lease_id: str) -> Any:
     """Issue the rent invoices the lease owes up to ``up_to``; those already issued are not issued again."""
@@ -344,6 +365,7 @@ def issue_invoices(body: dict[str, Any], lease_id: str) -> Any:
 
     def write(publish: Publisher) -> dict[str, Any]:
         lease = lease_of(_require_lease(lease_id))
+        _check_invoice_run(lease, _day(body["up_to"]))
         schedule = domain.invoice_schedule(lease, _day(body["up_to"]))
         issued = {row["invoice_id"] for row in _rows("SELECT invoice_id FROM invoices WHERE lease_id=?",
                                                      (lease_id,))}
@@ -352,6 +374,10 @@ def issue_invoices(body: dict[str, Any], lease_id: str) -> Any:
                   "existing": len(schedule) - len(new)}
         if not new:
             return result
+        too_big = next((due for due in new if not fits_wire(due.amount)), None)
+        if too_big is not None:  # only a lease signed before the bound (domain.InvoiceTooLarge) can owe one
+            raise ApiError(422, "amount_out_of_range", f"invoice {too_big.invoice_id!r} would be "
+                           f"{format_yuan(too_big.amount)}, more than the largest amount {MAX_YUAN}", "lease_id")
         events = [NewEvent("RentInvoiced", project_id, {
             "invoice_id": due.invoice_id, "lease_id": lease_id, "project_id": project_id,
             "period_start": due.period_start.isoformat(), "period_end": due.period_end.isoformat(),
@@ -394,9 +420,13 @@ def receive_rent(body: dict[str, Any], lease_id: str) -> Any:
             invoices = open_invoices(conn, lease_id)
         credit = int(_require_lease(lease_id)["credit"])
         try:
-            applied = domain.apply_payment(invoices, credit, parse_yuan(body["amount"]), first=named).applied
+            spread = domain.apply_payment(invoices, credit, parse_yuan(body["amount"]), first=named)
         except domain.RentalsError as exc:
             raise _refusal(exc) from exc
+        if not fits_wire(spread.new_credit):
+            raise ApiError(422, "amount_out_of_range", f"the tenant's credit would become "
+                           f"{format_yuan(spread.new_credit)}, more than the largest amount {MAX_YUAN}", "amount")
+        applied = spread.applied
         data = {"payment_id": payment_id, "lease_id": lease_id, "project_id": project_id,
                 "invoice_id": named or (applied[0][0] if applied else None), "amount": body["amount"],
                 "received_on": body["received_on"]}

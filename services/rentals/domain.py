@@ -37,6 +37,13 @@ Conventions
   the tenant's credit.
 * **Arrears on a date** are recomputed from what was due and what was received by then
   (:func:`arrears_on`), so a report for a past date is not changed by later payments.
+* **Bounds** (DESIGN §3, §9): a lease lasts at most :data:`MAX_LEASE_YEARS` (20) years, the
+  longest term the Civil Code (民法典 art. 705) allows: ``end_on`` (exclusive) is at most the
+  same calendar day 20 years after ``start_on`` (1 March when that day is a 29 February the
+  year does not have), so the last day let is at latest the day before the 20th anniversary
+  (:func:`latest_end_on`). One invoice — ``monthly_rent × months`` of the billing period, 12
+  for annual billing — must fit the wire format (at most 999999999999.99 yuan). Both are
+  refused when the lease is signed (:class:`LeaseTooLong`, :class:`InvoiceTooLarge`).
 * **Errors** are :class:`RentalsError` (a ``ValueError``); ``error.field`` names the input
   field that is wrong, so the HTTP layer can answer a 4xx naming it (DESIGN §9).
 """
@@ -49,12 +56,13 @@ from datetime import date
 from fractions import Fraction
 from typing import ClassVar, Literal
 
-from services.contracts.money import round_half_up
+from services.contracts.money import MAX_YUAN, fits_wire, format_yuan, round_half_up
 
 __all__ = [
     "ARREARS_BUCKETS",
     "BILLING_MONTHS",
     "GRANULARITIES",
+    "MAX_LEASE_YEARS",
     "AlreadyTerminated",
     "Arrears",
     "Building",
@@ -71,8 +79,10 @@ __all__ = [
     "InvalidTermination",
     "InvoiceDue",
     "InvoiceNotOpen",
+    "InvoiceTooLarge",
     "Lease",
     "LeaseOverlap",
+    "LeaseTooLong",
     "NonPositiveRent",
     "Occupancy",
     "OpenInvoice",
@@ -89,8 +99,10 @@ __all__ = [
     "check_new_lease",
     "check_termination",
     "income_by_period",
+    "invoice_count",
     "invoice_schedule",
     "invoices_after_termination",
+    "latest_end_on",
     "occupancy",
     "period_label",
     "rent_roll",
@@ -98,6 +110,8 @@ __all__ = [
 
 #: Months in one billing period, per billing frequency.
 BILLING_MONTHS: Mapping[str, int] = {"monthly": 1, "quarterly": 3, "annual": 12}
+#: The longest lease term, in years: the Civil Code (民法典 art. 705) caps a lease at 20 years.
+MAX_LEASE_YEARS = 20
 #: Granularities accepted by :func:`income_by_period`.
 GRANULARITIES: tuple[str, ...] = ("month", "quarter", "year")
 #: Arrears buckets, by whole days past ``due_on``: 0–30, 31–60, 61–90, more than 90.
@@ -125,6 +139,18 @@ class InvalidLeaseDates(RentalsError):
     """``end_on`` is not after ``start_on``."""
 
     default_field = "end_on"
+
+
+class LeaseTooLong(RentalsError):
+    """The term is longer than the 20 years the Civil Code allows (``end_on`` past :func:`latest_end_on`)."""
+
+    default_field = "end_on"
+
+
+class InvoiceTooLarge(RentalsError):
+    """One billing period's rent (``monthly_rent × months``) would not fit the wire format."""
+
+    default_field = "monthly_rent"
 
 
 class NonPositiveRent(RentalsError):
@@ -387,6 +413,19 @@ def _calendar_period(day: date, months: int) -> tuple[date, date]:
     return first, _add_months(day.year, first_month, months)
 
 
+def latest_end_on(start_on: date) -> date:
+    """The latest ``end_on`` (exclusive) of a lease starting on ``start_on``: the same day 20 years on.
+
+    When that day does not exist (a 29 February in a year that has none) it is 1 March, so the
+    last day let is 28 February. ``start_on`` 2025-03-01 → 2045-03-01 (last day let 2045-02-28).
+    """
+    year = start_on.year + MAX_LEASE_YEARS
+    try:
+        return start_on.replace(year=year)
+    except ValueError:  # 29 February
+        return date(year, 3, 1)
+
+
 def _billing_months(billing: str) -> int:
     months = BILLING_MONTHS.get(billing) if isinstance(billing, str) else None
     if months is None:
@@ -400,8 +439,10 @@ def _billing_months(billing: str) -> int:
 def check_new_lease(lease: Lease, existing_leases: Iterable[Lease]) -> None:
     """Refuse a new lease that is malformed or overlaps a live lease of the same building.
 
-    Raises (in this order of checks) InvalidLeaseDates, NonPositiveRent, InvalidDeposit,
-    InvalidBilling, DuplicateLease, LeaseOverlap. An existing lease counts up to its
+    Raises (in this order of checks) InvalidLeaseDates, LeaseTooLong, NonPositiveRent,
+    InvalidDeposit, InvalidBilling, InvoiceTooLarge, DuplicateLease, LeaseOverlap. A term of
+    exactly 20 years (``end_on == latest_end_on(start_on)``) is accepted; one day more is not.
+    An existing lease counts up to its
     ``effective_end``: a lease terminated on or before the new ``start_on`` frees the building,
     and a lease ending (exclusive) on the new ``start_on`` merely touches it.
     """
@@ -409,11 +450,22 @@ def check_new_lease(lease: Lease, existing_leases: Iterable[Lease]) -> None:
         raise InvalidLeaseDates(
             f"end_on {lease.end_on.isoformat()} must be after start_on {lease.start_on.isoformat()}"
         )
+    latest = latest_end_on(lease.start_on)
+    if lease.end_on > latest:
+        raise LeaseTooLong(
+            f"a lease may last at most {MAX_LEASE_YEARS} years (Civil Code art. 705): end_on (the first day "
+            f"not let) must be on or before {latest.isoformat()}, got {lease.end_on.isoformat()}"
+        )
     if not _is_fen(lease.monthly_rent) or lease.monthly_rent <= 0:
         raise NonPositiveRent("monthly_rent must be a positive amount")
     if not _is_fen(lease.deposit) or lease.deposit < 0:
         raise InvalidDeposit("deposit must not be negative")
-    _billing_months(lease.billing)
+    months = _billing_months(lease.billing)
+    if not fits_wire(lease.monthly_rent * months):
+        raise InvoiceTooLarge(
+            f"one {lease.billing} invoice (monthly_rent × {months} = {format_yuan(lease.monthly_rent * months)}) "
+            f"would exceed the largest amount, {MAX_YUAN}"
+        )
     for other in existing_leases:
         if other.lease_id == lease.lease_id:
             raise DuplicateLease(f"lease {lease.lease_id!r} already exists")
@@ -441,6 +493,22 @@ def check_termination(lease: Lease, end_on: date) -> None:
             f"end_on must be after {lease.start_on.isoformat()} and on or before "
             f"{lease.end_on.isoformat()}, got {end_on.isoformat()}"
         )
+
+
+def invoice_count(lease: Lease, up_to: date) -> int:
+    """How many invoices :func:`invoice_schedule` would list for ``(lease, up_to)``, without listing them.
+
+    Counted from the calendar periods alone (O(1)), so a request can be refused before any work.
+    """
+    months = _billing_months(lease.billing)
+    last = min(up_to, date.fromordinal(lease.effective_end.toordinal() - 1))
+    if last < lease.start_on:
+        return 0
+
+    def index(day: date) -> int:
+        return (day.year * 12 + day.month - 1) // months
+
+    return index(last) - index(lease.start_on) + 1
 
 
 def invoice_schedule(lease: Lease, up_to: date) -> list[InvoiceDue]:

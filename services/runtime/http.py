@@ -18,7 +18,14 @@ from werkzeug.exceptions import HTTPException
 from services.runtime.auth import Forbidden, Principal, TokenRegistry, Unauthenticated
 from services.runtime.config import Settings
 from services.runtime.kafka_io import BrokerUnavailable
-from services.runtime.service import EventService, IdempotencyConflict, NewEvent, NotCaughtUp
+from services.runtime.service import (
+    MAX_EVENTS_PER_REQUEST,
+    EventService,
+    IdempotencyConflict,
+    NewEvent,
+    NotCaughtUp,
+    TooManyEvents,
+)
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +140,10 @@ def create_service_app(*, title: str, service: EventService | None, settings: Se
     def _forbidden(exc: Forbidden) -> Any:
         return jsonify(ApiError(403, "forbidden", str(exc), "Authorization").to_dict()), 403
 
+    @app.errorhandler(TooManyEvents)
+    def _too_many_events(exc: TooManyEvents) -> Any:
+        return jsonify(ApiError(422, "too_many_events", str(exc), exc.field or "body").to_dict()), 422
+
     @app.errorhandler(IdempotencyConflict)
     def _conflict(exc: IdempotencyConflict) -> Any:
         err = ApiError(409, "idempotency_conflict",
@@ -204,7 +215,8 @@ def idempotent(body: Any, write: Callable[[Publisher], dict[str, Any]],
     actor = principal().actor
 
     def publish(events: Sequence[NewEvent], result: dict[str, Any]) -> dict[str, Any]:
-        svc.publish(events, actor=actor, idempotency_key=key, body=body, result=result)
+        svc.publish(events, actor=actor, idempotency_key=key, body=body, result=result,
+                    max_events=MAX_EVENTS_PER_REQUEST)
         return result
 
     with svc.writing():

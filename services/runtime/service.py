@@ -50,6 +50,21 @@ class NotCaughtUp(RuntimeError):
     """The projection did not reach the required offsets in time."""
 
 
+#: DESIGN §9: one request may publish at most this many events; one that would publish more is
+#: refused (422) before anything is written. (The reactor's derived events are not requests.)
+MAX_EVENTS_PER_REQUEST = 5_000
+
+
+class TooManyEvents(ValueError):
+    """A request would publish more than its limit of events; nothing was published."""
+
+    def __init__(self, count: int, limit: int, field: str | None = None) -> None:
+        super().__init__(f"this request would publish {count:,} events; one request may publish at most {limit:,}")
+        self.count = count
+        self.limit = limit
+        self.field = field
+
+
 @dataclass(frozen=True)
 class NewEvent:
     """An event a handler wants published."""
@@ -240,12 +255,16 @@ class EventService:
         return result
 
     def publish(self, events: Sequence[NewEvent], *, actor: str, idempotency_key: str | None = None,
-                body: Any = None, result: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+                body: Any = None, result: dict[str, Any] | None = None,
+                max_events: int | None = None) -> list[dict[str, Any]]:
         """Seal, publish and wait until the projection has applied ``events``; returns the envelopes.
 
-        Must be called inside ``writing()``. Raises BrokerUnavailable (nothing acknowledged, or
-        not known to be) and NotCaughtUp.
+        Must be called inside ``writing()``. Raises TooManyEvents (more than ``max_events``, before
+        anything is sealed or sent), BrokerUnavailable (nothing acknowledged, or not known to be)
+        and NotCaughtUp.
         """
+        if max_events is not None and len(events) > max_events:
+            raise TooManyEvents(len(events), max_events)
         heads: dict[tuple[str, str], env.ChainHead] = {}
         records = []
         sealed_all = []

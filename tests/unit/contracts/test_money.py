@@ -9,8 +9,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.contracts.money import (
+    MAX_WIRE_FEN,
+    MAX_YUAN,
     MoneyError,
     apply_rate,
+    fits_wire,
     format_yuan,
     largest_remainder,
     parse_rate,
@@ -18,8 +21,8 @@ from services.contracts.money import (
     round_half_up,
 )
 
-# The wire format allows up to 15 digits of whole yuan.
-WIRE_FEN = st.integers(-(10**17) + 1, 10**17 - 1)
+# The wire format allows up to 12 digits of whole yuan (DESIGN §3: at most 999999999999.99).
+WIRE_FEN = st.integers(-MAX_WIRE_FEN, MAX_WIRE_FEN)
 KEYS = st.text(alphabet="abcdefghij-", min_size=1, max_size=6)
 WEIGHTS = st.dictionaries(
     KEYS,
@@ -68,11 +71,33 @@ def test_format_then_parse_gives_back_the_fen(fen: int) -> None:
         assert parse_yuan(text) == fen
 
 
-@given(whole=st.integers(0, 10**15 - 1), cents=st.integers(0, 99), negative=st.booleans())
+@given(whole=st.integers(0, 10**12 - 1), cents=st.integers(0, 99), negative=st.booleans())
 def test_parse_then_format_gives_back_a_canonical_string(whole: int, cents: int, negative: bool) -> None:
     fen = whole * 100 + cents
     text = ("-" if negative and fen else "") + f"{whole}.{cents:02d}"
     assert format_yuan(parse_yuan(text, allow_negative=True)) == text
+
+
+def test_the_wire_bound_is_twelve_integer_digits_either_way() -> None:
+    assert MAX_YUAN == "999999999999.99" == format_yuan(MAX_WIRE_FEN)
+    assert parse_yuan(MAX_YUAN) == MAX_WIRE_FEN
+    assert parse_yuan("-999999999999.99", allow_negative=True) == -MAX_WIRE_FEN
+    assert parse_yuan("000999999999999.99") == MAX_WIRE_FEN  # leading zeros do not count
+    assert fits_wire(MAX_WIRE_FEN) and fits_wire(-MAX_WIRE_FEN) and fits_wire(0)
+    assert not fits_wire(MAX_WIRE_FEN + 1) and not fits_wire(-MAX_WIRE_FEN - 1)
+
+
+@pytest.mark.parametrize("value", ["1000000000000.00", "999999999999999.99", "-1000000000000.00",
+                                   "1" * 5000 + ".00", "-" + "9" * 13 + ".99"])
+def test_parse_yuan_refuses_more_than_twelve_integer_digits(value: str) -> None:
+    with pytest.raises(MoneyError, match="at most 12 integer digits"):
+        parse_yuan(value, allow_negative=True)
+
+
+def test_format_yuan_writes_any_sum_exactly_beyond_the_bound() -> None:
+    # Sums in reports are exact ints, far beyond 2^63 fen: written out digit for digit.
+    assert format_yuan(100 * MAX_WIRE_FEN) == "99999999999999.00"
+    assert format_yuan(2**64 * 100 + 5) == f"{2**64}.05"
 
 
 def test_format_yuan_writes_two_decimals() -> None:
