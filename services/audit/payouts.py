@@ -9,7 +9,10 @@ approved allocation and never above it.
 At the end every declared distribution is recomputed from the input records below its
 ``input_positions`` (``services.dividends.inputs.recompute_declared``, the rule the
 service itself ran) and compared, to the fen, with its DistributionDeclared and
-DividendAllocated events.
+DividendAllocated events. Distributions are recomputed in the order they were declared: a
+distribution takes up the late items (DESIGN §6 step 1) that the distributions of its project
+still live when it was declared — as the replay saw them — had not counted, and its recomputed
+``late_items`` must be those it lists.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from services.audit.findings import Where
 from services.audit.input_rows import InputLog
 from services.contracts.money import MoneyError, format_yuan, parse_rate, parse_yuan
 from services.dividends.domain import DistributionResult, DistributionRuleError
-from services.dividends.inputs import recompute_declared
+from services.dividends.inputs import EarlierDistribution, late_item_data, recompute_declared
 
 Report = Callable[[str, Where | None, str | None, str], None]
 
@@ -73,6 +76,7 @@ class Distribution:
     approval_where: Where | None = None
     approved_payouts: dict[str, tuple[str, int]] = field(default_factory=dict)  # investor -> (type, fen)
     paid: dict[str, int] = field(default_factory=dict)
+    earlier: tuple[str, ...] = ()  # the project's distributions not cancelled when this one was declared
 
     @property
     def period(self) -> tuple[str, str]:
@@ -134,7 +138,9 @@ class Payouts:
                                 f"distribution {distribution_id} ({data['period_start']}..{data['period_end']}) "
                                 f"overlaps {other.distribution_id} ({start}..{end}), which is not cancelled")
         self._check_policy(where, data)
-        distribution = Distribution(distribution_id, project_id, data, where)
+        live = tuple(other.distribution_id for other in self._by_project.get(project_id, ())
+                     if other.status != "cancelled")
+        distribution = Distribution(distribution_id, project_id, data, where, earlier=live)
         self.distributions[distribution_id] = distribution
         self._by_project.setdefault(project_id, []).append(distribution)
 
@@ -248,11 +254,25 @@ class Payouts:
     # -- recomputation -----------------------------------------------------------------------------------
 
     def verify_distributions(self, replayed: Mapping[str, Mapping[int, int]]) -> None:
-        """Recompute every declared distribution from its inputs and compare with the log."""
+        """Recompute every declared distribution from its inputs, in the order of declaration, and compare
+        with the log."""
+        late: dict[str, frozenset[str]] = {}  # distribution -> the late items it took up (as recomputed)
+        taken_before: dict[str, frozenset[str]] = {}  # distribution -> late items taken when it was declared
         for distribution in self.distributions.values():
-            self._verify(distribution, replayed)
+            earlier = [EarlierDistribution.from_declared(self.distributions[other].declared,
+                                                         taken_before=taken_before[other],
+                                                         late_event_ids=late[other])
+                       for other in distribution.earlier]
+            taken_before[distribution.distribution_id] = frozenset().union(*(e.late_event_ids for e in earlier))
+            result = self._verify(distribution, replayed, earlier)
+            if result is None:  # not recomputable (reported): take its word for what it took up
+                late[distribution.distribution_id] = frozenset(
+                    str(item.get("event_id")) for item in distribution.declared.get("late_items") or ())
+            else:
+                late[distribution.distribution_id] = frozenset(item.event_id for item in result.late_items)
 
-    def _verify(self, distribution: Distribution, replayed: Mapping[str, Mapping[int, int]]) -> None:
+    def _verify(self, distribution: Distribution, replayed: Mapping[str, Mapping[int, int]],
+                earlier: list[EarlierDistribution]) -> DistributionResult | None:
         declared = distribution.declared
         name, project = distribution.distribution_id, distribution.project_id
         for topic, parts in declared["input_positions"].items():
@@ -262,17 +282,38 @@ class Payouts:
                     self.report("distribution", distribution.where, project,
                                 f"distribution {name} was computed from {topic}[{partition}] up to offset "
                                 f"{position}, but the replay holds only up to {have}: cannot recompute it")
-                    return
+                    return None
         start = dt.date.fromisoformat(declared["period_start"])
         end = dt.date.fromisoformat(declared["period_end"])
-        records = self.inputs.records_for(project, start, end)
+        records = self.inputs.records_for(project, start, end, earlier)
         try:
-            result = recompute_declared(records, declared)
+            result = recompute_declared(records, declared, earlier)
         except DistributionRuleError as exc:
             self.report("distribution", distribution.where, project,
                         f"distribution {name} cannot be recomputed from its inputs: {exc}")
-            return
+            return None
         self._compare(distribution, result)
+        return result
+
+    def _compare_late_items(self, distribution: Distribution, result: DistributionResult) -> None:
+        """The late items it lists must be exactly those it takes up when recomputed (DESIGN §6 step 1)."""
+        logged = list(distribution.declared.get("late_items") or [])
+        recomputed = [late_item_data(item) for item in result.late_items]
+        if logged == recomputed:
+            return
+        listed = {str(item.get("event_id")): item for item in logged}
+        wanted = {item["event_id"]: item for item in recomputed}
+        problems = [f"{event_id} ({item['kind']} {item['amount']} of {item['date']}) is not listed"
+                    for event_id, item in wanted.items() if event_id not in listed]
+        problems += [f"{event_id} is listed but is not one of its late items" for event_id in listed
+                     if event_id not in wanted]
+        problems += [f"{event_id} is listed as {listed[event_id]}, recomputed {item}"
+                     for event_id, item in wanted.items() if event_id in listed and listed[event_id] != item]
+        if not problems:
+            problems = ["they are listed out of order (by date, kind, event_id)"]
+        self.report("distribution", distribution.where, distribution.project_id,
+                    f"distribution {distribution.distribution_id}: late_items differ from the recomputation: "
+                    + "; ".join(problems))
 
     def _compare(self, distribution: Distribution, result: DistributionResult) -> None:
         declared = distribution.declared
@@ -284,6 +325,7 @@ class Payouts:
                 self.report("distribution", distribution.where, project,
                             f"distribution {name}: {total} is {format_yuan(logged)} in the log, recomputed "
                             f"{format_yuan(recomputed)}")
+        self._compare_late_items(distribution, result)
         expected = {a.investor_id: a for a in result.allocations}
         for investor, allocated in distribution.allocations.items():
             want = expected.get(investor)

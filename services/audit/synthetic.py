@@ -29,7 +29,12 @@ from services.contracts.events import latest_version
 from services.contracts.money import format_yuan, parse_mu, parse_yuan, valuation_fen
 from services.contracts.topics import LEDGER_INVESTMENTS, RENTALS, TOPICS, topic_of
 from services.dividends.domain import Policy
-from services.dividends.inputs import allocation_event_data, compute_from_log, declared_event_data
+from services.dividends.inputs import (
+    EarlierDistribution,
+    allocation_event_data,
+    compute_from_log,
+    declared_event_data,
+)
 from services.ledger.domain import (
     automatic_entry_lines,
     derived_entry_id,
@@ -220,24 +225,36 @@ class LogWriter:
 
     def declare(self, project_id: str, period_start: str, period_end: str,
                 distribution_id: str | None = None) -> str:
-        """Declare a distribution over everything published so far, as the dividends service does."""
+        """Declare a distribution over everything published so far, as the dividends service does
+        (late items of the project's non-cancelled distributions included, DESIGN §6 step 1)."""
         policy = self._policies[project_id]
         positions = self.positions((LEDGER_INVESTMENTS, RENTALS))
         start, end = dt.date.fromisoformat(period_start), dt.date.fromisoformat(period_end)
-        result = compute_from_log(self._inputs.records_for(project_id, start, end), project_id=project_id,
+        earlier = [EarlierDistribution.from_declared(d["declared"], taken_before=d["taken_before"])
+                   for d in self._distributions.values() if d["project_id"] == project_id and not d["cancelled"]]
+        result = compute_from_log(self._inputs.records_for(project_id, start, end, earlier), project_id=project_id,
                                   period_start=start, period_end=end, policy=Policy.from_wire(policy),
-                                  input_positions=positions)
+                                  input_positions=positions, earlier=earlier)
         distribution_id = distribution_id or f"{project_id}-{period_start}-{period_end}"
-        self.publish("DistributionDeclared", project_id, declared_event_data(
-            distribution_id=distribution_id, project_id=project_id, policy=policy, result=result,
-            input_positions=positions))
+        declared = declared_event_data(distribution_id=distribution_id, project_id=project_id, policy=policy,
+                                       result=result, input_positions=positions)
+        self.publish("DistributionDeclared", project_id, declared)
         allocations = [allocation_event_data(distribution_id=distribution_id, project_id=project_id, allocation=a)
                        for a in result.allocations]
         for allocation in allocations:
             self.publish("DividendAllocated", project_id, allocation)
         self._allocations[distribution_id] = allocations
-        self._distributions[distribution_id] = {"project_id": project_id}
+        self._distributions[distribution_id] = {
+            "project_id": project_id, "declared": declared, "cancelled": False,
+            "taken_before": frozenset().union(*(e.late_event_ids for e in earlier))}
         return distribution_id
+
+    def cancel(self, distribution_id: str, reason: str = "重新核算") -> None:
+        """Cancel a declared distribution (before its approval, as the service allows)."""
+        project_id = self._distributions[distribution_id]["project_id"]
+        self.publish("DistributionCancelled", project_id, {
+            "distribution_id": distribution_id, "project_id": project_id, "reason": reason})
+        self._distributions[distribution_id]["cancelled"] = True
 
     def approve(self, distribution_id: str, approved_by: str = "board:jinqing") -> None:
         project_id = self._distributions[distribution_id]["project_id"]

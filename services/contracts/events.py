@@ -232,6 +232,18 @@ class AppliedPolicy(PolicySet):
         unknown = EXCLUDE
 
 
+class LateItem(Schema):
+    """A rent or expense a distribution takes up late (DESIGN §6 step 1)."""
+
+    class Meta:
+        unknown = RAISE
+
+    event_id = fields.String(required=True, validate=[validate.Regexp(UUID_RE), validate.Length(equal=36)])
+    kind = fields.String(required=True, validate=validate.OneOf(("rent", "expense")))
+    amount = Yuan(required=True, positive=True)
+    date = IsoDate(required=True)
+
+
 class DistributionDeclared(EventData):
     distribution_id = Slug(required=True)
     project_id = Slug(required=True)
@@ -251,6 +263,8 @@ class DistributionDeclared(EventData):
     input_positions = fields.Dict(keys=fields.String(),
                                   values=fields.Dict(keys=fields.String(), values=fields.Integer(strict=True)),
                                   required=True)
+    # Added later: a DistributionDeclared without it took up no late item.
+    late_items = fields.List(fields.Nested(LateItem), load_default=list)
 
 
 class DividendAllocated(EventData):

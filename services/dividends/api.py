@@ -114,10 +114,12 @@ def _compute(project_id: str, period_start: str, period_end: str,
     positions = positions_to_wire(svc.sync(list(INPUT_TOPICS)))
     with svc.store.reading() as conn:
         records = views.input_records(conn, project_id)
+        # The late items of DESIGN §6 step 1: those of the non-cancelled distributions not taken yet.
+        earlier = views.earlier_distributions(conn, project_id)
     try:
         result = compute_from_log(records, project_id=project_id, period_start=date.fromisoformat(period_start),
                                   period_end=date.fromisoformat(period_end), policy=Policy.from_wire(policy),
-                                  input_positions=positions)
+                                  input_positions=positions, earlier=earlier)
     except DistributionRuleError as exc:
         raise ApiError(422, "not_distributable", str(exc), "period_start") from None
     too_big = out_of_range(result)

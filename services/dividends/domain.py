@@ -9,6 +9,11 @@ The result does not depend on the order of the inputs: rents and expenses are su
 movements are grouped per investor and a capital balance is a sum, and every tie is
 broken by ``investor_id``.
 
+Late items (§6 step 1) reach the rule already chosen: which rent or expense recorded after
+an earlier distribution counts here is decided from the log's positions by
+``services.dividends.inputs``; the rule adds their amounts to R and E whatever their date,
+and lists them in the result.
+
 Capital-days are computed per movement, not per day: a movement of ``a`` fen effective
 on ``e`` adds ``a`` fen to every period day ``d >= e``, so it contributes
 ``a × (days of [max(e, start), last])``. That is O(movements), whatever the length of
@@ -29,10 +34,12 @@ from services.contracts.money import MoneyError, apply_rate, parse_rate
 __all__ = [
     "DAYS_PER_YEAR",
     "INVESTOR_TYPES",
+    "LATE_KINDS",
     "Allocation",
     "CapitalMovement",
     "DistributionResult",
     "DistributionRuleError",
+    "LateItem",
     "Policy",
     "capital_days",
     "compute_distribution",
@@ -43,6 +50,9 @@ DAYS_PER_YEAR = 365
 
 #: Investor types of LandShareInvested / CashInvested / InvestorRegistered (§5).
 INVESTOR_TYPES = frozenset({"collective", "company", "government"})
+
+#: The kinds of a late item: a RentReceived counts in R, an ExpenseRecorded in E (§6 step 1).
+LATE_KINDS = ("rent", "expense")
 
 
 class DistributionRuleError(ValueError):
@@ -134,6 +144,20 @@ class CapitalMovement:
 
 
 @dataclass(frozen=True)
+class LateItem:
+    """A rent received or an expense recorded after an earlier distribution of the project was
+    declared, dated inside that distribution's period: it counts in this one (§6 step 1).
+
+    ``on`` is its received_on / incurred_on; it lies outside this distribution's period.
+    """
+
+    event_id: str
+    kind: str  # "rent" | "expense"
+    amount: int  # fen
+    on: date
+
+
+@dataclass(frozen=True)
 class Allocation:
     """One investor's share (DividendAllocated, §5), all in fen (capital_days in fen·days)."""
 
@@ -163,6 +187,7 @@ class DistributionResult:
     total_payout: int
     total_capital_days: int
     allocations: tuple[Allocation, ...]  # sorted by investor_id; only investors with capital_days > 0
+    late_items: tuple[LateItem, ...] = ()  # in gross_rent / expenses too; sorted by (on, kind, event_id)
 
 
 # --------------------------------------------------------------------------------------
@@ -193,6 +218,24 @@ def _sum_in_period(rows: Iterable[tuple[date, int]], start: date, end: date, wha
         if start <= on <= end:
             total += fen
     return total
+
+
+def _late_items(late: Iterable[LateItem]) -> tuple[LateItem, ...]:
+    """The late items checked, each event once, sorted by (date, kind, event_id)."""
+    items: dict[str, LateItem] = {}
+    for item in late:
+        if not isinstance(item, LateItem):
+            raise DistributionRuleError(f"late items must be LateItem, got {type(item).__name__}")
+        if item.kind not in LATE_KINDS:
+            raise DistributionRuleError(f"late item kind must be one of {LATE_KINDS}, got {item.kind!r}")
+        if type(item.amount) is not int:
+            raise DistributionRuleError(f"late item amount must be int fen, got {type(item.amount).__name__}")
+        if not _is_date(item.on):
+            raise DistributionRuleError("late item date must be a date")
+        if item.event_id in items and items[item.event_id] != item:
+            raise DistributionRuleError(f"late item {item.event_id!r} is given twice, differently")
+        items[item.event_id] = item
+    return tuple(sorted(items.values(), key=lambda i: (i.on, i.kind, i.event_id)))
 
 
 def _movement_error(m: object) -> DistributionRuleError:
@@ -377,19 +420,29 @@ def compute_distribution(
     rents: Iterable[tuple[date, int]],
     expenses: Iterable[tuple[date, int]],
     movements: Iterable[CapitalMovement],
+    *,
+    late: Iterable[LateItem] = (),
 ) -> DistributionResult:
     """Apply DESIGN §6 to one project and one inclusive period.
 
     ``rents`` are (received_on, fen), ``expenses`` (incurred_on, fen), both filtered to the
-    period here; ``movements`` are the project's capital movements of every date.
+    period here; ``movements`` are the project's capital movements of every date. ``late``
+    are the late items this distribution takes up (step 1): each counts once, in R or E,
+    whatever its date, and is listed in ``late_items``.
     """
     first, last = _period(period_start, period_end)
     if not isinstance(policy, Policy):
         raise DistributionRuleError(f"policy must be a Policy, got {type(policy).__name__}")
 
     # Steps 1-3: the pool.
+    late_items = _late_items(late)
     gross_rent = _sum_in_period(rents, period_start, period_end, "rent")
     expense_total = _sum_in_period(expenses, period_start, period_end, "expense")
+    for item in late_items:
+        if item.kind == "rent":
+            gross_rent += item.amount
+        else:
+            expense_total += item.amount
     management_fee = apply_rate(gross_rent, policy.management_fee_rate)
     tax = apply_rate(gross_rent, policy.tax_rate)
     net_profit = gross_rent - expense_total - management_fee - tax
@@ -445,4 +498,5 @@ def compute_distribution(
         total_payout=total_payout,
         total_capital_days=sum(cds.values()),
         allocations=tuple(allocations),
+        late_items=late_items,
     )

@@ -11,11 +11,23 @@ Pure: no Kafka, no SQLite, no Flask. The records are envelopes as
 (undecodable, failing its schema or its hash) is not an input. A record whose ``event_id``
 appeared earlier in the log is a duplicate (a producer retry) and counts once, as the
 projection store dedupes it.
+
+**Late items** (DESIGN §6 step 1). A rent or expense recorded after a distribution of the
+project was declared (at or after its position for the record's partition) and dated inside
+that distribution's period was not counted there. It counts in the first distribution of
+the project declared after it was recorded, listed there in ``late_items``. Each record
+counts in at most one non-cancelled distribution. So a declaration also needs the
+distributions of the project that were declared before it and were not cancelled when it
+was declared (:class:`EarlierDistribution`): which late items each one took (those are
+taken), and which records each one counted or left over. A cancelled distribution takes
+nothing: what it took is free again, for the next declaration, as a normal item if that
+one's period covers its date, else as a late item.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from bisect import bisect_right
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -27,6 +39,7 @@ from services.dividends.domain import (
     CapitalMovement,
     DistributionResult,
     DistributionRuleError,
+    LateItem,
     Policy,
     compute_distribution,
 )
@@ -34,12 +47,16 @@ from services.dividends.domain import (
 __all__ = [
     "INPUT_TOPICS",
     "INPUT_TYPES",
+    "LATE_KIND",
+    "Covering",
     "DistributionInputs",
+    "EarlierDistribution",
     "LogRecord",
     "allocation_event_data",
     "collect_inputs",
     "compute_from_log",
     "declared_event_data",
+    "late_item_data",
     "positions_to_wire",
     "recompute_declared",
 ]
@@ -51,6 +68,9 @@ INPUT_TOPICS = (LEDGER_INVESTMENTS, RENTALS)
 INPUT_TYPES = frozenset({"LandShareInvested", "CashInvested", "InvestmentWithdrawn", "RentReceived",
                          "ExpenseRecorded"})
 _HOME_TOPIC = {kind: topic_of(kind) for kind in INPUT_TYPES}
+
+#: The event types that can be late, and their ``kind`` in ``late_items``.
+LATE_KIND = {"RentReceived": "rent", "ExpenseRecorded": "expense"}
 
 
 @dataclass(frozen=True)
@@ -64,12 +84,52 @@ class LogRecord:
 
 
 @dataclass(frozen=True)
+class EarlierDistribution:
+    """A distribution of the project declared before the one being computed, and not cancelled
+    when that one is declared.
+
+    ``late_event_ids``: the late items it took up (its ``late_items``). ``taken_before``: the
+    late items taken by the distributions that were not cancelled when *it* was declared; it
+    did not count those even where they are dated in its period.
+    """
+
+    distribution_id: str
+    period_start: date
+    period_end: date
+    input_positions: Mapping[str, Mapping[str, int]]
+    late_event_ids: frozenset[str] = frozenset()
+    taken_before: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_declared(cls, declared: Mapping[str, Any], *, taken_before: Iterable[str] = (),
+                      late_event_ids: Iterable[str] | None = None) -> EarlierDistribution:
+        """From a DistributionDeclared ``data`` (its own ``late_items`` unless ``late_event_ids`` is given)."""
+        if late_event_ids is None:
+            late_event_ids = (str(item["event_id"]) for item in declared.get("late_items") or ())
+        return cls(str(declared["distribution_id"]), date.fromisoformat(str(declared["period_start"])),
+                   date.fromisoformat(str(declared["period_end"])), declared["input_positions"],
+                   frozenset(late_event_ids), frozenset(taken_before))
+
+    def counted_normally(self, record: LogRecord, day: date) -> bool:
+        """Did this distribution count ``record`` (dated ``day``) as an item of its own period?"""
+        return (self.period_start <= day <= self.period_end and _consumed(record, self.input_positions)
+                and str(record.envelope["event_id"]) not in self.taken_before)
+
+
+@dataclass(frozen=True)
 class DistributionInputs:
-    """The arguments :func:`compute_distribution` takes for one project, in fen."""
+    """The arguments :func:`compute_distribution` takes for one project, in fen.
+
+    ``rents`` and ``expenses`` leave out the late items earlier distributions took. ``late``
+    are the records no earlier distribution counted although they are dated in the period of
+    one of them: the late items of a distribution over another period (one dated in its own
+    period is one of its normal items, already in ``rents`` or ``expenses``).
+    """
 
     rents: tuple[tuple[date, int], ...]  # (received_on, amount)
     expenses: tuple[tuple[date, int], ...]  # (incurred_on, amount)
     movements: tuple[CapitalMovement, ...]
+    late: tuple[LateItem, ...] = ()
 
 
 def positions_to_wire(positions: Mapping[str, Mapping[int, int]]) -> dict[str, dict[str, int]]:
@@ -89,14 +149,41 @@ def _date(data: Mapping[str, Any], name: str) -> date:
     return date.fromisoformat(str(data[name]))
 
 
+class Covering:
+    """Which of some distributions have a period that covers a day (bisect on the starts: O(log n) when
+    the periods do not overlap, as those of a project's non-cancelled distributions never do)."""
+
+    def __init__(self, earlier: Iterable[EarlierDistribution]) -> None:
+        self.rows = sorted(earlier, key=lambda e: (e.period_start, e.period_end, e.distribution_id))
+        self.starts = [e.period_start for e in self.rows]
+        self.reach: list[date] = []  # the latest period_end among rows[:i + 1]
+        for e in self.rows:
+            self.reach.append(max(self.reach[-1], e.period_end) if self.reach else e.period_end)
+
+    def of(self, day: date) -> list[EarlierDistribution]:
+        found = []
+        i = bisect_right(self.starts, day) - 1
+        while i >= 0 and self.reach[i] >= day:
+            if self.rows[i].period_end >= day:
+                found.append(self.rows[i])
+            i -= 1
+        return found
+
+
 def collect_inputs(records: Iterable[LogRecord], project_id: str,
-                   input_positions: Mapping[str, Mapping[str, int]]) -> DistributionInputs:
+                   input_positions: Mapping[str, Mapping[str, int]],
+                   earlier: Sequence[EarlierDistribution] = ()) -> DistributionInputs:
     """The project's rents, expenses and capital movements among the records below ``input_positions``.
 
     Records of other projects, other types, types on a topic that is not theirs, or at or
     after the recorded position are left out; the first record of an ``event_id`` counts,
     later copies do not. A withdrawal takes the investor type of the investor's investments
     in the project (raises DistributionRuleError if the investor has none).
+
+    ``earlier``: the project's distributions declared before this one and not cancelled when
+    it is declared. The late items they took are left out of ``rents`` and ``expenses``; a
+    rent or expense dated in the period of one of them that none of them counted is in
+    ``late``.
     """
     chosen: dict[str, LogRecord] = {}
     for record in records:
@@ -107,22 +194,30 @@ def collect_inputs(records: Iterable[LogRecord], project_id: str,
         if data.get("project_id") != project_id:
             continue
         event_id = str(envelope["event_id"])
-        earlier = chosen.get(event_id)
-        if earlier is None or (record.topic, record.partition, record.offset) < (
-                earlier.topic, earlier.partition, earlier.offset):
+        kept = chosen.get(event_id)
+        if kept is None or (record.topic, record.partition, record.offset) < (
+                kept.topic, kept.partition, kept.offset):
             chosen[event_id] = record
 
+    taken = frozenset[str]().union(*(e.late_event_ids for e in earlier))
+    covering = Covering(earlier)
     rents: list[tuple[date, int]] = []
     expenses: list[tuple[date, int]] = []
+    late: list[LateItem] = []
     invested: list[tuple[str, str, int, date]] = []
     withdrawn: list[tuple[str, int, date]] = []
-    for record in chosen.values():
+    for event_id, record in chosen.items():
         kind = record.envelope["type"]
         data = record.envelope["data"]
-        if kind == "RentReceived":
-            rents.append((_date(data, "received_on"), parse_yuan(data["amount"])))
-        elif kind == "ExpenseRecorded":
-            expenses.append((_date(data, "incurred_on"), parse_yuan(data["amount"])))
+        if kind in LATE_KIND:
+            if event_id in taken:
+                continue  # counted in an earlier distribution, as one of its late items
+            day = _date(data, "received_on" if kind == "RentReceived" else "incurred_on")
+            amount = parse_yuan(data["amount"])
+            (rents if kind == "RentReceived" else expenses).append((day, amount))
+            covered = covering.of(day) if covering.rows else ()
+            if covered and not any(e.counted_normally(record, day) for e in covered):
+                late.append(LateItem(event_id, LATE_KIND[kind], amount, day))
         elif kind == "LandShareInvested":
             invested.append((data["investor_id"], data["investor_type"], parse_yuan(data["valuation"]),
                              _date(data, "effective_on")))
@@ -141,18 +236,28 @@ def collect_inputs(records: Iterable[LogRecord], project_id: str,
         if investor not in type_of:
             raise DistributionRuleError(f"{investor!r} withdrew from {project_id!r} without any investment in it")
         movements.append(CapitalMovement(investor, type_of[investor], -amount, on))
-    return DistributionInputs(tuple(rents), tuple(expenses), tuple(movements))
+    return DistributionInputs(tuple(rents), tuple(expenses), tuple(movements), tuple(late))
 
 
 def compute_from_log(records: Iterable[LogRecord], *, project_id: str, period_start: date, period_end: date,
-                     policy: Policy, input_positions: Mapping[str, Mapping[str, int]]) -> DistributionResult:
-    """DESIGN §6 for one project and period, from the records consumed up to ``input_positions``."""
-    inputs = collect_inputs(records, project_id, input_positions)
-    return compute_distribution(period_start, period_end, policy, inputs.rents, inputs.expenses, inputs.movements)
+                     policy: Policy, input_positions: Mapping[str, Mapping[str, int]],
+                     earlier: Sequence[EarlierDistribution] = ()) -> DistributionResult:
+    """DESIGN §6 for one project and period, from the records consumed up to ``input_positions``.
+
+    ``earlier``: the project's distributions declared before this one and not cancelled then
+    (see :func:`collect_inputs`); the late items of theirs that this one takes up are in its
+    totals and in ``late_items``.
+    """
+    inputs = collect_inputs(records, project_id, input_positions, earlier)
+    late = [item for item in inputs.late if not period_start <= item.on <= period_end]
+    return compute_distribution(period_start, period_end, policy, inputs.rents, inputs.expenses, inputs.movements,
+                                late=late)
 
 
-def recompute_declared(records: Iterable[LogRecord], declared: Mapping[str, Any]) -> DistributionResult:
-    """Recompute a DistributionDeclared (its ``data``) from the log: its policy, period and positions."""
+def recompute_declared(records: Iterable[LogRecord], declared: Mapping[str, Any],
+                       earlier: Sequence[EarlierDistribution] = ()) -> DistributionResult:
+    """Recompute a DistributionDeclared (its ``data``) from the log: its policy, period and positions, and
+    the distributions of the project that were declared before it and not cancelled then."""
     return compute_from_log(
         records,
         project_id=str(declared["project_id"]),
@@ -160,7 +265,14 @@ def recompute_declared(records: Iterable[LogRecord], declared: Mapping[str, Any]
         period_end=date.fromisoformat(str(declared["period_end"])),
         policy=Policy.from_wire(declared["policy"]),
         input_positions=declared["input_positions"],
+        earlier=earlier,
     )
+
+
+def late_item_data(item: LateItem) -> dict[str, str]:
+    """One entry of ``late_items`` (DistributionDeclared, the preview and the distribution's answer)."""
+    return {"event_id": item.event_id, "kind": item.kind, "amount": format_yuan(item.amount),
+            "date": item.on.isoformat()}
 
 
 def declared_event_data(*, distribution_id: str, project_id: str, policy: Mapping[str, Any],
@@ -184,6 +296,7 @@ def declared_event_data(*, distribution_id: str, project_id: str, policy: Mappin
         "total_payout": format_yuan(result.total_payout),
         "total_capital_days": format_yuan(result.total_capital_days),
         "input_positions": {topic: dict(parts) for topic, parts in input_positions.items()},
+        "late_items": [late_item_data(item) for item in result.late_items],
     }
 
 

@@ -3,7 +3,9 @@
 It keeps projects (to refuse unknown ones), every input record that can move money or
 capital with its place in the log (so a declaration can take exactly the records below
 the positions it reached, and a rebuild finds the same ones), the versioned policies,
-and the distributions with their allocations and payments.
+and the distributions with their allocations and payments. For each distribution it also
+keeps the late items already taken when it was declared (DESIGN §6 step 1): the
+distributions folded before it in the project's stream, one partition, tell which.
 
 The fold is tolerant: it ignores event types it does not use and fields it does not know.
 """
@@ -16,7 +18,7 @@ from typing import Any
 
 from services.contracts.money import format_yuan, parse_yuan
 from services.contracts.topics import DIVIDENDS
-from services.dividends.inputs import INPUT_TOPICS, INPUT_TYPES, LogRecord
+from services.dividends.inputs import INPUT_TOPICS, INPUT_TYPES, EarlierDistribution, LogRecord
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS projects (project_id TEXT PRIMARY KEY, name TEXT NOT NULL);
@@ -38,6 +40,9 @@ CREATE TABLE IF NOT EXISTS allocations (distribution_id TEXT NOT NULL, investor_
     PRIMARY KEY (distribution_id, investor_id));
 CREATE INDEX IF NOT EXISTS allocations_by_investor ON allocations (investor_id);
 CREATE INDEX IF NOT EXISTS allocations_by_payment ON allocations (payment_id);
+-- The late items taken by the project's non-cancelled distributions when this one was declared
+-- (a JSON list of event ids): it did not count them, even those dated in its period.
+CREATE TABLE IF NOT EXISTS taken_before (distribution_id TEXT PRIMARY KEY, event_ids TEXT NOT NULL);
 """
 
 #: The DistributionDeclared fields kept as they are for the read side (amounts as yuan strings).
@@ -80,10 +85,24 @@ def _policy_set(conn: sqlite3.Connection, envelope: dict[str, Any]) -> None:
 
 def _declared(conn: sqlite3.Connection, envelope: dict[str, Any]) -> None:
     data = envelope["data"]
-    conn.execute("INSERT OR IGNORE INTO distributions (distribution_id, project_id, period_start, period_end, "
-                 "status, declared, declared_by, declared_at) VALUES (?,?,?,?,'declared',?,?,?)",
-                 (data["distribution_id"], data["project_id"], data["period_start"], data["period_end"],
-                  json.dumps(data, ensure_ascii=False), envelope["actor"], envelope["occurred_at"]))
+    taken = _late_ids_taken(conn, data["project_id"])
+    inserted = conn.execute(
+        "INSERT OR IGNORE INTO distributions (distribution_id, project_id, period_start, period_end, "
+        "status, declared, declared_by, declared_at) VALUES (?,?,?,?,'declared',?,?,?)",
+        (data["distribution_id"], data["project_id"], data["period_start"], data["period_end"],
+         json.dumps(data, ensure_ascii=False), envelope["actor"], envelope["occurred_at"])).rowcount
+    if inserted and taken:
+        conn.execute("INSERT OR IGNORE INTO taken_before VALUES (?, ?)",
+                     (data["distribution_id"], json.dumps(sorted(taken))))
+
+
+def _late_ids_taken(conn: sqlite3.Connection, project_id: str) -> set[str]:
+    """The event ids of the late items of the project's non-cancelled distributions."""
+    taken: set[str] = set()
+    for row in conn.execute("SELECT declared FROM distributions WHERE project_id=? AND status != 'cancelled'",
+                            (project_id,)):
+        taken.update(str(item["event_id"]) for item in json.loads(row[0]).get("late_items") or ())
+    return taken
 
 
 def _allocated(conn: sqlite3.Connection, envelope: dict[str, Any]) -> None:
@@ -137,6 +156,15 @@ def input_records(conn: sqlite3.Connection, project_id: str) -> list[LogRecord]:
     rows = conn.execute("SELECT topic, partition, offset, envelope FROM input_records WHERE project_id=? "
                         "ORDER BY topic, partition, offset", (project_id,)).fetchall()
     return [LogRecord(row[0], int(row[1]), int(row[2]), json.loads(row[3])) for row in rows]
+
+
+def earlier_distributions(conn: sqlite3.Connection, project_id: str) -> list[EarlierDistribution]:
+    """The project's non-cancelled distributions, as a declaration made now needs them (DESIGN §6 step 1)."""
+    rows = conn.execute("SELECT d.declared, t.event_ids FROM distributions d LEFT JOIN taken_before t "
+                        "ON t.distribution_id = d.distribution_id WHERE d.project_id=? AND d.status != 'cancelled' "
+                        "ORDER BY d.period_start, d.distribution_id", (project_id,)).fetchall()
+    return [EarlierDistribution.from_declared(json.loads(row[0]), taken_before=json.loads(row[1] or "[]"))
+            for row in rows]
 
 
 def project_exists(conn: sqlite3.Connection, project_id: str) -> bool:
@@ -219,6 +247,7 @@ def distribution_body(conn: sqlite3.Connection, distribution_id: str) -> dict[st
         "policy": declared["policy"],
         **{name: declared[name] for name in DECLARED_TOTALS},
         "input_positions": declared["input_positions"],
+        "late_items": declared.get("late_items") or [],
         "declared_by": row["declared_by"],
         "declared_at": row["declared_at"],
         "approved_by": row["approved_by"],

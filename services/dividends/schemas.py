@@ -114,6 +114,16 @@ class AllocationBody(Schema):
     payment = fields.Nested(PaymentBody, allow_none=True)
 
 
+class LateItemBody(Schema):
+    """A rent or expense recorded after an earlier distribution was declared, dated in its period (DESIGN §6
+    step 1): it counts in this distribution's gross_rent or expenses."""
+
+    event_id = fields.String(metadata={"description": "the RentReceived / ExpenseRecorded event"})
+    kind = fields.String(metadata={"description": "rent | expense"})
+    amount = Yuan()
+    date = IsoDate(metadata={"description": "its received_on / incurred_on, inside the earlier distribution's period"})
+
+
 class _Totals(Schema):
     project_id = Slug()
     period_start = IsoDate()
@@ -132,6 +142,8 @@ class _Totals(Schema):
     total_capital_days = Yuan()
     input_positions = fields.Dict(keys=fields.String(), values=fields.Dict(keys=fields.String(),
                                                                            values=fields.Integer()))
+    late_items = fields.List(fields.Nested(LateItemBody), metadata={
+        "description": "late items taken up (DESIGN §6 step 1), already in gross_rent / expenses"})
     allocations = fields.List(fields.Nested(AllocationBody))
 
 

@@ -21,9 +21,9 @@ from marshmallow import RAISE, Schema
 
 from services.contracts.envelope import derived_event_id
 from services.contracts.money import MAX_YUAN, fits_wire, format_yuan, parse_yuan, round_half_up
-from services.contracts.topics import LEDGER_INVESTMENTS
+from services.contracts.topics import DIVIDENDS, LEDGER_INVESTMENTS
 from services.rentals import domain, schemas
-from services.rentals.projection import invoice_of, lease_of, open_invoices
+from services.rentals.projection import invoice_of, late_for, lease_of, open_invoices
 from services.runtime.http import ApiError, Publisher, idempotency_key, idempotent, principal, service
 from services.runtime.service import MAX_EVENTS_PER_REQUEST, NewEvent
 from services.runtime.sqlsum import exact_sum, sum_of
@@ -436,15 +436,32 @@ def receive_rent(body: dict[str, Any], lease_id: str) -> Any:
         row = _one("SELECT * FROM payments WHERE payment_id=?", (result["payment_id"],))
         assert row is not None
         payment = _payment_view(row)
-        return {"payment": payment, "applied": payment["applied"], "credit": payment["credit_after"]}
+        return {"payment": payment, "applied": payment["applied"], "credit": payment["credit_after"],
+                "late": _late("payment", row["payment_id"], row["project_id"], row["received_on"])}
 
     return idempotent(_request_body(), write, render)
+
+
+def _late(kind: str, ref: str, project_id: str, day: str) -> dict[str, str] | None:
+    """Is the payment or expense just recorded late (DESIGN §6 step 1), and for which distribution?
+
+    First catch up with baotuan.dividends.v1: every distribution declared before the record
+    was written is then known, and one declared after it is never what makes it late.
+    """
+    service().sync([DIVIDENDS])
+    with service().store.reading() as conn:
+        row = late_for(conn, kind, ref, project_id, day)
+    if row is None:
+        return None
+    return {"distribution_id": row["distribution_id"], "period_start": row["period_start"],
+            "period_end": row["period_end"],
+            "counts_in": f"the next distribution of {project_id} declared after it"}
 
 
 # -- expenses ---------------------------------------------------------------------------------------------
 
 
-@endpoint("/projects/<project_id>/expenses", "POST", 201, schemas.ExpenseOut, body=schemas.ExpenseIn)
+@endpoint("/projects/<project_id>/expenses", "POST", 201, schemas.ExpenseResultOut, body=schemas.ExpenseIn)
 def record_expense(body: dict[str, Any], project_id: str) -> Any:
     """Record an expense of a project (maintenance, insurance, property-tax …)."""
     principal().require(WRITERS, project=project_id)
@@ -461,7 +478,8 @@ def record_expense(body: dict[str, Any], project_id: str) -> Any:
     def render(result: dict[str, Any]) -> dict[str, Any]:
         row = _one("SELECT * FROM expenses WHERE expense_id=?", (result["expense_id"],))
         assert row is not None
-        return _expense_view(row)
+        return {**_expense_view(row), "late": _late("expense", row["expense_id"], row["project_id"],
+                                                    row["incurred_on"])}
 
     return idempotent(_request_body(), write, render)
 

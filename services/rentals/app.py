@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from services.contracts.topics import LEDGER_INVESTMENTS, RENTALS
+from services.contracts.topics import DIVIDENDS, LEDGER_INVESTMENTS, RENTALS
 from services.rentals.api import blp
 from services.rentals.projection import SCHEMA, fold
 from services.runtime.config import Settings
@@ -15,15 +15,18 @@ from services.runtime.store import ProjectionStore
 DESCRIPTION = (
     "Buildings, leases, rent invoices, rent received and expenses of the projects registered on the "
     "ledger. Writes publish to baotuan.rentals.v1 and answer once the event is in Kafka and applied; "
-    "the projection is rebuilt only from baotuan.rentals.v1 and baotuan.ledger.investments.v1."
+    "the projection is rebuilt only from baotuan.rentals.v1, baotuan.ledger.investments.v1 and "
+    "baotuan.dividends.v1 (the declared distributions: a payment or expense dated inside one and recorded "
+    "after it is late, and its answer says so)."
 )
 
 
 def build_service(settings: Settings) -> EventService:
-    """The rentals event service: writes baotuan.rentals.v1, reads it and the ledger's projects."""
+    """The rentals event service: writes baotuan.rentals.v1, reads it, the ledger's projects and the
+    declared distributions."""
     store = ProjectionStore(settings.data_dir / "rentals.sqlite", SCHEMA)
     return EventService(name="rentals", settings=settings, store=store, fold=fold,
-                        inputs=[LEDGER_INVESTMENTS], owned=[RENTALS])
+                        inputs=[LEDGER_INVESTMENTS, DIVIDENDS], owned=[RENTALS])
 
 
 def create_app(settings: Settings | None = None) -> Flask:

@@ -1,4 +1,5 @@
-"""The rentals projection: a pure left fold of baotuan.rentals.v1 and ProjectRegistered.
+"""The rentals projection: a pure left fold of baotuan.rentals.v1, ProjectRegistered and the
+declared and cancelled distributions of baotuan.dividends.v1.
 
 Every table here is rebuilt by replaying the topics from the beginning; nothing else
 writes to it. How money was applied to invoices is recomputed from the events by the
@@ -7,16 +8,23 @@ before the others, credit used up by new invoices, invoices voided by terminatio
 the same log always gives the same balances. The fold is tolerant: unknown fields are
 ignored, and an event about something it does not know (a payment on an unknown lease)
 is kept without being applied rather than stopping the consumer.
+
+Where each rent payment and expense sits in the log (partition, offset) is kept, and so are
+the distributions with their input position on baotuan.rentals.v1: a payment or expense
+recorded at or after the position of a non-cancelled distribution whose period holds its
+date is *late* (DESIGN §6 step 1), and the answer that records it says so.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable
 from datetime import date
 from typing import Any
 
 from services.contracts.money import parse_yuan
+from services.contracts.topics import DIVIDENDS, RENTALS
 from services.rentals import domain
 
 SCHEMA = """
@@ -53,6 +61,17 @@ CREATE TABLE IF NOT EXISTS expenses (
     expense_id TEXT PRIMARY KEY, project_id TEXT NOT NULL, category TEXT NOT NULL, amount INTEGER NOT NULL,
     incurred_on TEXT NOT NULL, memo TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS expenses_by_project ON expenses (project_id, incurred_on);
+-- Where a RentReceived (kind 'payment', ref = payment_id) or ExpenseRecorded (kind 'expense',
+-- ref = expense_id) sits on baotuan.rentals.v1.
+CREATE TABLE IF NOT EXISTS recorded_at (
+    kind TEXT NOT NULL, ref TEXT NOT NULL, partition INTEGER NOT NULL, offset INTEGER NOT NULL,
+    PRIMARY KEY (kind, ref));
+-- Distributions declared on baotuan.dividends.v1: their period and their input positions on
+-- baotuan.rentals.v1 ({"partition": next_offset}, JSON).
+CREATE TABLE IF NOT EXISTS distributions (
+    distribution_id TEXT PRIMARY KEY, project_id TEXT NOT NULL, period_start TEXT NOT NULL,
+    period_end TEXT NOT NULL, rentals_positions TEXT NOT NULL, cancelled INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS distributions_by_project ON distributions (project_id, period_start);
 """
 
 Handler = Callable[[sqlite3.Connection, dict[str, Any]], None]
@@ -61,8 +80,15 @@ Handler = Callable[[sqlite3.Connection, dict[str, Any]], None]
 def fold(conn: sqlite3.Connection, topic: str, envelope: dict[str, Any]) -> None:
     """Apply one event to the projection (called inside the store's transaction)."""
     handler = _HANDLERS.get(envelope["type"])
-    if handler is not None:
+    if handler is not None and (topic == DIVIDENDS) == (envelope["type"] in _FROM_DIVIDENDS):
         handler(conn, envelope["data"])
+        if topic == RENTALS and envelope["type"] in _PLACED:
+            kind, ref = _PLACED[envelope["type"]]
+            # The store wrote this record's (partition, offset) to _events just before calling the fold.
+            place = conn.execute("SELECT partition, offset FROM _events WHERE event_id=?",
+                                 (envelope["event_id"],)).fetchone()
+            conn.execute("INSERT OR IGNORE INTO recorded_at VALUES (?,?,?,?)",
+                         (kind, envelope["data"][ref], place[0], place[1]))
 
 
 # -- ledger.investments -------------------------------------------------------------------------------
@@ -121,6 +147,24 @@ def _rent_received(conn: sqlite3.Connection, data: dict[str, Any]) -> None:
     result = domain.apply_payment(invoices, int(lease["credit"]), amount, first=first)
     _record(conn, lease_id, result, source="payment", ref=payment_id)
     conn.execute("UPDATE payments SET credit_after=? WHERE payment_id=?", (result.new_credit, payment_id))
+
+
+# -- dividends --------------------------------------------------------------------------------------------
+
+
+def _distribution_declared(conn: sqlite3.Connection, data: dict[str, Any]) -> None:
+    positions = data["input_positions"].get(RENTALS) or {}
+    conn.execute("INSERT OR IGNORE INTO distributions (distribution_id, project_id, period_start, period_end, "
+                 "rentals_positions) VALUES (?,?,?,?,?)",
+                 (data["distribution_id"], data["project_id"], data["period_start"], data["period_end"],
+                  json.dumps(positions, sort_keys=True)))
+
+
+def _distribution_cancelled(conn: sqlite3.Connection, data: dict[str, Any]) -> None:
+    conn.execute("UPDATE distributions SET cancelled=1 WHERE distribution_id=?", (data["distribution_id"],))
+
+
+# -- rentals (continued) ----------------------------------------------------------------------------------
 
 
 def _expense_recorded(conn: sqlite3.Connection, data: dict[str, Any]) -> None:
@@ -182,6 +226,26 @@ def invoice_of(row: sqlite3.Row) -> domain.InvoiceDue:
                              date.fromisoformat(row["due_on"]))
 
 
+def late_for(conn: sqlite3.Connection, kind: str, ref: str, project_id: str, day: str) -> sqlite3.Row | None:
+    """The non-cancelled distribution of the project that a payment (``kind`` 'payment') or expense
+    ('expense') dated ``day`` is late for, or None (DESIGN §6 step 1).
+
+    Late: recorded at or after the distribution's input position for its partition, and dated
+    inside its period. It then counts in the next distribution of the project declared after it.
+    """
+    place = conn.execute("SELECT partition, offset FROM recorded_at WHERE kind=? AND ref=?", (kind, ref)).fetchone()
+    if place is None:
+        return None
+    rows = conn.execute("SELECT * FROM distributions WHERE project_id=? AND cancelled=0 AND period_start <= ? "
+                        "AND ? <= period_end ORDER BY period_start, distribution_id", (project_id, day, day))
+    for row in rows:
+        position = int(json.loads(row["rentals_positions"]).get(str(place["partition"]), 0))
+        if place["offset"] >= position:
+            found: sqlite3.Row = row
+            return found
+    return None
+
+
 def open_invoices(conn: sqlite3.Connection, lease_id: str) -> list[domain.OpenInvoice]:
     """The lease's issued, not void invoices with what is still unpaid on each (0 when settled)."""
     return [domain.OpenInvoice(row["invoice_id"], date.fromisoformat(row["due_on"]), int(row["outstanding"]))
@@ -214,4 +278,11 @@ _HANDLERS: dict[str, Handler] = {
     "RentReceived": _rent_received,
     "ExpenseRecorded": _expense_recorded,
     "LeaseTerminated": _lease_terminated,
+    "DistributionDeclared": _distribution_declared,
+    "DistributionCancelled": _distribution_cancelled,
 }
+
+#: The events read from baotuan.dividends.v1 (and only from there).
+_FROM_DIVIDENDS = frozenset({"DistributionDeclared", "DistributionCancelled"})
+#: The events whose place in the log is kept: (kind, the data field naming them).
+_PLACED = {"RentReceived": ("payment", "payment_id"), "ExpenseRecorded": ("expense", "expense_id")}

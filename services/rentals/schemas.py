@@ -172,10 +172,23 @@ class InvoiceRunOut(Schema):
     existing = fields.Integer()
 
 
+class LateOut(Schema):
+    """A payment or expense recorded after a distribution whose period holds its date was declared (DESIGN §6
+    step 1): that distribution stays as declared, and the item counts in the next one."""
+
+    distribution_id = fields.String(metadata={"description": "the declared distribution whose period holds its date"})
+    period_start = fields.String()
+    period_end = fields.String()
+    counts_in = fields.String(metadata={"description": "where it counts instead, e.g. \"the next distribution of "
+                                                       "binhai-park declared after it\""})
+
+
 class PaymentResultOut(Schema):
     payment = fields.Nested(PaymentOut)
     applied = fields.List(fields.Nested(AppliedOut))
     credit = Yuan()
+    late = fields.Nested(LateOut, allow_none=True, metadata={
+        "description": "null, or the distribution this payment is late for (it counts in the next one)"})
 
 
 class ExpenseOut(Schema):
@@ -185,6 +198,11 @@ class ExpenseOut(Schema):
     amount = Yuan()
     incurred_on = fields.String()
     memo = fields.String()
+
+
+class ExpenseResultOut(ExpenseOut):
+    late = fields.Nested(LateOut, allow_none=True, metadata={
+        "description": "null, or the distribution this expense is late for (it counts in the next one)"})
 
 
 class CategoryTotalOut(Schema):

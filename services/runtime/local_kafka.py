@@ -46,10 +46,11 @@ class BrokerError(RuntimeError):
     """The local broker could not be fetched, formatted or started."""
 
 
-#: The topics each service consumes besides its own (DESIGN §2).
+#: The topics each service consumes besides its own (DESIGN §2; rentals reads the declared distributions
+#: to tell a late payment or expense, §6 step 1).
 SERVICE_READS: dict[str, tuple[str, ...]] = {
     "ledger": (DIVIDENDS,),
-    "rentals": (LEDGER_INVESTMENTS,),
+    "rentals": (LEDGER_INVESTMENTS, DIVIDENDS),
     "dividends": (LEDGER_INVESTMENTS, RENTALS),
 }
 #: Every baotuan topic starts with this; principals may DESCRIBE them all (to find they exist).

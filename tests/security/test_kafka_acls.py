@@ -98,7 +98,7 @@ def test_the_auditor_may_read_every_topic_but_write_none(secured: LocalBroker, t
 
 
 def test_a_service_may_not_read_a_topic_outside_its_inputs(secured: LocalBroker) -> None:
-    # rentals consumes ledger.investments only; the villages' books are none of its business.
+    # rentals consumes ledger.investments and dividends only; the villages' books are none of its business.
     write(secured, "ledger", LEDGER_ENTRIES)
     with pytest.raises(KafkaError):
         read_count(secured, "rentals", LEDGER_ENTRIES)
