@@ -121,8 +121,14 @@ def field_schema(field: fields.Field[Any]) -> dict[str, Any]:
         out = {"type": "string", "pattern": _ecma(wire.USCC_RE.pattern),
                "description": "unified social credit code (GB 32100-2015), with a valid check character"}
     elif isinstance(field, wire.Text):
-        out = {"type": "string", "minLength": 1, "maxLength": field.max_length,
-               "description": "text, not blank"}
+        # No lone surrogates (JSON Schema cannot say so; they are not Unicode text) and no control
+        # characters but tab, newline and return.
+        out = {"type": "string", "maxLength": field.max_length,
+               "pattern": "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]*$",
+               "description": "text without control characters (tab, newline and return allowed)"
+                              + ("" if field.allow_empty else ", not blank")}
+        if not field.allow_empty:
+            out["minLength"] = 1
     elif isinstance(field, fields.List):
         out = {"type": "array", "items": field_schema(field.inner)}
     elif isinstance(field, fields.Nested):

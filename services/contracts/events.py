@@ -22,6 +22,7 @@ from services.contracts.fields import (
     HEX64_RE,
     INSTANT_RE,
     UUID_RE,
+    FullMatch,
     IsoDate,
     Mu,
     Period,
@@ -35,7 +36,7 @@ from services.contracts.topics import TOPICS
 
 INVESTOR_TYPES = ("collective", "company", "government")
 ORIGIN_KINDS = ("manual", "investment", "dividend", "payment", "withdrawal", "development_fund")
-ACCOUNT_PATTERN = r"^\d{3}(/[a-z0-9][a-z0-9-]{0,62})?$"
+ACCOUNT_PATTERN = r"^[0-9]{3}(/[a-z0-9][a-z0-9-]{0,62})?$"
 
 
 class EventData(Schema):
@@ -66,7 +67,7 @@ class JournalLine(Schema):
     class Meta:
         unknown = RAISE
 
-    account = fields.String(required=True, validate=validate.Regexp(
+    account = fields.String(required=True, validate=FullMatch(
         ACCOUNT_PATTERN, error="must be an account code like 102 or 141/binhai-park"))
     debit = Yuan(positive=True)
     credit = Yuan(positive=True)
@@ -82,22 +83,22 @@ class Origin(Schema):
         unknown = RAISE
 
     kind = fields.String(required=True, validate=validate.OneOf(ORIGIN_KINDS))
-    ref = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
+    ref = Text(load_default=None, allow_none=True, allow_empty=True, max_length=200)
 
 
 class EntryPosted(EventData):
-    entry_id = fields.String(required=True, validate=validate.Regexp(UUID_RE))
+    entry_id = fields.String(required=True, validate=FullMatch(UUID_RE))
     collective_id = Slug(required=True)
     date = IsoDate(required=True)
-    memo = fields.String(load_default="", validate=validate.Length(max=500))
+    memo = Text(load_default="", allow_empty=True, max_length=500)
     lines = fields.List(fields.Nested(JournalLine), required=True, validate=validate.Length(min=2, max=200))
     origin = fields.Nested(Origin, required=True)
-    idempotency_key = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
+    idempotency_key = Text(load_default=None, allow_none=True, allow_empty=True, max_length=200)
 
 
 class EntryReversed(EventData):
-    entry_id = fields.String(required=True, validate=validate.Regexp(UUID_RE))
-    reverses = fields.String(required=True, validate=validate.Regexp(UUID_RE))
+    entry_id = fields.String(required=True, validate=FullMatch(UUID_RE))
+    reverses = fields.String(required=True, validate=FullMatch(UUID_RE))
     collective_id = Slug(required=True)
     date = IsoDate(required=True)
     reason = Text(required=True, max_length=500)
@@ -128,7 +129,7 @@ class LandShareInvested(EventData):
     price_per_mu = Yuan(required=True, positive=True)
     valuation = Yuan(required=True, positive=True)
     effective_on = IsoDate(required=True)
-    parcel = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=100))
+    parcel = Text(load_default=None, allow_none=True, allow_empty=True, max_length=100)
 
 
 class CashInvested(EventData):
@@ -180,7 +181,7 @@ class LeaseSigned(EventData):
 
 
 class RentInvoiced(EventData):
-    invoice_id = fields.String(required=True, validate=validate.Length(min=1, max=120))
+    invoice_id = Text(required=True, max_length=120)
     lease_id = Slug(required=True)
     project_id = Slug(required=True)
     period_start = IsoDate(required=True)
@@ -193,7 +194,7 @@ class RentReceived(EventData):
     payment_id = Slug(required=True)
     lease_id = Slug(required=True)
     project_id = Slug(required=True)
-    invoice_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=120))
+    invoice_id = Text(load_default=None, allow_none=True, allow_empty=True, max_length=120)
     amount = Yuan(required=True, positive=True)
     received_on = IsoDate(required=True)
 
@@ -204,7 +205,7 @@ class ExpenseRecorded(EventData):
     category = Slug(required=True)
     amount = Yuan(required=True, positive=True)
     incurred_on = IsoDate(required=True)
-    memo = fields.String(load_default="", validate=validate.Length(max=500))
+    memo = Text(load_default="", allow_empty=True, max_length=500)
 
 
 class LeaseTerminated(EventData):
@@ -384,7 +385,7 @@ def validate_envelope(envelope: Any, *, strict: bool = False, check_hash: bool =
     if extra and strict:
         raise EnvelopeError(f"unknown envelope fields {sorted(extra)}", field=sorted(extra)[0])
     _check_type(envelope, "event_id", str)
-    if not UUID_RE.match(envelope["event_id"]):
+    if not UUID_RE.fullmatch(envelope["event_id"]):
         raise EnvelopeError("event_id must be a lowercase uuid", field="event_id")
     for name in ("type", "source", "subject", "occurred_at", "actor", "prev_hash", "hash"):
         _check_type(envelope, name, str)
@@ -394,10 +395,10 @@ def validate_envelope(envelope: Any, *, strict: bool = False, check_hash: bool =
             raise EnvelopeError(f"{name} must be a positive integer", field=name)
     if envelope["causation_id"] is not None and not isinstance(envelope["causation_id"], str):
         raise EnvelopeError("causation_id must be a string or null", field="causation_id")
-    if not INSTANT_RE.match(envelope["occurred_at"]):
+    if not INSTANT_RE.fullmatch(envelope["occurred_at"]):
         raise EnvelopeError("occurred_at must be UTC ISO-8601 ending in Z", field="occurred_at")
     for name in ("prev_hash", "hash"):
-        if not HEX64_RE.match(envelope[name]):
+        if not HEX64_RE.fullmatch(envelope[name]):
             raise EnvelopeError(f"{name} must be 64 lowercase hex digits", field=name)
     if envelope["type"] not in _KNOWN_TYPES:
         raise EnvelopeError(f"unknown event type {envelope['type']!r}", field="type")

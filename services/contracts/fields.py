@@ -10,16 +10,30 @@ import re
 from datetime import date
 from typing import Any
 
-from marshmallow import ValidationError, fields
+from marshmallow import ValidationError, fields, validate
 
-from services.contracts.money import MoneyError, parse_mu, parse_rate, parse_yuan
+from services.contracts.money import MoneyError, format_yuan, parse_mu, parse_rate, parse_yuan
 
+# Every pattern is written ^...$ (as OpenAPI and JSON Schema publish it) and always checked with
+# ``fullmatch``: Python's ``$`` also matches before a trailing newline, so ``match`` would take
+# "jinqing-lianmeng\n" for an id. Digits are [0-9]: ``\d`` also matches "２" and other Unicode digits.
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
-USCC_RE = re.compile(r"^[0-9A-HJ-NPQRTUWXY]{2}\d{6}[0-9A-HJ-NPQRTUWXY]{10}$")
-PERIOD_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+USCC_RE = re.compile(r"^[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}$")
+PERIOD_RE = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
+DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
-INSTANT_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
+INSTANT_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z$")
+
+
+class FullMatch(validate.Regexp):
+    """``validate.Regexp`` over the whole string (``fullmatch``), documented with its ^...$ pattern."""
+
+    def __call__(self, value: Any) -> Any:
+        pattern: re.Pattern[str] = self.regex  # type: ignore[assignment]  # always built from a str pattern
+        if not isinstance(value, str) or pattern.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
 
 
 class _WireString(fields.Field[str]):
@@ -39,22 +53,47 @@ class _WireString(fields.Field[str]):
 
 
 class Yuan(_WireString):
-    """An amount in yuan with exactly two decimals, as a string ("1234.50"). Never a float."""
+    """An amount in yuan with exactly two decimals, as a string ("1234.50"). Never a float.
+
+    The event contract takes only the canonical form (``format_yuan`` of its fen: no leading
+    zeros, no "-0.00"), so every amount in the log is written one way. Request schemas use
+    :class:`Amount`, which also takes "0001.00" from a tired clerk and hands on "1.00".
+    """
+
+    canonical_only = True
 
     def __init__(self, *, positive: bool = False, allow_negative: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.positive = positive
         self.allow_negative = allow_negative
-        self.metadata = {"pattern": r"^-?\d+\.\d{2}$", **self.metadata}
+        # Answers may hold sums past the wire bound (report totals), never leading zeros.
+        pattern = r"^-?[0-9]+\.[0-9]{2}$" if not self.canonical_only else r"^-?(0|[1-9][0-9]*)\.[0-9]{2}$"
+        self.metadata = {"pattern": pattern, **self.metadata}
         self.metadata = {"example": "1234.50", **self.metadata}
 
-    def _check(self, value: str) -> None:
+    def _fen(self, value: str) -> int:
         try:
             fen = parse_yuan(value, allow_negative=self.allow_negative)
         except MoneyError as exc:
             raise ValidationError(str(exc)) from exc
         if self.positive and fen <= 0:
             raise ValidationError("amount must be greater than 0.00")
+        return fen
+
+    def _check(self, value: str) -> None:
+        fen = self._fen(value)
+        if self.canonical_only and value != format_yuan(fen):
+            raise ValidationError(f"amount must be written canonically: {format_yuan(fen)!r}, not {value!r}")
+
+
+class Amount(Yuan):
+    """A request's amount: as :class:`Yuan`, but leading zeros are accepted and the value handed on
+    is always the canonical form ("0001.00" -> "1.00"), so events carry it written one way."""
+
+    canonical_only = False
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        return format_yuan(self._fen(super()._deserialize(value, attr, data, **kwargs)))
 
 
 class Rate(_WireString):
@@ -94,7 +133,7 @@ class Slug(_WireString):
         self.metadata = {"pattern": SLUG_RE.pattern, **self.metadata}
 
     def _check(self, value: str) -> None:
-        if not SLUG_RE.match(value):
+        if not SLUG_RE.fullmatch(value):
             raise ValidationError("must be a lowercase id of 2-63 characters: a-z, 0-9 and '-'")
 
 
@@ -106,7 +145,7 @@ class IsoDate(_WireString):
         self.metadata = {"format": "date", **self.metadata}
 
     def _check(self, value: str) -> None:
-        if not re.match(r"^\d{4}-\d{2}-\d{2}$", value):
+        if not DATE_RE.fullmatch(value):
             raise ValidationError("must be a date YYYY-MM-DD")
         try:
             date.fromisoformat(value)
@@ -118,7 +157,7 @@ class Period(_WireString):
     """An accounting period ``YYYY-MM``."""
 
     def _check(self, value: str) -> None:
-        if not PERIOD_RE.match(value):
+        if not PERIOD_RE.fullmatch(value):
             raise ValidationError("must be a period YYYY-MM")
 
 
@@ -143,18 +182,39 @@ def uscc_is_valid(code: str) -> bool:
     return _USCC_ALPHABET[check] == code[17]
 
 
-class Text(fields.String):
-    """A non-empty trimmed string of bounded length."""
+#: Characters no text of the contract may hold: lone UTF-16 surrogates (not Unicode text at all:
+#: they cannot be written as UTF-8) and control characters other than tab, newline and return.
+BAD_TEXT_RE = re.compile("[\ud800-\udfff\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
-    def __init__(self, *, max_length: int = 200, **kwargs: Any) -> None:
+
+def text_problem(text: str) -> str | None:
+    """Why ``text`` is not acceptable text (a lone surrogate, a control character), or None."""
+    found = BAD_TEXT_RE.search(text)
+    if found is None:
+        return None
+    char = found.group()
+    if "\ud800" <= char <= "\udfff":
+        return f"must not contain a lone UTF-16 surrogate (U+{ord(char):04X} at position {found.start()})"
+    return f"must not contain the control character U+{ord(char):04X} (at position {found.start()})"
+
+
+class Text(fields.String):
+    """A string of bounded length: non-empty after trimming unless ``allow_empty``; never a lone
+    surrogate or a control character (tab, newline and return are allowed)."""
+
+    def __init__(self, *, max_length: int = 200, allow_empty: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.max_length = max_length
+        self.allow_empty = allow_empty
         self.metadata = {"maxLength": max_length, **self.metadata}
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
-        if not text.strip():
+        if not self.allow_empty and not text.strip():
             raise ValidationError("must not be empty")
         if len(text) > self.max_length:
             raise ValidationError(f"must be at most {self.max_length} characters")
+        problem = text_problem(text)
+        if problem is not None:
+            raise ValidationError(problem)
         return text

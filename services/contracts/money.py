@@ -27,9 +27,10 @@ MAX_WIRE_FEN = 99_999_999_999_999
 MAX_YUAN = "999999999999.99"
 
 # ASCII digits only and \Z (not $, which also matches before a trailing newline).
-# _YUAN_RE is the published pattern (canonical amounts: no leading zeros, so 12 digits at most);
-# parse_yuan also takes leading zeros as long as the value is within the bound.
-_YUAN_RE = re.compile(r"^-?[0-9]{1,12}\.[0-9]{2}\Z")
+# _YUAN_RE is the published pattern of an event's amount: canonical (no leading zeros, no "-0.00"
+# is left to the field), so 12 integer digits at most. parse_yuan also takes leading zeros as long
+# as the value is within the bound (a request's "0001.00"); the contract takes only format_yuan's form.
+_YUAN_RE = re.compile(r"^-?(0|[1-9][0-9]{0,11})\.[0-9]{2}\Z")
 _YUAN_ANY_RE = re.compile(r"^(-?)([0-9]+)\.([0-9]{2})\Z")
 _RATE_RE = re.compile(r"^[0-9]{1,6}(\.[0-9]{1,10})?\Z")
 _MU_RE = re.compile(r"^[0-9]{1,9}(\.[0-9]{1,4})?\Z")

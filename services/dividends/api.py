@@ -10,7 +10,6 @@ waits until the projection has consumed its input topics up to their current end
 from __future__ import annotations
 
 import hashlib
-import uuid
 from datetime import date
 from typing import Any
 
@@ -46,7 +45,7 @@ from services.dividends.schemas import (
     UnpaidQuery,
 )
 from services.runtime.auth import Forbidden
-from services.runtime.http import ApiError, Publisher, idempotency_key, idempotent, principal, service
+from services.runtime.http import ApiError, Publisher, fresh_uuid, idempotent, principal, service
 from services.runtime.service import NewEvent
 
 BOARD = ("board",)
@@ -77,11 +76,8 @@ def _distribution(distribution_id: str) -> dict[str, Any]:
 
 
 def _new_id(prefix: str) -> str:
-    """A fresh id: derived from the Idempotency-Key when there is one (a retry gets the same), else random."""
-    key = idempotency_key()
-    if key:
-        return f"{prefix}-{hashlib.sha256(key.encode()).hexdigest()[:24]}"
-    return f"{prefix}-{uuid.uuid4().hex}"
+    """A fresh id: derived from the bound Idempotency-Key when there is one (a retry gets the same), else random."""
+    return f"{prefix}-{fresh_uuid(prefix).hex}"
 
 
 def _distribution_id(project_id: str, period_start: str, period_end: str) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from services.contracts.fields import IsoDate, Rate, Slug, Text, Yuan
+from services.contracts.fields import Amount, IsoDate, Rate, Slug, Text, Yuan
 from services.contracts.money import parse_rate
 
 # -- requests ------------------------------------------------------------------------------------------
@@ -58,7 +58,7 @@ class PaymentRequest(Schema):
 
     payment_id = Slug(load_default=None)
     investor_id = Slug(required=True)
-    amount = Yuan(required=True, positive=True)
+    amount = Amount(required=True, positive=True)
     paid_on = IsoDate(required=True)
     bank_reference = Text(required=True, max_length=100)
 

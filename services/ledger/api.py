@@ -11,9 +11,7 @@ publishes nothing. Blueprints are built per app (nothing is bound at import time
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import re
-import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -83,15 +81,24 @@ from services.ledger.schemas import (
     YearQuery,
 )
 from services.runtime.auth import Forbidden
-from services.runtime.http import ApiError, Publisher, first_field, idempotency_key, idempotent, principal, service
+from services.runtime.http import (
+    ApiError,
+    Publisher,
+    first_field,
+    fresh_uuid,
+    idempotency_key,
+    idempotent,
+    principal,
+    service,
+)
 from services.runtime.service import NewEvent
 from services.runtime.store import ProjectionStore
 
 WRITERS = ("admin", "accountant")
+#: Who reads a collective's books (entries, periods, statements): admin passes every check.
+BOOK_READERS = ("accountant", "auditor")
 #: Refusals that are conflicts with the books' state rather than bad input.
 CONFLICTS = frozenset({"already_reversed", "reversal_of_reversal", "period_already_closed"})
-#: Namespace of entry ids derived from an Idempotency-Key (a retry posts under the same id).
-KEYED_ENTRY_NAMESPACE = uuid.UUID("0d6f3f4e-8a53-5b7c-9d1e-7c2b6a41e0f1")
 
 IDEMPOTENCY_PARAMETER = {
     "in": "header", "name": "Idempotency-Key", "required": False, "schema": {"type": "string", "maxLength": 200},
@@ -129,24 +136,28 @@ def _already_exists(what: str, field: str, value: str) -> ApiError:
     return ApiError(409, "already_exists", f"{what} {value!r} already exists", field)
 
 
+def _id_is_free(new_id: str, field: str) -> None:
+    """Collectives, investors and projects share one id namespace (DESIGN §8): 409 on any clash, so an
+    id in a token's scope, a URL or an export always means one thing."""
+    store = _store()
+    for what, taken in (("collective", views.collective(store, new_id)), ("investor", views.investor(store, new_id)),
+                        ("project", views.project(store, new_id))):
+        if taken is not None:
+            raise ApiError(409, "already_exists", f"{new_id!r} is already the id of a {what}", field)
+
+
 def _require_collective(collective_id: str) -> None:
     if views.collective(_store(), collective_id) is None:
         raise _not_found("collective", "collective_id", collective_id)
 
 
 def _new_slug(prefix: str) -> str:
-    """A fresh id: derived from the Idempotency-Key when there is one (a retry gets the same), else random."""
-    key = idempotency_key()
-    if key:
-        return f"{prefix}-{hashlib.sha256(f'{request.path}:{key}'.encode()).hexdigest()[:24]}"
-    return f"{prefix}-{uuid.uuid4().hex}"
+    """A fresh id: derived from the bound Idempotency-Key when there is one (a retry gets the same), else random."""
+    return f"{prefix}-{fresh_uuid(prefix).hex[:24]}"
 
 
 def _new_entry_id(qualifier: str) -> str:
-    key = idempotency_key()
-    if key:
-        return str(uuid.uuid5(KEYED_ENTRY_NAMESPACE, f"{request.path}:{key}:{qualifier}"))
-    return new_uuid()
+    return str(fresh_uuid(qualifier))
 
 
 def _request_body(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -165,7 +176,8 @@ def _await_derived(event_id: str) -> None:
 def _authorize(books: bool, admin_only: frozenset[str] = frozenset()) -> Callable[[], None]:
     """Before parsing any body: 401 without a valid token; writes only for admin and accountants
     (the views in ``admin_only``: admin alone); a collective's books only for its own accountants
-    (plus auditor and admin for reading). Scopes named in a body are checked by the view."""
+    (plus auditor and admin for reading; no other role reads them). Scopes named in a body are
+    checked by the view."""
 
     def check() -> None:
         who = principal()
@@ -177,8 +189,10 @@ def _authorize(books: bool, admin_only: frozenset[str] = frozenset()) -> Callabl
                 raise Forbidden(f"role {who.role!r} may not do this; only admin registers")
             if books and collective_id is not None:
                 who.require(("accountant",), collective=collective_id)
-        elif books and collective_id is not None and not who.can_read(collective=collective_id):
-            raise Forbidden(f"{collective_id!r} is outside this token's scope")
+        elif books and collective_id is not None:
+            # A collective's books are read by its own accountants, the auditor and the admin (DESIGN §8);
+            # an operator or a board whose scope happens to name the same id reads nothing here.
+            who.require(BOOK_READERS, collective=collective_id)
 
     return check
 
@@ -206,8 +220,7 @@ def registry_blueprint() -> Blueprint:
         collective_id = body["collective_id"]
 
         def write(publish: Publisher) -> dict[str, Any]:
-            if views.collective(_store(), collective_id) or views.investor(_store(), collective_id):
-                raise _already_exists("collective or investor", "collective_id", collective_id)
+            _id_is_free(collective_id, "collective_id")
             data = {"collective_id": collective_id, "name": body["name"], "town": body["town"],
                     "uscc": body["uscc"], "alliances": list(body["alliances"])}
             return publish([NewEvent("CollectiveRegistered", collective_id, data)], {"collective_id": collective_id})
@@ -237,8 +250,7 @@ def registry_blueprint() -> Blueprint:
         investor_id = body["investor_id"]
 
         def write(publish: Publisher) -> dict[str, Any]:
-            if views.investor(_store(), investor_id) or views.collective(_store(), investor_id):
-                raise _already_exists("investor or collective", "investor_id", investor_id)
+            _id_is_free(investor_id, "investor_id")
             return publish([NewEvent("InvestorRegistered", investor_id, dict(body))], {"investor_id": investor_id})
 
         return idempotent(_request_body(body), write, lambda r: views.investor(_store(), r["investor_id"]))
@@ -257,8 +269,7 @@ def registry_blueprint() -> Blueprint:
         project_id = body["project_id"]
 
         def write(publish: Publisher) -> dict[str, Any]:
-            if views.project(_store(), project_id) is not None:
-                raise _already_exists("project", "project_id", project_id)
+            _id_is_free(project_id, "project_id")
             return publish([NewEvent("ProjectRegistered", project_id, dict(body))], {"project_id": project_id})
 
         return idempotent(_request_body(body), write, lambda r: views.project(_store(), r["project_id"]))
@@ -564,7 +575,14 @@ def books_blueprint() -> Blueprint:
             out = []
             for r in result["results"]:
                 if "entry_id" in r:
-                    out.append({"index": r["index"], "status": r["status"], "entry": posted[r["entry_id"]]})
+                    entry = posted[r["entry_id"]]
+                    try:  # a repeat is answered only with what the caller may still see
+                        who.require(("accountant",), collective=entry["collective_id"])
+                    except Forbidden as exc:
+                        out.append({"index": r["index"], "status": 403, "error": ApiError(
+                            403, "forbidden", str(exc), "collective_id").to_dict()["error"]})
+                        continue
+                    out.append({"index": r["index"], "status": r["status"], "entry": entry})
                 else:
                     out.append(r)
             # The entries are already in their wire shape (EntryBody, every field declared): dumping a
@@ -586,6 +604,11 @@ def books_blueprint() -> Blueprint:
                 check_close_period(body["period"], views.closed_periods(_store(), collective_id))
             except LedgerError as exc:
                 raise refusal(exc) from None
+            # The automatic entries owed to these books (a dividend approved or paid, an investment …)
+            # are posted first, at their own dates: the writer lock keeps the reactor out meanwhile, so
+            # none of them can land inside the month after it is closed (DESIGN §7).
+            while service().publish_owed(collective_id):
+                pass
             data = {"collective_id": collective_id, "period": body["period"]}
             return publish([NewEvent("PeriodClosed", collective_id, data)], data)
 

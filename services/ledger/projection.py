@@ -143,6 +143,19 @@ def _entry_reversed(conn: sqlite3.Connection, e: Envelope) -> None:
 def _period_closed(conn: sqlite3.Connection, e: Envelope) -> None:
     d = e["data"]
     conn.execute("INSERT OR IGNORE INTO closed_periods VALUES (?,?)", (d["collective_id"], d["period"]))
+    # An automatic entry still owed (its cause folded, the entry not yet in the log) that is dated in the
+    # month just closed moves to the first open day after it, as if its cause came now: closed books are
+    # never touched, whatever the order in which the consumer and the writer ran.
+    closed = {row[0] for row in conn.execute("SELECT period FROM closed_periods WHERE collective_id=?",
+                                             (d["collective_id"],))}
+    owed = conn.execute("SELECT event_id, data FROM _outbox WHERE type='EntryPosted' AND subject=?",
+                        (d["collective_id"],)).fetchall()
+    for event_id, raw in owed:
+        data = json.loads(raw)
+        day = posting_date(dt.date.fromisoformat(data["date"]), closed).isoformat()
+        if day != data["date"]:
+            data["date"] = day
+            conn.execute("UPDATE _outbox SET data=? WHERE event_id=?", (json.dumps(data, ensure_ascii=False), event_id))
 
 
 def _lines_of(conn: sqlite3.Connection, entry_id: str) -> list[Line]:

@@ -12,7 +12,8 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from services.contracts.fields import IsoDate, Mu, Period, Slug, Text, Uscc, Yuan
+from services.contracts.fields import Amount, IsoDate, Mu, Period, Slug, Text, Uscc
+from services.runtime.openapi import ErrorDetailSchema
 
 INVESTOR_TYPES = ("collective", "company", "government")
 
@@ -56,10 +57,10 @@ class InvestmentRequest(Schema):
     investor_type = fields.String(validate=validate.OneOf(INVESTOR_TYPES), metadata={
         "description": "optional; when given it must match the registry (which decides the type)"})
     area_mu = Mu()
-    price_per_mu = Yuan(positive=True)
-    amount = Yuan(positive=True)
+    price_per_mu = Amount(positive=True)
+    amount = Amount(positive=True)
     effective_on = IsoDate(required=True)
-    parcel = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=100))
+    parcel = Text(load_default=None, allow_none=True, allow_empty=True, max_length=100)
 
     @validates_schema
     def _land_or_cash(self, data: Mapping[str, Any], **kwargs: Any) -> None:
@@ -83,7 +84,7 @@ class WithdrawalRequest(Schema):
 
     withdrawal_id = Slug(load_default=None)
     investor_id = Slug(required=True)
-    amount = Yuan(required=True, positive=True)
+    amount = Amount(required=True, positive=True)
     effective_on = IsoDate(required=True)
     reason = Text(required=True, max_length=500)
 
@@ -100,8 +101,8 @@ class LineRequest(Schema):
 
     account = fields.String(required=True, validate=validate.Length(min=1, max=80),
                             metadata={"example": "141/binhai-park"})
-    debit = Yuan(positive=True)
-    credit = Yuan(positive=True)
+    debit = Amount(positive=True)
+    credit = Amount(positive=True)
 
     @validates_schema
     def _one_side(self, data: Mapping[str, Any], **kwargs: Any) -> None:
@@ -113,7 +114,7 @@ class EntryRequest(Schema):
     """POST /v1/collectives/{collective_id}/entries."""
 
     date = IsoDate(required=True)
-    memo = fields.String(load_default="", validate=validate.Length(max=500))
+    memo = Text(load_default="", allow_empty=True, max_length=500)
     lines = fields.List(fields.Nested(LineRequest), required=True, validate=validate.Length(max=200))
 
 
@@ -158,8 +159,8 @@ class YearQuery(Schema):
 
 
 class VillageIncomeQuery(YearQuery):
-    town = fields.String(load_default=None, validate=validate.Length(max=50))
-    alliance = fields.String(load_default=None, validate=validate.Length(max=100))
+    town = Text(load_default=None, allow_empty=True, max_length=50)
+    alliance = Text(load_default=None, allow_empty=True, max_length=100)
 
 
 # -- responses ---------------------------------------------------------------------------------------------
@@ -269,7 +270,7 @@ class BatchResult(Schema):
     index = fields.Integer()
     status = fields.Integer()
     entry = fields.Nested(EntryBody)
-    error = fields.Dict()
+    error = fields.Nested(ErrorDetailSchema, metadata={"description": "why this entry was refused"})
 
 
 class BatchResponse(Schema):

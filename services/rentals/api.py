@@ -9,7 +9,6 @@ state except by publishing an event.
 from __future__ import annotations
 
 import sqlite3
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime
 from fractions import Fraction
@@ -24,7 +23,7 @@ from services.contracts.money import MAX_YUAN, fits_wire, format_yuan, parse_yua
 from services.contracts.topics import DIVIDENDS, LEDGER_INVESTMENTS
 from services.rentals import domain, schemas
 from services.rentals.projection import invoice_of, late_for, lease_of, open_invoices
-from services.runtime.http import ApiError, Publisher, idempotency_key, idempotent, principal, service
+from services.runtime.http import ApiError, Publisher, fresh_uuid, idempotent, principal, service
 from services.runtime.service import MAX_EVENTS_PER_REQUEST, NewEvent
 from services.runtime.sqlsum import exact_sum, sum_of
 
@@ -33,7 +32,6 @@ blp = Blueprint("rentals", __name__, url_prefix="/v1",
 
 READERS = ("operator", "board", "auditor")
 WRITERS = ("operator",)
-_ID_NAMESPACE = uuid.UUID("0c7e4bb4-64f4-5a57-9f55-6d2d8b0f3d21")
 
 #: domain error -> (HTTP status, error code). Anything else a rule refuses is a 422.
 _REFUSALS: dict[type[domain.RentalsError], tuple[int, str]] = {
@@ -83,11 +81,8 @@ def _today() -> date:
 
 
 def _new_id(kind: str, scope: str) -> str:
-    """A fresh id: derived from the Idempotency-Key when there is one (a retry makes the same), else random."""
-    key = idempotency_key()
-    if key:
-        return uuid.uuid5(_ID_NAMESPACE, f"{kind}:{scope}:{key}").hex
-    return uuid.uuid4().hex
+    """A fresh id: derived from the bound Idempotency-Key when there is one (a retry makes the same), else random."""
+    return fresh_uuid(f"{kind}:{scope}").hex
 
 
 def _request_body() -> dict[str, Any]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, fields, validate
 
-from services.contracts.fields import IsoDate, Slug, Text, Uscc, Yuan
+from services.contracts.fields import Amount, IsoDate, Slug, Text, Uscc, Yuan
 from services.rentals.domain import ARREARS_BUCKETS, BILLING_MONTHS, GRANULARITIES
 
 
@@ -23,7 +23,7 @@ class Body(Schema):
 class BuildingIn(Body):
     building_id = Slug(metadata={"description": "optional; generated when absent"})
     name = Text(required=True, max_length=100)
-    floor_area_m2 = Yuan(required=True, positive=True, metadata={"example": "8400.00"})
+    floor_area_m2 = Amount(required=True, positive=True, metadata={"example": "8400.00"})
 
 
 class TenantIn(Body):
@@ -37,8 +37,8 @@ class LeaseIn(Body):
     tenant = fields.Nested(TenantIn, required=True)
     start_on = IsoDate(required=True, metadata={"description": "first day let"})
     end_on = IsoDate(required=True, metadata={"description": "first day no longer let (exclusive)"})
-    monthly_rent = Yuan(required=True, positive=True)
-    deposit = Yuan(required=True)
+    monthly_rent = Amount(required=True, positive=True)
+    deposit = Amount(required=True)
     billing = fields.String(required=True, validate=validate.OneOf(tuple(BILLING_MONTHS)))
 
 
@@ -53,18 +53,18 @@ class InvoiceRunIn(Body):
 
 class PaymentIn(Body):
     payment_id = Slug(metadata={"description": "optional; generated when absent"})
-    amount = Yuan(required=True, positive=True)
+    amount = Amount(required=True, positive=True)
     received_on = IsoDate(required=True)
-    invoice_id = fields.String(validate=validate.Length(min=1, max=120),
-                               metadata={"description": "optional: the invoice this payment is meant for"})
+    invoice_id = Text(max_length=120,
+                      metadata={"description": "optional: the invoice this payment is meant for"})
 
 
 class ExpenseIn(Body):
     expense_id = Slug(metadata={"description": "optional; generated when absent"})
     category = Slug(required=True, metadata={"example": "property-tax"})
-    amount = Yuan(required=True, positive=True)
+    amount = Amount(required=True, positive=True)
     incurred_on = IsoDate(required=True)
-    memo = fields.String(validate=validate.Length(max=500))
+    memo = Text(allow_empty=True, max_length=500)
 
 
 class OnQuery(Body):

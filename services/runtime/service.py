@@ -191,19 +191,23 @@ class EventService:
                 continue
             try:
                 with self.writing():
-                    # Only once caught up with the log can we tell what is really owed (a
-                    # rebuild folds causes before the derived events that already follow them).
-                    self.sync()
-                    pending = self.store.outbox()
-                    owed = [row for row in pending if not self.store.has_event(row["event_id"])]
-                    events = [NewEvent(row["type"], row["subject"], json.loads(row["data"]),
-                                       event_id=row["event_id"], causation_id=row["causation_id"])
-                              for row in owed]
-                    if events:
-                        self.publish(events, actor=f"system:{self.name}")
+                    self.publish_owed()
             except Exception as exc:  # broker down or a bug: keep the outbox, retry later
                 log.warning("%s reactor could not publish derived events: %s", self.name, exc)
                 self._halt.wait(1.0)
+
+    def publish_owed(self, subject: str | None = None) -> list[dict[str, Any]]:
+        """Publish the derived events the outbox holds (those of ``subject`` only, if given).
+
+        Must be called inside ``writing()``. Catches up with the log first: only then can we tell
+        what is really owed (a rebuild folds causes before the derived events that already follow
+        them), and every cause already in the log has been folded and its events owed.
+        """
+        self.sync()
+        owed = [row for row in self.store.outbox(subject=subject) if not self.store.has_event(row["event_id"])]
+        events = [NewEvent(row["type"], row["subject"], json.loads(row["data"]), event_id=row["event_id"],
+                           causation_id=row["causation_id"]) for row in owed]
+        return self.publish(events, actor=f"system:{self.name}") if events else []
 
     def pending_derived(self) -> int:
         return len(self.store.outbox())

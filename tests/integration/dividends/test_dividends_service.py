@@ -8,6 +8,7 @@ its own, because the session broker is shared.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -515,6 +516,19 @@ BAD_INPUT: list[tuple[str, str, str, Any, str, int, str | None]] = [
     ("approve with a body", "POST", "/v1/distributions/{d}/approve", {"by": "me"}, "board", 422, "by"),
     ("operator may not read", "GET", "/v1/distributions/{d}", None, "operator", 403, "Authorization"),
     ("bad year", "GET", "/v1/investors/{v}/dividends?year=twenty", None, "auditor", 422, "year"),
+    # Ids match their pattern over the whole string; text holds no lone surrogate (issue 13.3, 13.4).
+    ("distribution id with a trailing newline", "POST", "/v1/projects/{p}/distributions",
+     {**GOOD_PERIOD, "distribution_id": "d-new\n"}, "board", 422, "distribution_id"),
+    ("guarantor id with a trailing newline", "PUT", "/v1/projects/{p}/policy",
+     {**GOOD_POLICY, "guaranteed_rate": "0.10", "guarantor_id": "soe\n"}, "board", 422, "guarantor_id"),
+    ("investor id with a trailing newline", "POST", "/v1/distributions/{d}/payments",
+     {**GOOD_PAYMENT, "investor_id": "{v}\n"}, "board", 422, "investor_id"),
+    ("distribution id in the URL with a trailing newline", "POST", "/v1/distributions/{d}%0A/payments",
+     {**GOOD_PAYMENT, "investor_id": "{v}"}, "board", 404, "distribution_id"),
+    ("lone surrogate in a bank reference", "POST", "/v1/distributions/{d}/payments",
+     {**GOOD_PAYMENT, "investor_id": "{v}", "bank_reference": "B\ud800"}, "board", 422, "bank_reference"),
+    ("lone surrogate in a cancellation's reason", "POST", "/v1/distributions/{d}/cancel", {"reason": "\udc00"},
+     "board", 422, "reason"),
 ]
 
 
@@ -550,7 +564,9 @@ def test_bad_input_is_refused_naming_the_field_and_publishes_nothing(
     elif body is None:
         resp = world.client.open(url, method=method, headers=headers)
     else:
-        resp = world.client.open(url, method=method, json=_fill(body, stage), headers=headers)
+        # json.dumps escapes what is not ASCII, so a lone surrogate travels as a client's "\\ud800" would.
+        resp = world.client.open(url, method=method, data=json.dumps(_fill(body, stage)),
+                                 headers={**headers, "Content-Type": "application/json"})
     error = resp.get_json()["error"]
     assert (resp.status_code, error["field"]) == (status, field), error
     assert dividends_offsets(world) == before

@@ -71,7 +71,9 @@ class World:
                   "accountant": lambda: self.token("accountant", self.village),
                   "other-accountant": lambda: self.token("accountant", self.neighbour),
                   "auditor": lambda: self.token("auditor"),
-                  "operator": lambda: self.token("operator", self.park)}
+                  "operator": lambda: self.token("operator", self.park),
+                  "operator-of-village": lambda: self.token("operator", self.village),
+                  "board-of-village": lambda: self.token("board", self.village)}
         if role == "none":
             return dict(extra)
         return dict(bearer(tokens[role](), **extra))
@@ -191,6 +193,46 @@ def test_the_same_idempotency_key_returns_the_first_entry_and_another_body_is_a_
     assert other.status_code == 409
     assert other.get_json()["error"]["field"] == "Idempotency-Key"
     assert world.offsets() == after
+
+
+def test_an_idempotency_key_is_bound_to_its_caller_and_never_hands_one_village_another_villages_result(
+        world: World) -> None:
+    """Village B reusing the key village A used (same route, even the same body) is a request of its own:
+    no 409, never A's entries, and B's entries get ids of their own (DESIGN §8)."""
+    key = f"shared-{uuid.uuid4().hex}"
+    mine = {"collective_id": world.village, "date": "2028-04-02",
+            "lines": [{"account": "101", "debit": "1.00"}, {"account": "504", "credit": "1.00"}]}
+    theirs = {**mine, "collective_id": world.neighbour}
+    a_batch = world.post("/v1/entries/batch", {"entries": [mine]}, "accountant", **{"Idempotency-Key": key})
+    assert a_batch.status_code == 200, a_batch.get_json()
+    a_entry = a_batch.get_json()["results"][0]["entry"]
+    # B replays A's exact request with A's key: refused for A's village, and A's entry is not in the answer.
+    replay = world.post("/v1/entries/batch", {"entries": [mine]}, "other-accountant", **{"Idempotency-Key": key})
+    assert replay.status_code == 200, replay.get_json()
+    assert replay.get_json()["results"][0]["status"] == 403
+    assert a_entry["entry_id"] not in json.dumps(replay.get_json())
+    # B's own batch under the same key is posted, under ids of its own.
+    b_batch = world.post("/v1/entries/batch", {"entries": [theirs]}, "other-accountant", **{"Idempotency-Key": key})
+    assert b_batch.status_code == 200, b_batch.get_json()
+    b_entry = b_batch.get_json()["results"][0]["entry"]
+    assert b_entry["collective_id"] == world.neighbour and b_entry["entry_id"] != a_entry["entry_id"]
+    assert world.ok(f"/v1/collectives/{world.neighbour}/entries/{b_entry['entry_id']}", "other-accountant")
+    # Single entries: B's key does not collide with A's either (no 409, both posted).
+    body = {"date": "2028-04-03", "lines": mine["lines"]}
+    a_single = world.created(f"/v1/collectives/{world.village}/entries", body, "accountant",
+                             **{"Idempotency-Key": key})
+    b_single = world.created(f"/v1/collectives/{world.neighbour}/entries", body, "other-accountant",
+                             **{"Idempotency-Key": key})
+    assert a_single["entry_id"] != b_single["entry_id"]
+    # Each caller still gets its own first result back.
+    again = world.post("/v1/entries/batch", {"entries": [mine]}, "accountant", **{"Idempotency-Key": key})
+    assert again.get_json()["results"][0]["entry"] == a_entry
+    admin_key = f"admin-{uuid.uuid4().hex}"
+    project = {"project_id": f"lg-{world.u}-idem", "name": "x", "kind": "other", "town": "镇", "operator": "y"}
+    world.created("/v1/projects", project, "admin", **{"Idempotency-Key": admin_key})
+    other_admin = bearer(kept_token(world.settings, world.tokens, "admin", "second"), **{"Idempotency-Key": admin_key})
+    clash = world.client.post("/v1/projects", json=project, headers=other_admin)
+    assert clash.status_code == 409 and clash.get_json()["error"]["code"] == "already_exists", clash.get_json()
 
 
 def test_an_entry_is_reversed_by_a_mirror_entry_once_and_a_second_reversal_is_a_conflict(world: World) -> None:
@@ -549,6 +591,59 @@ BAD_INPUTS: list[tuple[str, str, str, Any, str, int, str]] = [
      None, "accountant", 422, "as_of"),
     ("balance sheet without a year", "GET", "/v1/collectives/{village}/balance-sheet", None, "accountant", 422,
      "year"),
+    # Ids, periods, dates and accounts match over the whole string: no trailing newline, no look-alike digits.
+    ("collective id with a trailing newline", "POST", "/v1/collectives", collective_body("{village}\n", "镇"),
+     "admin", 422, "collective_id"),
+    ("project id with a trailing newline", "POST", "/v1/projects",
+     {"project_id": "lg-{u}-nl\n", "name": "x", "kind": "other", "town": "镇", "operator": "y"}, "admin", 422,
+     "project_id"),
+    ("investor id with a trailing newline", "POST", INVEST, {**CASH, "investor_id": "{village}\n"}, "admin", 422,
+     "investor_id"),
+    ("period with a trailing newline", "POST", "/v1/collectives/{village}/periods", {"period": "2026-03\n"},
+     "accountant", 422, "period"),
+    ("period in full-width digits", "POST", "/v1/collectives/{village}/periods", {"period": "２０２６-03"},
+     "accountant", 422, "period"),
+    ("date with a trailing newline", "POST", ENTRIES, entry(date="2026-03-15\n"), "accountant", 422, "date"),
+    ("date in Arabic-Indic digits", "POST", ENTRIES, entry(date="٢٠٢٦-03-15"), "accountant", 422, "date"),
+    ("account with a trailing newline", "POST", ENTRIES, lines({"account": "102\n", "debit": "100.00"}),
+     "accountant", 422, "lines.0.account"),
+    ("sub-account with a trailing newline", "POST", ENTRIES, lines({"account": "141/{park}\n", "debit": "100.00"}),
+     "accountant", 422, "lines.0.account"),
+    ("collective id in the URL with a trailing newline", "POST", "/v1/collectives/{village}%0A/entries", entry(),
+     "admin", 404, "collective_id"),
+    ("collective id in the URL with a trailing space", "GET", "/v1/collectives/{village}%20/entries", None,
+     "admin", 404, "collective_id"),
+    # A lone UTF-16 surrogate is not text: 422 naming the field, wherever it is.
+    ("lone surrogate in a memo", "POST", ENTRIES, entry(memo="备注\ud800"), "accountant", 422, "memo"),
+    ("lone surrogate in a collective's name", "POST", "/v1/collectives",
+     collective_body("lg-{u}-sur", "镇") | {"name": "\udfff村"}, "admin", 422, "name"),
+    ("lone surrogate in an alliance", "POST", "/v1/collectives", collective_body("lg-{u}-sur", "镇", "联盟\ud83d"),
+     "admin", 422, "alliances.0"),
+    ("lone surrogate in a reversal's reason", "POST", ENTRIES + "/00000000-0000-4000-8000-000000000000/reverse",
+     {"date": "2026-03-15", "reason": "错\udc00"}, "accountant", 422, "reason"),
+    ("lone surrogate in a batch entry", "POST", "/v1/entries/batch",
+     {"entries": [{**entry(), "collective_id": "{village}", "memo": "\ud800"}]}, "accountant", 422,
+     "entries.0.memo"),
+    ("lone surrogate in a field name", "POST", ENTRIES, {**entry(), "memo\ud800": "x"}, "accountant", 422, "body"),
+    ("lone surrogate in a parcel", "POST", INVEST, {**LAND, "parcel": "\ud800"}, "admin", 422, "parcel"),
+    ("control character in a name", "POST", "/v1/collectives",
+     collective_body("lg-{u}-ctl", "镇") | {"name": "联盟\x00村"}, "admin", 422, "name"),
+    ("control character in a memo", "POST", ENTRIES, entry(memo="a\x1bb"), "accountant", 422, "memo"),
+    # Collectives, investors and projects share one id namespace (DESIGN §8).
+    ("project with a collective's id", "POST", "/v1/projects",
+     {"project_id": "{village}", "name": "x", "kind": "other", "town": "镇", "operator": "y"}, "admin", 409,
+     "project_id"),
+    ("collective with a project's id", "POST", "/v1/collectives", collective_body("{park}", "镇"), "admin", 409,
+     "collective_id"),
+    ("investor with a project's id", "POST", "/v1/investors",
+     {"investor_id": "{park}", "name": "某公司", "investor_type": "company"}, "admin", 409, "investor_id"),
+    ("investor with a collective's id", "POST", "/v1/investors",
+     {"investor_id": "{village}", "name": "某公司", "investor_type": "company"}, "admin", 409, "investor_id"),
+    # A collective's books are for its accountants, the auditor and the admin, whatever a token's scope names.
+    ("operator whose scope names the village reads its entries", "GET", ENTRIES, None, "operator-of-village", 403,
+     "Authorization"),
+    ("board whose scope names the village reads its trial balance", "GET",
+     "/v1/collectives/{village}/trial-balance", None, "board-of-village", 403, "Authorization"),
 ]
 
 

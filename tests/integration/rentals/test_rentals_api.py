@@ -8,6 +8,7 @@ registered on the ledger's topic by a stand-in ledger that only publishes Projec
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,7 +19,9 @@ from typing import Any
 import pytest
 from conftest import bearer, no_fold, running
 from flask.testing import FlaskClient
+from kafka_helpers import read_records
 
+from services.contracts.money import format_yuan, parse_yuan
 from services.contracts.topics import LEDGER_INVESTMENTS, RENTALS
 from services.rentals.app import create_app
 from services.runtime.auth import add_token
@@ -327,6 +330,25 @@ def test_a_termination_cutting_an_unpaid_invoice_leaves_only_the_days_let_owing(
 
 
 # -- expenses ---------------------------------------------------------------------------------------------
+
+
+def test_amounts_written_with_leading_zeros_are_published_in_their_canonical_form(park: Park) -> None:
+    """Issue 13.11: a clerk's "0060000.00" is taken as 60000.00, and every event carries "60000.00"."""
+    expense = park.post(f"/v1/projects/{park.project_id}/expenses",
+                        {"category": "maintenance", "amount": "0060000.00", "incurred_on": "2025-04-30"})
+    assert expense["amount"] == "60000.00"
+    park.post(f"/v1/projects/{park.project_id}/leases", {
+        "building_id": park.building("b-canon"), "tenant": {"name": "台州某机电"}, "start_on": "2025-01-01",
+        "end_on": "2026-01-01", "monthly_rent": "000080000.00", "deposit": "0.00", "billing": "monthly",
+        "lease_id": f"canon-{park.project_id}"})
+    payment = park.post(f"/v1/leases/canon-{park.project_id}/payments",
+                        {"amount": "080000.00", "received_on": "2025-01-05"})
+    assert payment["payment"]["amount"] == "80000.00"
+    logged = [r.envelope["data"] for r in read_records(park.world.settings.bootstrap_servers, RENTALS,
+                                                       key=park.project_id)]
+    amounts = [(d.get("amount") or d.get("monthly_rent")) for d in logged if "amount" in d or "monthly_rent" in d]
+    assert "60000.00" in amounts and "80000.00" in amounts
+    assert all(a == format_yuan(parse_yuan(a, allow_negative=True)) for a in amounts), amounts
 
 
 def test_expenses_of_a_project_are_listed_by_date_range_and_category(park: Park) -> None:
@@ -652,6 +674,27 @@ REFUSED: list[tuple[str, str, str, Any, str, int, str | None]] = [
     ("report of an unregistered project", "GET", "/v1/projects/nowhere-{p}/occupancy", None, "auditor", 404,
      "project_id"),
     ("unknown lease read", "GET", "/v1/leases/nope-{lease}", None, "auditor", 404, "lease_id"),
+    # Ids match their pattern over the whole string; text holds no lone surrogate (issue 13.3, 13.4).
+    ("building id with a trailing newline", "POST", "/v1/projects/{p}/buildings",
+     {**BUILDING, "building_id": "b-new\n"}, "operator", 422, "building_id"),
+    ("payment id with a trailing newline", "POST", "/v1/leases/{lease}/payments",
+     {**PAYMENT, "payment_id": "pay-new\n"}, "operator", 422, "payment_id"),
+    ("category with a trailing newline", "POST", "/v1/projects/{p}/expenses", {**EXPENSE, "category": "insurance\n"},
+     "operator", 422, "category"),
+    ("date with a trailing newline", "POST", "/v1/projects/{p}/expenses", {**EXPENSE, "incurred_on": "2025-03-31\n"},
+     "operator", 422, "incurred_on"),
+    ("lease id in the URL with a trailing newline", "POST", "/v1/leases/{lease}%0A/payments", PAYMENT, "operator",
+     404, "lease_id"),
+    ("lone surrogate in a tenant's name", "POST", "/v1/projects/{p}/leases",
+     lease_body(tenant={"name": "台州\ud800"}), "operator", 422, "tenant.name"),
+    ("lone surrogate in a memo", "POST", "/v1/projects/{p}/expenses", {**EXPENSE, "memo": "修\udc00"}, "operator",
+     422, "memo"),
+    ("lone surrogate in a termination's reason", "POST", "/v1/leases/{lease}/terminate",
+     {**TERMINATION, "reason": "\ud83d搬迁"}, "operator", 422, "reason"),
+    ("lone surrogate in a building's name", "POST", "/v1/projects/{p}/buildings", {**BUILDING, "name": "\udfff"},
+     "operator", 422, "name"),
+    ("lone surrogate in an invoice id", "POST", "/v1/leases/{lease}/payments", {**PAYMENT, "invoice_id": "\ud800"},
+     "operator", 422, "invoice_id"),
 ]
 
 
@@ -687,7 +730,10 @@ def test_a_refused_request_names_the_field_and_publishes_nothing(
         response = world.client.open(fill(url, refs), method=method, data=body, headers=headers,
                                      content_type="application/json")
     else:
-        response = world.client.open(fill(url, refs), method=method, json=fill(body, refs), headers=headers)
+        # json.dumps escapes what is not ASCII, so a lone surrogate travels as the client's "\\ud800" would.
+        response = world.client.open(fill(url, refs), method=method, headers=headers,
+                                     data=None if body is None else json.dumps(fill(body, refs)),
+                                     content_type=None if body is None else "application/json")
     error = response.get_json()["error"]
     assert (response.status_code, error["field"]) == (status, field), error
     assert error["status"] == status and error["message"]
