@@ -1,4 +1,4 @@
-"""``python -m bench`` (``make bench``): run the five benchmarks and write docs/benchmarks.md.
+"""``python -m bench`` (``make bench``): run the six benchmarks and write docs/benchmarks.md.
 
     python -m bench                  # the full run: 1,000,000 events, 15 s per HTTP phase
     python -m bench --quick          # a smoke run: 50,000 events, 5 s phases (writes var/bench/)
@@ -22,14 +22,14 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import distribution, latency, peer, posting, replay
+from bench import distribution, download, latency, peer, posting, replay
 from bench.harness import Context, LedgerServer, Outcome, broker, crc32c_in_c, ledger_server, machine, say
 from bench.report import render, write, write_json
 from services.runtime.local_kafka import PROJECT_ROOT
 
-NAMES = ("posting", "replay", "distribution", "latency", "peer")
+NAMES = ("posting", "replay", "distribution", "latency", "peer", "download")
 TITLES = {"posting": "1. Posting throughput", "replay": "2. Replay", "distribution": "3. Distribution",
-          "latency": "4. Latency", "peer": "5. Peer"}
+          "latency": "4. Latency", "peer": "5. Peer", "download": "6. Download"}
 
 
 def _guarded(name: str, fn: Callable[[], Outcome]) -> Outcome:
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             say("\n== broker and ledger server for the HTTP benchmarks ==")
             with broker(ctx, "http") as bootstrap, ledger_server(ctx, bootstrap) as server:
                 _http_phase(ctx, selected, outcomes, bootstrap, server)
-        if {"replay", "peer"} & set(selected):
+        if {"replay", "peer", "download"} & set(selected):
             say("\n== a fresh broker for the generated log ==")
             with broker(ctx, "log") as bootstrap:
                 if "replay" in selected:
@@ -98,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
                     if "replay" not in selected:
                         outcomes["replay-log"] = _guarded("replay", lambda: _log_only(ctx, bootstrap))
                     outcomes["peer"] = _guarded("peer", lambda: peer.run(ctx, bootstrap))
+                if "download" in selected:  # last: it writes new events after the generated log
+                    if ctx.log_summary is None:
+                        outcomes["replay-log"] = _guarded("replay", lambda: _log_only(ctx, bootstrap))
+                    outcomes["download"] = _guarded("download", lambda: download.run(ctx, bootstrap))
     finally:
         total = time.perf_counter() - began
         ordered = [outcomes[n] for n in NAMES if n in outcomes]
@@ -142,7 +146,7 @@ def _http_phase(ctx: Context, selected: list[str], outcomes: dict[str, Outcome],
 
 
 def _log_only(ctx: Context, bootstrap: str) -> Outcome:
-    """--only peer: the log still has to be generated (and replayed, for baotuan's side)."""
+    """--only peer / download: the log still has to be generated (and replayed, for baotuan's side)."""
     from bench.generate import Shape, generate
 
     ctx.log_summary = generate(bootstrap, Shape.for_events(ctx.events), work_dir=ctx.work)

@@ -105,6 +105,12 @@ HOW = """## How it is measured
   `hledger balance` balances the whole journal in one process (checking the export's balance
   assertions). baotuan's side is the replay of benchmark 2 (which balances the same journal and
   verifies everything else as well).
+- **Download** (`bench/download.py`): the web app in the benchmark's process (Flask's test client),
+  against the broker of benchmark 2, a village accountant downloading its workbook
+  (`GET /api/export.xlsx`). The baseline is the download as it was before the web app kept its
+  replay — `run_audit` from the beginning of the log and `write_xlsx`, per click — measured in the
+  same process, and every workbook the web app gives must have the baseline's cells. It runs last:
+  it writes 1,000 new events (another village's) to time a download that folds only those.
 - Profiles: when a target is missed, the benchmark profiles the slow path with cProfile and puts
   the summary under the benchmark (`--profile always|missed|never`)."""
 

@@ -106,6 +106,7 @@ class Books:
     _memos: dict[bytes, str] = field(default_factory=dict)
     _names: list[str] = field(default_factory=list)  # collectives and accounts, by index
     _index: dict[str, int] = field(default_factory=dict)
+    _keys_of: dict[int, list[bytes]] = field(default_factory=dict)  # collective index -> its entries, in log order
     _totals: dict[str, dict[str, list[int]]] = field(default_factory=dict)
     _as_of_text: str = "9999-12-31"
 
@@ -220,10 +221,11 @@ class Books:
     def _book(self, key: bytes, collective_id: str, day: str, lines: list[BookLine], origin_kind: str,
               origin_ref: str | None, memo: str, where: Where) -> None:
         origin = _ORIGIN_INDEX.get(origin_kind, _ORIGIN_INDEX["manual"])
-        packed = _HEAD.pack(self._name_index(collective_id), dt.date.fromisoformat(day).toordinal(),
-                            where.partition, where.offset, origin)
+        collective = self._name_index(collective_id)
+        packed = _HEAD.pack(collective, dt.date.fromisoformat(day).toordinal(), where.partition, where.offset, origin)
         packed += b"".join(_LINE.pack(self._name_index(account), debit - credit) for account, debit, credit in lines)
         self._packed[key] = packed
+        self._keys_of.setdefault(collective, []).append(key)
         if origin_ref is not None:
             self._refs[key] = origin_ref
         if self.keep_memos and memo:
@@ -307,12 +309,13 @@ class Books:
 
     def entries_of(self, collective_id: str | None = None) -> Iterator[BookEntry]:
         """Entries (and reversals) in log order, of one collective or of all."""
-        wanted = self._index.get(collective_id) if collective_id is not None else None
-        if collective_id is not None and wanted is None:
-            return
-        for key, packed in self._packed.items():
-            if wanted is None or _HEAD.unpack_from(packed)[0] == wanted:
+        if collective_id is None:
+            for key, packed in self._packed.items():
                 yield self._unpack(key, packed)
+            return
+        wanted = self._index.get(collective_id)
+        for key in self._keys_of.get(wanted, ()) if wanted is not None else ():
+            yield self._unpack(key, self._packed[key])
 
     def name_of(self, collective_id: str) -> str:
         found = self.collectives.get(collective_id)

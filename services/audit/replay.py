@@ -200,6 +200,10 @@ PIPELINE_MIN_RECORDS = 20_000
 class KafkaSource:
     """The topics on the broker, from the beginning up to the end offsets taken at start.
 
+    ``starts`` (next offset to read, per partition) begins there instead of at the beginning:
+    a reader that kept the fold of the records below them reads only what came after. Once
+    ``records`` has begun, ``planned`` holds each partition's (first, end) offsets it reads.
+
     Reading Kafka with kafka-python is CPU-bound (it parses every record in Python), so for a
     long log a reader process fetches the records (and decodes them and checks each envelope's
     own hash) while this process checks the rest: the two overlap on two cores. ``pipeline``
@@ -208,7 +212,8 @@ class KafkaSource:
 
     def __init__(self, bootstrap: str, *, topics: Sequence[str] = RECORD_TOPICS, until: dt.date | None = None,
                  offsets: Mapping[Position, int] | None = None, idle_timeout_s: float = 30.0,
-                 kafka_config: Mapping[str, Any] | None = None, pipeline: bool | None = None) -> None:
+                 kafka_config: Mapping[str, Any] | None = None, pipeline: bool | None = None,
+                 starts: Mapping[Position, int] | None = None) -> None:
         self.bootstrap = bootstrap
         self.topics = list(topics)
         self.until = until
@@ -220,6 +225,8 @@ class KafkaSource:
         self._done = 0
         self._total: int | None = None
         self._next: dict[Position, int] = {}
+        self.starts = dict(starts or {})
+        self.planned: dict[Position, tuple[int, int]] = {}
 
     def progress(self) -> tuple[int, int | None]:
         return self._done, self._total
@@ -263,6 +270,10 @@ class KafkaSource:
         consumer = _consumer(self.config(), self.bootstrap)
         try:
             plan = _plan(consumer, self.topics, self.until, self.requested)
+            if self.starts:  # within [first, end]: a start past the end reads nothing (the caller sees it)
+                plan = [(topic, partition, min(max(begin, self.starts.get((topic, partition), begin)), end), end)
+                        for topic, partition, begin, end in plan]
+            self.planned = {(topic, partition): (begin, end) for topic, partition, begin, end in plan}
             self._total = sum(end - begin for _, _, begin, end in plan)
             for topic, partition, begin, _ in plan:
                 self._next[(topic, partition)] = begin

@@ -1,6 +1,7 @@
 """The web app: the page's static files, ``/api/whoami``, and a proxy to the three services.
 
-It keeps no state. The browser holds the user's bearer token (in sessionStorage) and every
+It keeps no state of its own but the replay behind the Excel download (``books_cache``). The
+browser holds the user's bearer token (in sessionStorage) and every
 ``/api/<service>/...`` call is forwarded with that token unchanged, so each service still
 decides what the user may see and do (DESIGN §8). The app reads the same token file as the
 services only to tell the page who is signed in (role, scope, name — never the token).

@@ -1,9 +1,10 @@
 """``GET /api/export.xlsx?collective_id=``: one collective's books as an Excel workbook.
 
-The workbook is what ``baotuan export --format xlsx --collective ID`` writes: the audit tool
-replays the topics from the beginning and writes 科目余额表, 凭证明细 and 分红明细 from the
-events, never from a service's database. The replay reads the whole log, so a download
-takes as long as ``baotuan audit``; that is fine at a town's scale.
+The workbook is what ``baotuan export --format xlsx --collective ID`` writes: 科目余额表,
+凭证明细 and 分红明细 from the events of the log, never from a service's database. The replay
+is kept between downloads (:mod:`services.web.books_cache`): the first download replays the
+log, each later one folds only the records written since and gives the same workbook again
+while the log has not moved. Who may download what is checked first, on every request.
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
 def register_export(app: Flask, settings: Settings) -> None:
     """Add the download when the audit exporter can be imported; otherwise the page hides the button."""
     try:
-        from services.audit.checks import run_audit
-        from services.audit.export import write_xlsx
-        from services.audit.replay import KafkaSource, ReplayError
+        from services.audit.replay import ReplayError
+        from services.web.books_cache import WorkbookCache
     except ImportError:  # pragma: no cover - an install without the audit tool
         app.extensions["baotuan_export_xlsx"] = False
         return
     app.extensions["baotuan_export_xlsx"] = True
+    workbooks = WorkbookCache(settings.bootstrap_servers, settings.kafka_client_config())
+    app.extensions["baotuan_workbooks"] = workbooks
 
     @app.get("/api/export.xlsx")
     def export_xlsx() -> Any:
@@ -47,15 +49,12 @@ def register_export(app: Flask, settings: Settings) -> None:
             who.require(("accountant", "auditor"), collective=collective_id)
         except Forbidden as exc:
             return error_response(403, "forbidden", str(exc), "Authorization")
+        # Only now, with the caller allowed this collective's books, is the kept replay asked for them.
         try:
-            source = KafkaSource(settings.bootstrap_servers, kafka_config=settings.kafka_client_config())
-            result = run_audit(source, keep_memos=True)
+            data = workbooks.workbook(collective_id)
         except ReplayError as exc:
             return error_response(503, "broker_unavailable", f"the event log cannot be read: {exc}")
-        books, payouts = result.auditor.books, result.auditor.payouts
-        if collective_id not in books.collective_ids():
+        if data is None:
             return error_response(404, "not_found", f"no books of collective {collective_id!r}", "collective_id")
-        workbook = io.BytesIO()
-        write_xlsx(books, payouts, workbook, collective_id)
-        workbook.seek(0)
-        return send_file(workbook, mimetype=XLSX, as_attachment=True, download_name=f"baotuan-{collective_id}.xlsx")
+        return send_file(io.BytesIO(data), mimetype=XLSX, as_attachment=True,
+                         download_name=f"baotuan-{collective_id}.xlsx")

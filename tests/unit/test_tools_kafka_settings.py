@@ -5,13 +5,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import load_example_subscriber
 
-from services.audit.replay import KafkaSource, ReplayError
+from services.audit.replay import KafkaSource, Record, ReplayError
 from services.runtime.auth import add_token
 from services.runtime.config import Settings
 
@@ -44,7 +45,6 @@ def test_the_audit_and_export_commands_read_kafka_with_the_sasl_variables(
 
 def test_the_web_pages_excel_export_replays_kafka_with_the_settings_kafka_user(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import services.audit.checks
     import services.audit.replay
     from services.web.app import create_app
     from services.web.proxy import Upstreams
@@ -56,11 +56,10 @@ def test_the_web_pages_excel_export_replays_kafka_with_the_settings_kafka_user(
             super().__init__(bootstrap, **kwargs)
             built.append(self.config())
 
-    def refuse(source: KafkaSource, **kwargs: Any) -> None:
-        raise ReplayError("no broker in a unit test")
+        def records(self) -> Iterator[Record]:
+            raise ReplayError("no broker in a unit test")
 
     monkeypatch.setattr(services.audit.replay, "KafkaSource", RecordingSource)
-    monkeypatch.setattr(services.audit.checks, "run_audit", refuse)
     settings = Settings(bootstrap_servers="broker:9092", data_dir=tmp_path / "data", tokens_file=tmp_path / "t.json",
                         kafka_username="auditor", kafka_password="pw-of-the-auditor",
                         kafka_sasl_mechanism="SCRAM-SHA-512", kafka_security_protocol="SASL_SSL")
@@ -69,7 +68,7 @@ def test_the_web_pages_excel_export_replays_kafka_with_the_settings_kafka_user(
     down = "http://127.0.0.1:9"
     client = create_app(settings, Upstreams(ledger=down, rentals=down, dividends=down)).test_client()
     response = client.get("/api/export.xlsx?collective_id=lianmeng", headers={"Authorization": f"Bearer {token}"})
-    assert response.status_code == 503  # the stand-in audit could not read the log
+    assert response.status_code == 503  # the stand-in source could not read the log
     [config] = built
     assert {k: config[k] for k in EXPECTED} == EXPECTED and config["bootstrap_servers"] == "broker:9092"
 
