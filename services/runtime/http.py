@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 from services.runtime.auth import Forbidden, Principal, TokenRegistry, Unauthenticated
 from services.runtime.config import Settings
 from services.runtime.kafka_io import BrokerUnavailable
+from services.runtime.openapi import ErrorResponseSchema, ErrorResponsesPlugin, document_wire_strings
 from services.runtime.service import (
     MAX_EVENTS_PER_REQUEST,
     EventService,
@@ -68,7 +69,15 @@ def first_field(errors: Any, prefix: str = "") -> tuple[str | None, str]:
 
 
 class BaotuanApi(Api):  # type: ignore[misc]
-    """flask-smorest's Api with baotuan's error shape."""
+    """flask-smorest's Api with baotuan's error shape, documented as it is (services.runtime.openapi)."""
+
+    ERROR_SCHEMA = ErrorResponseSchema
+    #: No catch-all ``default``: each operation lists the error statuses it can answer.
+    DEFAULT_ERROR_RESPONSE_NAME = None
+
+    def _init_spec(self, *, extra_plugins: Sequence[Any] | None = None, **options: Any) -> None:
+        super()._init_spec(extra_plugins=[*(extra_plugins or ()), ErrorResponsesPlugin()], **options)
+        document_wire_strings(self.ma_plugin)
 
     def handle_http_exception(self, error: HTTPException) -> tuple[dict[str, Any], int, dict[str, str]]:
         data = getattr(error, "data", None) or {}
