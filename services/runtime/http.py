@@ -7,7 +7,10 @@ Errors always have one shape, and name the field at fault:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -15,6 +18,8 @@ from flask import Flask, current_app, g, jsonify, request
 from flask_smorest import Api, Blueprint
 from werkzeug.exceptions import HTTPException
 
+from services.contracts.envelope import new_uuid
+from services.contracts.fields import text_problem
 from services.runtime.auth import Forbidden, Principal, TokenRegistry, Unauthenticated
 from services.runtime.config import Settings
 from services.runtime.kafka_io import BrokerUnavailable
@@ -175,6 +180,11 @@ def create_service_app(*, title: str, service: EventService | None, settings: Se
         if request.path in PUBLIC_PATHS or request.path.startswith("/docs"):
             return
         principal()
+        refuse_odd_path_ids(request.view_args)
+        if request.is_json:
+            parsed = request.get_json(silent=True)
+            if parsed is not None:
+                refuse_bad_text(parsed)
 
     @app.get("/health")
     def health() -> Any:
@@ -208,6 +218,34 @@ def idempotency_key() -> str | None:
     return key
 
 
+def idempotency_scope() -> str | None:
+    """The request's Idempotency-Key bound to (principal, route) (DESIGN §8), or None without a key.
+
+    Two callers sending the same key make two different requests: neither can block the other
+    with a 409, nor be handed the other's stored result, nor get ids derived from the other's key.
+    """
+    key = idempotency_key()
+    if key is None:
+        return None
+    who = principal()
+    bound = json.dumps([who.role, who.name, request.method, request.path, key], ensure_ascii=False)
+    return hashlib.sha256(bound.encode("utf-8")).hexdigest()
+
+
+#: Namespace of the ids derived from a bound Idempotency-Key (a retry gets the same ids).
+_KEYED_IDS = uuid.UUID("0d6f3f4e-8a53-5b7c-9d1e-7c2b6a41e0f1")
+
+
+def fresh_uuid(qualifier: str) -> uuid.UUID:
+    """A new id for something this request creates: derived from the bound Idempotency-Key (and
+    ``qualifier``, to tell apart the things one request creates) when there is one, so a retry
+    creates the same ids; else random."""
+    scope = idempotency_scope()
+    if scope is None:
+        return uuid.UUID(new_uuid())
+    return uuid.uuid5(_KEYED_IDS, f"{scope}:{qualifier}")
+
+
 Publisher = Callable[[Sequence[NewEvent], dict[str, Any]], dict[str, Any]]
 
 
@@ -215,22 +253,55 @@ def idempotent(body: Any, write: Callable[[Publisher], dict[str, Any]],
                render: Callable[[dict[str, Any]], Any]) -> Any:
     """Run ``write`` once per Idempotency-Key (same key and body: the first result; other body: 409).
 
+    The key is bound to the caller and the route (``idempotency_scope``), so a stored result is
+    only ever returned to the principal that made it. Views check roles and scopes before they
+    call this, so a stored result is never returned to a caller the check would refuse.
+
     ``write`` validates against the projection and calls ``publish(events, result)`` inside
     the writer lock; ``result`` (a few ids) is stored in the log with the events, and
     ``render`` turns it into the response, the first time and for every repeat.
     """
     svc = service()
-    key = idempotency_key()
+    scope = idempotency_scope()
     actor = principal().actor
 
     def publish(events: Sequence[NewEvent], result: dict[str, Any]) -> dict[str, Any]:
-        svc.publish(events, actor=actor, idempotency_key=key, body=body, result=result,
+        svc.publish(events, actor=actor, idempotency_key=scope, body=body, result=result,
                     max_events=MAX_EVENTS_PER_REQUEST)
         return result
 
     with svc.writing():
-        earlier = svc.replay_idempotent(key, body)
+        earlier = svc.replay_idempotent(scope, body)
         if earlier is not None:
             return render(earlier)
         result = write(publish)
     return render(result)
+
+
+def refuse_bad_text(value: Any) -> None:
+    """422 naming the place of the first lone surrogate or control character in a parsed JSON body
+    (in a value or a key): such text cannot be stored or hashed as UTF-8, whatever field it is in."""
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            problem = text_problem(item)
+            if problem is not None:
+                raise ApiError(422, "validation_error", problem, path or "body")
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                where = f"{path}.{key}" if path else str(key)
+                if text_problem(str(key)) is not None:
+                    raise ApiError(422, "validation_error", f"a field name {text_problem(str(key))}",
+                                   path or "body")
+                stack.append((where, inner))
+        elif isinstance(item, list):
+            stack.extend((f"{path}.{i}" if path else str(i), inner) for i, inner in enumerate(item))
+
+
+def refuse_odd_path_ids(view_args: Mapping[str, Any] | None) -> None:
+    """404 for an id in the URL with surrounding whitespace or control characters: no id can be
+    written so (every id matches its pattern over the whole string), so none is looked up."""
+    for name, value in (view_args or {}).items():
+        if isinstance(value, str) and (value != value.strip() or not value.isprintable()):
+            raise ApiError(404, "not_found", f"no {name.removesuffix('_id')} {value!r}", name)
