@@ -8,6 +8,7 @@ time, by the functions registered in ``UPCASTERS``.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -32,11 +33,15 @@ from services.contracts.fields import (
     Uscc,
     Yuan,
 )
-from services.contracts.topics import TOPICS
+from services.contracts.topics import RECORD_TOPICS, TOPICS
 
 INVESTOR_TYPES = ("collective", "company", "government")
 ORIGIN_KINDS = ("manual", "investment", "dividend", "payment", "withdrawal", "development_fund")
 ACCOUNT_PATTERN = r"^[0-9]{3}(/[a-z0-9][a-z0-9-]{0,62})?$"
+WRITERS = ("ledger", "rentals", "dividends")
+KEY_ID_RE = re.compile(r"^[0-9a-f]{16}$")
+ED25519_PUBLIC_RE = re.compile(r"^[A-Za-z0-9+/]{43}=$")
+ED25519_SIGNATURE_RE = re.compile(r"^[A-Za-z0-9+/]{86}==$")
 
 
 class EventData(Schema):
@@ -302,6 +307,47 @@ class DistributionCancelled(EventData):
     reason = Text(required=True, max_length=500)
 
 
+# -- checkpoints (DESIGN §4, "Anchoring"; services.contracts.anchoring) -------------------------------------
+
+
+class CheckpointHead(Schema):
+    class Meta:
+        unknown = RAISE
+
+    subject = Slug(required=True)
+    seq = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    hash = fields.String(required=True, validate=FullMatch(HEX64_RE))
+
+
+class CheckpointPartition(Schema):
+    class Meta:
+        unknown = RAISE
+
+    partition = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+    end_offset = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+    #: null when too many streams moved to list them in one record (the digest still commits to them)
+    heads = fields.List(fields.Nested(CheckpointHead), required=True, allow_none=True)
+    heads_digest = fields.String(required=True, validate=FullMatch(HEX64_RE))
+
+
+class AnnouncedKey(Schema):
+    class Meta:
+        unknown = RAISE
+
+    key_id = fields.String(required=True, validate=FullMatch(KEY_ID_RE))
+    public_key = fields.String(required=True, validate=FullMatch(ED25519_PUBLIC_RE))
+
+
+class ChainCheckpoint(EventData):
+    topic = fields.String(required=True, validate=validate.OneOf(RECORD_TOPICS))
+    number = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    writer = fields.String(required=True, validate=validate.OneOf(WRITERS))
+    partitions = fields.List(fields.Nested(CheckpointPartition), required=True, validate=validate.Length(min=1))
+    key_id = fields.String(required=True, validate=FullMatch(KEY_ID_RE))
+    next_key = fields.Nested(AnnouncedKey, load_default=None, allow_none=True)
+    signature = fields.String(required=True, validate=FullMatch(ED25519_SIGNATURE_RE))
+
+
 class DeadLetter(EventData):
     class Meta:
         unknown = EXCLUDE
@@ -322,7 +368,7 @@ SCHEMAS: dict[tuple[str, int], type[EventData]] = {
         ProjectRegistered, LandShareInvested, CashInvested, InvestmentWithdrawn,
         BuildingRegistered, LeaseSigned, RentInvoiced, RentReceived, ExpenseRecorded, LeaseTerminated,
         PolicySet, DistributionDeclared, DividendAllocated, DistributionApproved, DividendPaid,
-        DistributionCancelled, DeadLetter,
+        DistributionCancelled, ChainCheckpoint, DeadLetter,
     )
 }
 

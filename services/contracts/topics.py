@@ -23,6 +23,9 @@ LEDGER_INVESTMENTS = "baotuan.ledger.investments.v1"
 RENTALS = "baotuan.rentals.v1"
 DIVIDENDS = "baotuan.dividends.v1"
 DEADLETTER = "baotuan.deadletter.v1"
+CHECKPOINTS = "baotuan.checkpoints.v1"
+#: The topics whose streams are hash-chained and anchored by signed checkpoints.
+RECORD_TOPICS = (LEDGER_ENTRIES, LEDGER_INVESTMENTS, RENTALS, DIVIDENDS)
 
 TOPICS: dict[str, Topic] = {
     t.name: t
@@ -43,6 +46,8 @@ TOPICS: dict[str, Topic] = {
               "Distribution policies, declared distributions, per-investor allocations and payments."),
         Topic(DEADLETTER, "any consumer", "original key", ("DeadLetter",),
               "Records a consumer could not process, with the reason."),
+        Topic(CHECKPOINTS, "the writer of the topic it covers", "the topic's name", ("ChainCheckpoint",),
+              "Signed checkpoints (Ed25519) of each record topic: end offsets and the heads of its streams."),
     )
 }
 
@@ -58,6 +63,14 @@ def partitions() -> int:
 def replication_factor() -> int:
     """Replication factor (``BAOTUAN_TOPIC_REPLICATION``, default 1 on one machine; 3 in production)."""
     return int(os.environ.get("BAOTUAN_TOPIC_REPLICATION", "1"))
+
+
+def owner_of(topic: str) -> str:
+    """The service that writes ``topic``'s records (and signs its checkpoints)."""
+    found = TOPICS.get(topic)
+    if found is None or topic not in RECORD_TOPICS:
+        raise KeyError(topic)
+    return found.owner
 
 
 def topic_of(event_type: str) -> str:

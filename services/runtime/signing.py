@@ -1,0 +1,142 @@
+"""A service's Ed25519 signing key, on disk (DESIGN §4, "Anchoring").
+
+Each writer signs its checkpoints and receipts with a key of its own:
+
+- by default ``<data dir>/keys/<service>.pem``, created on first start (PKCS#8 PEM, mode 600);
+- in production from ``BAOTUAN_SIGNING_KEY_FILE`` (a path; the file is never created there).
+
+Rotation: ``baotuan keys rotate SERVICE`` puts a new key beside the current one
+(``<service>.next.pem``). The service announces it in its next checkpoint, signed with the
+current key; once that checkpoint is in the log it moves the current key to
+``retired/<service>-<key id>.pem`` and signs with the new one from then on. An auditor who
+pinned the first key follows the chain of announcements (docs/audit.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from services.contracts.anchoring import key_id
+
+SERVICES = ("ledger", "rentals", "dividends")
+
+
+class KeyFileError(RuntimeError):
+    """A signing key that cannot be read or written."""
+
+
+def default_key_path(data_dir: Path, service: str) -> Path:
+    return data_dir / "keys" / f"{service}.pem"
+
+
+def next_key_path(current: Path) -> Path:
+    return current.with_name(current.name.removesuffix(".pem") + ".next.pem")
+
+
+def retired_dir(current: Path) -> Path:
+    return current.parent / "retired"
+
+
+def _write_private(path: Path, key: Ed25519PrivateKey) -> None:
+    """Write a new private key file, mode 600 from its creation; never overwrite one."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError as exc:
+        raise KeyFileError(f"{path} exists already; a signing key is never overwritten") from exc
+    with os.fdopen(fd, "wb") as out:
+        out.write(pem)
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def read_private(path: Path) -> Ed25519PrivateKey:
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        raise KeyFileError(f"cannot read the signing key {path}: {exc}") from exc
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyFileError(f"{path} holds a {type(key).__name__}, not an Ed25519 key")
+    return key
+
+
+@dataclass
+class SigningKey:
+    """The key a service signs with now (and the file it lives in)."""
+
+    path: Path
+    private: Ed25519PrivateKey
+
+    @property
+    def public(self) -> Ed25519PublicKey:
+        return self.private.public_key()
+
+    @property
+    def key_id(self) -> str:
+        return key_id(self.public)
+
+    @classmethod
+    def load(cls, path: Path, *, create: bool) -> SigningKey:
+        """The key at ``path``; created (mode 600) when missing and ``create``."""
+        if not path.exists():
+            if not create:
+                raise KeyFileError(f"no signing key at {path}")
+            with contextlib.suppress(KeyFileError):  # another process may have created it meanwhile
+                _write_private(path, Ed25519PrivateKey.generate())
+        return cls(path, read_private(path))
+
+    def pending_rotation(self) -> Ed25519PrivateKey | None:
+        """The next key, when one waits to be announced (``baotuan keys rotate``)."""
+        upcoming = next_key_path(self.path)
+        return read_private(upcoming) if upcoming.exists() else None
+
+    def complete_rotation(self, announced: str) -> None:
+        """After a checkpoint announcing ``announced`` is in the log: retire the current key, sign with the next."""
+        upcoming = next_key_path(self.path)
+        nxt = read_private(upcoming)
+        if key_id(nxt.public_key()) != announced:
+            raise KeyFileError(f"{upcoming} is not the announced key {announced}")
+        retired = retired_dir(self.path)
+        retired.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.replace(self.path, retired / f"{self.path.name.removesuffix('.pem')}-{self.key_id}.pem")
+        os.replace(upcoming, self.path)
+        self.private = nxt
+
+
+def service_key(service: str, data_dir: Path, configured: Path | None) -> SigningKey:
+    """The signing key of ``service``: ``configured`` (must exist) or the one under ``data_dir`` (made if new)."""
+    if configured is not None:
+        return SigningKey.load(configured, create=False)
+    return SigningKey.load(default_key_path(data_dir, service), create=True)
+
+
+def rotate(path: Path) -> Ed25519PublicKey:
+    """Put a new key beside the current one; the service announces it in its next checkpoint."""
+    if not path.exists():
+        raise KeyFileError(f"no signing key at {path} to rotate (has the service ever started?)")
+    upcoming = next_key_path(path)
+    key = Ed25519PrivateKey.generate()
+    _write_private(upcoming, key)
+    return key.public_key()
+
+
+def known_public_keys(path: Path) -> Iterator[tuple[str, Ed25519PublicKey]]:
+    """(file stem, public key) of the current key, the retired ones and a pending next one."""
+    candidates = [path, *sorted(retired_dir(path).glob(f"{path.name.removesuffix('.pem')}-*.pem")),
+                  next_key_path(path)]
+    for candidate in candidates:
+        if candidate.exists():
+            yield candidate.name.removesuffix(".pem"), read_private(candidate).public_key()
+
+
+__all__ = ["SERVICES", "KeyFileError", "SigningKey", "default_key_path", "known_public_keys", "next_key_path",
+           "read_private", "rotate", "service_key"]
