@@ -114,6 +114,71 @@ def tokens_add(name: str, role: str, scope: tuple[str, ...], path: Path) -> None
     click.echo(add_token(path, name=name, role=role, scope=scope))
 
 
+@main.group()
+def keys() -> None:
+    """The services' Ed25519 signing keys (checkpoints and receipts; docs/audit.md)."""
+
+
+_DATA_DIR_OPTION = click.option(
+    "--data-dir", type=click.Path(file_okay=False, path_type=Path), envvar="BAOTUAN_DATA_DIR",
+    default=PROJECT_ROOT / "var", show_default=True, help="where the services keep their keys (keys/<service>.pem)")
+
+
+@keys.command("export")
+@click.option("--output", "-o", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="folder to write the public keys to (created if missing)")
+@_DATA_DIR_OPTION
+@click.option("--key-file", "key_files", multiple=True, metavar="SERVICE=PATH",
+              help="a service's key kept elsewhere (BAOTUAN_SIGNING_KEY_FILE in production); repeat")
+def keys_export(output: Path, data_dir: Path, key_files: tuple[str, ...]) -> None:
+    """Write each service's public keys as PEM (current, retired, and one waiting to be announced), with
+    keys.json listing their key ids: what a town's auditor pins for `baotuan audit --trusted-keys`."""
+    import json
+
+    from services.contracts.anchoring import key_id, public_key_pem
+    from services.runtime.signing import default_key_path, known_public_keys
+
+    elsewhere = dict(item.split("=", 1) for item in key_files if "=" in item)
+    unknown = sorted(set(elsewhere) - set(SERVICES))
+    if unknown or len(elsewhere) != len(key_files):
+        raise click.BadParameter(f"expected SERVICE=PATH with SERVICE one of {', '.join(SERVICES)}",
+                                 param_hint="--key-file")
+    output.mkdir(parents=True, exist_ok=True)
+    listed = []
+    for service in SERVICES:
+        path = Path(elsewhere[service]) if service in elsewhere else default_key_path(data_dir, service)
+        if not path.exists():
+            click.echo(f"{service}: no signing key at {path} (has the service ever started?)", err=True)
+            continue
+        for stem, public in known_public_keys(path):
+            status = "next" if stem.endswith(".next") else "retired" if stem != path.stem else "current"
+            name = f"{service}.pem" if status == "current" else f"{service}-{key_id(public)}.pem"
+            (output / name).write_bytes(public_key_pem(public))
+            listed.append({"service": service, "key_id": key_id(public), "file": name, "status": status})
+            click.echo(f"{service:<10} {key_id(public)}  {status:<8} {output / name}")
+    if not listed:
+        raise click.ClickException(f"no signing keys found under {data_dir / 'keys'}")
+    (output / "keys.json").write_text(json.dumps({"keys": listed}, indent=2) + "\n", encoding="utf-8")
+
+
+@keys.command("rotate")
+@click.argument("service", type=click.Choice(SERVICES))
+@_DATA_DIR_OPTION
+@click.option("--key-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="the service's current key, when kept elsewhere (BAOTUAN_SIGNING_KEY_FILE)")
+def keys_rotate(service: str, data_dir: Path, key_file: Path | None) -> None:
+    """Make a new key for SERVICE; the running service announces it in its next checkpoint, signed with the
+    current key, and signs with the new one from then on (export the keys again afterwards)."""
+    from services.contracts.anchoring import key_id
+    from services.runtime.signing import KeyFileError, default_key_path, rotate
+
+    try:
+        public = rotate(key_file or default_key_path(data_dir, service))
+    except KeyFileError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{service}: new key {key_id(public)} waits to be announced in the next checkpoint")
+
+
 def _register_commands() -> None:
     """Commands that live beside what they drive (the loader, the launcher, the web page, the audit)."""
     from services.audit.cli import audit_command, catalogue_command, export_command

@@ -22,6 +22,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import settings as hypothesis_settings
 
+from services.contracts.anchoring import RECEIPT_FIELDS
 from services.runtime.auth import add_token
 from services.runtime.config import Settings
 from services.runtime.local_kafka import PROJECT_ROOT, LocalBroker, broker_answers, free_port
@@ -107,6 +108,17 @@ def running(create_app: Callable[..., Flask], settings: Settings) -> Iterator[Fl
         service = app.extensions.get("baotuan_service")
         if service is not None:
             service.stop()
+
+
+def without_receipts(body: Any) -> Any:
+    """A write's JSON answer without its ``receipts``, after checking they are there and well formed
+    (one per event written; a write that wrote nothing has an empty list)."""
+    assert isinstance(body, dict) and "receipts" in body, body
+    receipts = body.pop("receipts")
+    assert isinstance(receipts, list)
+    for receipt in receipts:
+        assert sorted(receipt) == sorted(RECEIPT_FIELDS), receipt
+    return body
 
 
 def bearer(tok: str, **extra: str) -> dict[str, str]:

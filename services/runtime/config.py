@@ -24,6 +24,12 @@ class Settings:
     kafka_password: str | None = field(default=None, repr=False)
     kafka_sasl_mechanism: str = "SCRAM-SHA-256"
     kafka_security_protocol: str = "SASL_PLAINTEXT"
+    #: The service's Ed25519 signing key (production); default: ``<data_dir>/keys/<service>.pem``, made if new.
+    signing_key_file: Path | None = None
+    #: A signed checkpoint at least every this many events written …
+    checkpoint_every: int = 100
+    #: … and at most this many seconds after a write that no checkpoint covers yet.
+    checkpoint_seconds: float = 5.0
 
     def kafka_client_config(self) -> dict[str, Any]:
         """kafka-python security settings: SASL when a Kafka user is configured, else none (PLAINTEXT)."""
@@ -44,6 +50,9 @@ class Settings:
             "kafka_password": os.environ.get("BAOTUAN_KAFKA_SASL_PASSWORD") or None,
             "kafka_sasl_mechanism": os.environ.get("BAOTUAN_KAFKA_SASL_MECHANISM", "SCRAM-SHA-256"),
             "kafka_security_protocol": os.environ.get("BAOTUAN_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT"),
+            "signing_key_file": Path(key) if (key := os.environ.get("BAOTUAN_SIGNING_KEY_FILE")) else None,
+            "checkpoint_every": int(os.environ.get("BAOTUAN_CHECKPOINT_EVERY", "100")),
+            "checkpoint_seconds": float(os.environ.get("BAOTUAN_CHECKPOINT_SECONDS", "5")),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -7,6 +7,7 @@ Errors always have one shape, and name the field at fault:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -14,7 +15,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from flask import Flask, current_app, g, jsonify, request
+from flask import Flask, Response, current_app, g, jsonify, request
 from flask_smorest import Api, Blueprint
 from werkzeug.exceptions import HTTPException
 
@@ -23,7 +24,7 @@ from services.contracts.fields import text_problem
 from services.runtime.auth import Forbidden, Principal, TokenRegistry, Unauthenticated
 from services.runtime.config import Settings
 from services.runtime.kafka_io import BrokerUnavailable
-from services.runtime.openapi import ErrorResponseSchema, ErrorResponsesPlugin, document_wire_strings
+from services.runtime.openapi import ErrorResponseSchema, ErrorResponsesPlugin, ReceiptsPlugin, document_wire_strings
 from services.runtime.service import (
     MAX_EVENTS_PER_REQUEST,
     EventService,
@@ -81,7 +82,8 @@ class BaotuanApi(Api):  # type: ignore[misc]
     DEFAULT_ERROR_RESPONSE_NAME = None
 
     def _init_spec(self, *, extra_plugins: Sequence[Any] | None = None, **options: Any) -> None:
-        super()._init_spec(extra_plugins=[*(extra_plugins or ()), ErrorResponsesPlugin()], **options)
+        super()._init_spec(extra_plugins=[*(extra_plugins or ()), ErrorResponsesPlugin(), ReceiptsPlugin()],
+                           **options)
         document_wire_strings(self.ma_plugin)
 
     def handle_http_exception(self, error: HTTPException) -> tuple[dict[str, Any], int, dict[str, str]]:
@@ -186,6 +188,8 @@ def create_service_app(*, title: str, service: EventService | None, settings: Se
             if parsed is not None:
                 refuse_bad_text(parsed)
 
+    app.after_request(add_receipts)
+
     @app.get("/health")
     def health() -> Any:
         svc: EventService | None = current_app.extensions["baotuan_service"]
@@ -264,18 +268,40 @@ def idempotent(body: Any, write: Callable[[Publisher], dict[str, Any]],
     svc = service()
     scope = idempotency_scope()
     actor = principal().actor
+    g.receipts = []  # a write answer always carries its receipts, none when it published nothing
 
     def publish(events: Sequence[NewEvent], result: dict[str, Any]) -> dict[str, Any]:
-        svc.publish(events, actor=actor, idempotency_key=scope, body=body, result=result,
-                    max_events=MAX_EVENTS_PER_REQUEST)
+        # Ids given now, so the stored result can name the events (the receipts of a repeat).
+        events = [e if e.event_id else dataclasses.replace(e, event_id=new_uuid()) for e in events]
+        stored = {**result, RECEIPTS_OF: [e.event_id for e in events]}
+        published = svc.publish(events, actor=actor, idempotency_key=scope, body=body, result=stored,
+                                max_events=MAX_EVENTS_PER_REQUEST)
+        g.receipts = svc.receipts(published)
         return result
 
     with svc.writing():
         earlier = svc.replay_idempotent(scope, body)
         if earlier is not None:
+            g.receipts = svc.receipts_of(earlier.pop(RECEIPTS_OF, []))
             return render(earlier)
         result = write(publish)
     return render(result)
+
+
+#: The key of a stored idempotent result that lists the request's event ids.
+RECEIPTS_OF = "_event_ids"
+
+
+def add_receipts(response: Response) -> Response:
+    """Put the request's signed receipts (``idempotent``) into a 2xx JSON answer, as ``receipts``."""
+    receipts = g.get("receipts")
+    if receipts is None or not 200 <= response.status_code < 300 or not response.is_json:
+        return response
+    body = response.get_json()
+    if isinstance(body, dict):
+        body["receipts"] = receipts
+        response.set_data(current_app.json.dumps(body))
+    return response
 
 
 def refuse_bad_text(value: Any) -> None:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from services.contracts.topics import DEADLETTER, DIVIDENDS, LEDGER_INVESTMENTS, RENTALS, TOPICS
+from services.contracts.topics import CHECKPOINTS, DEADLETTER, DIVIDENDS, LEDGER_INVESTMENTS, RENTALS, TOPICS
 
 KAFKA_VERSION = "4.1.1"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -70,7 +70,10 @@ def standard_grants() -> dict[str, TopicGrant]:
     grants = {}
     for service, reads in SERVICE_READS.items():
         owned = tuple(t.name for t in TOPICS.values() if t.owner == service)
-        grants[service] = TopicGrant(read=owned + reads, write=(*owned, DEADLETTER))
+        # Every writer signs checkpoints of its own topics on the shared checkpoints topic (and reads it back
+        # for its own chain there). ACLs are per topic: the signature, checked by the audit with the
+        # writer's pinned key, is what keeps one service from vouching for another's topic.
+        grants[service] = TopicGrant(read=(*owned, CHECKPOINTS, *reads), write=(*owned, CHECKPOINTS, DEADLETTER))
     grants["auditor"] = TopicGrant(read=tuple(TOPICS), write=())
     return grants
 

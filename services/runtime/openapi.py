@@ -19,7 +19,7 @@ decorator on each of the services' routes:
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Any
+from typing import Any, ClassVar
 
 from apispec import APISpec, BasePlugin
 from apispec.ext.marshmallow import MarshmallowPlugin
@@ -126,5 +126,62 @@ class ErrorResponsesPlugin(BasePlugin):
                     responses[str(status)] = RESPONSE_NAMES[status]
 
 
+RECEIPT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "Where an event of this write sits in the log and what it is, signed by the service "
+                   "(Ed25519; DESIGN §4). Keep it: `baotuan audit --receipts FILE` proves the record is there.",
+    "required": ["topic", "partition", "offset", "subject", "seq", "hash", "key_id", "signature"],
+    "properties": {
+        "topic": {"type": "string"}, "partition": {"type": "integer"}, "offset": {"type": "integer"},
+        "subject": {"type": "string"}, "seq": {"type": "integer"},
+        "hash": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        "key_id": {"type": "string", "pattern": "^[0-9a-f]{16}$",
+                   "description": "the signing key: the first 16 hex digits of SHA-256 of the raw public key"},
+        "signature": {"type": "string", "description": "base64 Ed25519 signature of the receipt's other fields"},
+    },
+}
+
+
+class ReceiptsPlugin(BasePlugin):
+    """Documents the ``receipts`` every 2xx answer of a write carries (``services.runtime.http.add_receipts``).
+
+    A write's answer schema ``X`` (closed: no additional properties) becomes ``XWithReceipts``: the same
+    properties plus ``receipts``; the schema ``X`` itself stays as it is for the reads that answer it.
+    """
+
+    RECEIPTS_PROPERTY: ClassVar[dict[str, Any]] = {
+        "type": "array", "items": {"$ref": "#/components/schemas/Receipt"},
+        "description": "one signed receipt per event this request wrote (a repeat: the first request's)"}
+
+    def init_spec(self, spec: APISpec) -> None:
+        super().init_spec(spec)
+        self.spec = spec
+        spec.components.schema("Receipt", RECEIPT_SCHEMA)
+
+    def _with_receipts(self, schema: dict[str, Any]) -> dict[str, Any]:
+        ref = schema.get("$ref")
+        if not isinstance(ref, str) or not ref.startswith("#/components/schemas/"):
+            return {**schema, "properties": {**schema.get("properties", {}), "receipts": self.RECEIPTS_PROPERTY}}
+        name = ref.rsplit("/", 1)[1]
+        target = f"{name}WithReceipts"
+        if target not in self.spec.components.schemas:
+            base = dict(self.spec.components.schemas[name])
+            base["properties"] = {**base.get("properties", {}), "receipts": self.RECEIPTS_PROPERTY}
+            self.spec.components.schema(target, base)
+        return {"$ref": f"#/components/schemas/{target}"}
+
+    def operation_helper(self, path: str | None = None, operations: dict[str, Any] | None = None,
+                         **kwargs: Any) -> None:
+        for method, operation in (operations or {}).items():
+            if method.lower() not in WRITE_METHODS:
+                continue
+            for status, response in operation.get("responses", {}).items():
+                if not str(status).startswith("2") or not isinstance(response, dict):
+                    continue
+                media = response.get("content", {}).get("application/json")
+                if media is not None and isinstance(media.get("schema"), dict):
+                    media["schema"] = self._with_receipts(media["schema"])
+
+
 __all__ = ["ERROR_RESPONSES", "ErrorDetailSchema", "ErrorResponseSchema", "ErrorResponsesPlugin",
-           "document_wire_strings", "error_statuses"]
+           "ReceiptsPlugin", "document_wire_strings", "error_statuses"]

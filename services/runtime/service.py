@@ -18,13 +18,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from services.contracts import anchoring
 from services.contracts import envelope as env
 from services.contracts.events import latest_version
-from services.contracts.topics import DEADLETTER, topic_of
+from services.contracts.topics import CHECKPOINTS, DEADLETTER, RECORD_TOPICS, topic_of
 from services.contracts.validation import EnvelopeValidator
 from services.runtime.config import Settings
 from services.runtime.kafka_io import (
     IDEMPOTENCY_HEADER,
+    Ack,
     BrokerUnavailable,
     EventProducer,
     OffsetsClient,
@@ -33,6 +35,7 @@ from services.runtime.kafka_io import (
     PublishedCache,
     ensure_topics,
 )
+from services.runtime.signing import SigningKey, service_key
 from services.runtime.store import Fold, ProjectionStore
 
 log = logging.getLogger(__name__)
@@ -53,6 +56,10 @@ class NotCaughtUp(RuntimeError):
 #: DESIGN §9: one request may publish at most this many events; one that would publish more is
 #: refused (422) before anything is written. (The reactor's derived events are not requests.)
 MAX_EVENTS_PER_REQUEST = 5_000
+
+
+#: A checkpoint lists the moved heads of a partition up to this many (else only their digest).
+MAX_LISTED_HEADS = 2_000
 
 
 class TooManyEvents(ValueError):
@@ -76,6 +83,14 @@ class NewEvent:
     causation_id: str | None = None
 
 
+class Published(list[dict[str, Any]]):
+    """What one ``publish`` wrote: the sealed envelopes (the list) and where each landed (``acks``, same order)."""
+
+    def __init__(self, envelopes: Sequence[dict[str, Any]], acks: Sequence[Ack]) -> None:
+        super().__init__(envelopes)
+        self.acks = list(acks)
+
+
 def request_hash(body: Any) -> str:
     """SHA-256 of a request body's canonical JSON (what an idempotency key is bound to)."""
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"),
@@ -90,8 +105,15 @@ class EventService:
         self.name = name
         self.settings = settings
         self.store = store
-        self.inputs = list(dict.fromkeys([*owned, *inputs]))
-        self.owned = list(owned)
+        #: The record topics this service writes, and signs checkpoints of (DESIGN §4, "Anchoring").
+        self.anchored = [topic for topic in owned if topic in RECORD_TOPICS]
+        #: Every topic this service writes: its own, and its subjects (its topics' names) on the checkpoints topic.
+        self.owned = list(dict.fromkeys([*owned, CHECKPOINTS]))
+        self.inputs = list(dict.fromkeys([*self.owned, *inputs]))
+        self.key: SigningKey = service_key(name, settings.data_dir, settings.signing_key_file)
+        store.anchor(name, self.anchored)
+        self._unanchored = 0  # events written since the last checkpoint
+        self._unanchored_since: float | None = None
         # Security settings (SASL) from the settings; an explicit kafka_config adds to or overrides them.
         self.kafka_config = {**settings.kafka_client_config(), **(kafka_config or {})}
         self._write_lock = threading.RLock()
@@ -102,9 +124,15 @@ class EventService:
         self._validator = EnvelopeValidator(strict=True)
         self._offsets = OffsetsClient(settings.bootstrap_servers, **self.kafka_config)
         self._reactor = threading.Thread(target=self._react, name=f"{name}-reactor", daemon=True)
+        self._anchorer = threading.Thread(target=self._anchor_loop, name=f"{name}-checkpoints", daemon=True)
         self._halt = threading.Event()
+
+        def fold_records(conn: Any, topic: str, envelope: dict[str, Any]) -> None:
+            if topic != CHECKPOINTS:  # checkpoints only move chain heads and anchors (the store keeps them)
+                fold(conn, topic, envelope)
+
         self.consumer = ProjectionConsumer(name=name, bootstrap=settings.bootstrap_servers, topics=self.inputs,
-                                           store=store, fold=fold, owned=owned,
+                                           store=store, fold=fold_records, owned=self.owned,
                                            deadletter=self._send_deadletter, consumer_config=self.kafka_config,
                                            published=self.published)
 
@@ -115,14 +143,28 @@ class EventService:
         ensure_topics(self.settings.bootstrap_servers, timeout_s=wait_s, **self.kafka_config)
         self.consumer.start()
         self.sync(timeout=wait_s)
+        # Records a checkpoint never covered (the service stopped before it could sign one) are covered soon.
+        self._unanchored = self.store.uncovered(self.anchored)
+        self._unanchored_since = time.monotonic() if self._unanchored else None
         self._reactor.start()
+        self._anchorer.start()
 
     def stop(self) -> None:
+        if self._unanchored and self._anchorer.is_alive():
+            # A clean stop leaves no write uncovered: the last writes get their checkpoint now.
+            try:
+                with self.writing():
+                    if self._unanchored:
+                        self.checkpoint()
+            except Exception as exc:  # the broker may be gone already; the next start covers them
+                log.warning("%s stopped with %d writes not covered by a checkpoint: %s", self.name,
+                            self._unanchored, exc)
         self._halt.set()
         with self.store.applied:
             self.store.applied.notify_all()
-        if self._reactor.is_alive():
-            self._reactor.join(timeout=10)
+        for thread in (self._reactor, self._anchorer):
+            if thread.is_alive():
+                thread.join(timeout=10)
         self.consumer.stop()
         self.consumer.join(timeout=10)
         if self._producer is not None:
@@ -177,6 +219,8 @@ class EventService:
             "consumer_lag": lag,
             "dead_letters": self.store.deadletter_count(),
             "last_error": self.consumer.last_error,
+            # Anchoring: the key this service signs with, and how many of its writes no checkpoint covers yet.
+            "checkpoints": {"key_id": self.key.key_id, "uncovered_events": self._unanchored},
         }
 
     # -- derived events ---------------------------------------------------------------------------------
@@ -208,6 +252,73 @@ class EventService:
         events = [NewEvent(row["type"], row["subject"], json.loads(row["data"]), event_id=row["event_id"],
                            causation_id=row["causation_id"]) for row in owed]
         return self.publish(events, actor=f"system:{self.name}") if events else []
+
+    # -- checkpoints (DESIGN §4, "Anchoring") -----------------------------------------------------------
+
+    def _anchor_loop(self) -> None:
+        """Sign a checkpoint once writes have waited ``checkpoint_seconds`` for one (the count rule is
+        kept by ``publish``): so the last writes of a burst are covered soon after it ends."""
+        while not self._halt.wait(0.25):
+            since = self._unanchored_since
+            if since is None or time.monotonic() - since < self.settings.checkpoint_seconds:
+                continue
+            try:
+                with self.writing():
+                    if self._unanchored:
+                        self.checkpoint()
+            except Exception as exc:  # broker down: the writes stay uncovered, the next try covers them
+                log.warning("%s could not publish a checkpoint: %s", self.name, exc)
+                self._halt.wait(1.0)
+
+    def checkpoint(self) -> list[dict[str, Any]]:
+        """Publish a signed ChainCheckpoint of every topic this service writes, as the log holds it now.
+
+        Must be called inside ``writing()``. Catches up with the broker's end offsets first, so the
+        heads are those of exactly the records before the end offsets it signs. A rotation waiting
+        (``baotuan keys rotate``) is announced here, signed by the current key, and takes effect once
+        this checkpoint is in the log.
+        """
+        targets = self._offsets.end_offsets(self.owned, timeout_s=self.settings.request_timeout_s)
+        if not self.store.wait_until(targets, self.settings.request_timeout_s):
+            raise NotCaughtUp(f"{self.name} projection did not catch up before a checkpoint")
+        upcoming = self.key.pending_rotation()
+        events = []
+        for topic in self.anchored:
+            number, anchors = self.store.anchors(topic)
+            parts = []
+            for (name, partition), end in sorted(targets.items()):
+                if name != topic:
+                    continue
+                heads = self.store.moved_heads(topic, partition, end)
+                previous = anchors.get(partition, (0, anchoring.GENESIS_DIGEST))[1]
+                parts.append({"partition": partition, "end_offset": end,
+                              "heads": anchoring.head_rows(heads) if len(heads) <= MAX_LISTED_HEADS else None,
+                              "heads_digest": anchoring.heads_digest(previous, heads)})
+            data = anchoring.checkpoint_data(topic=topic, number=number + 1, writer=self.name, partitions=parts,
+                                             private=self.key.private,
+                                             next_key=upcoming.public_key() if upcoming is not None else None)
+            events.append(NewEvent("ChainCheckpoint", topic, data))
+        sealed = self._publish(events, actor=f"system:{self.name}")
+        self._unanchored, self._unanchored_since = 0, None
+        if upcoming is not None:
+            self.key.complete_rotation(anchoring.key_id(upcoming.public_key()))
+            log.info("%s now signs with key %s", self.name, self.key.key_id)
+        return sealed
+
+    def receipts(self, published: Published) -> list[dict[str, Any]]:
+        """The signed receipt of each record-topic event of ``published``."""
+        return [anchoring.receipt(topic=ack.topic, partition=ack.partition, offset=ack.offset, envelope=sealed,
+                                  private=self.key.private)
+                for sealed, ack in zip(published, published.acks, strict=True)
+                if ack.topic in self.anchored]
+
+    def receipts_of(self, event_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Receipts of events published earlier (a repeated request), from the projection, signed now."""
+        out = []
+        for row in self.store.receipts_of(event_ids):
+            out.append(anchoring.receipt(topic=row["topic"], partition=row["partition"], offset=row["offset"],
+                                         envelope=row, private=self.key.private))
+        return out
 
     def pending_derived(self) -> int:
         return len(self.store.outbox())
@@ -260,13 +371,20 @@ class EventService:
 
     def publish(self, events: Sequence[NewEvent], *, actor: str, idempotency_key: str | None = None,
                 body: Any = None, result: dict[str, Any] | None = None,
-                max_events: int | None = None) -> list[dict[str, Any]]:
-        """Seal, publish and wait until the projection has applied ``events``; returns the envelopes.
+                max_events: int | None = None) -> Published:
+        """Seal, publish and wait until the projection has applied ``events``; returns the envelopes
+        (and, as ``acks``, where each landed: what their receipts say).
 
         Must be called inside ``writing()``. Raises TooManyEvents (more than ``max_events``, before
         anything is sealed or sent), BrokerUnavailable (nothing acknowledged, or not known to be)
-        and NotCaughtUp.
+        and NotCaughtUp. Every ``checkpoint_every`` events a signed checkpoint follows.
         """
+        return self._publish(events, actor=actor, idempotency_key=idempotency_key, body=body, result=result,
+                             max_events=max_events)
+
+    def _publish(self, events: Sequence[NewEvent], *, actor: str, idempotency_key: str | None = None,
+                 body: Any = None, result: dict[str, Any] | None = None,
+                 max_events: int | None = None) -> Published:
         if max_events is not None and len(events) > max_events:
             raise TooManyEvents(len(events), max_events)
         heads: dict[tuple[str, str], env.ChainHead] = {}
@@ -311,4 +429,14 @@ class EventService:
         if not self.store.wait_until(targets, self.settings.request_timeout_s):
             self._resync = True
             raise NotCaughtUp(f"events acknowledged but not applied after {time.monotonic() - started:.1f}s")
-        return sealed_all
+        recorded = sum(1 for ack in acks if ack.topic in self.anchored)
+        if recorded:
+            self._unanchored += recorded
+            if self._unanchored_since is None:
+                self._unanchored_since = time.monotonic()
+            if self._unanchored >= self.settings.checkpoint_every:
+                try:
+                    self.checkpoint()
+                except Exception:  # the writes stand (acknowledged and applied); the timer tries again
+                    log.exception("%s could not publish a checkpoint", self.name)
+        return Published(sealed_all, acks)

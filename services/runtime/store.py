@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from services.contracts.envelope import ChainHead
+from services.contracts.topics import CHECKPOINTS
 
 _BOOKKEEPING = """
 CREATE TABLE IF NOT EXISTS _offsets (topic TEXT NOT NULL, partition INTEGER NOT NULL,
@@ -30,6 +31,12 @@ CREATE TABLE IF NOT EXISTS _idempotency (key TEXT PRIMARY KEY, request_hash TEXT
     result TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS _outbox (event_id TEXT PRIMARY KEY, type TEXT NOT NULL, subject TEXT NOT NULL,
     data TEXT NOT NULL, causation_id TEXT);
+CREATE TABLE IF NOT EXISTS _moved (topic TEXT NOT NULL, partition INTEGER NOT NULL, subject TEXT NOT NULL,
+    offset INTEGER NOT NULL, seq INTEGER NOT NULL, hash TEXT NOT NULL, PRIMARY KEY (topic, partition, subject));
+CREATE TABLE IF NOT EXISTS _anchors (topic TEXT NOT NULL, partition INTEGER NOT NULL, end_offset INTEGER NOT NULL,
+    digest TEXT NOT NULL, number INTEGER NOT NULL, PRIMARY KEY (topic, partition));
+CREATE TABLE IF NOT EXISTS _receipts (event_id TEXT PRIMARY KEY, topic TEXT NOT NULL, partition INTEGER NOT NULL,
+    offset INTEGER NOT NULL, subject TEXT NOT NULL, seq INTEGER NOT NULL, hash TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS _deadletters (topic TEXT NOT NULL, partition INTEGER NOT NULL,
     offset INTEGER NOT NULL, reason TEXT NOT NULL, PRIMARY KEY (topic, partition, offset));
 """
@@ -64,6 +71,15 @@ class ProjectionStore:
         self._conn.executescript(_BOOKKEEPING + schema_sql)
         self.lock = threading.RLock()
         self.applied = threading.Condition(self.lock)
+        #: Anchoring (DESIGN §4): the record topics this store's service writes and signs checkpoints
+        #: of, and its name (the ``source`` of its own checkpoints). Set by the service (``anchor``).
+        self.anchored: frozenset[str] = frozenset()
+        self.writer: str | None = None
+
+    def anchor(self, writer: str, topics: Collection[str]) -> None:
+        """Keep, per partition of ``topics``, the stream heads that moved since ``writer``'s last checkpoint."""
+        self.anchored = frozenset(topics)
+        self.writer = writer
 
     def close(self) -> None:
         with self.lock:
@@ -125,9 +141,7 @@ class ProjectionStore:
                             conn.execute("ROLLBACK TO SAVEPOINT record")
                             conn.execute("RELEASE SAVEPOINT record")
                             if rec.topic in chained:  # the record is in the log all the same
-                                conn.execute("INSERT OR REPLACE INTO _chain VALUES (?,?,?,?)",
-                                             (rec.topic, rec.envelope["subject"], rec.envelope["seq"],
-                                              rec.envelope["hash"]))
+                                self._advance_head(conn, rec)
                             failures.append((rec, exc))
                             if on_failure is not None:
                                 on_failure(rec, exc)
@@ -146,21 +160,47 @@ class ProjectionStore:
             self.applied.notify_all()
         return failures
 
-    @staticmethod
-    def _fold_one(conn: sqlite3.Connection, rec: Pending, fold: Fold, chain: bool) -> None:
+    def _advance_head(self, conn: sqlite3.Connection, rec: Pending) -> None:
+        """The chain head follows the log itself, duplicates and refused records included; so do the heads
+        moved since the last checkpoint of an anchored topic, and the anchors of the writer's own checkpoints."""
+        envelope = rec.envelope
+        assert envelope is not None
+        subject, seq, digest = envelope["subject"], envelope["seq"], envelope["hash"]
+        conn.execute("INSERT OR REPLACE INTO _chain VALUES (?,?,?,?)", (rec.topic, subject, seq, digest))
+        if rec.topic in self.anchored:
+            anchor = conn.execute("SELECT end_offset FROM _anchors WHERE topic=? AND partition=?",
+                                  (rec.topic, rec.partition)).fetchone()
+            if anchor is None or rec.offset >= anchor[0]:
+                conn.execute("INSERT OR REPLACE INTO _moved VALUES (?,?,?,?,?,?)",
+                             (rec.topic, rec.partition, subject, rec.offset, seq, digest))
+        elif rec.topic == CHECKPOINTS and envelope.get("type") == "ChainCheckpoint" \
+                and envelope.get("source") == self.writer:
+            data = envelope["data"]
+            for part in data["partitions"]:
+                # Checkpoints of a topic come in number order; a replay may meet them before or after the
+                # records they cover, so the moved heads they cover go now or are never kept.
+                conn.execute("INSERT OR REPLACE INTO _anchors VALUES (?,?,?,?,?)",
+                             (data["topic"], part["partition"], part["end_offset"], part["heads_digest"],
+                              data["number"]))
+                conn.execute("DELETE FROM _moved WHERE topic=? AND partition=? AND offset<?",
+                             (data["topic"], part["partition"], part["end_offset"]))
+
+    def _fold_one(self, conn: sqlite3.Connection, rec: Pending, fold: Fold, chain: bool) -> None:
         envelope = rec.envelope
         assert envelope is not None
         seen = conn.execute("SELECT 1 FROM _events WHERE event_id=?", (envelope["event_id"],)).fetchone()
         if chain:
-            # The chain head follows the log itself, duplicates included.
-            conn.execute("INSERT OR REPLACE INTO _chain VALUES (?,?,?,?)",
-                         (rec.topic, envelope["subject"], envelope["seq"], envelope["hash"]))
+            self._advance_head(conn, rec)
         # A derived event has arrived in the log: it is no longer owed.
         conn.execute("DELETE FROM _outbox WHERE event_id=?", (envelope["event_id"],))
         if seen is not None:
             return
         conn.execute("INSERT INTO _events VALUES (?,?,?,?)",
                      (envelope["event_id"], rec.topic, rec.partition, rec.offset))
+        if rec.topic in self.anchored:  # what a receipt of this event says, for a repeated request
+            conn.execute("INSERT OR REPLACE INTO _receipts VALUES (?,?,?,?,?,?,?)",
+                         (envelope["event_id"], rec.topic, rec.partition, rec.offset, envelope["subject"],
+                          envelope["seq"], envelope["hash"]))
         fold(conn, rec.topic, envelope)
         if rec.idempotency is not None:
             conn.execute("INSERT OR IGNORE INTO _idempotency VALUES (?,?,?)",
@@ -188,6 +228,41 @@ class ProjectionStore:
         """(request hash, result) stored for an idempotency key, if it was used before."""
         row = self.query_one("SELECT request_hash, result FROM _idempotency WHERE key=?", (key,))
         return (str(row[0]), json.loads(row[1])) if row else None
+
+    def moved_heads(self, topic: str, partition: int, below: int) -> list[tuple[str, int, str]]:
+        """(subject, seq, hash) of the streams of ``topic[partition]`` that moved since the last checkpoint,
+        by records below offset ``below``."""
+        rows = self.query("SELECT subject, seq, hash FROM _moved WHERE topic=? AND partition=? AND offset<? "
+                          "ORDER BY subject", (topic, partition, below))
+        return [(str(r[0]), int(r[1]), str(r[2])) for r in rows]
+
+    def anchors(self, topic: str) -> tuple[int, dict[int, tuple[int, str]]]:
+        """The number of the writer's last checkpoint of ``topic`` (0: none yet) and, per partition, its
+        end offset and heads digest."""
+        rows = self.query("SELECT partition, end_offset, digest, number FROM _anchors WHERE topic=?", (topic,))
+        number = max((int(r[3]) for r in rows), default=0)
+        return number, {int(r[0]): (int(r[1]), str(r[2])) for r in rows}
+
+    def uncovered(self, topics: Collection[str]) -> int:
+        """How many records of ``topics`` this store has applied past the writer's last checkpoint of them."""
+        count = 0
+        for topic in topics:
+            ends = self.anchors(topic)[1]
+            for row in self.query("SELECT partition, next_offset FROM _offsets WHERE topic=?", (topic,)):
+                count += max(0, int(row[1]) - ends.get(int(row[0]), (0, ""))[0])
+        return count
+
+    def receipts_of(self, event_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Where the events of ``event_ids`` sit and what they are (unsigned receipts), in that order."""
+        found: dict[str, dict[str, Any]] = {}
+        with self.lock:
+            for event_id in event_ids:
+                row = self._conn.execute("SELECT topic, partition, offset, subject, seq, hash FROM _receipts "
+                                         "WHERE event_id=?", (event_id,)).fetchone()
+                if row is not None:
+                    found[event_id] = {"topic": row[0], "partition": row[1], "offset": row[2],
+                                       "subject": row[3], "seq": row[4], "hash": row[5]}
+        return [found[e] for e in event_ids if e in found]
 
     def outbox(self, limit: int = 500, subject: str | None = None) -> list[sqlite3.Row]:
         """Derived events a fold asked for that are not in the log yet (oldest first; of ``subject`` only

@@ -75,6 +75,13 @@ class Stack:
                              headers={"Authorization": f"Bearer {self.token(who)}", "Idempotency-Key": key})
 
     def log_size(self) -> dict[tuple[str, int], int]:
+        """The end offsets of every topic, once the services' last writes are covered by their checkpoints
+        (a checkpoint follows a burst of writes within seconds: it is part of the log that burst made)."""
+        deadline = time.monotonic() + 30
+        for url in (self.endpoints.ledger, self.endpoints.rentals, self.endpoints.dividends):
+            while requests.get(f"{url}/health", timeout=5).json()["checkpoints"]["uncovered_events"]:
+                assert time.monotonic() < deadline, f"{url}: the last writes were never covered by a checkpoint"
+                time.sleep(0.2)
         return end_offsets(self.bootstrap, list(TOPICS))
 
     def cli_env(self) -> dict[str, str]:

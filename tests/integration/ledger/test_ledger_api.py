@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from conftest import bearer, kept_token, running
+from conftest import bearer, kept_token, running, without_receipts
 from flask.testing import FlaskClient
 from kafka import KafkaConsumer, TopicPartition
 from werkzeug.test import TestResponse
@@ -87,7 +87,7 @@ class World:
     def created(self, path: str, body: Any, role: str = "admin", **headers: str) -> dict[str, Any]:
         response = self.post(path, body, role, **headers)
         assert response.status_code == 201, response.get_json()
-        return dict(response.get_json())
+        return dict(without_receipts(response.get_json()))
 
     def ok(self, path: str, role: str = "admin") -> dict[str, Any]:
         response = self.get(path, role)

@@ -58,6 +58,9 @@ class StandIn:
         self.published.append(len(batch))
         return []
 
+    def receipts(self, published: Any) -> list[dict[str, Any]]:
+        return []
+
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[tuple[FlaskClient, StandIn, str]]:
