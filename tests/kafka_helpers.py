@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from kafka import KafkaConsumer, TopicPartition
 
 from services.contracts import envelope as env
@@ -92,3 +93,46 @@ def secured_broker(data_dir: Path, users: Mapping[str, str]) -> Iterator[LocalBr
         yield broker
     finally:
         broker.stop()
+
+
+def verify_checkpoints(bootstrap: str, writer: str,
+                       public: Ed25519PublicKey | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Check ``writer``'s signed checkpoints against the log, independently of the services' code paths.
+
+    For each topic it writes: numbers 1, 2, 3 …; each signature valid (with ``public`` when given); each
+    partition's end offset never beyond the log; its listed heads exactly the last record of every subject in
+    the range since the previous checkpoint; its digest the chain of those heads. Returns the checkpoints'
+    payloads by topic, in order.
+    """
+    from services.contracts import anchoring
+    from services.contracts.topics import CHECKPOINTS, RECORD_TOPICS, owner_of
+
+    found: dict[str, list[dict[str, Any]]] = {}
+    for record in read_records(bootstrap, CHECKPOINTS):
+        envelope = record.envelope
+        if envelope["source"] == writer:
+            found.setdefault(envelope["data"]["topic"], []).append(envelope["data"])
+    for topic, checkpoints in found.items():
+        assert topic in RECORD_TOPICS and owner_of(topic) == writer
+        records = read_records(bootstrap, topic)
+        assert [c["number"] for c in checkpoints] == list(range(1, len(checkpoints) + 1)), topic
+        previous: dict[int, tuple[int, str]] = {}
+        for checkpoint in checkpoints:
+            if public is not None:
+                assert anchoring.verify(public, anchoring.checkpoint_payload(checkpoint), checkpoint["signature"])
+                assert checkpoint["key_id"] == anchoring.key_id(public)
+            for part in checkpoint["partitions"]:
+                p, end = part["partition"], part["end_offset"]
+                start, digest = previous.get(p, (0, anchoring.GENESIS_DIGEST))
+                in_range = [r for r in records if r.partition == p and start <= r.offset < end]
+                assert len(in_range) == end - start, f"{topic}[{p}] holds fewer records than checkpoint {checkpoint}"
+                heads = {}
+                for r in in_range:
+                    e = r.envelope
+                    heads[e["subject"]] = (e["subject"], e["seq"], e["hash"])
+                if part["heads"] is not None:
+                    assert part["heads"] == anchoring.head_rows(heads.values())
+                digest = anchoring.heads_digest(digest, heads.values())
+                assert part["heads_digest"] == digest, (topic, p, checkpoint["number"])
+                previous[p] = (end, digest)
+    return found

@@ -7,6 +7,7 @@ broker of this test's own. Clients retry a 503 with the same Idempotency-Key, as
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import statistics
@@ -28,11 +29,12 @@ from fault_harness import (
     stack_on,
     verify_chains,
 )
-from kafka_helpers import read_records
+from kafka_helpers import read_records, verify_checkpoints
 
 from services.contracts.money import format_yuan, parse_yuan
 from services.contracts.topics import LEDGER_ENTRIES
 from services.runtime.local_kafka import LocalBroker
+from services.runtime.signing import default_key_path, read_private
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -116,6 +118,18 @@ def test_under_concurrent_load_every_village_holds_exactly_what_was_acknowledged
             in_log[e["data"]["collective_id"]] += parse_yuan(e["data"]["lines"][0]["debit"])
         assert dict(in_log) == dict(acknowledged)
         chained = verify_chains(LEDGER_ENTRIES, records)
+        # Anchoring under load (issue 14): a signed checkpoint at least every 100 writes (the default cadence),
+        # each agreeing with the log, and the last writes covered within seconds of the end.
+        deadline = time.monotonic() + 30
+        while ok(call("GET", f"{ledger.url}/health", None))["checkpoints"]["uncovered_events"]:
+            assert time.monotonic() < deadline, "the last writes under load were never covered by a checkpoint"
+            time.sleep(0.2)
+        public = read_private(default_key_path(ledger.data_dir, "ledger")).public_key()
+        checkpoints = verify_checkpoints(fresh_broker.bootstrap, "ledger", public)
+        covered = [0, *(sum(p["end_offset"] for p in c["partitions"]) for c in checkpoints[LEDGER_ENTRIES])]
+        gaps = [b - a for a, b in itertools.pairwise(covered)]
+        assert covered[-1] == len(records)
+        assert max(gaps) <= 100, gaps
 
         ordered = sorted(latencies)
         report("load", {
@@ -127,4 +141,4 @@ def test_under_concurrent_load_every_village_holds_exactly_what_was_acknowledged
             "p95_ms": round(1000 * ordered[int(0.95 * (len(ordered) - 1))], 1),
             "p99_ms": round(1000 * ordered[int(0.99 * (len(ordered) - 1))], 1),
             "acknowledged_total_yuan": format_yuan(sum(acknowledged.values())),
-            "chain_links_verified": chained})
+            "chain_links_verified": chained, "checkpoints": len(gaps), "largest_gap_between_checkpoints": max(gaps)})
