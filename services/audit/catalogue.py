@@ -26,8 +26,8 @@ from marshmallow import Schema, fields, missing, validate
 from services.contracts import fields as wire
 from services.contracts import money
 from services.contracts.envelope import ENVELOPE_FIELDS, SPEC_VERSION
-from services.contracts.events import SCHEMAS
-from services.contracts.topics import DEADLETTER, TOPIC_CONFIG, TOPICS, Topic
+from services.contracts.events import SCHEMAS, WRITERS
+from services.contracts.topics import CHECKPOINTS, DEADLETTER, TOPIC_CONFIG, TOPICS, Topic
 
 JSON_SCHEMA = "https://json-schema.org/draft/2020-12/schema"
 KAFKA_BINDING = "0.5.0"
@@ -63,6 +63,10 @@ EVENT_DESCRIPTIONS: dict[str, str] = {
                             "income.",
     "DividendPaid": "An approved allocation is paid to the investor, once and in full.",
     "DistributionCancelled": "A declared distribution is cancelled before approval.",
+    "ChainCheckpoint": "A writer's signed checkpoint of one of its topics (DESIGN §4, Anchoring): for every "
+                       "partition, the end offset and the heads (subject, seq, hash) of the streams that moved "
+                       "since the previous checkpoint, chained into heads_digest; signed with Ed25519 by the key "
+                       "key_id; next_key announces the key that signs from then on.",
     "DeadLetter": "A record a consumer could not process, parked with the reason (a plain JSON object, "
                   "not an envelope).",
 }
@@ -74,6 +78,7 @@ CHANNEL_IDS = {
     "baotuan.rentals.v1": "rentals",
     "baotuan.dividends.v1": "dividends",
     "baotuan.deadletter.v1": "deadLetters",
+    "baotuan.checkpoints.v1": "checkpoints",
 }
 
 #: Schema-level rules of the contract that JSON Schema can say, keyed by (schema, validator method).
@@ -175,6 +180,8 @@ def _apply_validator(out: dict[str, Any], check: Any) -> None:
             out[high] = check.max
     elif isinstance(check, validate.Regexp):
         out["pattern"] = _ecma(str(check.regex.pattern))
+    elif isinstance(check, validate.Range) and check.max is None and check.min_inclusive:
+        out["minimum"] = check.min
     else:
         raise TypeError(f"no JSON Schema for validator {type(check).__name__}")
 
@@ -220,6 +227,9 @@ def envelope_schema(event_type: str | None = None, version: int | None = None) -
         type_schema = {"const": event_type}
         version_schema = {"const": version}
         source_schema = {"const": topic.owner, "description": f"the only writer of {topic.name}"}
+        if topic.name == CHECKPOINTS:
+            source_schema = {"enum": list(WRITERS), "description": "the writer of the topic the checkpoint "
+                                                                   "covers (= data.writer)"}
         subject_schema = {"type": "string", "description": f"the record key: {topic.key}"}
     properties = {
         "event_id": {"type": "string", "pattern": _ecma(wire.UUID_RE.pattern),
@@ -313,6 +323,8 @@ def asyncapi() -> dict[str, Any]:
         }
         refs = [{"$ref": f"#/channels/{channel}/messages/{name}"} for name in names]
         writer = "any consumer" if topic.name == DEADLETTER else f"the {topic.owner} service, its only writer"
+        if topic.name == CHECKPOINTS:
+            writer = f"{topic.owner} ({', '.join(WRITERS)}), each signing its own topics' checkpoints"
         operations[f"publish.{channel}"] = {
             "action": "send", "channel": {"$ref": f"#/channels/{channel}"}, "messages": refs,
             "summary": f"Written by {writer}; records keyed by {topic.key}."}

@@ -9,13 +9,19 @@ Record checks, per record:
 - ``order`` (archives): offsets of a partition increase, none is missing;
 - ``schema``: the value is an envelope valid against its type's schema version, on the
   topic of its type, from the topic's owner, with key = subject = the payload's id;
+- ``canonical``: the value is exactly the canonical encoding of its envelope (DESIGN §4);
 - ``chain``: seq follows the stream's previous seq, prev_hash is its hash, and the hash is
   the envelope's own. After a break the check carries on from the record that broke it
   (unless it goes back in seq), so an altered or dropped record is named once, and two
   swapped records twice.
 
-A record failing ``schema`` or its own hash is not folded any further: the services'
-consumers dead-letter such records, so they are not part of anybody's state.
+A record failing ``schema``, ``canonical`` or its own hash is not folded any further: the
+services' consumers dead-letter such records, so they are not part of anybody's state.
+
+The signed checkpoints (``baotuan.checkpoints.v1``) are fed first, through the same record
+checks, to :class:`services.audit.anchors.Anchors`; then every record of the record topics
+goes to it too, which compares the streams' heads with the checkpoints (``checkpoint``,
+``anchored`` and ``receipt`` checks).
 """
 
 from __future__ import annotations
@@ -25,17 +31,19 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from services.audit.anchors import Anchors, TrustedKeys, placement_problem, read_receipts
 from services.audit.books import Books
 from services.audit.findings import Findings, Where
 from services.audit.input_rows import KIND_CODE
 from services.audit.payouts import Payouts
 from services.audit.postings import Postings
-from services.audit.replay import Record, Source
+from services.audit.replay import Record, ReplayError, Source
 from services.contracts.envelope import GENESIS_HASH
 from services.contracts.money import MoneyError, format_yuan, parse_mu, parse_yuan, valuation_fen
-from services.contracts.topics import DIVIDENDS, LEDGER_ENTRIES, LEDGER_INVESTMENTS, RENTALS, TOPICS
+from services.contracts.topics import CHECKPOINTS, DIVIDENDS, LEDGER_ENTRIES, LEDGER_INVESTMENTS, RENTALS, TOPICS
 from services.contracts.validation import EnvelopeValidator, hash_matches
 
 #: The payload field that must equal the record's subject (its key), per event type.
@@ -43,6 +51,7 @@ SUBJECT_FIELD: dict[str, str] = {
     **{t: "collective_id" for t in TOPICS[LEDGER_ENTRIES].event_types},
     "InvestorRegistered": "investor_id",
     **{t: "project_id" for name in (LEDGER_INVESTMENTS, RENTALS, DIVIDENDS) for t in TOPICS[name].event_types},
+    "ChainCheckpoint": "topic",
 }
 _TYPES_OF = {name: frozenset(topic.event_types) for name, topic in TOPICS.items()}
 _OWNER_OF = {name: topic.owner for name, topic in TOPICS.items()}
@@ -55,6 +64,7 @@ class Auditor:
     as_of: dt.date | None = None
     keep_memos: bool = False
     check_gaps: bool = False  # archives: a missing offset is a missing record
+    trusted_keys: TrustedKeys | None = None  # the auditor's pinned keys (None: authenticity not checked)
     findings: Findings = field(default_factory=Findings)
     records: int = 0
     by_type: Counter[str] = field(default_factory=Counter)
@@ -67,18 +77,23 @@ class Auditor:
         self.books = Books(report, as_of=self.as_of, keep_memos=self.keep_memos)
         self.payouts = Payouts(report)
         self.postings = Postings(report)
+        self.anchors = Anchors(self.findings, self.trusted_keys)
 
     # -- per record ------------------------------------------------------------------------------------
 
     def feed(self, record: Record) -> None:
-        self.records += 1
+        if record.topic != CHECKPOINTS:  # the records of the log; the checkpoints are counted apart
+            self.records += 1
         report = self.findings.add
         where = Where(record.topic, record.partition, record.offset)
         if record.partition >= 0:
             self._check_order(record, where)
         envelope = record.envelope
+        topic = record.topic
         if envelope is None:
             report("schema", where if record.partition >= 0 else None, record.key, record.problem or "no value")
+            if record.partition >= 0 and topic != CHECKPOINTS and self.anchors.active:
+                self.anchors.feed(record)
             return
         problem = self.validator.problem(envelope)
         subject = envelope.get("subject") if isinstance(envelope.get("subject"), str) else record.key
@@ -87,12 +102,21 @@ class Auditor:
             report("schema", where, subject, f"{envelope.get('type')} v{envelope.get('version')}: {problem}")
         elif not self._check_placement(record, envelope, where):
             valid = False
-        intact = self._check_chain(record.topic, envelope, where, record.intact)
+        if record.noncanonical is not None:
+            report("canonical", where, subject, f"{envelope.get('type')}: {record.noncanonical}")
+            valid = False
+        intact = self._check_chain(topic, envelope, where, record.intact)
+        if topic == CHECKPOINTS:
+            if valid and intact:
+                self.by_type[envelope["type"]] += 1
+                self.anchors.add_checkpoint(where, envelope)
+            return
+        if self.anchors.active:
+            self.anchors.feed(record)
         if not valid or not intact:
             return
         kind = envelope["type"]
         self.by_type[kind] += 1
-        topic = record.topic
         if topic == LEDGER_ENTRIES:
             self.books.apply(where, envelope)
         elif topic == DIVIDENDS:
@@ -127,6 +151,10 @@ class Auditor:
         problems = []
         if kind not in _TYPES_OF.get(record.topic, ()):
             problems.append(f"{kind} does not belong on {record.topic}")
+        elif record.topic == CHECKPOINTS:
+            wrong = placement_problem(envelope)  # its writer is the owner of the topic it covers
+            if wrong is not None:
+                problems.append(wrong)
         elif envelope["source"] != _OWNER_OF[record.topic]:
             problems.append(f"source {envelope['source']!r} is not {_OWNER_OF[record.topic]!r}, "
                             f"the only writer of {record.topic}")
@@ -185,10 +213,13 @@ class Auditor:
 
     # -- across topics -----------------------------------------------------------------------------------
 
-    def finish(self, replayed: Mapping[str, Mapping[int, int]]) -> None:
-        """Run the checks that need the whole replay. ``replayed``: next offset read per partition."""
+    def finish(self, replayed: Mapping[str, Mapping[int, int]],
+               limited: Callable[[str, int], bool] | None = None) -> None:
+        """Run the checks that need the whole replay. ``replayed``: next offset read per partition;
+        ``limited(topic, partition)``: whether the replay was told to stop early there (--until, --offsets)."""
         self.payouts.verify_distributions(replayed)
         self.postings.verify(self.books, self.payouts)
+        self.anchors.finish(replayed, limited)
 
 
 @dataclass
@@ -213,11 +244,28 @@ class AuditResult:
 
 def run_audit(source: Source, *, as_of: dt.date | None = None, keep_memos: bool = False,
               archive: bool = False, on_progress: Callable[[int, int | None], None] | None = None,
-              progress_every: int = 5000) -> AuditResult:
-    """Replay ``source`` through an :class:`Auditor` and run every check of the log."""
+              progress_every: int = 5000, trusted_keys: TrustedKeys | None = None,
+              receipts: Path | None = None) -> AuditResult:
+    """Replay ``source`` through an :class:`Auditor` and run every check of the log.
+
+    The checkpoints come first (``source.checkpoint_records()``, when the source has them), then the
+    records. ``trusted_keys``: the pinned keys the checkpoints and receipts must be signed with (None:
+    authenticity is not checked, and the report says so); ``receipts``: a JSON Lines file of receipts.
+    """
     began = time.monotonic()
-    auditor = Auditor(as_of=as_of, keep_memos=keep_memos, check_gaps=archive)
+    auditor = Auditor(as_of=as_of, keep_memos=keep_memos, check_gaps=archive, trusted_keys=trusted_keys)
     feed = auditor.feed
+    if receipts is not None:
+        try:
+            kept, unreadable = read_receipts(receipts)
+        except OSError as exc:
+            raise ReplayError(f"cannot read the receipts {receipts}: {exc}") from exc
+        auditor.anchors.expect_receipts(kept, str(receipts), unreadable)
+    checkpoint_records = getattr(source, "checkpoint_records", None)
+    if checkpoint_records is not None:
+        for record in checkpoint_records():
+            feed(record)
+    auditor.anchors.prepare()
     for count, record in enumerate(source.records(), start=1):
         feed(record)
         if on_progress is not None and count % progress_every == 0:
@@ -225,5 +273,5 @@ def run_audit(source: Source, *, as_of: dt.date | None = None, keep_memos: bool 
     if on_progress is not None:
         on_progress(*source.progress())
     stopped_at = source.stopped_at()
-    auditor.finish(stopped_at)
+    auditor.finish(stopped_at, getattr(source, "limited", None))
     return AuditResult(auditor, source.description, time.monotonic() - began, stopped_at)

@@ -20,11 +20,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from services.audit import catalogue as catalogue_files
+from services.audit.anchors import KeyDirError, TrustedKeys, load_trusted_keys
 from services.audit.checks import AuditResult, run_audit
 from services.audit.export import FORMATS, write_archive, write_books, write_csv, write_xlsx
 from services.audit.remote import compare_with_ledger
-from services.audit.replay import ArchiveSource, KafkaSource, ReplayError, Source, parse_offsets
+from services.audit.replay import RECORD_TOPICS, ArchiveSource, KafkaSource, ReplayError, Source, parse_offsets
 from services.audit.report import as_json, print_report
+from services.contracts.topics import CHECKPOINTS
 from services.runtime.config import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -50,14 +52,16 @@ def source_options(command: F) -> F:
     return command
 
 
-def _source(archive: Path | None, bootstrap: str, until: dt.datetime | None, offsets: str | None) -> Source:
+def _source(archive: Path | None, bootstrap: str, until: dt.datetime | None, offsets: str | None,
+            topics: tuple[str, ...] = RECORD_TOPICS) -> Source:
     try:
         stop = parse_offsets(offsets)
         day = until.date() if until else None
         if archive is not None:
-            return ArchiveSource(archive, until=day, offsets=stop)
+            return ArchiveSource(archive, until=day, offsets=stop, topics=topics)
         # The broker's security settings (SASL) from BAOTUAN_KAFKA_SASL_* and BAOTUAN_KAFKA_SECURITY_PROTOCOL.
-        return KafkaSource(bootstrap, until=day, offsets=stop, kafka_config=Settings.from_env().kafka_client_config())
+        return KafkaSource(bootstrap, until=day, offsets=stop, kafka_config=Settings.from_env().kafka_client_config(),
+                           topics=topics)
     except ReplayError as exc:
         raise click.UsageError(str(exc)) from None
 
@@ -90,10 +94,12 @@ def _security_hint(source: Source, exc: ReplayError) -> str:
     return "\nbaotuan: if the broker requires SASL, set BAOTUAN_KAFKA_SASL_USERNAME and BAOTUAN_KAFKA_SASL_PASSWORD"
 
 
-def _replay(source: Source, *, as_of: dt.date | None, keep_memos: bool, archive: bool) -> AuditResult:
+def _replay(source: Source, *, as_of: dt.date | None, keep_memos: bool, archive: bool,
+            trusted_keys: TrustedKeys | None = None, receipts: Path | None = None) -> AuditResult:
     with _progress(True) as update:
         try:
-            return run_audit(source, as_of=as_of, keep_memos=keep_memos, archive=archive, on_progress=update)
+            return run_audit(source, as_of=as_of, keep_memos=keep_memos, archive=archive, on_progress=update,
+                             trusted_keys=trusted_keys, receipts=receipts)
         except ReplayError as exc:
             click.echo(f"baotuan: {exc}{_security_hint(source, exc)}", err=True)
             sys.exit(2)
@@ -111,17 +117,30 @@ def _as_of(as_of: dt.datetime | None, until: dt.datetime | None) -> dt.date | No
 @click.option("--ledger-url", envvar="BAOTUAN_LEDGER_URL", default=None,
               help="also compare every trial balance with the ledger service at this URL")
 @click.option("--token", envvar="BAOTUAN_TOKEN", default=None, help="bearer token for --ledger-url")
+@click.option("--trusted-keys", "trusted_keys", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="the services' public keys you pinned (`baotuan keys export --output DIR`): every checkpoint and "
+                   "receipt must be signed with them, or with a key a verified checkpoint announced")
+@click.option("--receipts", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
+              help="a JSON Lines file of receipts a village kept: each must be signed, and its record in the log")
 def audit_command(archive: Path | None, bootstrap: str, until: dt.datetime | None, offsets: str | None,
-                  as_of: dt.datetime | None, as_json_output: bool, ledger_url: str | None, token: str | None) -> None:
+                  as_of: dt.datetime | None, as_json_output: bool, ledger_url: str | None, token: str | None,
+                  trusted_keys: Path | None, receipts: Path | None) -> None:
     """Replay the topics (or an archive) from the beginning and verify everything.
 
-    Envelopes against their schemas, every hash chain and seq, every journal entry balanced and on
-    the chart, every distribution recomputed to the fen, every approved allocation and payment posted
-    in the villages' books, no payment above its allocation, and (with --ledger-url and a token) the
-    ledger service's trial balances. Exit status 1 on any finding, 2 if the log cannot be read.
+    Envelopes against their schemas and their canonical bytes, every hash chain and seq, the signed
+    checkpoints (with --trusted-keys, their signatures) against the streams' heads, every journal
+    entry balanced and on the chart, every distribution recomputed to the fen, every approved
+    allocation and payment posted in the villages' books, no payment above its allocation, (with
+    --receipts) a village's receipts, and (with --ledger-url and a token) the ledger service's trial
+    balances. Exit status 1 on any finding, 2 if the log (or the keys) cannot be read.
     """
+    try:
+        pinned = load_trusted_keys(trusted_keys) if trusted_keys is not None else None
+    except KeyDirError as exc:
+        raise click.UsageError(str(exc)) from None
     source = _source(archive, bootstrap, until, offsets)
-    result = _replay(source, as_of=_as_of(as_of, until), keep_memos=False, archive=archive is not None)
+    result = _replay(source, as_of=_as_of(as_of, until), keep_memos=False, archive=archive is not None,
+                     trusted_keys=pinned, receipts=receipts)
     if ledger_url:
         if not token:
             result.notes.append("balances not compared: --ledger-url needs --token (or BAOTUAN_TOKEN)")
@@ -152,7 +171,10 @@ def export_command(fmt: str, collective: str | None, output: Path | None, archiv
     """Export the log for the auditor's own tools: the JSONL archive, hledger or beancount books,
     CSV files or an Excel workbook of trial balances, entries and dividends — written from the
     events, never from a service database."""
-    source = _source(archive, bootstrap, until, offsets)
+    if fmt == "jsonl":  # the archive holds the signed checkpoints too
+        source = _source(archive, bootstrap, until, offsets, topics=(*RECORD_TOPICS, CHECKPOINTS))
+    else:
+        source = _source(archive, bootstrap, until, offsets)
     if fmt == "jsonl":
         if collective is not None:
             raise click.UsageError("the archive is the whole log: --collective does not apply to jsonl")

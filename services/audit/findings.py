@@ -18,6 +18,14 @@ CHECKS: dict[str, str] = {
     "chain": "every (topic, subject) stream has consecutive seq, each prev_hash is the previous hash, "
              "and each hash matches the envelope's content",
     "order": "an archive holds each partition's records once, in offset order, with no offset missing",
+    "canonical": "every record value is exactly the canonical encoding of its envelope: no duplicate keys, "
+                 "whitespace, escapes or key order of its own",
+    "checkpoint": "every signed checkpoint is signed by a trusted key of its topic's writer (pinned, or announced "
+                  "by a verified checkpoint), numbered without gaps, and its heads digests chain",
+    "anchored": "the records give, at every checkpoint, the stream heads it signed: no stream changed, dropped, "
+                "reordered, re-sealed or cut before it",
+    "receipt": "every receipt (--receipts) is signed by the writer of its topic, and its record is in the log as "
+               "it says",
     "balanced": "every journal entry's debits equal its credits",
     "accounts": "every journal line is on an account of the statutory chart",
     "books": "entries belong to registered collectives, stay out of closed periods, and reverse "

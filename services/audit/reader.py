@@ -7,8 +7,9 @@ and checks the envelope's own hash, so that the two processes carry about the sa
 consumer settings and the plan (every partition with its first and end offset) as one JSON
 object on stdin; the reader answers on stdout with frames — a 4-byte big-endian length,
 then a ``marshal``-ed list of ``(topic, partition, offset, timestamp, key, value, envelope,
-problem, intact)`` tuples (``envelope`` decoded, or None and ``problem`` saying why;
-``intact``: the envelope's hash matches its content) — and ends with a frame holding
+problem, intact, noncanonical)`` tuples (``envelope`` decoded, or None and ``problem`` saying
+why; ``intact``: the envelope's hash matches its content; ``noncanonical``: None when the value
+is the envelope's canonical encoding, else what differs) — and ends with a frame holding
 ``None``, or an error message (str). ``marshal`` carries decoded JSON (dicts, lists, str,
 int, bool, None) in half the time it takes to decode it again. The parent trusts these
 frames: it started the process itself.
@@ -28,21 +29,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from services.audit.replay import Plan, RawRecord, ReplayError, _consumer, _read, decode_record_value
-from services.contracts.validation import hash_matches
+from services.audit.replay import Plan, RawRecord, ReplayError, _consumer, _read, inspect_record_value
 
 _FRAME = struct.Struct(">I")
 
 
-#: What the reader sends for each record: the RawRecord, then envelope, problem, intact.
+#: What the reader sends for each record: the RawRecord, then envelope, problem, intact, noncanonical.
 Prepared = tuple[str, int, int, int | None, bytes | None, bytes | None, dict[str, Any] | None, str | None,
-                 bool | None]
+                 bool | None, str | None]
 
 
 def prepare(record: RawRecord) -> Prepared:
-    """Decode the record's value and check the envelope's own hash (None when it is no envelope)."""
-    envelope, problem = decode_record_value(record[5])
-    return (*record, envelope, problem, hash_matches(envelope) if envelope is not None else None)
+    """Decode the record's value, check that it is the envelope's canonical encoding and the envelope's own
+    hash (None when it is no envelope)."""
+    return (*record, *inspect_record_value(record[5]))
 
 
 def _write_frames(out: IO[bytes], frames: queue.Queue[bytes | None], failed: list[BaseException]) -> None:

@@ -9,6 +9,12 @@ The Kafka source is its own consumer: no consumer group (nothing is committed, n
 disturbed), ``read_committed``, every partition of the four record topics read from the
 beginning up to the end offsets taken when it starts — records arriving meanwhile are left
 for the next audit. Records stream through; nothing is kept here.
+
+Both check that each record value is exactly the canonical encoding of its envelope (DESIGN
+§4): from Kafka the value itself, from an archive the bytes after ``"event":`` on its line
+(the export writes them verbatim). ``checkpoint_records`` gives the signed checkpoints
+(``baotuan.checkpoints.v1``) first: the Kafka topic read on its own, or the archive's lines
+found by a pre-scan.
 """
 
 from __future__ import annotations
@@ -17,13 +23,14 @@ import datetime as dt
 import json
 import socket
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from services.contracts.topics import DIVIDENDS, LEDGER_ENTRIES, LEDGER_INVESTMENTS, RENTALS
-from services.contracts.validation import decode_line, decode_value
+from services.contracts.envelope import canonical_or_none, hash_of_canonical, noncanonical_reason
+from services.contracts.topics import CHECKPOINTS, DIVIDENDS, LEDGER_ENTRIES, LEDGER_INVESTMENTS, RENTALS
+from services.contracts.validation import decode_line, decode_value, hash_matches, inspect_value
 
 #: The topics of record an audit replays (the dead-letter topic is not a record of anything).
 RECORD_TOPICS = (LEDGER_ENTRIES, LEDGER_INVESTMENTS, RENTALS, DIVIDENDS)
@@ -51,6 +58,8 @@ class Record:
     #: Whether ``envelope``'s hash matches its content, when the reader process already worked it out
     #: (None: not computed; the audit computes it).
     intact: bool | None = None
+    #: None when the value is exactly the canonical encoding of ``envelope``; else what differs.
+    noncanonical: str | None = None
 
 
 class Source(Protocol):
@@ -113,8 +122,10 @@ class ArchiveSource:
     """An export archive (JSON Lines, DESIGN §4): one Kafka record per line, in the file's order."""
 
     def __init__(self, path: Path, *, until: dt.date | None = None,
-                 offsets: Mapping[Position, int] | None = None) -> None:
+                 offsets: Mapping[Position, int] | None = None, topics: Sequence[str] = RECORD_TOPICS) -> None:
         self.path = Path(path)
+        self.topics = frozenset(topics)
+        self._prescanned: set[int] | None = None  # line numbers of the checkpoints found by the pre-scan
         if not self.path.is_file():
             raise ReplayError(f"archive {self.path} does not exist")
         self.description = f"archive {self.path}"
@@ -131,8 +142,27 @@ class ArchiveSource:
     def stopped_at(self) -> dict[str, dict[int, int]]:
         out: dict[str, dict[int, int]] = {}
         for (topic, partition), offset in sorted(self._next.items()):
-            out.setdefault(topic, {})[partition] = offset
+            if topic != CHECKPOINTS:
+                out.setdefault(topic, {})[partition] = offset
         return out
+
+    def limited(self, topic: str, partition: int) -> bool:
+        """Whether the replay of this partition was told to stop early (--until, --offsets)."""
+        return self.until_ms is not None or (topic, partition) in self.stop
+
+    def checkpoint_records(self) -> Iterator[Record]:
+        """The archive's checkpoint lines (a pre-scan: only lines naming the checkpoints topic are parsed),
+        all of them (--until and --offsets apply to the records)."""
+        self._prescanned = set()
+        marker = f'"{CHECKPOINTS}"'.encode()
+        with self.path.open("rb") as handle:
+            for number, line in enumerate(handle, start=1):
+                if marker not in line:
+                    continue
+                record = self._parse(line, number, checkpoints=True)
+                if record is not None:
+                    self._prescanned.add(number)
+                    yield record
 
     def records(self) -> Iterator[Record]:
         with self.path.open("rb") as handle:
@@ -145,7 +175,9 @@ class ArchiveSource:
                     continue
                 yield record
 
-    def _parse(self, line: bytes, number: int) -> Record | None:
+    def _parse(self, line: bytes, number: int, *, checkpoints: bool = False) -> Record | None:
+        """One line as a Record (None: not to be audited here). ``checkpoints``: the pre-scan, which takes
+        only well-formed lines of the checkpoints topic (the main pass reports the others)."""
         problem = None
         try:
             row = decode_line(line)
@@ -154,21 +186,30 @@ class ArchiveSource:
             try:  # still say where it was, if the line is JSON with floats in it
                 row = json.loads(line)
             except ValueError:
-                return Record("", -1, -1, None, None, None, problem, line=number)
+                return None if checkpoints else Record("", -1, -1, None, None, None, problem, line=number)
         if not isinstance(row, dict):
-            return Record("", -1, -1, None, None, None, f"line {number} is not a JSON object", line=number)
+            return None if checkpoints else Record("", -1, -1, None, None, None, f"line {number} is not a JSON object",
+                                                   line=number)
         topic, partition, offset = row.get("topic"), row.get("partition"), row.get("offset")
         if not isinstance(topic, str) or type(partition) is not int or type(offset) is not int:
-            return Record(str(topic or ""), -1, -1, None, None, None,
-                          f"line {number} lacks topic, partition or offset", line=number)
-        if topic not in RECORD_TOPICS:
+            return None if checkpoints else Record(str(topic or ""), -1, -1, None, None, None,
+                                                   f"line {number} lacks topic, partition or offset", line=number)
+        if checkpoints:
+            if topic != CHECKPOINTS:
+                return None
+        elif topic == CHECKPOINTS and self._prescanned is not None:  # read already, by the pre-scan
+            if number in self._prescanned:
+                return None
+            return Record(topic, -1, -1, None, None, None, f"line {number} holds a checkpoint the pre-scan did not "
+                          "find: its topic is not written as the export writes it", line=number)
+        elif topic not in self.topics:
             return None  # not a topic of record (e.g. dead letters): nothing to audit
         position = (topic, partition)
-        if position in self._cut or offset >= self.stop.get(position, offset + 1):
+        if not checkpoints and (position in self._cut or offset >= self.stop.get(position, offset + 1)):
             return None
         timestamp = row.get("timestamp") if type(row.get("timestamp")) is int else None
         event = row.get("event")
-        if self.until_ms is not None:
+        if self.until_ms is not None and not checkpoints:
             moment = timestamp if timestamp is not None else _instant_ms(
                 event.get("occurred_at") if isinstance(event, dict) else None)
             if moment is not None and moment >= self.until_ms:
@@ -182,8 +223,97 @@ class ArchiveSource:
             return Record(topic, partition, offset, timestamp, key if isinstance(key, str) else None, None,
                           problem, line=number)
         assert isinstance(event, dict)
+        raw, noncanonical = _event_bytes(line, row, event)
+        if noncanonical is None:
+            intact = hash_of_canonical(raw, event.get("hash")) or hash_matches(event)
+        else:
+            intact = hash_matches(event)
         return Record(topic, partition, offset, timestamp, key if isinstance(key, str) else None, event,
-                      line=number)
+                      raw=raw, line=number, intact=intact, noncanonical=noncanonical)
+
+
+def archive_head(row: Mapping[str, Any]) -> bytes:
+    """An archive line up to its event value, as the export writes it (DESIGN §4): the same bytes as
+    ``json.dumps`` of the five fields (compact, ``ensure_ascii=False``), built without an encoder per line."""
+    topic, partition, offset, timestamp, key = (row.get("topic"), row.get("partition"), row.get("offset"),
+                                                row.get("timestamp"), row.get("key"))
+    if type(topic) is str and type(partition) is int and type(offset) is int \
+            and (timestamp is None or type(timestamp) is int) and (key is None or type(key) is str):
+        head = (f'{{"topic":{_json_text(topic)},"partition":{partition},"offset":{offset},'
+                f'"timestamp":{"null" if timestamp is None else timestamp},'
+                f'"key":{"null" if key is None else _json_text(key)},"event":')
+        return head.encode("utf-8")
+    head = json.dumps({"topic": topic, "partition": partition, "offset": offset, "timestamp": timestamp,
+                       "key": key}, ensure_ascii=False, separators=(",", ":"))
+    return head[:-1].encode("utf-8") + b',"event":'
+
+
+#: A str as JSON text without ASCII escaping (what ``json.dumps(..., ensure_ascii=False)`` writes).
+_json_text: Callable[[str], str] = json.encoder.encode_basestring
+
+
+_PLAIN = json.JSONDecoder()
+
+
+def _event_bytes(line: bytes, row: Mapping[str, Any], event: Mapping[str, Any]) -> tuple[bytes, str | None]:
+    """The bytes of a line's event value, and None if they are the canonical encoding of the event (with no
+    duplicate key on the line), else what differs.
+
+    Fast path: the line is exactly what the export writes. Otherwise the line's top-level members are
+    walked to find the event's bytes, and the difference is named.
+    """
+    canonical = canonical_or_none(event)
+    body = line.rstrip(b"\r\n")
+    if canonical is not None:
+        head = archive_head(row)
+        if len(body) == len(head) + len(canonical) + 1 and body.startswith(head) \
+                and body.startswith(canonical, len(head)) and body.endswith(b"}"):
+            return canonical, None
+    text = body.decode("utf-8")
+    problems = []
+    span, twice = _member_span(text, "event")
+    if twice:
+        problems.append("the line has " + ", ".join(f"duplicate key {json.dumps(k, ensure_ascii=False)}"
+                                                     for k in twice))
+    raw = text[span[0]:span[1]].encode("utf-8") if span is not None else canonical or b""
+    reason = noncanonical_reason(raw, event) if span is not None else "its event value cannot be found on the line"
+    if reason:
+        problems.append(reason)
+    if not problems:
+        return raw, None
+    return raw, "not the canonical encoding of its envelope: " + "; ".join(problems)
+
+
+def _member_span(text: str, name: str) -> tuple[tuple[int, int] | None, list[str]]:
+    """Where the value of the top-level member ``name`` is in a JSON object's text (the last one, as a
+    parser keeps it), and the top-level keys written more than once."""
+    seen: set[str] = set()
+    twice: list[str] = []
+    span = None
+    at = _skip(text, 0)
+    if text[at:at + 1] != "{":
+        return None, twice
+    at = _skip(text, at + 1)
+    while at < len(text) and text[at] != "}":
+        key, at = _PLAIN.raw_decode(text, at)
+        at = _skip(text, _skip(text, at) + 1)  # the colon
+        begin = at
+        _, at = _PLAIN.raw_decode(text, at)
+        if key in seen:
+            twice.append(key)
+        seen.add(key)
+        if key == name:
+            span = (begin, at)
+        at = _skip(text, at)
+        if text[at:at + 1] == ",":
+            at = _skip(text, at + 1)
+    return span, twice
+
+
+def _skip(text: str, at: int) -> int:
+    while at < len(text) and text[at] in " \t\r\n":
+        at += 1
+    return at
 
 
 # -- Kafka -----------------------------------------------------------------------------------------
@@ -237,6 +367,19 @@ class KafkaSource:
             out.setdefault(topic, {})[partition] = offset
         return out
 
+    def limited(self, topic: str, partition: int) -> bool:
+        """Whether the replay of this partition was told to stop early (--until, --offsets)."""
+        return self.until is not None or (topic, partition) in self.requested
+
+    def checkpoint_records(self) -> Iterator[Record]:
+        """Every signed checkpoint on the broker, read before the records (the topic is small). Read first,
+        each covers end offsets at or below those the records are then read to."""
+        if CHECKPOINTS in self.topics:
+            return
+        config = {**self.kafka_config, "allow_auto_create_topics": False}  # a broker without it: no checkpoints
+        yield from KafkaSource(self.bootstrap, topics=[CHECKPOINTS], idle_timeout_s=self.idle_timeout_s,
+                               kafka_config=config, pipeline=False).records()
+
     def _probe(self) -> None:
         """Fail fast with a plain socket when no bootstrap server listens (kafka-python would retry and leak
         the refused sockets)."""
@@ -283,11 +426,12 @@ class KafkaSource:
                 from services.audit.reader import read_in_another_process
 
                 for prepared in read_in_another_process(self.config(), plan, self.idle_timeout_s):
-                    for topic, partition, offset, timestamp, key, value, envelope, problem, intact in prepared:
+                    for topic, partition, offset, timestamp, key, value, envelope, problem, intact, noncanonical \
+                            in prepared:
                         self._done += 1
                         self._next[(topic, partition)] = offset + 1
                         yield Record(topic, partition, offset, timestamp, _key(key), envelope, problem, raw=value,
-                                     intact=intact)
+                                     intact=intact, noncanonical=noncanonical)
                 return
             for batch in _read(consumer, plan, self.idle_timeout_s):
                 for topic, partition, offset, timestamp, key, value in batch:
@@ -394,11 +538,19 @@ def decode_record_value(raw: bytes | None) -> tuple[dict[str, Any] | None, str |
         return None, f"the record value is not an envelope: {exc}"
 
 
+def inspect_record_value(raw: bytes | None) -> tuple[dict[str, Any] | None, str | None, bool | None, str | None]:
+    """A record value as ``(envelope, problem, intact, noncanonical)`` (``validation.inspect_value``)."""
+    if raw is None:
+        return None, "the record has no value", None, None
+    return inspect_value(raw)
+
+
 def _key(key_bytes: bytes | None) -> str | None:
     return key_bytes.decode("utf-8", errors="replace") if key_bytes is not None else None
 
 
 def _kafka_record(topic: str, partition: int, offset: int, timestamp: int | None, key_bytes: bytes | None,
                   raw: bytes | None) -> Record:
-    envelope, problem = decode_record_value(raw)
-    return Record(topic, partition, offset, timestamp, _key(key_bytes), envelope, problem, raw=raw)
+    envelope, problem, intact, noncanonical = inspect_record_value(raw)
+    return Record(topic, partition, offset, timestamp, _key(key_bytes), envelope, problem, raw=raw, intact=intact,
+                  noncanonical=noncanonical)

@@ -35,7 +35,36 @@ def as_json(result: AuditResult) -> dict[str, Any]:
         "distributions": len(auditor.payouts.distributions),
         "balances_compared": result.balances_compared,
         "notes": result.notes,
+        "anchoring": auditor.anchors.report(),
     }
+
+
+def print_anchoring(result: AuditResult, console: Console) -> None:
+    """Authenticity (said plainly), the checkpoints per topic, what no checkpoint covers yet, the receipts."""
+    anchoring = result.auditor.anchors.report()
+    colour = "green" if anchoring["authenticity_checked"] else "bold yellow"
+    console.print(f"[{colour}]{anchoring['authenticity']}[/{colour}]")
+    for key in anchoring["keys_followed"]:
+        console.print(f"  key {key['key_id']} of {key['service']} followed: announced by checkpoint "
+                      f"{key['checkpoint']} of {key['topic']}, signed with {key['announced_by']}")
+    table = Table(title="signed checkpoints", show_lines=False)
+    for column in ("topic", "checkpoints", "signature verified", "records not covered yet"):
+        table.add_column(column)
+    uncovered = anchoring["uncovered"]
+    for topic in sorted(set(anchoring["checkpoints"]) | set(uncovered)):
+        listed = anchoring["checkpoints"].get(topic)
+        numbers = f"{listed['first']}..{listed['last']} ({listed['count']})" if listed else "none"
+        verified = "-" if not listed else ("not checked" if not anchoring["authenticity_checked"]
+                                           else f"{listed['verified']} of {listed['count']}")
+        table.add_row(topic, numbers, verified, f"{uncovered.get(topic, 0):,}")
+    console.print(table)
+    receipts = anchoring["receipts"]
+    if receipts is not None:
+        signed = receipts["signatures_verified"]
+        console.print(f"receipts of {receipts['file']}: {receipts['count']:,}, found in the log {receipts['found']:,}, "
+                      + (f"signatures verified {signed:,}" if signed is not None else "signatures NOT checked"))
+    for note in anchoring["notes"]:
+        console.print(f"[yellow]note:[/yellow] {note}")
 
 
 def print_report(result: AuditResult, console: Console) -> None:
@@ -59,6 +88,7 @@ def print_report(result: AuditResult, console: Console) -> None:
     console.print(summary)
     for note in result.notes:
         console.print(f"[yellow]note:[/yellow] {note}")
+    print_anchoring(result, console)
     if result.ok:
         console.print("[bold green]No findings.[/bold green]")
         return

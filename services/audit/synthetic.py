@@ -8,26 +8,45 @@ own ``compute_from_log`` and written with its payload builders. So an untouched 
 here passes ``baotuan audit``, and every change to it is a tamper to be found.
 
 Records go to ``sink`` as archive rows (DESIGN §4); by default they are kept in ``rows``.
+``archive_line`` writes a row as the export does: the event's canonical bytes verbatim.
+
+With ``checkpoint_every`` and ``signing_keys`` (one Ed25519 key per service, e.g.
+``synthetic_keys()``), each writer also signs a ``ChainCheckpoint`` of a topic after every that many
+records of it (``checkpoint`` forces one), exactly as the services do (DESIGN §4, "Anchoring";
+``rotate`` announces a new key in the writer's next checkpoint); with ``keep_receipts`` it
+keeps the signed receipt of every record in ``receipts``. ``write_public_keys`` pins the
+public keys in a directory as ``baotuan keys export`` does.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import random
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from kafka.partitioner.default import murmur2
 
 from services.audit.input_rows import KIND_CODE, InputLog
+from services.audit.replay import archive_head
+from services.contracts import anchoring
 from services.contracts import envelope as env
-from services.contracts.events import latest_version
+from services.contracts.events import WRITERS, latest_version
 from services.contracts.money import format_yuan, parse_mu, parse_yuan, valuation_fen
-from services.contracts.topics import LEDGER_INVESTMENTS, RENTALS, TOPICS, topic_of
+from services.contracts.topics import (
+    LEDGER_INVESTMENTS,
+    RECORD_TOPICS,
+    RENTALS,
+    TOPICS,
+    owner_of,
+    topic_of,
+)
 from services.dividends.domain import Policy
 from services.dividends.inputs import (
     EarlierDistribution,
@@ -51,6 +70,34 @@ def partition_of(key: str, partitions: int) -> int:
     return int(murmur2(key.encode("utf-8")) & 0x7FFFFFFF) % partitions
 
 
+def archive_line(row: Mapping[str, Any]) -> str:
+    """One archive line as ``baotuan export --format jsonl`` writes it: the event's canonical bytes verbatim."""
+    event = json.dumps(row["event"], ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return archive_head(row).decode("utf-8") + event + "}\n"
+
+
+def synthetic_keys(seed: str = "baotuan-synthetic") -> dict[str, Ed25519PrivateKey]:
+    """One Ed25519 key per service, the same for the same seed (tests and benchmarks only)."""
+    return {service: Ed25519PrivateKey.from_private_bytes(hashlib.sha256(f"{seed}:{service}".encode()).digest())
+            for service in WRITERS}
+
+
+def write_public_keys(directory: Path, current: Mapping[str, Ed25519PublicKey],
+                      others: Iterable[tuple[str, Ed25519PublicKey, str]] = ()) -> Path:
+    """Pin public keys as ``baotuan keys export --output DIR`` writes them: ``<service>.pem`` for the current
+    key, ``<service>-<key id>.pem`` for the others (``(service, key, "retired"|"next")``), and ``keys.json``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    listing = []
+    named = [(service, key, "current", f"{service}.pem") for service, key in current.items()]
+    named += [(service, key, status, f"{service}-{anchoring.key_id(key)}.pem") for service, key, status in others]
+    for service, key, status, name in named:
+        (directory / name).write_bytes(anchoring.public_key_pem(key))
+        listing.append({"service": service, "key_id": anchoring.key_id(key), "file": name, "status": status})
+    (directory / "keys.json").write_text(json.dumps({"keys": listing}, indent=2) + "\n", encoding="utf-8")
+    return directory
+
+
 @dataclass
 class LogWriter:
     """Publishes events into an archive the way the three services would."""
@@ -69,19 +116,34 @@ class LogWriter:
     _distributions: dict[str, dict[str, Any]] = field(default_factory=dict)
     _first_type: dict[tuple[str, str], str] = field(default_factory=dict)
     _policies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Sign a checkpoint of a topic after every this many of its records (0: never by itself).
+    checkpoint_every: int = 0
+    #: The services' signing keys (service -> key); checkpoints and receipts need them.
+    signing_keys: dict[str, Ed25519PrivateKey] = field(default_factory=dict)
+    keep_receipts: bool = False
+    #: List no heads in a checkpoint's partition (null) when more streams than this moved (0: always list them).
+    checkpoint_max_heads: int = 0
+    receipts: list[dict[str, Any]] = field(default_factory=list)
+    _checkpoints: dict[str, int] = field(default_factory=dict)  # topic -> number of its last checkpoint
+    _digests: dict[tuple[str, int], str] = field(default_factory=dict)
+    _moved: dict[tuple[str, int], dict[str, tuple[int, str]]] = field(default_factory=dict)
+    _since: dict[str, int] = field(default_factory=dict)
+    _rotations: dict[str, Ed25519PrivateKey] = field(default_factory=dict)
 
     # -- the runtime's part ------------------------------------------------------------------------------
 
     def publish(self, event_type: str, subject: str, data: dict[str, Any], *, event_id: str | None = None,
-                causation_id: str | None = None, actor: str = "system:synthetic") -> dict[str, Any]:
+                causation_id: str | None = None, actor: str = "system:synthetic",
+                source: str | None = None) -> dict[str, Any]:
         """Seal and append one event; returns its envelope."""
         topic = topic_of(event_type)
         self.clock += dt.timedelta(seconds=1)
         instant = self.clock.strftime("%Y-%m-%dT%H:%M:%S.000Z")
         head = self._heads.get((topic, subject), env.ChainHead())
         sealed = env.seal(env.new_envelope(event_type=event_type, version=latest_version(event_type),
-                                           source=TOPICS[topic].owner, subject=subject, data=data, actor=actor,
-                                           causation_id=causation_id, event_id=event_id, occurred_at=instant),
+                                           source=source or TOPICS[topic].owner, subject=subject, data=data,
+                                           actor=actor, causation_id=causation_id, event_id=event_id,
+                                           occurred_at=instant),
                           head)
         self._heads[(topic, subject)] = env.ChainHead(sealed["seq"], sealed["hash"])
         partition = partition_of(subject, self.partitions)
@@ -96,7 +158,48 @@ class LogWriter:
             self.sink(row)
         else:
             self.rows.append(row)
+        if topic in RECORD_TOPICS and self.signing_keys:
+            self._anchor(topic, partition, offset, sealed)
         return sealed
+
+    # -- the anchoring (DESIGN §4) ---------------------------------------------------------------------
+
+    def _anchor(self, topic: str, partition: int, offset: int, sealed: Mapping[str, Any]) -> None:
+        self._moved.setdefault((topic, partition), {})[sealed["subject"]] = (sealed["seq"], sealed["hash"])
+        if self.keep_receipts:
+            self.receipts.append(anchoring.receipt(topic=topic, partition=partition, offset=offset, envelope=sealed,
+                                                   private=self.signing_keys[owner_of(topic)]))
+        self._since[topic] = self._since.get(topic, 0) + 1
+        if self.checkpoint_every and self._since[topic] >= self.checkpoint_every:
+            self.checkpoint(topic)
+
+    def rotate(self, service: str, new: Ed25519PrivateKey) -> None:
+        """Announce ``new`` in ``service``'s next checkpoint (signed with its current key), then sign with it."""
+        self._rotations[service] = new
+
+    def checkpoint(self, *topics: str) -> None:
+        """Sign a checkpoint of each of ``topics`` (default: every record topic that has records) now."""
+        for topic in topics or [t for t in RECORD_TOPICS if any(self._next.get((t, p)) for p in
+                                                                 range(self.partitions))]:
+            writer = owner_of(topic)
+            partitions = []
+            for partition in range(self.partitions):
+                heads = [(s, q, h) for s, (q, h) in self._moved.pop((topic, partition), {}).items()]
+                digest = anchoring.heads_digest(self._digests.get((topic, partition), anchoring.GENESIS_DIGEST), heads)
+                self._digests[(topic, partition)] = digest
+                listed = None if 0 < self.checkpoint_max_heads < len(heads) else anchoring.head_rows(heads)
+                partitions.append({"partition": partition, "end_offset": self._next.get((topic, partition), 0),
+                                   "heads": listed, "heads_digest": digest})
+            upcoming = self._rotations.pop(writer, None)
+            number = self._checkpoints.get(topic, 0) + 1
+            data = anchoring.checkpoint_data(topic=topic, number=number, writer=writer, partitions=partitions,
+                                             private=self.signing_keys[writer],
+                                             next_key=upcoming.public_key() if upcoming is not None else None)
+            self._checkpoints[topic] = number
+            self._since[topic] = 0
+            self.publish("ChainCheckpoint", topic, data, source=writer, actor=f"system:{writer}")
+            if upcoming is not None:
+                self.signing_keys[writer] = upcoming
 
     def at(self, day: str) -> None:
         """Move the clock to 01:00 UTC of ``day`` (never backwards): events that follow occur then."""
@@ -109,7 +212,13 @@ class LogWriter:
 
     def lines(self) -> Iterator[str]:
         for row in self.rows:
-            yield json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n"
+            yield archive_line(row)
+
+    def write_receipts(self, path: Path) -> Path:
+        """The receipts kept (``keep_receipts``), as a village keeps them: JSON Lines."""
+        Path(path).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in self.receipts),
+                              encoding="utf-8")
+        return Path(path)
 
     def write(self, path: Path) -> Path:
         with Path(path).open("w", encoding="utf-8") as handle:

@@ -8,6 +8,7 @@ verifies one link; :class:`ChainVerifier` verifies whole streams and names the f
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import threading
@@ -46,8 +47,12 @@ def canonical_json(obj: Mapping[str, Any]) -> bytes:
     return _dumps(obj)
 
 
+#: One encoder for every canonical encoding (``json.dumps`` with options builds a new one per call).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def _dumps(obj: Mapping[str, Any]) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return _CANONICAL.encode(obj).encode("utf-8")
 
 
 def _has_float(value: Any) -> bool:
@@ -118,6 +123,176 @@ def decode(raw: bytes | str) -> dict[str, Any]:
 def encode(envelope: Mapping[str, Any]) -> bytes:
     """The record value: the envelope's canonical JSON."""
     return canonical_json(envelope)
+
+
+# -- canonical bytes (DESIGN §4): a value is exactly the canonical encoding of what it decodes to ----------
+
+
+class DuplicateKeys(EnvelopeError):
+    """A JSON object with the same key twice: parsers disagree on which one counts."""
+
+    def __init__(self, keys: list[str]) -> None:
+        super().__init__(", ".join(f"duplicate key {json.dumps(k, ensure_ascii=False)}" for k in keys),
+                         field="canonical")
+        self.keys = keys
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        twice = [key for key, _ in pairs if key in seen or seen.add(key)]  # type: ignore[func-returns-value]
+        raise DuplicateKeys(list(dict.fromkeys(twice)))
+    return obj
+
+
+#: The decoder that refuses duplicate keys (slower than ``_DECODER``: a Python call per object).
+_STRICT_DECODER = json.JSONDecoder(parse_float=_reject_float, parse_constant=_reject_constant,
+                                   object_pairs_hook=_refuse_duplicates)
+
+
+def parse_json_strict(raw: bytes | str) -> Any:
+    """``parse_json`` that also refuses an object with a key twice (DuplicateKeys, an EnvelopeError)."""
+    return _STRICT_DECODER.decode(raw.decode("utf-8") if isinstance(raw, bytes | bytearray) else raw)
+
+
+def canonical_or_none(value: Any) -> bytes | None:
+    """The canonical encoding of a decoded JSON value, or None if it has none (a lone surrogate)."""
+    try:
+        return _dumps(value)
+    except (ValueError, TypeError):
+        return None
+
+
+_WHITESPACE = " \t\n\r"
+
+
+def _scan(text: str) -> tuple[list[str], list[str], list[str]]:
+    """Whitespace outside strings, escapes the canonical form would not use, and non-canonical numbers."""
+    spaces: list[str] = []
+    escapes: list[str] = []
+    numbers: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        char = text[i]
+        if char == '"':
+            i += 1
+            while i < n and text[i] != '"':
+                if text[i] == "\\":
+                    width = 6 if text[i + 1:i + 2] == "u" else 2
+                    escape = text[i:i + width]
+                    try:
+                        meant = json.loads(f'"{escape}"')
+                        canonical = json.dumps(meant, ensure_ascii=False)[1:-1]
+                    except ValueError:  # half a surrogate pair: the canonical form has no such thing either
+                        canonical = ""
+                    if escape != canonical and len(escapes) < 3:
+                        escapes.append(escape)
+                    i += width
+                else:
+                    i += 1
+            i += 1
+        elif char in _WHITESPACE:
+            if not spaces:
+                spaces.append(f"byte {len(text[:i].encode('utf-8'))}")
+            i += 1
+        elif char == "-" or char.isdigit():
+            start = i
+            i += 1
+            while i < n and (text[i].isdigit() or text[i] in "+-.eE"):
+                i += 1
+            number = text[start:i]
+            if number in ("-0",) and len(numbers) < 3:
+                numbers.append(number)
+        else:
+            i += 1
+    return spaces, escapes, numbers
+
+
+def _unsorted(value: Any, path: str = "") -> str | None:
+    """Where an object's keys (in the order they were written) are first not sorted."""
+    if isinstance(value, dict):
+        keys = list(value)
+        for before, after in itertools.pairwise(keys):
+            if after < before:
+                return f"{path or 'the top level'}: {json.dumps(before, ensure_ascii=False)} before " \
+                       f"{json.dumps(after, ensure_ascii=False)}"
+        for key, item in value.items():
+            found = _unsorted(item, f"{path}.{key}" if path else str(key))
+            if found:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _unsorted(item, f"{path}[{index}]")
+            if found:
+                return found
+    return None
+
+
+def noncanonical_reason(raw: bytes | str, value: Any = None) -> str | None:
+    """None when ``raw`` is exactly the canonical encoding of the JSON it holds; else what differs, named:
+    duplicate keys, whitespace, escapes, number forms, key order (or the first byte that differs).
+
+    The slow path of the canonical check (only for a value that is not canonical); ``value`` is what
+    ``raw`` decodes to, if already known.
+    """
+    text = raw.decode("utf-8") if isinstance(raw, bytes | bytearray) else raw
+    data = text.encode("utf-8")
+    problems: list[str] = []
+    try:
+        parse_json_strict(text)
+    except DuplicateKeys as exc:
+        problems.append(str(exc))
+    except ValueError as exc:
+        return f"not JSON: {exc}"
+    if value is None:
+        value = parse_json(text)
+    canonical = canonical_or_none(value)
+    if canonical is None:
+        return "it has no canonical encoding (a lone surrogate cannot be written in UTF-8)"
+    if canonical == data:
+        return None
+    spaces, escapes, numbers = _scan(text)
+    if spaces:
+        problems.append(f"whitespace outside strings (first at {spaces[0]})")
+    if escapes:
+        problems.append("escapes the canonical form does not use: " + ", ".join(escapes))
+    if numbers:
+        problems.append("numbers not in canonical form: " + ", ".join(numbers))
+    unsorted = _unsorted(parse_json(text))
+    if unsorted:
+        problems.append(f"keys not in sorted order ({unsorted})")
+    if not problems:
+        at = next((i for i, (a, b) in enumerate(zip(data, canonical, strict=False)) if a != b),
+                  min(len(data), len(canonical)))
+        problems.append(f"differs from the canonical encoding at byte {at}")
+    return "; ".join(problems)
+
+
+def check_canonical(raw: bytes, value: Any) -> None:
+    """Raise EnvelopeError (field ``canonical``) unless ``raw`` is exactly ``canonical_json(value)``
+    (``value``: what ``raw`` decodes to). The fast path is one encoding and one comparison."""
+    if canonical_or_none(value) != raw:
+        reason = noncanonical_reason(raw, value) or "it differs from the canonical encoding"
+        raise EnvelopeError(f"the record value is not the canonical encoding of its envelope: {reason}",
+                            field="canonical")
+
+
+def hash_of_canonical(raw: bytes, stated: object) -> bool:
+    """Whether ``stated`` is the hash of the envelope whose canonical encoding is ``raw``, without encoding
+    it again: the hashed bytes are ``raw`` without its top-level ``,"hash":"…"`` (keys sorted, so it is the
+    last such member: only scalars sort after it in an envelope). False when not sure; the caller then
+    computes the hash the ordinary way (a wrong member removed cannot give a false match: the bytes
+    would contain their own hash)."""
+    if type(stated) is not str or len(stated) != 64:
+        return False
+    at = raw.rfind(b',"hash":"')
+    if at < 0 or raw[at + 9:at + 73] != stated.encode("ascii", "replace") or raw[at + 73:at + 74] != b'"':
+        return False
+    view = memoryview(raw)
+    digest = hashlib.sha256(view[:at])
+    digest.update(view[at + 74:])
+    return digest.hexdigest() == stated
 
 
 class _RandomIds:

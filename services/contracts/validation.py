@@ -26,7 +26,15 @@ from typing import Any, Literal
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, missing
 from marshmallow.validate import Validator
 
-from services.contracts.envelope import ENVELOPE_FIELDS, EnvelopeError, parse_json
+from services.contracts.envelope import (
+    ENVELOPE_FIELDS,
+    EnvelopeError,
+    canonical_or_none,
+    check_canonical,
+    hash_of_canonical,
+    noncanonical_reason,
+    parse_json,
+)
 from services.contracts.events import SCHEMAS, upcast_envelope, validate_envelope
 from services.contracts.fields import HEX64_RE, INSTANT_RE, UUID_RE, _WireString
 from services.contracts.topics import TOPICS
@@ -48,6 +56,24 @@ def decode_value(raw: bytes | str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValueError("record value must be a JSON object")
     return value
+
+
+def inspect_value(raw: bytes) -> tuple[dict[str, Any] | None, str | None, bool | None, str | None]:
+    """A record value as the audit reads it: ``(envelope, problem, intact, noncanonical)``.
+
+    ``envelope`` is None when the value is not a JSON object (``problem`` says why); ``intact``: its hash
+    matches its content; ``noncanonical``: None when the value is exactly the canonical encoding of the
+    envelope (DESIGN §4), else what differs (duplicate key "amount", whitespace, escapes, key order …).
+    One encoding per record: the hash is taken from the canonical bytes themselves.
+    """
+    try:
+        envelope = decode_value(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return None, f"the record value is not an envelope: {exc}", None, None
+    if canonical_or_none(envelope) == raw:
+        return envelope, None, hash_of_canonical(raw, envelope.get("hash")) or hash_matches(envelope), None
+    reason = noncanonical_reason(raw, envelope) or "it differs from the canonical encoding"
+    return envelope, None, hash_matches(envelope), f"not the canonical encoding of its envelope: {reason}"
 
 
 def decode_line(line: bytes | str) -> Any:
@@ -341,19 +367,25 @@ def hash_matches(envelope: Mapping[str, Any]) -> bool:
 _READER = EnvelopeValidator()
 
 
-def read_envelope(envelope: dict[str, Any]) -> dict[str, Any]:
+def read_envelope(envelope: dict[str, Any], value: bytes | None = None) -> dict[str, Any]:
     """``services.contracts.events.read_event``, fast: validate tolerantly, check the envelope's own
     hash, upcast ``data`` to the latest version. Raises the contract's EnvelopeError.
 
-    ``envelope`` must come from ``decode_value`` or ``envelope.decode`` (they refuse floats).
+    ``envelope`` must come from ``decode_value`` or ``envelope.decode`` (they refuse floats). With
+    ``value``, the record value it was decoded from, the value must also be exactly the envelope's
+    canonical encoding (DESIGN §4: duplicate keys, whitespace, escapes … are refused, naming the
+    problem); the hash is then checked on those bytes, so the check costs no second encoding.
     """
+    if value is not None:
+        check_canonical(value, envelope)
     problem = _READER.problem(envelope)
     if problem is not None:
         raise problem
-    if envelope["hash"] != content_hash(envelope):
+    if not ((value is not None and hash_of_canonical(value, envelope["hash"]))
+            or envelope["hash"] == content_hash(envelope)):
         raise EnvelopeError("hash does not match the envelope's content", field="hash")
     return upcast_envelope(envelope)
 
 
 __all__ = ["EnvelopeValidator", "FastLoader", "compile_schema", "content_hash", "decode_line", "decode_value",
-           "hash_matches", "read_envelope"]
+           "hash_matches", "inspect_value", "read_envelope"]

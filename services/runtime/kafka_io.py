@@ -291,7 +291,7 @@ class ProjectionConsumer(threading.Thread):
             try:
                 envelope = env.decode(record.value)
                 if known is None or not known.take(record.value):
-                    envelope = read_envelope(envelope)
+                    envelope = read_envelope(envelope, record.value)  # canonical bytes too (DESIGN §4)
                 idem_raw = header(record.headers, IDEMPOTENCY_HEADER)
                 idem = json.loads(idem_raw) if idem_raw else None
             except Exception as exc:  # undecodable or invalid: park it with the reason, go on

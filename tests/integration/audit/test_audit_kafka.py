@@ -27,6 +27,7 @@ from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from services.audit.cli import audit_command, export_command
+from services.audit.synthetic import archive_line
 from services.contracts import envelope as env
 from services.contracts.money import format_yuan, parse_yuan
 from services.contracts.topics import DIVIDENDS, RENTALS
@@ -183,7 +184,7 @@ def test_the_exported_archive_audits_clean_and_every_tamper_is_named(world: Worl
         copy = [json.loads(json.dumps(row)) for row in rows]
         change(copy)
         path = world.root / f"{name}.jsonl"
-        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in copy), encoding="utf-8")
+        path.write_text("".join(archive_line(r) for r in copy), encoding="utf-8")  # as the export writes them
         status, report = audit_archive(path)
         assert status == 1
         return report
@@ -298,3 +299,100 @@ def test_an_audit_cannot_read_a_broker_that_is_not_there_or_a_topic_that_does_no
     assert gone.exit_code == 2
     unknown = runner.invoke(audit_command, ["--bootstrap", world.bootstrap, "--offsets", "baotuan.nothing.v1:0:5"])
     assert unknown.exit_code == 2 and "not on the broker" in unknown.output
+
+
+def test_the_signed_archive_verifies_with_the_pinned_keys_and_every_resealed_forgery_names_its_stream(
+        world: World, archive: Path) -> None:
+    """Issue 14, done when: `baotuan keys export`, `baotuan export --format jsonl`, `baotuan audit --archive
+    --trusted-keys` passes on the services' own log, and each re-sealed forgery of it names the stream."""
+    from services.audit.synthetic import archive_line
+    from services.cli import main as baotuan
+    from services.contracts.topics import CHECKPOINTS, LEDGER_ENTRIES
+
+    runner = CliRunner()
+    keys = world.root / "pinned"
+    exported = runner.invoke(baotuan, ["keys", "export", "--output", str(keys), "--data-dir", str(world.root / "data")])
+    assert exported.exit_code == 0, exported.output
+    rows = [json.loads(line) for line in archive.read_text(encoding="utf-8").splitlines()]
+    checkpoints = [row for row in rows if row["topic"] == CHECKPOINTS]
+    assert {row["event"]["data"]["topic"] for row in checkpoints} == set(RECORD_TOPICS)
+
+    def audited(path: Path) -> tuple[int, dict[str, Any]]:
+        done = runner.invoke(audit_command, ["--archive", str(path), "--trusted-keys", str(keys), "--json"])
+        return done.exit_code, json.loads(done.output)
+
+    status, clean = audited(archive)
+    assert status == 0, clean["findings"][:5]
+    assert clean["anchoring"]["authenticity_checked"] is True
+    assert all(c["verified"] == c["count"] > 0 for c in clean["anchoring"]["checkpoints"].values())
+
+    def last_checkpoint_end(topic: str, partition: int) -> int:
+        return int(max(p["end_offset"] for row in checkpoints if row["event"]["data"]["topic"] == topic
+                       for p in row["event"]["data"]["partitions"] if p["partition"] == partition))
+
+    def reseal(copy: list[dict[str, Any]], topic: str, subject: str) -> None:
+        head = env.ChainHead()
+        for row in copy:
+            if row["topic"] == topic and row["event"]["subject"] == subject:
+                row["event"] = env.seal({k: v for k, v in row["event"].items()
+                                         if k not in ("seq", "prev_hash", "hash")}, head)
+                head = env.ChainHead(row["event"]["seq"], row["event"]["hash"])
+
+    def renumber(copy: list[dict[str, Any]], topic: str, partition: int) -> None:
+        for offset, row in enumerate(r for r in copy if (r["topic"], r["partition"]) == (topic, partition)):
+            row["offset"] = offset
+
+    def forged(name: str, copy: list[dict[str, Any]], lines: list[str] | None = None) -> dict[str, Any]:
+        path = world.root / f"forged-{name}.jsonl"
+        path.write_text("".join(lines or [archive_line(r) for r in copy]), encoding="utf-8")
+        status, report = audited(path)
+        assert status == 1, name
+        for check in ("chain", "order", "schema"):  # re-sealed: the old checks pass
+            assert report["checks"][check] == 0, (name, check, report["findings"][:3])
+        return report
+
+    def named(report: dict[str, Any], check: str) -> set[tuple[str, str]]:
+        return {(f["topic"], f["subject"]) for f in report["findings"] if f["check"] == check and f["subject"]}
+
+    rents = [i for i, row in enumerate(rows) if row["event"]["type"] == "RentReceived"
+             and row["offset"] < last_checkpoint_end(RENTALS, row["partition"])]
+    first = rows[rents[2]]
+    project = first["event"]["subject"]
+
+    copy = json.loads(json.dumps(rows))  # (a) an amount changed, the stream re-sealed
+    copy[rents[2]]["event"]["data"]["amount"] = format_yuan(parse_yuan(first["event"]["data"]["amount"]) + 100_00)
+    reseal(copy, RENTALS, project)
+    assert (RENTALS, project) in named(forged("amount", copy), "anchored")
+
+    copy = json.loads(json.dumps(rows))  # (b) a record dropped, the stream re-sealed, offsets renumbered
+    del copy[rents[2]]
+    reseal(copy, RENTALS, project)
+    renumber(copy, RENTALS, first["partition"])
+    assert (RENTALS, project) in named(forged("drop", copy), "anchored")
+
+    # (c) the last records of two streams cut off, from a record before the last checkpoint on; offsets renumbered
+    streams: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        if row["topic"] == LEDGER_ENTRIES:
+            streams.setdefault(row["event"]["subject"], []).append(row)
+    tails = {}
+    for subject, stream in streams.items():
+        covered = [n for n, row in enumerate(stream) if row["offset"] < last_checkpoint_end(LEDGER_ENTRIES,
+                                                                                            row["partition"])]
+        if covered and covered[-1] > 0:
+            tails[subject] = stream[covered[-1]:]
+    two = sorted(tails)[:2]
+    assert len(two) == 2
+    gone = [row for subject in two for row in tails[subject]]
+    copy = [json.loads(json.dumps(row)) for row in rows if not any(row is cut for cut in gone)]
+    for partition in {row["partition"] for row in gone}:
+        renumber(copy, LEDGER_ENTRIES, partition)
+    assert {(LEDGER_ENTRIES, subject) for subject in two} <= named(forged("cut", copy), "anchored")
+
+    lines = [archive_line(row) for row in rows]  # (d) a line with a duplicate "amount" key
+    amount = first["event"]["data"]["amount"]
+    lines[rents[2]] = lines[rents[2]].replace(f'"amount":"{amount}"', f'"amount":"1.00","amount":"{amount}"', 1)
+    report = forged("duplicate", rows, lines)
+    [dup] = [f for f in report["findings"] if f["check"] == "canonical"]
+    assert (dup["topic"], dup["partition"], dup["offset"], dup["subject"]) == \
+        (RENTALS, first["partition"], first["offset"], project) and 'duplicate key "amount"' in dup["message"]

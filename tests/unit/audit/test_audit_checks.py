@@ -12,7 +12,7 @@ import pytest
 from services.audit.checks import AuditResult, run_audit
 from services.audit.findings import Finding
 from services.audit.replay import ArchiveSource, parse_offsets
-from services.audit.synthetic import LogWriter, small_scenario
+from services.audit.synthetic import LogWriter, archive_line, small_scenario
 from services.contracts import envelope as env
 from services.contracts.topics import DIVIDENDS, LEDGER_ENTRIES, LEDGER_INVESTMENTS, RENTALS
 
@@ -228,7 +228,7 @@ def test_records_that_break_the_envelope_contract_are_found(tmp_path: Path) -> N
     for topic, key, event in extra:
         rows.append({"topic": topic, "partition": 2, "offset": offset, "timestamp": 1, "key": key, "event": event})
         offset += 1
-    lines = [json.dumps(row, ensure_ascii=False) for row in rows]
+    lines = [archive_line(row).rstrip("\n") for row in rows]
     lines.append(f'{{"topic": "{RENTALS}", "partition": 2, "offset": {offset}, "timestamp": 1, "key": "f", '
                  '"event": {"amount": 12.5}}')
     lines.append("not json at all")

@@ -44,10 +44,12 @@ def test_the_reader_decodes_and_checks_each_envelope_hash_and_the_audit_uses_its
 
     assert [prepared(value)[8] for value in good] == [True] * len(good)
     assert [prepared(value)[6] for value in good] == [row["event"] for row in rows]
-    assert prepared(tampered)[6:] == (tampered_event, None, False)
-    assert prepared(None)[6:] == (None, "the record has no value", None)
+    assert prepared(tampered)[6:] == (tampered_event, None, False, None)
+    assert prepared(None)[6:] == (None, "the record has no value", None, None)
+    spaced = prepared(good[0].replace(b'","', b'", "', 1))  # the same envelope, not its canonical bytes
+    assert spaced[6] == rows[0]["event"] and spaced[8] is True and "whitespace" in str(spaced[9])
     for bad in (b"[1]", b"\xff", b'{"amount": 1.5}'):
-        envelope, problem, intact = prepared(bad)[6:]
+        envelope, problem, intact, _ = prepared(bad)[6:]
         in_process = _kafka_record("t", 0, 0, None, None, bad)
         assert envelope is None and intact is None and problem == in_process.problem
     assert prepared(b'{"hash": 5}')[8] is False

@@ -18,7 +18,7 @@ from services.audit.checks import AuditResult, run_audit
 from services.audit.cli import audit_command
 from services.audit.findings import Finding
 from services.audit.replay import ArchiveSource
-from services.audit.synthetic import small_scenario
+from services.audit.synthetic import archive_line, small_scenario
 from services.contracts import envelope as env
 from services.contracts.money import format_yuan, parse_yuan
 from services.contracts.topics import DIVIDENDS, RENTALS
@@ -37,7 +37,7 @@ def rows_copy(rows: list[Row]) -> list[Row]:
 
 
 def write(rows: list[Row], path: Path) -> Path:
-    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    path.write_text("".join(archive_line(row) for row in rows), encoding="utf-8")  # as the export writes them
     return path
 
 

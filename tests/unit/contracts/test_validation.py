@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from services.audit.synthetic import small_scenario
+from services.audit.synthetic import LogWriter, small_scenario, synthetic_keys
 from services.contracts import envelope as env
 from services.contracts.envelope import EnvelopeError
 from services.contracts.events import SCHEMAS, read_event, validate_data, validate_envelope
@@ -39,7 +39,8 @@ BAD_VALUES: list[Any] = [None, 1, 1.5, True, "", "   ", "x" * 600, "1234.5", "-1
 
 def samples() -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
-    for row in small_scenario(villages=2, months=7).rows:
+    signed = LogWriter(checkpoint_every=7, signing_keys=synthetic_keys())  # with ChainCheckpoint events
+    for row in small_scenario(signed, villages=2, months=7).rows:
         found.setdefault(row["event"]["type"], row["event"]["data"])
     return {**found, **EXTRA_SAMPLES}
 

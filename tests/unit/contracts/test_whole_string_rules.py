@@ -29,6 +29,8 @@ def leaves(schema: type[Schema], data: dict[str, Any], path: tuple[Any, ...] = (
         tuple[tuple[Any, ...], fields.Field[Any], str]]:
     """(path, field, value) of every string in a payload, with the contract field that reads it."""
     for key, value in data.items():
+        if value is None:  # an absent nested object (a checkpoint's next_key): no string in it
+            continue
         field = schema._declared_fields[key]
         inner = field.inner if isinstance(field, fields.List) else field
         if isinstance(inner, fields.Nested):
