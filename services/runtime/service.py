@@ -143,6 +143,10 @@ class EventService:
         ensure_topics(self.settings.bootstrap_servers, timeout_s=wait_s, **self.kafka_config)
         self.consumer.start()
         self.sync(timeout=wait_s)
+        upcoming = self.key.pending_rotation()
+        if upcoming is not None and self.store.announced(anchoring.key_id(upcoming.public_key())):
+            # Announced in the log, then stopped before switching: the old key must never sign again.
+            self.key.complete_rotation(anchoring.key_id(upcoming.public_key()))
         # Records a checkpoint never covered (the service stopped before it could sign one) are covered soon.
         self._unanchored = self.store.uncovered(self.anchored)
         self._unanchored_since = time.monotonic() if self._unanchored else None

@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS _moved (topic TEXT NOT NULL, partition INTEGER NOT NU
     offset INTEGER NOT NULL, seq INTEGER NOT NULL, hash TEXT NOT NULL, PRIMARY KEY (topic, partition, subject));
 CREATE TABLE IF NOT EXISTS _anchors (topic TEXT NOT NULL, partition INTEGER NOT NULL, end_offset INTEGER NOT NULL,
     digest TEXT NOT NULL, number INTEGER NOT NULL, PRIMARY KEY (topic, partition));
+CREATE TABLE IF NOT EXISTS _announced_keys (key_id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS _receipts (event_id TEXT PRIMARY KEY, topic TEXT NOT NULL, partition INTEGER NOT NULL,
     offset INTEGER NOT NULL, subject TEXT NOT NULL, seq INTEGER NOT NULL, hash TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS _deadletters (topic TEXT NOT NULL, partition INTEGER NOT NULL,
@@ -176,6 +177,8 @@ class ProjectionStore:
         elif rec.topic == CHECKPOINTS and envelope.get("type") == "ChainCheckpoint" \
                 and envelope.get("source") == self.writer:
             data = envelope["data"]
+            if data.get("next_key"):
+                conn.execute("INSERT OR IGNORE INTO _announced_keys VALUES (?)", (data["next_key"]["key_id"],))
             for part in data["partitions"]:
                 # Checkpoints of a topic come in number order; a replay may meet them before or after the
                 # records they cover, so the moved heads they cover go now or are never kept.
@@ -242,6 +245,10 @@ class ProjectionStore:
         rows = self.query("SELECT partition, end_offset, digest, number FROM _anchors WHERE topic=?", (topic,))
         number = max((int(r[3]) for r in rows), default=0)
         return number, {int(r[0]): (int(r[1]), str(r[2])) for r in rows}
+
+    def announced(self, key_id: str) -> bool:
+        """Whether one of the writer's checkpoints in the log announced the key ``key_id``."""
+        return self.query_one("SELECT 1 FROM _announced_keys WHERE key_id=?", (key_id,)) is not None
 
     def uncovered(self, topics: Collection[str]) -> int:
         """How many records of ``topics`` this store has applied past the writer's last checkpoint of them."""

@@ -148,3 +148,36 @@ def test_a_rotation_is_announced_by_the_old_key_and_the_new_key_signs_from_then_
     assert done.exit_code == 0, done.output
     assert anchoring.key_id(anchoring.load_public_key_pem((out / "ledger.pem").read_bytes())) == anchoring.key_id(new)
     assert (out / f"ledger-{anchoring.key_id(old)}.pem").exists()
+
+
+def test_a_service_stopped_between_announcing_a_key_and_switching_to_it_switches_when_it_starts(
+        fresh_broker: LocalBroker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = settings_for(fresh_broker, tmp_path, every=1, seconds=0.5)
+    admin = add_token(settings.tokens_file, name="admin", role="admin")  # type: ignore[arg-type]
+    village = f"crash-{uuid.uuid4().hex[:6]}"
+    key_file = default_key_path(settings.data_dir, "ledger")
+    with running(create_app, settings) as client:
+        svc: EventService = client.application.extensions["baotuan_service"]
+        client.post("/v1/collectives", json={"collective_id": village, "name": "村", "town": "镇"},
+                    headers=bearer(admin))
+        wait_covered(svc)
+        old = svc.key.key_id
+        new = anchoring.key_id(rotate(key_file))
+
+        def crash(announced: str) -> None:  # the process dies right after the announcing checkpoint
+            raise RuntimeError("killed")
+
+        monkeypatch.setattr(svc.key, "complete_rotation", crash)
+        post_entry(client, admin, village)
+        assert svc.key.key_id == old and next_key_path(key_file).exists()
+    monkeypatch.undo()
+    with running(create_app, settings) as client:
+        svc = client.application.extensions["baotuan_service"]
+        assert svc.key.key_id == new  # the announced key signs from the start: the old one never again
+        [receipt] = post_entry(client, admin, village)["receipts"]
+        assert receipt["key_id"] == new
+        wait_covered(svc)
+    signers = [r.envelope["data"]["key_id"] for r in read_records(fresh_broker.bootstrap, CHECKPOINTS)]
+    announced_at = max(i for i, r in enumerate(read_records(fresh_broker.bootstrap, CHECKPOINTS))
+                       if r.envelope["data"]["next_key"] is not None)
+    assert set(signers[announced_at + 1:]) == {new}
