@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sqlite3
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import settings as hypothesis_settings
+from werkzeug.serving import BaseWSGIServer, make_server
 
 from services.contracts.anchoring import RECEIPT_FIELDS
 from services.runtime.auth import add_token
@@ -119,6 +121,25 @@ def without_receipts(body: Any) -> Any:
     for receipt in receipts:
         assert sorted(receipt) == sorted(RECEIPT_FIELDS), receipt
     return body
+
+
+class Server:
+    """A WSGI app (a service's, or the web page's) served on a free loopback port from a background thread;
+    ``stop`` also stops the app's event service."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self._server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, name=f"http-{app.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        service = self.app.extensions.get("baotuan_service")
+        if service is not None:
+            service.stop()
 
 
 def bearer(tok: str, **extra: str) -> dict[str, str]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,8 +21,7 @@ from typing import TYPE_CHECKING, Any
 import openpyxl
 import pytest
 import requests
-from flask import Flask
-from werkzeug.serving import BaseWSGIServer, make_server
+from conftest import Server
 
 from services.runtime.auth import add_token
 from services.runtime.config import Settings
@@ -51,24 +49,6 @@ if TYPE_CHECKING:
 
 
 # -- the stack: three services and the web app, each on its own port ----------------------------------------
-
-
-class Server:
-    """A WSGI app served on a free loopback port from a background thread."""
-
-    def __init__(self, app: Flask) -> None:
-        self.app = app
-        self._server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, name=f"http-{app.name}", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        service = self.app.extensions.get("baotuan_service")
-        if service is not None:
-            service.stop()
 
 
 @dataclass

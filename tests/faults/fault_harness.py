@@ -350,6 +350,16 @@ def wait_for(what: str, check: Callable[[], bool], timeout_s: float = 60.0, ever
     return time.monotonic() - began
 
 
+def settled(stack: Stack, timeout_s: float = 30.0) -> None:
+    """Wait until every running service's writes are covered by its signed checkpoints: a service signs a
+    checkpoint a few seconds after its last write, and that checkpoint is a record of the log too."""
+    for svc in stack.services.values():
+        if svc.alive():
+            wait_for(f"{svc.name}'s last writes covered by a checkpoint",
+                     lambda svc=svc: not ok(call("GET", f"{svc.url}/health", None))["checkpoints"]["uncovered_events"],
+                     timeout_s=timeout_s)
+
+
 def secrets_in_logs(stack: Stack, *extra: str) -> list[str]:
     """Which of the stack's bearer tokens (and ``extra`` secrets) appear in any service or broker log."""
     texts = [svc.log_text() for svc in stack.services.values()]

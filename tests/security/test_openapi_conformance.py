@@ -21,7 +21,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,8 +29,8 @@ from typing import Any
 
 import pytest
 import requests
+from conftest import Server
 from flask import Flask
-from werkzeug.serving import BaseWSGIServer, make_server
 
 from services.dividends.app import create_app as dividends_app
 from services.ledger.app import create_app as ledger_app
@@ -46,24 +45,6 @@ EXAMPLES = int(os.environ.get("BAOTUAN_CONFORMANCE_EXAMPLES", "50"))
 CHECKS = "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance"
 FACTORIES: dict[str, Callable[..., Flask]] = {"ledger": ledger_app, "rentals": rentals_app,
                                               "dividends": dividends_app}
-
-
-class Server:
-    """A service's WSGI app served on a free loopback port from a background thread."""
-
-    def __init__(self, app: Flask) -> None:
-        self.app = app
-        self._server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, name=f"http-{app.name}", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        service = self.app.extensions.get("baotuan_service")
-        if service is not None:
-            service.stop()
 
 
 @dataclass
