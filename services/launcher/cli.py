@@ -137,6 +137,9 @@ class LocalRun:
             self.out.print(f"  {svc.name:<10} {svc.url}   API docs {svc.url}/docs   OpenAPI {svc.url}/openapi.json")
         self.out.print(f"Logs in {_rel(self.var / 'log')}/; demo bearer tokens (admin, auditor, "
                        f"accountant-<village>, operator-<project>, board-<project>) in {_rel(self.demo_file)}")
+        self.out.print(f"Signing keys in {_rel(self.var / 'keys')}/; for an auditor to pin: baotuan keys export "
+                       "--output DIR, then baotuan export --format jsonl -o a.jsonl and "
+                       "baotuan audit --archive a.jsonl --trusted-keys DIR")
         self.out.print(f"Health: baotuan status.  Ready in {seconds:.1f}s.")
 
     def wait(self) -> None:
