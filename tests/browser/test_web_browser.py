@@ -406,6 +406,23 @@ def test_a_board_previews_declares_approves_and_pays_a_distribution(
     finally:
         other.close()
 
+    # June rent recorded after the declaration is late (DESIGN §6 step 1): the next period's preview counts it
+    # and lists it on its own, so the board sees why the rent of July–December holds June money.
+    late = requests.post(f"{stack.rentals}/v1/leases/{stack.ids['lease1']}/payments", timeout=30,
+                         json={"amount": "1234.00", "received_on": f"{YEAR}-06-20"},
+                         headers={"Authorization": f"Bearer {stack.token('admin')}"})
+    assert late.status_code == 201, late.text
+    assert late.json()["late"]["period_end"] == f"{YEAR}-06-30"
+    page.get_by_test_id("period-start").fill(f"{YEAR}-07-01")
+    page.get_by_test_id("period-end").fill(f"{YEAR}-12-31")
+    page.get_by_test_id("preview").click()
+    late_items = page.get_by_test_id("preview-late-items")
+    expect(late_items.locator("tbody tr")).to_have_count(1)
+    expect(late_items.locator("tbody tr")).to_contain_text("租金")
+    expect(late_items.locator("tbody tr")).to_contain_text(f"{YEAR}-06-20")
+    expect(late_items.locator("tbody tr")).to_contain_text("1,234.00")
+    shoot(page, "board-late-items", tmp_path)
+
 
 def test_everyone_sees_the_village_income_chart_against_the_million_line(
         page: Page, stack: Stack, tmp_path: Path) -> None:

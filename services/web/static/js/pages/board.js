@@ -25,6 +25,19 @@ function allocationTable(allocations, extra = [], testid = "allocations") {
   ], allocations, { testid, rowKey: "investor_id" });
 }
 
+// Rent or expenses recorded after an earlier distribution of the project was declared, dated in its period:
+// they count here, once (DESIGN §6 step 1), and the board sees which ones.
+function lateItems(d, testid = "late-items") {
+  const items = d.late_items || [];
+  if (!items.length) return null;
+  return h("div", { class: "late-items" }, h("h4", {}, t("dist.late_items")),
+    table([
+      { key: "kind", label: t("late.kind"), render: (i) => t(`late.${i.kind}`, {}, i.kind) },
+      { key: "date", label: t("late.date") },
+      { key: "amount", label: t("late.amount"), money: true },
+    ], items, { testid, rowKey: "event_id" }));
+}
+
 function summary(d) {
   return h("dl", { class: "stats wide", "data-testid": "distribution-summary" },
     SUMMARY_KEYS.filter((k) => d[k] !== undefined).flatMap((k) => [h("dt", {}, t(`dist.${k}`)), h("dd", { class: "num" }, money(d[k]))]));
@@ -66,7 +79,7 @@ export async function boardPage(root) {
     try {
       previewed = await api("dividends", projectPath("distributions/preview"), { method: "POST", body: period() });
       replace(previewSlot, h("h3", {}, `${t("board.preview_of")} ${start.value} – ${end.value}`), summary(previewed),
-        allocationTable(previewed.allocations || [], [], "preview-allocations"));
+        lateItems(previewed, "preview-late-items"), allocationTable(previewed.allocations || [], [], "preview-allocations"));
       declareButton.disabled = false;
     } catch (exc) {
       replace(previewSlot);
@@ -118,7 +131,7 @@ export async function boardPage(root) {
         h("span", { class: `tag ${d.status}`, "data-testid": "distribution-status" }, t(`status.${d.status}`, {}, d.status)), " ",
         d.fully_paid ? [h("span", { class: "tag paid" }, t("status.paid")), " "] : null,
         h("code", { class: "muted" }, d.distribution_id), " ", approve),
-      summary(d), errorSlot);
+      summary(d), lateItems(d, `late-items-${d.distribution_id}`), errorSlot);
     const payable = mayWrite && d.status === "approved";
     const paidCol = { key: "paid", label: t("alloc.paid"), class: "num", render: (a) => (a.paid ? money(a.payment?.amount) : "—") };
     const payCol = { key: "pay", label: "", render: (a) => {
