@@ -24,6 +24,7 @@ import pytest
 import requests
 from click.testing import CliRunner
 from flask import Flask
+from forgery import renumber, reseal
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from services.audit.cli import audit_command, export_command
@@ -329,18 +330,6 @@ def test_the_signed_archive_verifies_with_the_pinned_keys_and_every_resealed_for
     def last_checkpoint_end(topic: str, partition: int) -> int:
         return int(max(p["end_offset"] for row in checkpoints if row["event"]["data"]["topic"] == topic
                        for p in row["event"]["data"]["partitions"] if p["partition"] == partition))
-
-    def reseal(copy: list[dict[str, Any]], topic: str, subject: str) -> None:
-        head = env.ChainHead()
-        for row in copy:
-            if row["topic"] == topic and row["event"]["subject"] == subject:
-                row["event"] = env.seal({k: v for k, v in row["event"].items()
-                                         if k not in ("seq", "prev_hash", "hash")}, head)
-                head = env.ChainHead(row["event"]["seq"], row["event"]["hash"])
-
-    def renumber(copy: list[dict[str, Any]], topic: str, partition: int) -> None:
-        for offset, row in enumerate(r for r in copy if (r["topic"], r["partition"]) == (topic, partition)):
-            row["offset"] = offset
 
     def forged(name: str, copy: list[dict[str, Any]], lines: list[str] | None = None) -> dict[str, Any]:
         path = world.root / f"forged-{name}.jsonl"

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from forgery import renumber, reseal
 
 from services.audit.anchors import KeyDirError, load_trusted_keys
 from services.audit.checks import AuditResult, run_audit
@@ -26,7 +27,6 @@ from services.audit.findings import Finding
 from services.audit.replay import ArchiveSource, parse_offsets
 from services.audit.synthetic import LogWriter, archive_line, small_scenario, synthetic_keys, write_public_keys
 from services.contracts import anchoring
-from services.contracts import envelope as env
 from services.contracts.money import format_yuan, parse_yuan
 from services.contracts.topics import CHECKPOINTS, LEDGER_ENTRIES, RECORD_TOPICS, RENTALS, owner_of
 
@@ -70,26 +70,6 @@ def audit(rows: list[Row], tmp_path: Path, keys: Path | None, receipts: Path | N
     pinned = load_trusted_keys(keys) if keys is not None else None
     return run_audit(ArchiveSource(write(rows, tmp_path / "archive.jsonl"), **options), archive=True,
                      trusted_keys=pinned, receipts=receipts)
-
-
-def reseal(rows: list[Row], topic: str, subject: str) -> None:
-    """Re-hash a whole stream (seq renumbered too) after a change, as a forger who knows the hash rule would."""
-    head = env.ChainHead()
-    for row in rows:
-        event = row["event"]
-        if row["topic"] == topic and event["subject"] == subject:
-            resealed = env.seal({k: v for k, v in event.items() if k not in ("seq", "prev_hash", "hash")}, head)
-            row["event"] = resealed
-            head = env.ChainHead(resealed["seq"], resealed["hash"])
-
-
-def renumber(rows: list[Row], topic: str, partition: int) -> None:
-    """Offsets 0, 1, 2 … again in a partition, so no offset is missing."""
-    offset = 0
-    for row in rows:
-        if (row["topic"], row["partition"]) == (topic, partition):
-            row["offset"] = offset
-            offset += 1
 
 
 def index_of(rows: list[Row], event_type: str, nth: int = 0) -> int:

@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from forgery import reseal
 
 from services.audit.checks import AuditResult, run_audit
 from services.audit.cli import audit_command
 from services.audit.findings import Finding
 from services.audit.replay import ArchiveSource
 from services.audit.synthetic import archive_line, small_scenario
-from services.contracts import envelope as env
 from services.contracts.money import format_yuan, parse_yuan
 from services.contracts.topics import DIVIDENDS, RENTALS
 
@@ -49,17 +49,6 @@ def index_of(rows: list[Row], event_type: str, nth: int = 0, **data: Any) -> int
     found = [i for i, row in enumerate(rows) if row["event"]["type"] == event_type
              and all(row["event"]["data"].get(k) == v for k, v in data.items())]
     return found[nth]
-
-
-def reseal(rows: list[Row], topic: str, subject: str) -> None:
-    """Re-hash a whole stream after a change, as a forger who knows the hash rule would."""
-    head = env.ChainHead()
-    for row in rows:
-        event = row["event"]
-        if row["topic"] == topic and event["subject"] == subject:
-            resealed = env.seal({k: v for k, v in event.items() if k not in ("seq", "prev_hash", "hash")}, head)
-            row["event"] = resealed
-            head = env.ChainHead(resealed["seq"], resealed["hash"])
 
 
 def at(row: Row) -> tuple[str, int, int, str]:
