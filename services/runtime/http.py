@@ -23,6 +23,7 @@ from services.contracts.envelope import new_uuid
 from services.contracts.fields import text_problem
 from services.runtime.auth import Forbidden, Principal, TokenRegistry, Unauthenticated
 from services.runtime.config import Settings
+from services.runtime.handling import Refused
 from services.runtime.kafka_io import BrokerUnavailable
 from services.runtime.openapi import ErrorResponseSchema, ErrorResponsesPlugin, ReceiptsPlugin, document_wire_strings
 from services.runtime.service import (
@@ -41,24 +42,9 @@ log = logging.getLogger(__name__)
 PUBLIC_PATHS = frozenset({"/health", "/openapi.json"})
 
 
-class ApiError(Exception):
-    """A request the service refuses; mapped once to a JSON error response."""
-
-    def __init__(self, status: int, code: str, message: str, field: str | None = None,
-                 errors: Mapping[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.field = field
-        self.errors = errors
-
-    def to_dict(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"status": self.status, "code": self.code, "message": self.message,
-                                "field": self.field}
-        if self.errors:
-            body["errors"] = self.errors
-        return {"error": body}
+class ApiError(Refused):
+    """A request the service refuses; mapped once to a JSON error response (``Refused`` is the
+    handlers' name for it: the same error, raised without Flask)."""
 
 
 def first_field(errors: Any, prefix: str = "") -> tuple[str | None, str]:
@@ -143,8 +129,8 @@ def create_service_app(*, title: str, service: EventService | None, settings: Se
     for blp in blueprints:
         api.register_blueprint(blp)
 
-    @app.errorhandler(ApiError)
-    def _api_error(exc: ApiError) -> Any:
+    @app.errorhandler(Refused)
+    def _api_error(exc: Refused) -> Any:
         return jsonify(exc.to_dict()), exc.status
 
     @app.errorhandler(Unauthenticated)
