@@ -27,6 +27,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from services.contracts.anchoring import RECEIPT_FIELDS
 from services.runtime.auth import add_token
 from services.runtime.config import Settings
+from services.runtime.eventlog import EventLog, InMemoryLog
 from services.runtime.local_kafka import PROJECT_ROOT, LocalBroker, broker_answers, free_port
 
 # Two shared cores and a broker beside the tests: no per-example deadline, fixed example counts.
@@ -89,6 +90,20 @@ def settings(kafka_bootstrap: str, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
+def memory_log() -> InMemoryLog:
+    """An in-memory event log (services.runtime.eventlog): Kafka's offsets and partitioning, folded at
+    once; share it between the apps of one test (``running(create_app, settings, log=memory_log)``)."""
+    return InMemoryLog()
+
+
+@pytest.fixture
+def memory_settings(tmp_path: Path) -> Settings:
+    """Settings for in-process services on the in-memory log: no broker, a private data dir and tokens."""
+    return Settings(bootstrap_servers="in-memory", data_dir=tmp_path / "data", tokens_file=tmp_path / "tokens.json",
+                    request_timeout_s=5)
+
+
+@pytest.fixture
 def token(settings: Settings) -> Callable[..., str]:
     """Make a bearer token: ``token("accountant", ["jinqing-lianmeng"])`` (stored hashed in the token file)."""
     counter = iter(range(1_000_000))
@@ -101,9 +116,10 @@ def token(settings: Settings) -> Callable[..., str]:
 
 
 @contextmanager
-def running(create_app: Callable[..., Flask], settings: Settings) -> Iterator[FlaskClient]:
-    """Start a service app in-process (consumer thread included); stop it afterwards."""
-    app = create_app(settings)
+def running(create_app: Callable[..., Flask], settings: Settings, log: EventLog | None = None) -> Iterator[FlaskClient]:
+    """Start a service app in-process (its follower of the log included); stop it afterwards.
+    ``log``: an in-memory log (the ``memory_log`` fixture) instead of the broker of ``settings``."""
+    app = create_app(settings) if log is None else create_app(settings, log=log)
     try:
         yield app.test_client()
     finally:

@@ -8,6 +8,7 @@ from services.contracts.topics import DIVIDENDS, LEDGER_INVESTMENTS, RENTALS
 from services.dividends.api import make_blueprint
 from services.dividends.projection import SCHEMA, fold
 from services.runtime.config import Settings
+from services.runtime.eventlog import EventLog
 from services.runtime.http import create_service_app
 from services.runtime.service import EventService
 from services.runtime.store import ProjectionStore
@@ -18,17 +19,17 @@ guarantor's top-ups), approval, payment per investor, and the queries on them. R
 `baotuan.ledger.investments.v1` and `baotuan.rentals.v1`; writes `baotuan.dividends.v1`."""
 
 
-def build_service(settings: Settings) -> EventService:
+def build_service(settings: Settings, log: EventLog | None = None) -> EventService:
     """The dividends runtime: its projection file, the topics it reads and the one it writes."""
     store = ProjectionStore(settings.data_dir / "dividends.sqlite", SCHEMA)
     return EventService(name="dividends", settings=settings, store=store, fold=fold,
-                        inputs=[LEDGER_INVESTMENTS, RENTALS], owned=[DIVIDENDS])
+                        inputs=[LEDGER_INVESTMENTS, RENTALS], owned=[DIVIDENDS], log=log)
 
 
-def create_app(settings: Settings | None = None) -> Flask:
+def create_app(settings: Settings | None = None, log: EventLog | None = None) -> Flask:
     """Build and start the service, and return its Flask app."""
     settings = settings or Settings.from_env()
-    svc = build_service(settings)
+    svc = build_service(settings, log)
     svc.start()
     return create_service_app(title="baotuan dividends", service=svc, settings=settings,
                               blueprints=[make_blueprint()], description=DESCRIPTION)

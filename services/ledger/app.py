@@ -8,6 +8,7 @@ from services.contracts.topics import DIVIDENDS, LEDGER_ENTRIES, LEDGER_INVESTME
 from services.ledger.api import blueprints
 from services.ledger.projection import SCHEMA, fold
 from services.runtime.config import Settings
+from services.runtime.eventlog import EventLog
 from services.runtime.http import create_service_app
 from services.runtime.service import EventService
 from services.runtime.store import ProjectionStore
@@ -20,17 +21,17 @@ and the reports: trial balance, 资产负债表, 收益及收益分配表 and th
 Writes `baotuan.ledger.entries.v1` and `baotuan.ledger.investments.v1`; reads `baotuan.dividends.v1`."""
 
 
-def build_service(settings: Settings) -> EventService:
+def build_service(settings: Settings, log: EventLog | None = None) -> EventService:
     """The ledger runtime: its projection file, the topics it owns and the dividends topic it reads."""
     store = ProjectionStore(settings.data_dir / "ledger.sqlite", SCHEMA)
     return EventService(name="ledger", settings=settings, store=store, fold=fold,
-                        inputs=[DIVIDENDS], owned=[LEDGER_ENTRIES, LEDGER_INVESTMENTS])
+                        inputs=[DIVIDENDS], owned=[LEDGER_ENTRIES, LEDGER_INVESTMENTS], log=log)
 
 
-def create_app(settings: Settings | None = None) -> Flask:
+def create_app(settings: Settings | None = None, log: EventLog | None = None) -> Flask:
     """Build and start the service, and return its Flask app."""
     settings = settings or Settings.from_env()
-    svc = build_service(settings)
+    svc = build_service(settings, log)
     svc.start()
     return create_service_app(title="baotuan ledger", service=svc, settings=settings,
                               blueprints=blueprints(), description=DESCRIPTION)

@@ -8,6 +8,7 @@ from services.contracts.topics import DIVIDENDS, LEDGER_INVESTMENTS, RENTALS
 from services.rentals.api import blp
 from services.rentals.projection import SCHEMA, fold
 from services.runtime.config import Settings
+from services.runtime.eventlog import EventLog
 from services.runtime.http import create_service_app
 from services.runtime.service import EventService
 from services.runtime.store import ProjectionStore
@@ -21,18 +22,18 @@ DESCRIPTION = (
 )
 
 
-def build_service(settings: Settings) -> EventService:
+def build_service(settings: Settings, log: EventLog | None = None) -> EventService:
     """The rentals event service: writes baotuan.rentals.v1, reads it, the ledger's projects and the
     declared distributions."""
     store = ProjectionStore(settings.data_dir / "rentals.sqlite", SCHEMA)
     return EventService(name="rentals", settings=settings, store=store, fold=fold,
-                        inputs=[LEDGER_INVESTMENTS, DIVIDENDS], owned=[RENTALS])
+                        inputs=[LEDGER_INVESTMENTS, DIVIDENDS], owned=[RENTALS], log=log)
 
 
-def create_app(settings: Settings | None = None) -> Flask:
+def create_app(settings: Settings | None = None, log: EventLog | None = None) -> Flask:
     """Build and start the rentals service, and return its Flask app."""
     settings = settings or Settings.from_env()
-    svc = build_service(settings)
+    svc = build_service(settings, log)
     svc.start()
     return create_service_app(title="baotuan rentals", service=svc, settings=settings, blueprints=[blp],
                               description=DESCRIPTION)

@@ -5,11 +5,9 @@ consumer loop that folds records into a projection store (with a dead-letter top
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -20,8 +18,6 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from services.contracts import envelope as env
 from services.contracts.topics import DEADLETTER, TOPIC_CONFIG, TOPICS, partitions, replication_factor
-from services.contracts.validation import read_envelope
-from services.runtime.store import Fold, Pending, ProjectionStore
 
 log = logging.getLogger(__name__)
 
@@ -88,40 +84,6 @@ class OutRecord(NamedTuple):
     envelope: dict[str, Any]
     value: bytes
     headers: list[tuple[str, bytes]]
-
-
-class PublishedCache:
-    """The record values this process validated strictly, sealed and produced.
-
-    When the projection consumer meets a record whose bytes are identical to one of them, it
-    decodes it but does not validate it again (the writer validated those very bytes before
-    producing them, at the latest version of their type). Records written by anyone else, or
-    before this process started, take the full path. The envelope is always decoded from the
-    record, never taken from the writer's hands, so the fold sees exactly what a rebuild sees.
-    Bounded: the oldest values are forgotten first.
-    """
-
-    def __init__(self, limit: int = 20_000) -> None:
-        self.limit = limit
-        self._values: OrderedDict[bytes, None] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def add(self, records: Sequence[OutRecord]) -> None:
-        with self._lock:
-            for record in records:
-                self._values[record.value] = None
-            while len(self._values) > self.limit:
-                self._values.popitem(last=False)
-
-    def take(self, value: bytes | None) -> bool:
-        """Whether ``value`` is one of ours (each is taken once: a second copy is checked in full)."""
-        if value is None or not self._values:
-            return False
-        with self._lock:
-            return self._values.pop(value, False) is None
-
-    def __len__(self) -> int:
-        return len(self._values)
 
 
 def producer_settings(timeout_s: float = 10.0) -> dict[str, Any]:
@@ -200,36 +162,22 @@ class EventProducer:
         self._producer.close(timeout=5)
 
 
-def header(headers: Sequence[tuple[str, bytes | None]] | None, name: str) -> bytes | None:
-    for key, value in headers or ():
-        if key == name:
-            return value
-    return None
+class KafkaFollower(threading.Thread):
+    """Delivers every record of ``topics`` to ``deliver``, from the follower's own positions on.
 
-
-IDEMPOTENCY_HEADER = "baotuan_idempotency"
-
-
-class ProjectionConsumer(threading.Thread):
-    """Folds every record of ``topics`` into ``store``, from the stored offsets on.
-
-    The store is the only place offsets live (no consumer-group commits), so the state and
-    the position always move together. A record that cannot be decoded, validated or folded
-    goes to the dead-letter topic with the reason, and the loop goes on.
+    The follower keeps its positions itself (a projection stores them with its state), so no
+    consumer-group commits: ``position(topic, partition)`` is asked after every (re)connection.
     """
 
-    def __init__(self, *, name: str, bootstrap: str, topics: Sequence[str], store: ProjectionStore,
-                 fold: Fold, owned: Sequence[str], deadletter: Callable[[bytes, bytes | None], None],
-                 consumer_config: dict[str, Any] | None = None, published: PublishedCache | None = None) -> None:
+    def __init__(self, *, name: str, bootstrap: str, topics: Sequence[str], position: Callable[[str, int], int],
+                 deliver: Callable[[str, int, Sequence[Any]], None],
+                 consumer_config: dict[str, Any] | None = None) -> None:
         super().__init__(name=f"{name}-consumer", daemon=True)
-        self.published = published
         self.service = name
         self.bootstrap = bootstrap
         self.topics = list(topics)
-        self.store = store
-        self.fold = fold
-        self.owned = set(owned)
-        self.deadletter = deadletter
+        self.position = position
+        self.deliver = deliver
         self.consumer_config = consumer_config or {}
         self._halt = threading.Event()
         self.connected = threading.Event()
@@ -262,14 +210,14 @@ class ProjectionConsumer(threading.Thread):
                 assignment += [TopicPartition(topic, p) for p in sorted(parts)]
             consumer.assign(assignment)
             for tp in assignment:
-                consumer.seek(tp, self.store.position(tp.topic, tp.partition))
+                consumer.seek(tp, self.position(tp.topic, tp.partition))
             self.connected.set()
             self.last_error = None
             last_lag_check = 0.0
             while not self._halt.is_set():
                 batches = consumer.poll(timeout_ms=200)
                 for tp, records in batches.items():
-                    self._apply_batch(tp.topic, tp.partition, records)
+                    self.deliver(tp.topic, tp.partition, records)
                 if time.monotonic() - last_lag_check > 1.0:  # lag for /health, not on the hot path
                     # Bounded and best effort: with the default timeout (30 s) a broker outage parked
                     # this thread here, and after the broker came back no record was folded (so every
@@ -281,43 +229,11 @@ class ProjectionConsumer(threading.Thread):
         finally:
             consumer.close()
 
-    def _apply_batch(self, topic: str, partition: int, records: Sequence[Any]) -> None:
-        """Decode a partition's batch and fold it in one transaction; poison records go to dead letters."""
-        pending: list[Pending] = []
-        raw: dict[int, Any] = {}
-        known = self.published
-        for record in records:
-            raw[record.offset] = record
-            try:
-                envelope = env.decode(record.value)
-                if known is None or not known.take(record.value):
-                    envelope = read_envelope(envelope, record.value)  # canonical bytes too (DESIGN §4)
-                idem_raw = header(record.headers, IDEMPOTENCY_HEADER)
-                idem = json.loads(idem_raw) if idem_raw else None
-            except Exception as exc:  # undecodable or invalid: park it with the reason, go on
-                self._dead_letter(topic, partition, record, exc)
-                pending.append(Pending(topic, partition, record.offset, None, reason=f"{type(exc).__name__}: {exc}"))
-                continue
-            pending.append(Pending(topic, partition, record.offset, envelope, idem))
-
-        def failed(rec: Pending, exc: Exception) -> None:
-            self._dead_letter(topic, partition, raw[rec.offset], exc)
-
-        self.store.apply_batch(pending, self.fold, chained=self.owned, on_failure=failed)
-
-    def _dead_letter(self, topic: str, partition: int, record: Any, exc: Exception) -> None:
-        reason = f"{type(exc).__name__}: {exc}"
-        log.error("%s: %s[%d]@%d to dead letters: %s", self.service, topic, partition, record.offset, reason)
-        letter = {"topic": topic, "partition": partition, "offset": record.offset,
-                  "consumer": self.service, "reason": reason,
-                  "value": (record.value or b"").decode("utf-8", errors="replace")}
-        self.deadletter(json.dumps(letter, ensure_ascii=False).encode("utf-8"), record.key)
-
     def lag(self) -> dict[str, int]:
-        """Records on the broker not yet applied, per topic (from the last poll's end offsets)."""
+        """Records on the broker not yet delivered and applied, per topic (from the last poll's end offsets)."""
         out: dict[str, int] = {}
         for (topic, partition), end in self._end_offsets.items():
-            out[topic] = out.get(topic, 0) + max(0, end - self.store.position(topic, partition))
+            out[topic] = out.get(topic, 0) + max(0, end - self.position(topic, partition))
         return out
 
 
@@ -370,5 +286,5 @@ def end_offsets(bootstrap: str, topics: Sequence[str], timeout_s: float = 10.0,
         client.close()
 
 
-__all__ = ["DEADLETTER", "Ack", "BrokerUnavailable", "EventProducer", "OffsetsClient", "ProjectionConsumer",
+__all__ = ["DEADLETTER", "Ack", "BrokerUnavailable", "EventProducer", "KafkaFollower", "OffsetsClient",
            "end_offsets", "ensure_topics"]

@@ -24,17 +24,9 @@ from services.contracts.events import latest_version
 from services.contracts.topics import CHECKPOINTS, DEADLETTER, RECORD_TOPICS, topic_of
 from services.contracts.validation import EnvelopeValidator
 from services.runtime.config import Settings
-from services.runtime.kafka_io import (
-    IDEMPOTENCY_HEADER,
-    Ack,
-    BrokerUnavailable,
-    EventProducer,
-    OffsetsClient,
-    OutRecord,
-    ProjectionConsumer,
-    PublishedCache,
-    ensure_topics,
-)
+from services.runtime.eventlog import EventLog, Follower, KafkaLog
+from services.runtime.kafka_io import Ack, BrokerUnavailable, OutRecord
+from services.runtime.projector import IDEMPOTENCY_HEADER, Projector, PublishedCache
 from services.runtime.signing import SigningKey, service_key
 from services.runtime.store import Fold, ProjectionStore
 
@@ -101,7 +93,8 @@ class EventService:
     """One service's runtime: projection store, consumer thread and acknowledged writer."""
 
     def __init__(self, *, name: str, settings: Settings, store: ProjectionStore, fold: Fold,
-                 inputs: Sequence[str], owned: Sequence[str], kafka_config: dict[str, Any] | None = None) -> None:
+                 inputs: Sequence[str], owned: Sequence[str], kafka_config: dict[str, Any] | None = None,
+                 log: EventLog | None = None) -> None:
         self.name = name
         self.settings = settings
         self.store = store
@@ -116,13 +109,14 @@ class EventService:
         self._unanchored_since: float | None = None
         # Security settings (SASL) from the settings; an explicit kafka_config adds to or overrides them.
         self.kafka_config = {**settings.kafka_client_config(), **(kafka_config or {})}
+        #: The event log (DESIGN §2): Kafka, or an in-memory log for fast tests of the rules.
+        self.log: EventLog = log if log is not None else KafkaLog(
+            settings.bootstrap_servers, client_id=f"baotuan-{name}", timeout_s=settings.request_timeout_s,
+            **self.kafka_config)
         self._write_lock = threading.RLock()
-        self._producer: EventProducer | None = None
-        self._producer_lock = threading.Lock()
         self._resync = True
         self.published = PublishedCache()
         self._validator = EnvelopeValidator(strict=True)
-        self._offsets = OffsetsClient(settings.bootstrap_servers, **self.kafka_config)
         self._reactor = threading.Thread(target=self._react, name=f"{name}-reactor", daemon=True)
         self._anchorer = threading.Thread(target=self._anchor_loop, name=f"{name}-checkpoints", daemon=True)
         self._halt = threading.Event()
@@ -131,17 +125,16 @@ class EventService:
             if topic != CHECKPOINTS:  # checkpoints only move chain heads and anchors (the store keeps them)
                 fold(conn, topic, envelope)
 
-        self.consumer = ProjectionConsumer(name=name, bootstrap=settings.bootstrap_servers, topics=self.inputs,
-                                           store=store, fold=fold_records, owned=self.owned,
-                                           deadletter=self._send_deadletter, consumer_config=self.kafka_config,
-                                           published=self.published)
+        self.projector = Projector(name=name, store=store, fold=fold_records, chained=self.owned,
+                                   deadletter=self._send_deadletter, published=self.published)
+        self.follower: Follower | None = None
 
     # -- life cycle ------------------------------------------------------------------------------------
 
     def start(self, *, wait_s: float = 60.0) -> None:
         """Create the topics if needed, start consuming, and catch up with the log."""
-        ensure_topics(self.settings.bootstrap_servers, timeout_s=wait_s, **self.kafka_config)
-        self.consumer.start()
+        self.log.ensure_topics(wait_s)
+        self.follower = self.log.follow(self.name, self.inputs, self.store.position, self.projector)
         self.sync(timeout=wait_s)
         upcoming = self.key.pending_rotation()
         if upcoming is not None and self.store.announced(anchoring.key_id(upcoming.public_key())):
@@ -169,35 +162,14 @@ class EventService:
         for thread in (self._reactor, self._anchorer):
             if thread.is_alive():
                 thread.join(timeout=10)
-        self.consumer.stop()
-        self.consumer.join(timeout=10)
-        if self._producer is not None:
-            self._producer.close()
-        self._offsets.close()
+        if self.follower is not None:
+            self.follower.stop()
+            self.follower.join(timeout=10)
+        self.log.close()
         self.store.close()
 
-    @property
-    def producer(self) -> EventProducer:
-        with self._producer_lock:
-            if self._producer is None:
-                self._producer = EventProducer(self.settings.bootstrap_servers, f"baotuan-{self.name}",
-                                               timeout_s=self.settings.request_timeout_s, **self.kafka_config)
-            return self._producer
-
-    def _discard_producer(self, failed: EventProducer) -> None:
-        """After a failed write, drop the producer (nothing it still holds is sent); the next write makes one."""
-        with self._producer_lock:
-            if self._producer is failed:
-                self._producer = None
-        failed.abort()
-
     def _send_deadletter(self, value: bytes, key: bytes | None) -> None:
-        producer = self.producer
-        try:
-            producer.send_raw(DEADLETTER, key, value, [("ce_type", b"DeadLetter"), ("ce_source", self.name.encode())])
-        except BrokerUnavailable:
-            self._discard_producer(producer)
-            raise
+        self.log.send_raw(DEADLETTER, key, value, [("ce_type", b"DeadLetter"), ("ce_source", self.name.encode())])
 
     # -- reading -----------------------------------------------------------------------------------------
 
@@ -209,20 +181,21 @@ class EventService:
         wanted = list(topics or self.inputs)
         timeout = timeout or self.settings.request_timeout_s
         deadline = time.monotonic() + timeout  # one budget for both steps
-        targets = self._offsets.end_offsets(wanted, timeout_s=timeout)
+        targets = self.log.end_offsets(wanted, timeout)
         if not self.store.wait_until(targets, max(0.0, deadline - time.monotonic())):
             raise NotCaughtUp(f"{self.name} projection did not catch up with {wanted} in {timeout:.0f}s")
         return {t: {p: self.store.position(t, p) for (tt, p) in targets if tt == t} for t in wanted}
 
     def health(self) -> dict[str, Any]:
-        lag = self.consumer.lag()
+        follower = self.follower
+        connected = follower is not None and follower.connected.is_set()
         return {
             "service": self.name,
-            "status": "ok" if self.consumer.connected.is_set() else "degraded",
-            "broker": "reachable" if self.consumer.connected.is_set() else "unreachable",
-            "consumer_lag": lag,
+            "status": "ok" if connected else "degraded",
+            "broker": "reachable" if connected else "unreachable",
+            "consumer_lag": follower.lag() if follower is not None else {},
             "dead_letters": self.store.deadletter_count(),
-            "last_error": self.consumer.last_error,
+            "last_error": follower.last_error if follower is not None else None,
             # Anchoring: the key this service signs with, and how many of its writes no checkpoint covers yet.
             "checkpoints": {"key_id": self.key.key_id, "uncovered_events": self._unanchored},
         }
@@ -282,7 +255,7 @@ class EventService:
         (``baotuan keys rotate``) is announced here, signed by the current key, and takes effect once
         this checkpoint is in the log.
         """
-        targets = self._offsets.end_offsets(self.owned, timeout_s=self.settings.request_timeout_s)
+        targets = self.log.end_offsets(self.owned, self.settings.request_timeout_s)
         if not self.store.wait_until(targets, self.settings.request_timeout_s):
             raise NotCaughtUp(f"{self.name} projection did not catch up before a checkpoint")
         upcoming = self.key.pending_rotation()
@@ -418,13 +391,11 @@ class EventService:
             headers = [(IDEMPOTENCY_HEADER, idem)] if idem is not None and i == len(events) - 1 else []
             records.append(OutRecord(topic, sealed, value, headers))
             sealed_all.append(sealed)
-        producer = self.producer
         self.published.add(records)
         try:
-            acks = producer.publish(records)
+            acks = self.log.publish(records)
         except BrokerUnavailable:
-            self._resync = True
-            self._discard_producer(producer)
+            self._resync = True  # the log adapter dropped whatever was still in flight
             raise
         targets: dict[tuple[str, int], int] = {}
         for ack in acks:

@@ -1,4 +1,4 @@
-"""A service's projection consumer dead-letters a record whose value is not its envelope's canonical
+"""A service's projector dead-letters a record whose value is not its envelope's canonical
 encoding (DESIGN §4), naming the problem, as it does an undecodable record."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from services.contracts import envelope as env
-from services.runtime.kafka_io import ProjectionConsumer
+from services.runtime.projector import Projector
 from services.runtime.store import Pending
 
 
@@ -30,12 +30,11 @@ def test_a_non_canonical_value_goes_to_dead_letters_with_the_reason() -> None:
     spaced = value.replace(b'"seq":', b'"seq": ')
     letters: list[bytes] = []
     store = Store()
-    consumer = ProjectionConsumer(name="ledger", bootstrap="127.0.0.1:1", topics=["baotuan.ledger.entries.v1"],
-                                  store=store, fold=lambda *a: None, owned=["baotuan.ledger.entries.v1"],  # type: ignore[arg-type]
-                                  deadletter=lambda letter, key: letters.append(letter))
+    project = Projector(name="ledger", store=store, fold=lambda *a: None,  # type: ignore[arg-type]
+                        chained=["baotuan.ledger.entries.v1"], deadletter=lambda letter, key: letters.append(letter))
     records = [SimpleNamespace(offset=n, value=v, headers=[], key=b"lianmeng")
                for n, v in enumerate([value, duplicated, spaced])]
-    consumer._apply_batch("baotuan.ledger.entries.v1", 0, records)
+    project("baotuan.ledger.entries.v1", 0, records)
     [batch] = store.batches
     assert batch[0].envelope == sealed
     assert batch[1].envelope is None and 'duplicate key "period"' in str(batch[1].reason)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from services.contracts import envelope as env
-from services.runtime.kafka_io import OutRecord, PublishedCache
+from services.runtime.kafka_io import OutRecord
+from services.runtime.projector import PublishedCache
 
 
 def record(n: int) -> OutRecord:

@@ -1,0 +1,321 @@
+"""The event-log port: what a service needs of the log, and two adapters that keep one contract.
+
+A service publishes records and follows topics through an ``EventLog``:
+
+* ``KafkaLog`` — the system of record: kafka-python 3.x producer (acks=all, idempotent), a
+  consumer thread per follower, end offsets from the broker.
+* ``InMemoryLog`` — the same semantics in one process, for fast tests of the services' rules and
+  refusals: records get offsets 0, 1, 2 … per partition; a key goes to the partition Kafka's
+  default partitioner would choose (murmur2), so positions, offsets and acks are those Kafka
+  would give; followers are folded *at once*, in the publishing thread, before ``publish``
+  returns. One ``InMemoryLog`` may serve several services (the dividends service follows the
+  ledger's and the rentals' topics). ``outage()`` makes it refuse like a broker that is down.
+
+Both pass ``tests/unit/runtime/test_eventlog_contract.py`` (the in-memory one there, the Kafka one in
+``tests/integration/test_eventlog_contract_kafka.py`` — the same test bodies).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from typing import Any, NamedTuple, Protocol
+
+from kafka.partitioner.default import murmur2
+
+from services.contracts.topics import TOPICS, partitions
+from services.runtime.kafka_io import (
+    Ack,
+    BrokerUnavailable,
+    EventProducer,
+    KafkaFollower,
+    OffsetsClient,
+    OutRecord,
+    ensure_topics,
+    record_key,
+)
+
+__all__ = ["Ack", "BrokerUnavailable", "EventLog", "Follower", "InMemoryLog", "KafkaLog", "LogRecord", "OutRecord",
+           "partition_for"]
+
+
+class LogRecord(NamedTuple):
+    """One record as a follower receives it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+
+#: ``deliver(topic, partition, records)``: a follower's handler of one partition's batch, in offset order.
+Deliver = Callable[[str, int, Sequence[LogRecord]], None]
+#: ``position(topic, partition)``: where a follower resumes (the next offset it has not applied).
+Position = Callable[[str, int], int]
+
+
+class Follower(Protocol):
+    """A running subscription: delivers every record of its topics from the follower's positions on."""
+
+    connected: threading.Event
+    last_error: str | None
+
+    def lag(self) -> dict[str, int]: ...
+
+    def stop(self) -> None: ...
+
+    def join(self, timeout: float | None = None) -> None: ...
+
+
+class EventLog(Protocol):
+    """What a service needs of the log."""
+
+    def ensure_topics(self, timeout_s: float) -> None:
+        """Create the topics of DESIGN §4 if missing."""
+
+    def end_offsets(self, topics: Sequence[str], timeout_s: float) -> dict[tuple[str, int], int]:
+        """The next offset to be written, per (topic, partition) of ``topics``."""
+
+    def publish(self, records: Sequence[OutRecord]) -> list[Ack]:
+        """Append ``records`` in order; return once every one is acknowledged (BrokerUnavailable if not)."""
+
+    def send_raw(self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> Ack:
+        """Append one record that is not an envelope (a dead letter)."""
+
+    def reset_writer(self) -> None:
+        """After a failed publish: nothing still in flight may reach the log later."""
+
+    def follow(self, name: str, topics: Sequence[str], position: Position, deliver: Deliver) -> Follower:
+        """Start delivering ``topics`` to ``deliver`` from ``position`` on."""
+
+    def close(self) -> None:
+        """Release the clients (followers are stopped by their owner)."""
+
+
+def partition_for(key: bytes, count: int) -> int:
+    """The partition Kafka's default partitioner (Java's and kafka-python's) gives a keyed record."""
+    return int(murmur2(key) & 0x7FFFFFFF) % count
+
+
+# -- Kafka ---------------------------------------------------------------------------------------------------
+
+
+class KafkaLog:
+    """The log on a Kafka cluster (``bootstrap``; ``config`` carries SASL settings and the like)."""
+
+    def __init__(self, bootstrap: str, *, client_id: str, timeout_s: float = 10.0, **config: Any) -> None:
+        self.bootstrap = bootstrap
+        self.client_id = client_id
+        self.timeout_s = timeout_s
+        self.config = config
+        self._producer: EventProducer | None = None
+        self._producer_lock = threading.Lock()
+        self._offsets = OffsetsClient(bootstrap, **config)
+
+    def ensure_topics(self, timeout_s: float) -> None:
+        ensure_topics(self.bootstrap, timeout_s=timeout_s, **self.config)
+
+    def end_offsets(self, topics: Sequence[str], timeout_s: float) -> dict[tuple[str, int], int]:
+        return self._offsets.end_offsets(topics, timeout_s=timeout_s)
+
+    def _writer(self) -> EventProducer:
+        with self._producer_lock:
+            if self._producer is None:
+                self._producer = EventProducer(self.bootstrap, self.client_id, timeout_s=self.timeout_s,
+                                               **self.config)
+            return self._producer
+
+    def publish(self, records: Sequence[OutRecord]) -> list[Ack]:
+        producer = self._writer()
+        try:
+            return producer.publish(records)
+        except BrokerUnavailable:
+            self._discard(producer)
+            raise
+
+    def send_raw(self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> Ack:
+        producer = self._writer()
+        try:
+            return producer.send_raw(topic, key, value, headers)
+        except BrokerUnavailable:
+            self._discard(producer)
+            raise
+
+    def _discard(self, failed: EventProducer) -> None:
+        """Drop a producer that failed (nothing it still holds is sent); the next write makes a new one."""
+        with self._producer_lock:
+            if self._producer is failed:
+                self._producer = None
+        failed.abort()
+
+    def reset_writer(self) -> None:
+        with self._producer_lock:
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            producer.abort()
+
+    def follow(self, name: str, topics: Sequence[str], position: Position, deliver: Deliver) -> Follower:
+        follower = KafkaFollower(name=name, bootstrap=self.bootstrap, topics=topics, position=position,
+                                 deliver=lambda tp, p, recs: deliver(tp, p, [
+                                     LogRecord(r.topic, r.partition, r.offset, r.key, r.value, list(r.headers or []))
+                                     for r in recs]),
+                                 consumer_config=self.config)
+        follower.start()
+        return follower
+
+    def close(self) -> None:
+        with self._producer_lock:
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            producer.close()
+        self._offsets.close()
+
+
+# -- in memory -----------------------------------------------------------------------------------------------
+
+
+class _MemoryFollower:
+    def __init__(self, log: InMemoryLog, name: str, topics: Sequence[str], position: Position,
+                 deliver: Deliver) -> None:
+        self.log = log
+        self.name = name
+        self.topics = list(topics)
+        self.deliver = deliver
+        self.connected = threading.Event()
+        self.connected.set()
+        self.last_error: str | None = None
+        self.stopped = False
+        self.positions = {(t, p): position(t, p) for t in self.topics for p in range(log.partition_count(t))}
+        self.lock = threading.RLock()  # a fold's dead letter is published from inside a delivery
+
+    def catch_up(self) -> None:
+        """Deliver whatever the log holds past this follower's positions (one batch per partition)."""
+        with self.lock:
+            if self.stopped:
+                return
+            for topic, partition in sorted(self.positions):
+                records = self.log.read(topic, partition, self.positions[(topic, partition)])
+                if records:
+                    self.positions[(topic, partition)] = records[-1].offset + 1
+                    self.deliver(topic, partition, records)
+
+    def lag(self) -> dict[str, int]:
+        return {}
+
+    def stop(self) -> None:
+        with self.lock:
+            self.stopped = True
+        self.log.unfollow(self)
+
+    def join(self, timeout: float | None = None) -> None:
+        return None
+
+
+class InMemoryLog:
+    """Topics in a dict, with Kafka's offsets and partitioning; followers folded in the publishing thread."""
+
+    def __init__(self, partition_count: int | None = None) -> None:
+        self._partitions = partition_count or partitions()
+        self._topics: dict[str, list[list[LogRecord]]] = {}
+        self._followers: list[_MemoryFollower] = []
+        self._lock = threading.RLock()
+        self._down: str | None = None
+
+    # administration
+    def partition_count(self, topic: str) -> int:
+        with self._lock:
+            return len(self._topic(topic))
+
+    def _topic(self, topic: str) -> list[list[LogRecord]]:
+        found = self._topics.get(topic)
+        if found is None:
+            found = self._topics[topic] = [[] for _ in range(self._partitions)]
+        return found
+
+    def ensure_topics(self, timeout_s: float = 0.0) -> None:
+        self._check()
+        with self._lock:
+            for name in TOPICS:
+                self._topic(name)
+
+    def end_offsets(self, topics: Sequence[str], timeout_s: float = 0.0) -> dict[tuple[str, int], int]:
+        self._check()
+        with self._lock:
+            return {(t, p): len(records) for t in topics for p, records in enumerate(self._topic(t))}
+
+    def read(self, topic: str, partition: int, start: int = 0) -> list[LogRecord]:
+        """The records of ``topic[partition]`` from offset ``start`` on (tests read the log with this)."""
+        with self._lock:
+            return list(self._topic(topic)[partition][start:])
+
+    def records(self, topic: str) -> list[LogRecord]:
+        """Every record of ``topic``, partition by partition."""
+        with self._lock:
+            return [r for part in self._topic(topic) for r in part]
+
+    # faults
+    @contextmanager
+    def outage(self, reason: str = "broker down (in-memory outage)") -> Any:
+        """Inside the block every call fails like a broker that is down; nothing is appended."""
+        self._down = reason
+        try:
+            yield self
+        finally:
+            self._down = None
+
+    def _check(self) -> None:
+        if self._down is not None:
+            raise BrokerUnavailable(self._down)
+
+    # writing
+    def _append(self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> Ack:
+        parts = self._topic(topic)
+        partition = partition_for(key, len(parts)) if key is not None else 0
+        offset = len(parts[partition])
+        parts[partition].append(LogRecord(topic, partition, offset, key, value, list(headers)))
+        return Ack(topic, partition, offset)
+
+    def publish(self, records: Sequence[OutRecord]) -> list[Ack]:
+        from services.contracts.envelope import cloudevents_headers
+
+        self._check()
+        with self._lock:  # all or nothing, like one transaction
+            acks = [self._append(r.topic, record_key(r.envelope), r.value,
+                                 cloudevents_headers(r.envelope) + list(r.headers)) for r in records]
+        self._fan_out({r.topic for r in records})
+        return acks
+
+    def send_raw(self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> Ack:
+        self._check()
+        with self._lock:
+            ack = self._append(topic, key, value, headers)
+        self._fan_out({topic})
+        return ack
+
+    def reset_writer(self) -> None:
+        return None
+
+    # following
+    def follow(self, name: str, topics: Sequence[str], position: Position, deliver: Deliver) -> Follower:
+        follower = _MemoryFollower(self, name, topics, position, deliver)
+        with self._lock:
+            self._followers.append(follower)
+        follower.catch_up()
+        return follower
+
+    def unfollow(self, follower: _MemoryFollower) -> None:
+        with self._lock:
+            if follower in self._followers:
+                self._followers.remove(follower)
+
+    def _fan_out(self, topics: set[str]) -> None:
+        with self._lock:
+            followers = [f for f in self._followers if topics.intersection(f.topics)]
+        for follower in followers:
+            follower.catch_up()
+
+    def close(self) -> None:
+        return None

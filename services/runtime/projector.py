@@ -1,0 +1,114 @@
+"""Folding what a log follower delivers into a projection store, whatever the log is.
+
+Each delivered batch (one partition's records, in offset order) is decoded, checked as every
+reader checks it (DESIGN §4: the canonical bytes too) and folded in ONE store transaction that
+also advances the partition's position. A record that cannot be decoded, checked or folded goes
+to the dead-letter topic with the reason, and the batch goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Sequence
+from typing import Any
+
+from services.contracts import envelope as env
+from services.contracts.validation import read_envelope
+from services.runtime.kafka_io import OutRecord
+from services.runtime.store import Fold, Pending, ProjectionStore
+
+log = logging.getLogger(__name__)
+
+#: The header that carries a request's idempotency record (key, request hash, result) on its last event.
+IDEMPOTENCY_HEADER = "baotuan_idempotency"
+
+
+def header(headers: Sequence[tuple[str, bytes | None]] | None, name: str) -> bytes | None:
+    for key, value in headers or ():
+        if key == name:
+            return value
+    return None
+
+
+class PublishedCache:
+    """The record values this process validated strictly, sealed and produced.
+
+    When the projection meets a record whose bytes are identical to one of them, it decodes it
+    but does not validate it again (the writer validated those very bytes before producing them,
+    at the latest version of their type). Records written by anyone else, or before this process
+    started, take the full path. The envelope is always decoded from the record, never taken from
+    the writer's hands, so the fold sees exactly what a rebuild sees. Bounded: the oldest values
+    are forgotten first.
+    """
+
+    def __init__(self, limit: int = 20_000) -> None:
+        self.limit = limit
+        self._values: OrderedDict[bytes, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, records: Sequence[OutRecord]) -> None:
+        with self._lock:
+            for record in records:
+                self._values[record.value] = None
+            while len(self._values) > self.limit:
+                self._values.popitem(last=False)
+
+    def take(self, value: bytes | None) -> bool:
+        """Whether ``value`` is one of ours (each is taken once: a second copy is checked in full)."""
+        if value is None or not self._values:
+            return False
+        with self._lock:
+            return self._values.pop(value, False) is None
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+class Projector:
+    """The ``deliver`` callback of a service's follower: decode, check, fold, dead-letter."""
+
+    def __init__(self, *, name: str, store: ProjectionStore, fold: Fold, chained: Collection[str],
+                 deadletter: Callable[[bytes, bytes | None], None], published: PublishedCache | None = None) -> None:
+        self.name = name
+        self.store = store
+        self.fold = fold
+        self.chained = set(chained)
+        self.deadletter = deadletter
+        self.published = published
+
+    def __call__(self, topic: str, partition: int, records: Sequence[Any]) -> None:
+        pending: list[Pending] = []
+        raw: dict[int, Any] = {}
+        known = self.published
+        for record in records:
+            raw[record.offset] = record
+            try:
+                envelope = env.decode(record.value)
+                if known is None or not known.take(record.value):
+                    envelope = read_envelope(envelope, record.value)  # canonical bytes too (DESIGN §4)
+                idem_raw = header(record.headers, IDEMPOTENCY_HEADER)
+                idem = json.loads(idem_raw) if idem_raw else None
+            except Exception as exc:  # undecodable or invalid: park it with the reason, go on
+                self._dead_letter(topic, partition, record, exc)
+                pending.append(Pending(topic, partition, record.offset, None, reason=f"{type(exc).__name__}: {exc}"))
+                continue
+            pending.append(Pending(topic, partition, record.offset, envelope, idem))
+
+        def failed(rec: Pending, exc: Exception) -> None:
+            self._dead_letter(topic, partition, raw[rec.offset], exc)
+
+        self.store.apply_batch(pending, self.fold, chained=self.chained, on_failure=failed)
+
+    def _dead_letter(self, topic: str, partition: int, record: Any, exc: Exception) -> None:
+        reason = f"{type(exc).__name__}: {exc}"
+        log.error("%s: %s[%d]@%d to dead letters: %s", self.name, topic, partition, record.offset, reason)
+        letter = {"topic": topic, "partition": partition, "offset": record.offset,
+                  "consumer": self.name, "reason": reason,
+                  "value": (record.value or b"").decode("utf-8", errors="replace")}
+        try:
+            self.deadletter(json.dumps(letter, ensure_ascii=False).encode("utf-8"), record.key)
+        except Exception as send_exc:  # the record is parked in the store's _deadletters all the same
+            log.warning("%s could not publish a dead letter: %s", self.name, send_exc)
