@@ -30,6 +30,8 @@ class Settings:
     checkpoint_every: int = 100
     #: … and at most this many seconds after a write that no checkpoint covers yet.
     checkpoint_seconds: float = 5.0
+    #: Group commit: at most this many waiting write requests are committed together.
+    group_commit_max: int = 64
 
     def kafka_client_config(self) -> dict[str, Any]:
         """kafka-python security settings: SASL when a Kafka user is configured, else none (PLAINTEXT)."""
@@ -53,6 +55,7 @@ class Settings:
             "signing_key_file": Path(key) if (key := os.environ.get("BAOTUAN_SIGNING_KEY_FILE")) else None,
             "checkpoint_every": int(os.environ.get("BAOTUAN_CHECKPOINT_EVERY", "100")),
             "checkpoint_seconds": float(os.environ.get("BAOTUAN_CHECKPOINT_SECONDS", "5")),
+            "group_commit_max": int(os.environ.get("BAOTUAN_GROUP_COMMIT_MAX", "64")),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -7,7 +7,6 @@ Errors always have one shape, and name the field at fault:
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -252,30 +251,13 @@ def idempotent(body: Any, write: Callable[[Publisher], dict[str, Any]],
     ``render`` turns it into the response, the first time and for every repeat.
     """
     svc = service()
-    scope = idempotency_scope()
-    actor = principal().actor
-    g.receipts = []  # a write answer always carries its receipts, none when it published nothing
-
-    def publish(events: Sequence[NewEvent], result: dict[str, Any]) -> dict[str, Any]:
-        # Ids given now, so the stored result can name the events (the receipts of a repeat).
-        events = [e if e.event_id else dataclasses.replace(e, event_id=new_uuid()) for e in events]
-        stored = {**result, RECEIPTS_OF: [e.event_id for e in events]}
-        published = svc.publish(events, actor=actor, idempotency_key=scope, body=body, result=stored,
-                                max_events=MAX_EVENTS_PER_REQUEST)
-        g.receipts = svc.receipts(published)
-        return result
-
-    with svc.writing():
-        earlier = svc.replay_idempotent(scope, body)
-        if earlier is not None:
-            g.receipts = svc.receipts_of(earlier.pop(RECEIPTS_OF, []))
-            return render(earlier)
-        result = write(publish)
-    return render(result)
-
-
-#: The key of a stored idempotent result that lists the request's event ids.
-RECEIPTS_OF = "_event_ids"
+    outcome = svc.execute(write, actor=principal().actor, key=idempotency_scope(), body=body,
+                          max_events=MAX_EVENTS_PER_REQUEST)
+    # A write answer always carries its receipts (none when it published nothing); a repeat, those of
+    # the first request's events.
+    g.receipts = (svc.receipts_of(outcome.repeated_ids) if outcome.repeated_ids is not None
+                  else svc.receipts(outcome.published))
+    return render(outcome.result)
 
 
 def add_receipts(response: Response) -> Response:

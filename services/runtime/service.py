@@ -8,15 +8,17 @@ writer of its streams, which keeps every (topic, subject) hash chain unbroken.
 
 from __future__ import annotations
 
+import contextvars
+import dataclasses
 import hashlib
 import json
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 from services.contracts import anchoring
 from services.contracts import envelope as env
@@ -26,9 +28,9 @@ from services.contracts.validation import EnvelopeValidator
 from services.runtime.config import Settings
 from services.runtime.eventlog import EventLog, Follower, KafkaLog
 from services.runtime.kafka_io import Ack, BrokerUnavailable, OutRecord
-from services.runtime.projector import IDEMPOTENCY_HEADER, Projector, PublishedCache
+from services.runtime.projector import IDEMPOTENCY_HEADER, Projector, PublishedCache, header
 from services.runtime.signing import SigningKey, service_key
-from services.runtime.store import Fold, ProjectionStore
+from services.runtime.store import Fold, ProjectionStore, Speculation
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +116,12 @@ class EventService:
             settings.bootstrap_servers, client_id=f"baotuan-{name}", timeout_s=settings.request_timeout_s,
             **self.kafka_config)
         self._write_lock = threading.RLock()
+        # Group commit: write requests waiting for the writer, and whether one of them leads a group now.
+        self._group_cv = threading.Condition()
+        self._queue: list[_Job] = []
+        self._leading = False
+        self._speculating = False
+        self._synced_in_group = False
         self._resync = True
         self.published = PublishedCache()
         self._validator = EnvelopeValidator(strict=True)
@@ -179,6 +187,11 @@ class EventService:
         Returns the positions reached ({topic: {partition: next_offset}}).
         """
         wanted = list(topics or self.inputs)
+        if self._speculating:
+            # Deciding a group: the leader caught up with everything just before (or does so now).
+            if not self._synced_in_group:
+                raise _NeedsSync
+            return {t: dict(self.store.positions().get(t, {})) for t in wanted}
         timeout = timeout or self.settings.request_timeout_s
         deadline = time.monotonic() + timeout  # one budget for both steps
         targets = self.log.end_offsets(wanted, timeout)
@@ -224,6 +237,8 @@ class EventService:
         what is really owed (a rebuild folds causes before the derived events that already follow
         them), and every cause already in the log has been folded and its events owed.
         """
+        if self._speculating:
+            raise _RunAlone
         self.sync()
         owed = [row for row in self.store.outbox(subject=subject) if not self.store.has_event(row["event_id"])]
         events = [NewEvent(row["type"], row["subject"], json.loads(row["data"]), event_id=row["event_id"],
@@ -359,14 +374,15 @@ class EventService:
         return self._publish(events, actor=actor, idempotency_key=idempotency_key, body=body, result=result,
                              max_events=max_events)
 
-    def _publish(self, events: Sequence[NewEvent], *, actor: str, idempotency_key: str | None = None,
-                 body: Any = None, result: dict[str, Any] | None = None,
-                 max_events: int | None = None) -> Published:
+    def _seal(self, events: Sequence[NewEvent], *, actor: str, idempotency_key: str | None = None,
+              body: Any = None, result: dict[str, Any] | None = None,
+              max_events: int | None = None) -> list[OutRecord]:
+        """Seal ``events`` after the current heads of their streams (as the projection, speculative
+        state included, has them), validate each strictly; the last carries the idempotency record."""
         if max_events is not None and len(events) > max_events:
             raise TooManyEvents(len(events), max_events)
         heads: dict[tuple[str, str], env.ChainHead] = {}
         records = []
-        sealed_all = []
         idem = None
         if idempotency_key:
             idem = json.dumps({"key": f"{self.name}:{idempotency_key}", "hash": request_hash(body),
@@ -390,7 +406,21 @@ class EventService:
             # The idempotency record rides on the last event: it is folded only when all are in.
             headers = [(IDEMPOTENCY_HEADER, idem)] if idem is not None and i == len(events) - 1 else []
             records.append(OutRecord(topic, sealed, value, headers))
-            sealed_all.append(sealed)
+        return records
+
+    def _publish(self, events: Sequence[NewEvent], *, actor: str, idempotency_key: str | None = None,
+                 body: Any = None, result: dict[str, Any] | None = None,
+                 max_events: int | None = None) -> Published:
+        records = self._seal(events, actor=actor, idempotency_key=idempotency_key, body=body, result=result,
+                             max_events=max_events)
+        acks = self._send(records)
+        return Published([r.envelope for r in records], acks)
+
+    def _send(self, records: Sequence[OutRecord]) -> list[Ack]:
+        """Publish sealed records in one go, wait until the projection has applied them, then count
+        them towards the next checkpoint (and publish it when due)."""
+        if not records:
+            return []
         self.published.add(records)
         try:
             acks = self.log.publish(records)
@@ -414,4 +444,207 @@ class EventService:
                     self.checkpoint()
                 except Exception:  # the writes stand (acknowledged and applied); the timer tries again
                     log.exception("%s could not publish a checkpoint", self.name)
-        return Published(sealed_all, acks)
+        return acks
+
+    # -- group commit (issue 16) ------------------------------------------------------------------------
+
+    def execute(self, write: Write, *, actor: str, key: str | None = None, body: Any = None,
+                max_events: int | None = None) -> Outcome:
+        """Run one write request: ``write(publish)`` decides against the projection and calls
+        ``publish(events, result)``; returns once its events are in the log and folded.
+
+        Requests that arrive while a write is in flight are committed together (group commit): one
+        thread leads, validates every waiting request in turn against the projection *plus* the
+        requests before it in the group (their events folded speculatively, then rolled back), seals
+        them in order, publishes them at once, waits once for the acks and the fold, and answers each.
+        A request that raises refuses only itself. With ``key``, the same key and body give the first
+        result again (``Outcome.repeated``); another body raises IdempotencyConflict.
+        """
+        # The decision runs in the leading thread, but in this request's context (its Flask request, app
+        # context and ``g``: the caller's principal, never the leader's).
+        job = _Job(write, actor, key, body, max_events, contextvars.copy_context())
+        with self._group_cv:
+            self._queue.append(job)
+        while True:
+            with self._group_cv:
+                while not job.done and self._leading:
+                    self._group_cv.wait(timeout=1.0)
+                if job.done:
+                    break
+                self._leading = True
+                group = self._take_group()
+            try:
+                self._run_group(group)
+            except BaseException as exc:  # the lock, a resync or the log failed the whole group
+                for member in group:
+                    if not member.done:
+                        member.error, member.done = exc, True
+            finally:
+                with self._group_cv:
+                    self._leading = False
+                    self._group_cv.notify_all()
+        if job.error is not None:
+            raise job.error
+        return Outcome(job.result or {}, Published(job.sealed, job.acks), job.repeated_ids)
+
+    def _take_group(self) -> list[_Job]:
+        """The requests to commit together, oldest first: one that must run alone goes by itself."""
+        queue = self._queue
+        if queue[0].alone:
+            group = [queue.pop(0)]
+        else:
+            group = []
+            while queue and not queue[0].alone and len(group) < self.settings.group_commit_max:
+                group.append(queue.pop(0))
+        return group
+
+    def _run_group(self, group: list[_Job]) -> None:
+        with self.writing():
+            if len(group) == 1 and group[0].alone:
+                self._run_alone(group[0])
+                return
+            fold = self.projector.fold
+            self._synced_in_group = False
+            while True:
+                try:
+                    self._stage_group(group, fold)
+                    break
+                except _NeedsSync:
+                    # A request reads another service's topic "as of now": catch up once, outside the
+                    # speculation (the consumer must fold meanwhile), then decide the whole group again.
+                    for job in group:
+                        job.records, job.sealed, job.error, job.alone = [], [], None, False
+                        job.result, job.repeated_ids = None, None
+                    self.sync()
+                    self._synced_in_group = True
+            staged = [record for job in group for record in job.records]
+            try:
+                acks = self._send(staged)
+            except Exception as exc:  # nothing of the group is confirmed: each request that wrote gets it
+                for job in group:
+                    if job.records:
+                        job.error = exc
+            else:
+                position = 0
+                for job in group:
+                    job.acks = acks[position:position + len(job.records)]
+                    position += len(job.records)
+            finally:
+                # Those that must run alone go back to the head of the queue; every other one is answered.
+                again = [job for job in group if job.alone and job.error is None]
+                with self._group_cv:
+                    self._queue[:0] = again
+                for job in group:
+                    if job not in again:
+                        job.done = True
+
+    def _stage_group(self, group: list[_Job], fold: Fold) -> None:
+        with self.store.speculating() as spec:
+            self._speculating = True
+            try:
+                for job in group:
+                    try:
+                        with spec.step():
+                            self._stage(job, spec, fold)
+                    except _RunAlone:
+                        job.records, job.sealed = [], []
+                        job.alone = True
+                    except Exception as exc:
+                        job.records, job.sealed = [], []
+                        job.error = exc
+            finally:
+                self._speculating = False
+
+    def _stage(self, job: _Job, spec: Speculation, fold: Fold) -> None:
+        """Decide one request of a group against the speculative projection; its events are sealed
+        and folded speculatively, so the next request of the group sees them."""
+        earlier = self.replay_idempotent(job.key, job.body)
+        if earlier is not None:
+            job.result = earlier
+            job.repeated_ids = earlier.pop(RECEIPTS_OF, [])
+            return
+
+        def publish(events: Sequence[NewEvent], result: dict[str, Any]) -> dict[str, Any]:
+            events = [e if e.event_id else dataclasses.replace(e, event_id=env.new_uuid()) for e in events]
+            if job.max_events is not None and len(job.records) + len(events) > job.max_events:
+                raise TooManyEvents(len(job.records) + len(events), job.max_events)
+            stored = {**result, RECEIPTS_OF: [*(s["event_id"] for s in job.sealed), *(e.event_id for e in events)]}
+            records = self._seal(events, actor=job.actor, idempotency_key=job.key, body=job.body, result=stored)
+            for record in records:
+                idem_raw = header(record.headers, IDEMPOTENCY_HEADER)
+                spec.fold(record.topic, record.envelope, fold, chain=record.topic in self.owned,
+                          idempotency=json.loads(idem_raw) if idem_raw else None)
+            job.records.extend(records)
+            job.sealed.extend(record.envelope for record in records)
+            return result
+
+        job.result = job.context.run(job.write, publish)
+
+    def _run_alone(self, job: _Job) -> None:
+        """A request that publishes on its own (it needs the log itself, e.g. what the books owe first)."""
+        try:
+            earlier = self.replay_idempotent(job.key, job.body)
+            if earlier is not None:
+                job.result = earlier
+                job.repeated_ids = earlier.pop(RECEIPTS_OF, [])
+                return
+
+            def publish(events: Sequence[NewEvent], result: dict[str, Any]) -> dict[str, Any]:
+                events = [e if e.event_id else dataclasses.replace(e, event_id=env.new_uuid()) for e in events]
+                stored = {**result, RECEIPTS_OF: [*(s["event_id"] for s in job.sealed),
+                                                  *(e.event_id for e in events)]}
+                published = self._publish(events, actor=job.actor, idempotency_key=job.key, body=job.body,
+                                          result=stored, max_events=job.max_events)
+                job.sealed.extend(published)
+                job.acks.extend(published.acks)
+                return result
+
+            job.result = job.context.run(job.write, publish)
+        except Exception as exc:
+            job.error = exc
+        finally:
+            job.done = True
+
+
+#: The key of a stored idempotent result that lists the request's event ids (their receipts, on a repeat).
+RECEIPTS_OF = "_event_ids"
+
+#: ``publish(events, result) -> result``: what a write request calls to publish its decision.
+Publish = Callable[[Sequence[NewEvent], dict[str, Any]], dict[str, Any]]
+#: ``write(publish) -> result``: a write request's decision, run by ``EventService.execute``.
+Write = Callable[[Publish], dict[str, Any]]
+
+
+class _NeedsSync(BaseException):
+    """Raised inside a group when a request syncs with the log: the leader syncs, then stages the group again."""
+
+
+class _RunAlone(BaseException):
+    """Raised inside a group when a request needs the log itself (``publish_owed``): it runs alone next."""
+
+
+class Outcome(NamedTuple):
+    """What ``EventService.execute`` answers: the write's result (or the first request's, on a repeat),
+    what it published, and on a repeat the ids of the events the first request published."""
+
+    result: dict[str, Any]
+    published: Published
+    repeated_ids: list[str] | None
+
+
+@dataclass
+class _Job:
+    write: Write
+    actor: str
+    key: str | None
+    body: Any
+    max_events: int | None
+    context: contextvars.Context
+    alone: bool = False
+    done: bool = False
+    result: dict[str, Any] | None = None
+    repeated_ids: list[str] | None = None
+    error: BaseException | None = None
+    records: list[OutRecord] = field(default_factory=list)
+    sealed: list[dict[str, Any]] = field(default_factory=list)
+    acks: list[Ack] = field(default_factory=list)

@@ -161,6 +161,21 @@ class ProjectionStore:
             self.applied.notify_all()
         return failures
 
+    # -- speculation (group commit) ----------------------------------------------------------------------
+
+    @contextmanager
+    def speculating(self) -> Iterator[Speculation]:
+        """A transaction the writer folds a group's events into *before* they are published, so each
+        request of the group is validated against the projection plus the requests before it; always
+        rolled back (the records are folded for real when they come back from the log). Holds the store
+        lock throughout: nobody else reads the speculative state."""
+        with self.lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield Speculation(self)
+            finally:
+                self._conn.execute("ROLLBACK")
+
     def _advance_head(self, conn: sqlite3.Connection, rec: Pending) -> None:
         """The chain head follows the log itself, duplicates and refused records included; so do the heads
         moved since the last checkpoint of an anchored topic, and the anchors of the writer's own checkpoints."""
@@ -294,6 +309,38 @@ class ProjectionStore:
 
         with self.applied:
             return self.applied.wait_for(done, timeout=timeout)
+
+
+class Speculation:
+    """The open speculative transaction of ``ProjectionStore.speculating``."""
+
+    def __init__(self, store: ProjectionStore) -> None:
+        self.store = store
+        self._depth = 0
+
+    @contextmanager
+    def step(self) -> Iterator[None]:
+        """One request of the group: its speculative folds are undone if it raises."""
+        conn = self.store._conn
+        name = f"request{self._depth}"
+        self._depth += 1
+        conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            conn.execute(f"RELEASE SAVEPOINT {name}")
+            raise
+        else:
+            conn.execute(f"RELEASE SAVEPOINT {name}")
+        finally:
+            self._depth -= 1
+
+    def fold(self, topic: str, envelope: dict[str, Any], fold: Fold, *, chain: bool,
+             idempotency: dict[str, Any] | None = None) -> None:
+        """Fold one sealed (not yet published) event as if it had come back from the log."""
+        rec = Pending(topic, -1, -1, envelope, idempotency)
+        self.store._fold_one(self.store._conn, rec, fold, chain)
 
 
 def emit(conn: sqlite3.Connection, *, event_id: str, event_type: str, subject: str, data: dict[str, Any],
