@@ -33,12 +33,23 @@ def records_of(subject: str, count: int, *, idempotency: bytes | None = None) ->
 
 
 class Collector:
-    """A follower's deliveries, kept in order."""
+    """A follower's deliveries, kept in order, and the positions it advanced to past markers."""
 
     def __init__(self) -> None:
         self.records: list[LogRecord] = []
         self.batches: list[tuple[str, int, list[LogRecord]]] = []
+        self.advanced: dict[tuple[str, int], int] = {}
         self.lock = threading.Lock()
+
+    def advance(self, topic: str, partition: int, next_offset: int) -> None:
+        with self.lock:
+            self.advanced[(topic, partition)] = next_offset
+
+    def reached(self, topic: str, partition: int) -> int:
+        """The follower's position: past its last record, or past the marker it advanced over."""
+        with self.lock:
+            last = max((r.offset + 1 for r in self.records if (r.topic, r.partition) == (topic, partition)), default=0)
+            return max(last, self.advanced.get((topic, partition), 0))
 
     def __call__(self, topic: str, partition: int, records: Sequence[LogRecord]) -> None:
         with self.lock:
@@ -59,6 +70,15 @@ def subject() -> str:
     return f"contract-{uuid.uuid4().hex[:10]}"
 
 
+def end_offset_once_settled(log: EventLog, where: tuple[str, int], at_least: int) -> int:
+    """The end offset of ``where`` once it reached ``at_least`` (Kafka writes a transaction's markers just
+    after the commit returns), or what it is after 30 s."""
+    deadline = time.monotonic() + 30
+    while (end := log.end_offsets([where[0]], 10)[where]) < at_least and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return end
+
+
 def check_acks_are_consecutive_offsets_of_the_key_partition(log: EventLog) -> None:
     who = subject()
     before = log.end_offsets([TOPIC], 10)
@@ -66,11 +86,11 @@ def check_acks_are_consecutive_offsets_of_the_key_partition(log: EventLog) -> No
     partition = partition_for(who.encode(), len(before))
     assert [a.topic for a in acks] == [TOPIC] * 5
     assert {a.partition for a in acks} == {partition}, "one key, one partition: Kafka's default partitioner's"
-    start = before[(TOPIC, partition)]
+    start = acks[0].offset
+    assert start >= before[(TOPIC, partition)]
     assert [a.offset for a in acks] == list(range(start, start + 5))
-    after = log.end_offsets([TOPIC], 10)
-    assert after[(TOPIC, partition)] == start + 5
-    assert all(after[k] == v for k, v in before.items() if k != (TOPIC, partition))
+    end = end_offset_once_settled(log, (TOPIC, partition), start + 6)
+    assert end == start + 6, "one publish is one transaction: its marker follows its records"
 
 
 def check_a_follower_gets_every_record_from_its_position_with_key_value_and_headers(log: EventLog) -> None:
@@ -80,7 +100,7 @@ def check_a_follower_gets_every_record_from_its_position_with_key_value_and_head
     partition = acks[0].partition
     start = acks[1].offset  # resume in the middle: the first record was applied before
     got = Collector()
-    follower = log.follow("contract", [TOPIC], lambda t, p: start if p == partition else 10**12, got)
+    follower = log.follow("contract", [TOPIC], lambda t, p: start if p == partition else 10**12, got, got.advance)
     try:
         mine = got.wait_for(lambda rs: len([r for r in rs if r.key == who.encode()]) >= 3)
     finally:
@@ -99,10 +119,9 @@ def check_a_follower_gets_records_published_after_it_started(log: EventLog) -> N
     who = subject()
     ends = log.end_offsets([TOPIC], 10)
     got = Collector()
-    follower = log.follow("contract", [TOPIC], lambda t, p: ends[(t, p)], got)
+    follower = log.follow("contract", [TOPIC], lambda t, p: ends[(t, p)], got, got.advance)
     try:
-        if hasattr(follower, "connected"):
-            follower.connected.wait(30)
+        follower.connected.wait(30)
         time.sleep(0.3)  # the Kafka follower has assigned and seeked
         acks = log.publish(records_of(who, 3))
         mine = got.wait_for(lambda rs: len([r for r in rs if r.key == who.encode()]) >= 3)
@@ -117,7 +136,8 @@ def check_a_raw_record_is_appended_and_delivered(log: EventLog) -> None:
     ack = log.send_raw(DEADLETTER, key, b'{"reason":"contract"}', [("ce_type", b"DeadLetter")])
     assert ack.topic == DEADLETTER and ack.partition == partition_for(key, len(log.end_offsets([DEADLETTER], 10)))
     got = Collector()
-    follower = log.follow("contract", [DEADLETTER], lambda t, p: ack.offset if p == ack.partition else 10**12, got)
+    follower = log.follow("contract", [DEADLETTER], lambda t, p: ack.offset if p == ack.partition else 10**12, got,
+                          got.advance)
     try:
         mine = got.wait_for(lambda rs: any(r.key == key for r in rs))
     finally:
@@ -127,7 +147,29 @@ def check_a_raw_record_is_appended_and_delivered(log: EventLog) -> None:
     assert record.value == b'{"reason":"contract"}' and record.offset == ack.offset
 
 
+def check_a_followers_position_reaches_the_end_offset_past_the_marker(log: EventLog) -> None:
+    who = subject()
+    ends = log.end_offsets([TOPIC], 10)
+    got = Collector()
+    follower = log.follow("contract", [TOPIC], lambda t, p: ends[(t, p)], got, got.advance)
+    try:
+        follower.connected.wait(30)
+        time.sleep(0.3)
+        acks = log.publish(records_of(who, 2))
+        where = (TOPIC, acks[0].partition)
+        end = end_offset_once_settled(log, where, acks[-1].offset + 2)
+        deadline = time.monotonic() + 30
+        while got.reached(*where) < end and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        follower.stop()
+        follower.join(10)
+    assert end == acks[-1].offset + 2
+    assert got.reached(*where) == end, "a follower gets past the transaction marker"
+
+
 CONTRACT = [
+    check_a_followers_position_reaches_the_end_offset_past_the_marker,
     check_acks_are_consecutive_offsets_of_the_key_partition,
     check_a_follower_gets_every_record_from_its_position_with_key_value_and_headers,
     check_a_follower_gets_records_published_after_it_started,

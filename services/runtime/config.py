@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,15 @@ class Settings:
     checkpoint_seconds: float = 5.0
     #: Group commit: at most this many waiting write requests are committed together.
     group_commit_max: int = 64
+    #: The Kafka transactional id of this instance's writer; default ``baotuan-<service>-<digest of the data
+    #: dir>``: stable across restarts of one instance (a restart fences its zombie), distinct between instances.
+    kafka_transactional_id: str | None = None
+
+    def transactional_id(self, service: str) -> str:
+        if self.kafka_transactional_id:
+            return self.kafka_transactional_id
+        digest = hashlib.sha256(str(self.data_dir.resolve()).encode("utf-8")).hexdigest()[:12]
+        return f"baotuan-{service}-{digest}"
 
     def kafka_client_config(self) -> dict[str, Any]:
         """kafka-python security settings: SASL when a Kafka user is configured, else none (PLAINTEXT)."""
@@ -56,6 +66,7 @@ class Settings:
             "checkpoint_every": int(os.environ.get("BAOTUAN_CHECKPOINT_EVERY", "100")),
             "checkpoint_seconds": float(os.environ.get("BAOTUAN_CHECKPOINT_SECONDS", "5")),
             "group_commit_max": int(os.environ.get("BAOTUAN_GROUP_COMMIT_MAX", "64")),
+            "kafka_transactional_id": os.environ.get("BAOTUAN_KAFKA_TRANSACTIONAL_ID") or None,
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

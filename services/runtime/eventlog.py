@@ -55,6 +55,9 @@ class LogRecord(NamedTuple):
 Deliver = Callable[[str, int, Sequence[LogRecord]], None]
 #: ``position(topic, partition)``: where a follower resumes (the next offset it has not applied).
 Position = Callable[[str, int], int]
+#: ``advance(topic, partition, next_offset)``: the follower passed offsets that carry no record for it
+#: (transaction markers, aborted records): its position moves there.
+Advance = Callable[[str, int, int], None]
 
 
 class Follower(Protocol):
@@ -88,8 +91,10 @@ class EventLog(Protocol):
     def reset_writer(self) -> None:
         """After a failed publish: nothing still in flight may reach the log later."""
 
-    def follow(self, name: str, topics: Sequence[str], position: Position, deliver: Deliver) -> Follower:
-        """Start delivering ``topics`` to ``deliver`` from ``position`` on."""
+    def follow(self, name: str, topics: Sequence[str], position: Position, deliver: Deliver,
+               advance: Advance) -> Follower:
+        """Start delivering ``topics``' committed records to ``deliver`` from ``position`` on (``advance``
+        past offsets that hold none)."""
 
     def close(self) -> None:
         """Release the clients (followers are stopped by their owner)."""
@@ -106,9 +111,11 @@ def partition_for(key: bytes, count: int) -> int:
 class KafkaLog:
     """The log on a Kafka cluster (``bootstrap``; ``config`` carries SASL settings and the like)."""
 
-    def __init__(self, bootstrap: str, *, client_id: str, timeout_s: float = 10.0, **config: Any) -> None:
+    def __init__(self, bootstrap: str, *, client_id: str, timeout_s: float = 10.0,
+                 transactional_id: str | None = None, **config: Any) -> None:
         self.bootstrap = bootstrap
         self.client_id = client_id
+        self.transactional_id = transactional_id
         self.timeout_s = timeout_s
         self.config = config
         self._producer: EventProducer | None = None
@@ -125,7 +132,7 @@ class KafkaLog:
         with self._producer_lock:
             if self._producer is None:
                 self._producer = EventProducer(self.bootstrap, self.client_id, timeout_s=self.timeout_s,
-                                               **self.config)
+                                               transactional_id=self.transactional_id, **self.config)
             return self._producer
 
     def publish(self, records: Sequence[OutRecord]) -> list[Ack]:
@@ -157,8 +164,10 @@ class KafkaLog:
         if producer is not None:
             producer.abort()
 
-    def follow(self, name: str, topics: Sequence[str], position: Position, deliver: Deliver) -> Follower:
+    def follow(self, name: str, topics: Sequence[str], position: Position, deliver: Deliver,
+               advance: Advance) -> Follower:
         follower = KafkaFollower(name=name, bootstrap=self.bootstrap, topics=topics, position=position,
+                                 advance=advance,
                                  deliver=lambda tp, p, recs: deliver(tp, p, [
                                      LogRecord(r.topic, r.partition, r.offset, r.key, r.value, list(r.headers or []))
                                      for r in recs]),
@@ -179,11 +188,12 @@ class KafkaLog:
 
 class _MemoryFollower:
     def __init__(self, log: InMemoryLog, name: str, topics: Sequence[str], position: Position,
-                 deliver: Deliver) -> None:
+                 deliver: Deliver, advance: Advance) -> None:
         self.log = log
         self.name = name
         self.topics = list(topics)
         self.deliver = deliver
+        self.advance = advance
         self.connected = threading.Event()
         self.connected.set()
         self.last_error: str | None = None
@@ -197,10 +207,13 @@ class _MemoryFollower:
             if self.stopped:
                 return
             for topic, partition in sorted(self.positions):
-                records = self.log.read(topic, partition, self.positions[(topic, partition)])
+                records, end = self.log.read_to_end(topic, partition, self.positions[(topic, partition)])
                 if records:
                     self.positions[(topic, partition)] = records[-1].offset + 1
                     self.deliver(topic, partition, records)
+                if end > self.positions[(topic, partition)]:  # past the transaction marker
+                    self.positions[(topic, partition)] = end
+                    self.advance(topic, partition, end)
 
     def lag(self) -> dict[str, int]:
         return {}
@@ -215,11 +228,14 @@ class _MemoryFollower:
 
 
 class InMemoryLog:
-    """Topics in a dict, with Kafka's offsets and partitioning; followers folded in the publishing thread."""
+    """Topics in a dict, with Kafka's offsets and partitioning; followers folded in the publishing thread.
+
+    Like a transactional producer's, each ``publish`` is one transaction: its records and then one
+    marker per partition it wrote (a marker takes an offset and is never delivered)."""
 
     def __init__(self, partition_count: int | None = None) -> None:
         self._partitions = partition_count or partitions()
-        self._topics: dict[str, list[list[LogRecord]]] = {}
+        self._topics: dict[str, list[list[LogRecord | None]]] = {}  # None: a transaction marker
         self._followers: list[_MemoryFollower] = []
         self._lock = threading.RLock()
         self._down: str | None = None
@@ -229,7 +245,7 @@ class InMemoryLog:
         with self._lock:
             return len(self._topic(topic))
 
-    def _topic(self, topic: str) -> list[list[LogRecord]]:
+    def _topic(self, topic: str) -> list[list[LogRecord | None]]:
         found = self._topics.get(topic)
         if found is None:
             found = self._topics[topic] = [[] for _ in range(self._partitions)]
@@ -248,13 +264,18 @@ class InMemoryLog:
 
     def read(self, topic: str, partition: int, start: int = 0) -> list[LogRecord]:
         """The records of ``topic[partition]`` from offset ``start`` on (tests read the log with this)."""
+        return self.read_to_end(topic, partition, start)[0]
+
+    def read_to_end(self, topic: str, partition: int, start: int = 0) -> tuple[list[LogRecord], int]:
+        """The records of ``topic[partition]`` from ``start`` on, and the end offset (markers included)."""
         with self._lock:
-            return list(self._topic(topic)[partition][start:])
+            part = self._topic(topic)[partition]
+            return [r for r in part[start:] if r is not None], len(part)
 
     def records(self, topic: str) -> list[LogRecord]:
         """Every record of ``topic``, partition by partition."""
         with self._lock:
-            return [r for part in self._topic(topic) for r in part]
+            return [r for part in self._topic(topic) for r in part if r is not None]
 
     # faults
     @contextmanager
@@ -285,6 +306,7 @@ class InMemoryLog:
         with self._lock:  # all or nothing, like one transaction
             acks = [self._append(r.topic, record_key(r.envelope), r.value,
                                  cloudevents_headers(r.envelope) + list(r.headers)) for r in records]
+            self._commit({(a.topic, a.partition) for a in acks})
         self._fan_out({r.topic for r in records})
         return acks
 
@@ -292,15 +314,21 @@ class InMemoryLog:
         self._check()
         with self._lock:
             ack = self._append(topic, key, value, headers)
+            self._commit({(ack.topic, ack.partition)})
         self._fan_out({topic})
         return ack
+
+    def _commit(self, partitions: set[tuple[str, int]]) -> None:
+        for topic, partition in partitions:
+            self._topic(topic)[partition].append(None)
 
     def reset_writer(self) -> None:
         return None
 
     # following
-    def follow(self, name: str, topics: Sequence[str], position: Position, deliver: Deliver) -> Follower:
-        follower = _MemoryFollower(self, name, topics, position, deliver)
+    def follow(self, name: str, topics: Sequence[str], position: Position, deliver: Deliver,
+               advance: Advance) -> Follower:
+        follower = _MemoryFollower(self, name, topics, position, deliver, advance)
         with self._lock:
             self._followers.append(follower)
         follower.catch_up()

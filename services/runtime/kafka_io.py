@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
 from services.contracts import envelope as env
 from services.contracts.topics import DEADLETTER, TOPIC_CONFIG, TOPICS, partitions, replication_factor
@@ -107,20 +107,48 @@ def producer_settings(timeout_s: float = 10.0) -> dict[str, Any]:
 
 
 class EventProducer:
-    """Publishes envelopes; ``publish`` returns only once every record is acknowledged (acks=all)."""
+    """Publishes envelopes; ``publish`` returns only once every record is acknowledged (acks=all).
 
-    def __init__(self, bootstrap: str, client_id: str, *, timeout_s: float = 10.0, **extra: Any) -> None:
+    With a ``transactional_id`` every ``publish`` is one Kafka transaction: its records become
+    visible to ``read_committed`` readers (every baotuan reader) all together or never; a
+    producer started later with the same id fences this one (the broker refuses its writes) and
+    aborts whatever it left open.
+    """
+
+    def __init__(self, bootstrap: str, client_id: str, *, timeout_s: float = 10.0,
+                 transactional_id: str | None = None, **extra: Any) -> None:
         self.timeout_s = timeout_s
+        self.transactional = transactional_id is not None
+        settings = producer_settings(timeout_s)
+        if transactional_id is not None:
+            settings["transactional_id"] = transactional_id
         try:  # kafka-python bootstraps in the constructor: a broker that is down is a 503, not a 500
-            self._producer = KafkaProducer(bootstrap_servers=bootstrap, client_id=client_id,
-                                           **{**producer_settings(timeout_s), **extra})
+            self._producer = KafkaProducer(bootstrap_servers=bootstrap, client_id=client_id, **{**settings, **extra})
         except KafkaError as exc:
             raise BrokerUnavailable(f"broker {bootstrap} unreachable: {exc}") from exc
+        if self.transactional:
+            try:
+                self._producer.init_transactions()
+            except (KafkaError, OSError) as exc:
+                self.abort()
+                raise BrokerUnavailable(f"Kafka did not initialise the transactional producer: {exc}") from exc
+
+    def _finish(self, commit: bool) -> None:
+        """End the open transaction, bounded by the timeout (kafka-python's own commit waits forever)."""
+        manager = self._producer._transaction_manager
+        result = manager.begin_commit() if commit else manager.begin_abort()
+        self._producer._sender.wakeup()
+        if not result.wait(timeout_ms=int(self.timeout_s * 1000)):
+            raise KafkaTimeoutError("the transaction did not complete in time")
+        if result.failed:
+            raise result.exception
 
     def publish(self, records: Sequence[OutRecord]) -> list[Ack]:
-        """Send records in order and wait for every ack."""
+        """Send records in order (one transaction when transactional) and wait for every ack."""
         futures = []
         try:
+            if self.transactional:
+                self._producer.begin_transaction()
             for topic, envelope, value, headers in records:
                 futures.append(self._producer.send(topic, key=record_key(envelope), value=value,
                                                    headers=env.cloudevents_headers(envelope) + headers))
@@ -129,15 +157,21 @@ class EventProducer:
             for fut in futures:
                 meta = fut.get(timeout=self.timeout_s)
                 acks.append(Ack(meta.topic, meta.partition, meta.offset))
+            if self.transactional:
+                self._finish(commit=True)
             return acks
         except (KafkaError, TimeoutError, OSError) as exc:
             raise BrokerUnavailable(f"Kafka did not acknowledge the write: {exc}") from exc
 
     def send_raw(self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> Ack:
         try:
+            if self.transactional:
+                self._producer.begin_transaction()
             future = self._producer.send(topic, key=key, value=value, headers=headers)
             self._producer.flush(timeout=self.timeout_s)  # do not wait out linger_ms
             meta = future.get(timeout=self.timeout_s)
+            if self.transactional:
+                self._finish(commit=True)
         except (KafkaError, TimeoutError, OSError) as exc:
             raise BrokerUnavailable(f"Kafka did not acknowledge the write: {exc}") from exc
         return Ack(meta.topic, meta.partition, meta.offset)
@@ -170,7 +204,7 @@ class KafkaFollower(threading.Thread):
     """
 
     def __init__(self, *, name: str, bootstrap: str, topics: Sequence[str], position: Callable[[str, int], int],
-                 deliver: Callable[[str, int, Sequence[Any]], None],
+                 deliver: Callable[[str, int, Sequence[Any]], None], advance: Callable[[str, int, int], None],
                  consumer_config: dict[str, Any] | None = None) -> None:
         super().__init__(name=f"{name}-consumer", daemon=True)
         self.service = name
@@ -178,6 +212,7 @@ class KafkaFollower(threading.Thread):
         self.topics = list(topics)
         self.position = position
         self.deliver = deliver
+        self.advance = advance
         self.consumer_config = consumer_config or {}
         self._halt = threading.Event()
         self.connected = threading.Event()
@@ -200,7 +235,8 @@ class KafkaFollower(threading.Thread):
     def _consume(self) -> None:
         consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, client_id=f"{self.service}-projection",
                                  group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
-                                 fetch_max_wait_ms=20, max_poll_records=2000, **self.consumer_config)
+                                 isolation_level="read_committed", fetch_max_wait_ms=20, max_poll_records=2000,
+                                 **self.consumer_config)
         try:
             assignment = []
             for topic in self.topics:
@@ -218,6 +254,11 @@ class KafkaFollower(threading.Thread):
                 batches = consumer.poll(timeout_ms=200)
                 for tp, records in batches.items():
                     self.deliver(tp.topic, tp.partition, records)
+                # Past what carries no record for us: transaction markers, aborted records.
+                for tp in assignment:
+                    reached = consumer.position(tp, timeout_ms=0)  # known after the poll: no request
+                    if reached is not None and reached > self.position(tp.topic, tp.partition):
+                        self.advance(tp.topic, tp.partition, reached)
                 if time.monotonic() - last_lag_check > 1.0:  # lag for /health, not on the hot path
                     # Bounded and best effort: with the default timeout (30 s) a broker outage parked
                     # this thread here, and after the broker came back no record was folded (so every
@@ -250,8 +291,10 @@ class OffsetsClient:
         with self._lock:
             try:
                 if self._consumer is None:
+                    # read_committed: the end offsets are the last stable ones (an open transaction's
+                    # records are not waited for; they may never become visible).
                     self._consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
-                                                   enable_auto_commit=False,
+                                                   enable_auto_commit=False, isolation_level="read_committed",
                                                    bootstrap_timeout_ms=int(timeout_s * 1000),
                                                    request_timeout_ms=int(timeout_s * 1000) + 1000, **self.config)
                 consumer = self._consumer

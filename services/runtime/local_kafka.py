@@ -97,6 +97,11 @@ def grant_acls(bootstrap: str, grants: Mapping[str, TopicGrant], timeout_s: floa
         acls.append(allow(user, ACLOperation.DESCRIBE, TOPIC_PREFIX, ACLResourcePatternType.PREFIXED))
         acls += [allow(user, ACLOperation.READ, topic) for topic in grant.read]
         acls += [allow(user, ACLOperation.WRITE, topic) for topic in grant.write]
+        if grant.write:  # a writer publishes in transactions under ids of its own: baotuan-<user>-…
+            acls += [ACL(f"User:{user}", "*", operation, ACLPermissionType.ALLOW,
+                         ResourcePattern(ResourceType.TRANSACTIONAL_ID, f"baotuan-{user}-",
+                                         ACLResourcePatternType.PREFIXED))
+                     for operation in (ACLOperation.WRITE, ACLOperation.DESCRIBE)]
     return create_acls(bootstrap, acls, timeout_s, **admin_config)
 
 

@@ -114,7 +114,7 @@ class EventService:
         #: The event log (DESIGN §2): Kafka, or an in-memory log for fast tests of the rules.
         self.log: EventLog = log if log is not None else KafkaLog(
             settings.bootstrap_servers, client_id=f"baotuan-{name}", timeout_s=settings.request_timeout_s,
-            **self.kafka_config)
+            transactional_id=settings.transactional_id(name), **self.kafka_config)
         self._write_lock = threading.RLock()
         # Group commit: write requests waiting for the writer, and whether one of them leads a group now.
         self._group_cv = threading.Condition()
@@ -142,7 +142,7 @@ class EventService:
     def start(self, *, wait_s: float = 60.0) -> None:
         """Create the topics if needed, start consuming, and catch up with the log."""
         self.log.ensure_topics(wait_s)
-        self.follower = self.log.follow(self.name, self.inputs, self.store.position, self.projector)
+        self.follower = self.log.follow(self.name, self.inputs, self.store.position, self.projector, self.store.advance)
         self.sync(timeout=wait_s)
         upcoming = self.key.pending_rotation()
         if upcoming is not None and self.store.announced(anchoring.key_id(upcoming.public_key())):

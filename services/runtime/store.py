@@ -161,6 +161,15 @@ class ProjectionStore:
             self.applied.notify_all()
         return failures
 
+    def advance(self, topic: str, partition: int, next_offset: int) -> None:
+        """Move a partition's position past offsets that hold no record for the projection (a transaction's
+        marker, an aborted transaction's records): never backwards."""
+        with self.lock:
+            self._conn.execute("INSERT INTO _offsets VALUES (?,?,?) ON CONFLICT (topic, partition) DO UPDATE "
+                               "SET next_offset=excluded.next_offset WHERE excluded.next_offset > next_offset",
+                               (topic, partition, next_offset))
+            self.applied.notify_all()
+
     # -- speculation (group commit) ----------------------------------------------------------------------
 
     @contextmanager

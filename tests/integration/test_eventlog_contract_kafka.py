@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -14,7 +15,8 @@ pytestmark = pytest.mark.kafka
 
 @pytest.fixture(scope="module")
 def kafka_log(kafka_bootstrap: str) -> Iterator[KafkaLog]:
-    log = KafkaLog(kafka_bootstrap, client_id="baotuan-contract", timeout_s=15)
+    log = KafkaLog(kafka_bootstrap, client_id="baotuan-contract", timeout_s=15,
+                   transactional_id=f"baotuan-contract-{uuid.uuid4().hex[:8]}")
     log.ensure_topics(60)
     yield log
     log.close()

@@ -25,7 +25,7 @@ def test_followers_have_folded_a_publish_before_it_returns() -> None:
     log = InMemoryLog()
     log.ensure_topics()
     got = Collector()
-    log.follow("a", [LEDGER_ENTRIES], lambda t, p: 0, got)
+    log.follow("a", [LEDGER_ENTRIES], lambda t, p: 0, got, got.advance)
     acks = log.publish(records_of(subject(), 3))
     assert [(r.partition, r.offset) for r in got.records] == [(a.partition, a.offset) for a in acks]
 
