@@ -20,8 +20,8 @@ from typing import Any
 
 import requests
 
-from services.runtime.config import Settings
-from services.runtime.local_kafka import PROJECT_ROOT, LocalBroker, broker_answers, durable_broker
+from services.devtools.broker import LocalBroker, broker_answers, durable_broker
+from services.runtime.config import PROJECT_ROOT, Settings
 
 SERVICES = ("ledger", "rentals", "dividends")
 PROJECTION_FILES = tuple(f"{svc}.sqlite" for svc in SERVICES)
