@@ -156,7 +156,7 @@ def _explain(component: list[str], imports: list[Import], unit: dict[str, str] |
         if a in members and b in members and a != b:
             where = "module level" if item.module_level else "in a function"
             lines.append(f"    {item.importer}:{item.line} imports {item.imported} ({where})")
-    return "\n".join(lines)
+    return "\n".join(dict.fromkeys(lines))
 
 
 def test_the_parser_sees_the_imports_it_is_meant_to_judge() -> None:
@@ -224,3 +224,15 @@ def test_serving_a_service_loads_no_dev_tool() -> None:
                           check=False, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_every_lazy_command_of_baotuan_loads_under_its_name() -> None:
+    import click
+
+    from services.cli import LAZY_COMMANDS, main
+
+    context = click.Context(main)
+    assert set(LAZY_COMMANDS) <= set(main.list_commands(context))
+    for name in LAZY_COMMANDS:
+        command = main.get_command(context, name)
+        assert command is not None and command.name == name
