@@ -25,7 +25,7 @@ from pathlib import Path
 from bench import distribution, download, latency, peer, posting, replay
 from bench.harness import Context, LedgerServer, Outcome, broker, crc32c_in_c, ledger_server, machine, say
 from bench.report import render, write, write_json
-from services.runtime.local_kafka import PROJECT_ROOT
+from services.runtime.config import PROJECT_ROOT
 
 NAMES = ("posting", "replay", "distribution", "latency", "peer", "download")
 TITLES = {"posting": "1. Posting throughput", "replay": "2. Replay", "distribution": "3. Distribution",

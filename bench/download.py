@@ -30,14 +30,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import Context, Figure, Outcome, say
-from services.audit.checks import run_audit
-from services.audit.export import write_xlsx
-from services.audit.replay import RECORD_TOPICS, KafkaSource
-from services.contracts.topics import LEDGER_ENTRIES
+from services.audit.checks.auditor import run_audit
+from services.audit.exports.tables import write_xlsx
+from services.audit.sources.kafka import KafkaSource
+from services.contracts.topics import LEDGER_ENTRIES, RECORD_TOPICS
+from services.devtools.broker import free_port
 from services.runtime.auth import add_token
 from services.runtime.config import Settings
 from services.runtime.kafka_io import end_offsets
-from services.runtime.local_kafka import free_port
 
 NEW_EVENTS = 1_000
 REPEATS = 5
@@ -98,8 +98,8 @@ def write_new_events(bootstrap: str, count: int) -> str:
     """``count`` new events on the entries topic: a new village registered and its entries (a chain of its own)."""
     from kafka import KafkaProducer
 
-    from services.audit.synthetic import LogWriter
     from services.contracts import envelope as env
+    from services.devtools.synthetic import LogWriter
 
     partitions = 1 + max(p for (t, p) in end_offsets(bootstrap, [LEDGER_ENTRIES]) if t == LEDGER_ENTRIES)
     village = f"bench-download-{time.time_ns() % 10**8:08d}"

@@ -26,7 +26,7 @@ from kafka.partitioner.default import murmur2
 
 from services.contracts import envelope as env
 from services.contracts.events import validate_envelope
-from services.runtime.local_kafka import LIB_DIR, LOG_CONFIG, _java
+from services.devtools.broker import LIB_DIR, LOG_CONFIG, _java
 
 # The C encoder json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False) uses, made once
 # (json.dumps builds it anew for every call) and without the circular-reference check.

@@ -22,8 +22,9 @@ from typing import Any
 
 import requests
 
+from services.devtools.broker import KAFKA_VERSION, LocalBroker, free_port
 from services.runtime.auth import add_token
-from services.runtime.local_kafka import KAFKA_VERSION, PROJECT_ROOT, LocalBroker, free_port
+from services.runtime.config import PROJECT_ROOT
 
 VENV_BIN = Path(sys.executable).parent
 

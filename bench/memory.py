@@ -14,8 +14,9 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from services.audit.checks import run_audit
-from services.audit.replay import KafkaSource, parse_offsets
+from services.audit.checks.auditor import run_audit
+from services.audit.sources.kafka import KafkaSource
+from services.audit.sources.records import parse_offsets
 
 _ATOMS = (str, bytes, int, float, bool, type(None))
 

@@ -14,7 +14,7 @@ import time
 
 from kafka import KafkaConsumer, TopicPartition
 
-from services.audit.replay import RECORD_TOPICS
+from services.contracts.topics import RECORD_TOPICS
 
 
 def consume(bootstrap: str, topics: list[str]) -> tuple[int, float]:

@@ -2,19 +2,50 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from pathlib import Path
 
 import click
 
-from services.runtime.local_kafka import PROJECT_ROOT
+from services.contracts.topics import WRITERS
+from services.runtime.config import PROJECT_ROOT
 
-SERVICES = ("ledger", "rentals", "dividends")
+SERVICES = WRITERS
 DEFAULT_PORTS = {"ledger": 8001, "rentals": 8002, "dividends": 8003}
 
+#: Commands that live beside what they drive (the launcher, the loader, the web page, the audit): name ->
+#: ``module:attribute``, imported only when the command runs (or help lists it), so that ``baotuan serve``
+#: loads none of them, and none of the dev tools (``services.devtools``).
+LAZY_COMMANDS = {
+    "run": "services.devtools.launcher.cli:run_command",
+    "load": "services.devtools.scenario.cli:load_command",
+    "status": "services.devtools.scenario.cli:status_command",
+    "serve-web": "services.web.cli:web_command",
+    "audit": "services.audit.cli:audit_command",
+    "export": "services.audit.cli:export_command",
+    "catalogue": "services.audit.cli:catalogue_command",
+}
 
-@click.group()
+
+class LazyGroup(click.Group):
+    """A group whose :data:`LAZY_COMMANDS` are imported when asked for (click's "lazily loading subcommands")."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_COMMANDS and cmd_name not in self.commands:
+            module, _, attribute = LAZY_COMMANDS[cmd_name].partition(":")
+            command = getattr(importlib.import_module(module), attribute)
+            if not isinstance(command, click.Command) or command.name != cmd_name:
+                raise RuntimeError(f"{LAZY_COMMANDS[cmd_name]} is not the command {cmd_name!r}")
+            self.add_command(command)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup)
 def main() -> None:
     """baotuan (抱团): the event-sourced ledger of village collectives' pooled projects."""
 
@@ -30,7 +61,7 @@ def kafka() -> None:
 @kafka.command("fetch")
 def kafka_fetch() -> None:
     """Fetch the broker's jars into .cache/ (only when missing)."""
-    from services.runtime.local_kafka import ensure_jars
+    from services.devtools.broker import ensure_jars
 
     click.echo(f"Kafka jars in {ensure_jars()}")
 
@@ -38,8 +69,8 @@ def kafka_fetch() -> None:
 @kafka.command("up")
 def kafka_up() -> None:
     """Start the durable local broker unless it is already running; create the topics."""
+    from services.devtools.broker import durable_broker
     from services.runtime.kafka_io import ensure_topics
-    from services.runtime.local_kafka import durable_broker
 
     broker = durable_broker()
     if broker.is_ready():
@@ -55,7 +86,7 @@ def kafka_up() -> None:
 @kafka.command("down")
 def kafka_down() -> None:
     """Stop the durable local broker (its data stays in var/kafka)."""
-    from services.runtime.local_kafka import durable_broker
+    from services.devtools.broker import durable_broker
 
     broker = durable_broker()
     if broker.pid() is None:
@@ -86,8 +117,6 @@ def topics(bootstrap: str) -> None:
 @click.option("--threads", type=int, default=8, show_default=True)
 def serve(service: str, host: str, port: int | None, threads: int) -> None:
     """Run a service under gunicorn (one worker process: it is the single writer of its streams)."""
-    import importlib
-
     from services.runtime.server import serve_wsgi
 
     def load() -> object:
@@ -177,21 +206,6 @@ def keys_rotate(service: str, data_dir: Path, key_file: Path | None) -> None:
     except KeyFileError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"{service}: new key {key_id(public)} waits to be announced in the next checkpoint")
-
-
-def _register_commands() -> None:
-    """Commands that live beside what they drive (the loader, the launcher, the web page, the audit)."""
-    from services.audit.cli import audit_command, catalogue_command, export_command
-    from services.launcher.cli import run_command
-    from services.scenario.cli import load_command, status_command
-    from services.web.cli import web_command
-
-    for command in (run_command, load_command, status_command, web_command, audit_command, export_command,
-                    catalogue_command):
-        main.add_command(command)
-
-
-_register_commands()
 
 
 def run() -> None:  # pragma: no cover - console entry for `python -m services.cli`

@@ -25,10 +25,10 @@ from hypothesis import settings as hypothesis_settings
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from services.contracts.anchoring import RECEIPT_FIELDS
+from services.devtools.broker import LocalBroker, broker_answers, free_port
 from services.runtime.auth import add_token
-from services.runtime.config import Settings
+from services.runtime.config import PROJECT_ROOT, Settings
 from services.runtime.eventlog import EventLog, InMemoryLog
-from services.runtime.local_kafka import PROJECT_ROOT, LocalBroker, broker_answers, free_port
 
 # Two shared cores and a broker beside the tests: no per-example deadline, fixed example counts.
 hypothesis_settings.register_profile("baotuan", deadline=None, print_blob=True)

@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from kafka import KafkaConsumer, TopicPartition
 
 from services.contracts import envelope as env
+from services.devtools.broker import LocalBroker, free_port
 from services.runtime.kafka_io import ensure_topics
-from services.runtime.local_kafka import LocalBroker, free_port
 from services.runtime.projector import IDEMPOTENCY_HEADER
 
 

@@ -20,16 +20,22 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from services.audit import catalogue as catalogue_files
-from services.audit.anchors import KeyDirError, TrustedKeys, load_trusted_keys
-from services.audit.checks import AuditResult, run_audit
-from services.audit.export import FORMATS, write_archive, write_books, write_csv, write_xlsx
-from services.audit.remote import compare_with_ledger
-from services.audit.replay import RECORD_TOPICS, ArchiveSource, KafkaSource, ReplayError, Source, parse_offsets
+from services.audit.checks.anchors import KeyDirError, TrustedKeys, load_trusted_keys
+from services.audit.checks.auditor import AuditResult, run_audit
+from services.audit.checks.remote import compare_with_ledger
+from services.audit.exports.journals import write_books
+from services.audit.exports.jsonl import write_archive
+from services.audit.exports.tables import write_csv, write_xlsx
 from services.audit.report import as_json, print_report
-from services.contracts.topics import CHECKPOINTS
+from services.audit.sources.archive import ArchiveSource
+from services.audit.sources.kafka import KafkaSource
+from services.audit.sources.records import ReplayError, Source, parse_offsets
+from services.contracts.topics import CHECKPOINTS, RECORD_TOPICS
 from services.runtime.config import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: What ``baotuan export --format`` writes (:mod:`services.audit.exports`).
+FORMATS = ("jsonl", "hledger", "beancount", "csv", "xlsx")
 DEFAULT_CATALOGUE = Path(__file__).resolve().parents[2] / "docs" / "catalogue"
 
 
@@ -188,7 +194,7 @@ def export_command(fmt: str, collective: str | None, output: Path | None, archiv
         click.echo(f"warning: the log has {len(result.findings)} audit finding(s); run `baotuan audit`", err=True)
     if fmt in ("hledger", "beancount"):
         if collective is not None and output is None:
-            from services.audit.export import beancount_file, hledger_journal
+            from services.audit.exports.journals import beancount_file, hledger_journal
 
             render = hledger_journal if fmt == "hledger" else beancount_file
             click.echo(render(books, collective), nl=False)

@@ -7,8 +7,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from services.audit.checks import AuditResult
-from services.audit.findings import CHECKS
+from services.audit.checks.auditor import AuditResult
+from services.audit.checks.findings import CHECKS
 
 #: Findings of one check shown in the terminal (the JSON report has them all).
 SHOWN_PER_CHECK = 25

@@ -34,11 +34,11 @@ from services.contracts.fields import (
     Yuan,
 )
 from services.contracts.topics import RECORD_TOPICS, TOPICS
+from services.contracts.topics import WRITERS as WRITERS  # the topics table's; re-exported for older imports
 
 INVESTOR_TYPES = ("collective", "company", "government")
 ORIGIN_KINDS = ("manual", "investment", "dividend", "payment", "withdrawal", "development_fund")
 ACCOUNT_PATTERN = r"^[0-9]{3}(/[a-z0-9][a-z0-9-]{0,62})?$"
-WRITERS = ("ledger", "rentals", "dividends")
 KEY_ID_RE = re.compile(r"^[0-9a-f]{16}$")
 ED25519_PUBLIC_RE = re.compile(r"^[A-Za-z0-9+/]{43}=$")
 ED25519_SIGNATURE_RE = re.compile(r"^[A-Za-z0-9+/]{86}==$")

@@ -36,7 +36,7 @@ class FullMatch(validate.Regexp):
         return value
 
 
-class _WireString(fields.Field[str]):
+class WireString(fields.Field[str]):
     """A string field that checks its format and returns the string unchanged."""
 
     def _check(self, value: str) -> None:
@@ -52,7 +52,7 @@ class _WireString(fields.Field[str]):
         return value
 
 
-class Yuan(_WireString):
+class Yuan(WireString):
     """An amount in yuan with exactly two decimals, as a string ("1234.50"). Never a float.
 
     The event contract takes only the canonical form (``format_yuan`` of its fen: no leading
@@ -96,7 +96,7 @@ class Amount(Yuan):
         return format_yuan(self._fen(super()._deserialize(value, attr, data, **kwargs)))
 
 
-class Rate(_WireString):
+class Rate(WireString):
     """A non-negative decimal rate string such as "0.10"."""
 
     def __init__(self, *, at_most_one: bool = True, **kwargs: Any) -> None:
@@ -113,7 +113,7 @@ class Rate(_WireString):
             raise ValidationError("rate must be between 0 and 1")
 
 
-class Mu(_WireString):
+class Mu(WireString):
     """A land area in mu: a positive decimal string with at most 4 places ("14.2000")."""
 
     def _check(self, value: str) -> None:
@@ -125,7 +125,7 @@ class Mu(_WireString):
             raise ValidationError("area must be greater than 0")
 
 
-class Slug(_WireString):
+class Slug(WireString):
     """A lowercase id ``[a-z0-9][a-z0-9-]{1,62}``."""
 
     def __init__(self, **kwargs: Any) -> None:
@@ -137,7 +137,7 @@ class Slug(_WireString):
             raise ValidationError("must be a lowercase id of 2-63 characters: a-z, 0-9 and '-'")
 
 
-class IsoDate(_WireString):
+class IsoDate(WireString):
     """A calendar date ``YYYY-MM-DD``."""
 
     def __init__(self, **kwargs: Any) -> None:
@@ -153,7 +153,7 @@ class IsoDate(_WireString):
             raise ValidationError("must be a real calendar date YYYY-MM-DD") from exc
 
 
-class Period(_WireString):
+class Period(WireString):
     """An accounting period ``YYYY-MM``."""
 
     def _check(self, value: str) -> None:
@@ -161,7 +161,7 @@ class Period(_WireString):
             raise ValidationError("must be a period YYYY-MM")
 
 
-class Uscc(_WireString):
+class Uscc(WireString):
     """An 18-character unified social credit code (统一社会信用代码), format and check digit."""
 
     def _check(self, value: str) -> None:

@@ -36,7 +36,7 @@ from services.contracts.envelope import (
     parse_json,
 )
 from services.contracts.events import SCHEMAS, upcast_envelope, validate_envelope
-from services.contracts.fields import HEX64_RE, INSTANT_RE, UUID_RE, _WireString
+from services.contracts.fields import HEX64_RE, INSTANT_RE, UUID_RE, WireString
 from services.contracts.topics import TOPICS
 
 Loader = Callable[[Any], Any]
@@ -118,7 +118,7 @@ def _leaf(field: fields.Field[Any]) -> Loader:
     deserialize = field._deserialize
     checks = [(check, isinstance(check, Validator)) for check in field.validators]
     kind = type(field)
-    if kind._deserialize is _WireString._deserialize and not checks and not allow_none:
+    if kind._deserialize is WireString._deserialize and not checks and not allow_none:
         # The contract's wire strings (Yuan, Slug, IsoDate …): a str, then the field's own _check.
         check_text = field._check  # type: ignore[attr-defined]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from services.contracts.topics import DIVIDENDS, LEDGER_INVESTMENTS, RENTALS
+from services.contracts.topics import inputs_of, owned_by
 from services.dividends.api import make_blueprint
 from services.dividends.projection import SCHEMA, fold
 from services.runtime.config import Settings
@@ -23,7 +23,7 @@ def build_service(settings: Settings, log: EventLog | None = None) -> EventServi
     """The dividends runtime: its projection file, the topics it reads and the one it writes."""
     store = ProjectionStore(settings.data_dir / "dividends.sqlite", SCHEMA)
     return EventService(name="dividends", settings=settings, store=store, fold=fold,
-                        inputs=[LEDGER_INVESTMENTS, RENTALS], owned=[DIVIDENDS], log=log)
+                        inputs=inputs_of("dividends"), owned=owned_by("dividends"), log=log)
 
 
 def create_app(settings: Settings | None = None, log: EventLog | None = None) -> Flask:

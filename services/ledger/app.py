@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from services.contracts.topics import DIVIDENDS, LEDGER_ENTRIES, LEDGER_INVESTMENTS
+from services.contracts.topics import inputs_of, owned_by
 from services.ledger.api import blueprints
 from services.ledger.projection import SCHEMA, fold
 from services.runtime.config import Settings
@@ -25,7 +25,7 @@ def build_service(settings: Settings, log: EventLog | None = None) -> EventServi
     """The ledger runtime: its projection file, the topics it owns and the dividends topic it reads."""
     store = ProjectionStore(settings.data_dir / "ledger.sqlite", SCHEMA)
     return EventService(name="ledger", settings=settings, store=store, fold=fold,
-                        inputs=[DIVIDENDS], owned=[LEDGER_ENTRIES, LEDGER_INVESTMENTS], log=log)
+                        inputs=inputs_of("ledger"), owned=owned_by("ledger"), log=log)
 
 
 def create_app(settings: Settings | None = None, log: EventLog | None = None) -> Flask:

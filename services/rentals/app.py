@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from services.contracts.topics import DIVIDENDS, LEDGER_INVESTMENTS, RENTALS
+from services.contracts.topics import inputs_of, owned_by
 from services.rentals.api import blp
 from services.rentals.projection import SCHEMA, fold
 from services.runtime.config import Settings
@@ -27,7 +27,7 @@ def build_service(settings: Settings, log: EventLog | None = None) -> EventServi
     declared distributions."""
     store = ProjectionStore(settings.data_dir / "rentals.sqlite", SCHEMA)
     return EventService(name="rentals", settings=settings, store=store, fold=fold,
-                        inputs=[LEDGER_INVESTMENTS, DIVIDENDS], owned=[RENTALS], log=log)
+                        inputs=inputs_of("rentals"), owned=owned_by("rentals"), log=log)
 
 
 def create_app(settings: Settings | None = None, log: EventLog | None = None) -> Flask:

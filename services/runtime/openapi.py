@@ -25,7 +25,7 @@ from apispec import APISpec, BasePlugin
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema, fields
 
-from services.contracts.fields import _WireString
+from services.contracts.fields import WireString
 
 #: The error statuses documented on operations, and what each means for a caller.
 ERROR_RESPONSES: dict[int, str] = {
@@ -81,7 +81,7 @@ def document_wire_strings(plugin: MarshmallowPlugin) -> None:
     """The contracts' wire strings (amounts, rates, mu, ids, dates, periods, USCC) are JSON strings:
     say so, so that a generated client types them as strings (their pattern or format is documented
     already)."""
-    plugin.map_to_openapi_type(_WireString, "string", None)  # type: ignore[no-untyped-call]
+    plugin.map_to_openapi_type(WireString, "string", None)  # type: ignore[no-untyped-call]
 
 
 def error_statuses(method: str, path: str, operation: dict[str, Any]) -> list[int]:

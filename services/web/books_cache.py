@@ -30,9 +30,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from services.audit.books import Books
-from services.audit.checks import Auditor
-from services.audit.export import write_xlsx
+from services.audit.checks.auditor import Auditor
+from services.audit.checks.books import Books
+from services.audit.exports.tables import write_xlsx
 
 #: The end offset read up to, per (topic, partition), sorted: what a kept workbook is valid for.
 Offsets = tuple[tuple[tuple[str, int], int], ...]
@@ -65,7 +65,7 @@ class WorkbookCache:
     def workbook(self, collective_id: str) -> bytes | None:
         """The xlsx of ``collective_id``'s books; None when the log holds no books of it.
 
-        Raises :class:`services.audit.replay.ReplayError` when the log cannot be read.
+        Raises :class:`services.audit.sources.records.ReplayError` when the log cannot be read.
         """
         with self._lock:
             auditor, offsets = self._caught_up()
@@ -101,11 +101,11 @@ class WorkbookCache:
         raise AssertionError("unreachable: a replay from the beginning always catches up")  # pragma: no cover
 
     def _catch_up(self) -> tuple[Auditor, Offsets] | None:
-        from services.audit import replay  # looked up here: the tests replace KafkaSource
+        from services.audit.sources import kafka as kafka_source  # looked up here: the tests replace KafkaSource
 
         fresh = self._auditor is None
         auditor = self._auditor if self._auditor is not None else Auditor(keep_memos=True)
-        source = replay.KafkaSource(self.bootstrap, kafka_config=self.kafka_config, starts=self._positions)
+        source = kafka_source.KafkaSource(self.bootstrap, kafka_config=self.kafka_config, starts=self._positions)
         folded = 0
         try:
             for record in source.records():

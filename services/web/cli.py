@@ -42,7 +42,7 @@ def web_command(host: str, port: int, threads: int, warm_export: bool) -> None:
 
 
 def _warm(workbooks: WorkbookCache) -> None:
-    from services.audit.replay import ReplayError
+    from services.audit.sources.records import ReplayError
 
     try:
         workbooks.warm()

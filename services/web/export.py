@@ -26,7 +26,7 @@ _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
 def register_export(app: Flask, settings: Settings) -> None:
     """Add the download when the audit exporter can be imported; otherwise the page hides the button."""
     try:
-        from services.audit.replay import ReplayError
+        from services.audit.sources.records import ReplayError
         from services.web.books_cache import WorkbookCache
     except ImportError:  # pragma: no cover - an install without the audit tool
         app.extensions["baotuan_export_xlsx"] = False

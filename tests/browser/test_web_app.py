@@ -16,9 +16,9 @@ from flask import Flask, jsonify, request
 from flask.testing import FlaskClient
 from werkzeug.serving import make_server
 
+from services.devtools.broker import free_port
 from services.runtime.auth import add_token
 from services.runtime.config import Settings
-from services.runtime.local_kafka import free_port
 from services.web.app import create_app
 from services.web.proxy import Upstreams
 

@@ -23,9 +23,9 @@ import pytest
 import requests
 from conftest import Server
 
+from services.devtools.broker import LocalBroker, free_port
 from services.runtime.auth import add_token
 from services.runtime.config import Settings
-from services.runtime.local_kafka import LocalBroker, free_port
 
 pytestmark = pytest.mark.kafka
 

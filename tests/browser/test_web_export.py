@@ -1,6 +1,6 @@
 """The web page's Excel download against a real broker: the replay kept between downloads.
 
-The log is written straight to a broker of the tests' own by ``services.audit.synthetic`` (sealed
+The log is written straight to a broker of the tests' own by ``services.devtools.synthetic`` (sealed
 and chained as the services write it), so every download can be held against what the download
 did before this cache: ``run_audit`` over a fresh ``KafkaSource`` and ``write_xlsx`` (the old
 request handler, verbatim). Isolation (DESIGN §8): a village's accountant gets its own books and
@@ -20,16 +20,16 @@ import pytest
 from flask.testing import FlaskClient
 from kafka import KafkaAdminClient, KafkaProducer, TopicPartition
 
-from services.audit.checks import run_audit
-from services.audit.export import write_xlsx
-from services.audit.replay import RECORD_TOPICS, KafkaSource
-from services.audit.synthetic import LogWriter, small_scenario
+from services.audit.checks.auditor import run_audit
+from services.audit.exports.tables import write_xlsx
+from services.audit.sources.kafka import KafkaSource
 from services.contracts import envelope as env
-from services.contracts.topics import partitions
+from services.contracts.topics import RECORD_TOPICS, partitions
+from services.devtools.broker import LocalBroker, free_port
+from services.devtools.synthetic import LogWriter, small_scenario
 from services.runtime.auth import add_token
 from services.runtime.config import Settings
 from services.runtime.kafka_io import end_offsets, ensure_topics
-from services.runtime.local_kafka import LocalBroker, free_port
 from services.web.app import create_app
 from services.web.books_cache import WorkbookCache
 from services.web.proxy import Upstreams

@@ -28,12 +28,10 @@ from click.testing import CliRunner
 
 from services.contracts.money import format_yuan, parse_yuan
 from services.contracts.topics import TOPICS
-from services.launcher.stack import ServiceProcess, port_is_free, service_env, start_services, stop_services
-from services.launcher.tokens import demo_principals, demo_token, ensure_demo_tokens
-from services.runtime.kafka_io import end_offsets, ensure_topics
-from services.runtime.local_kafka import PROJECT_ROOT, LocalBroker, free_port
-from services.scenario.cli import load_command, status_command
-from services.scenario.loader import (
+from services.devtools.broker import LocalBroker, free_port
+from services.devtools.launcher.stack import ServiceProcess, port_is_free, service_env, start_services, stop_services
+from services.devtools.scenario.cli import load_command, status_command
+from services.devtools.scenario.loader import (
     ApiClient,
     Endpoints,
     ImportResult,
@@ -42,7 +40,10 @@ from services.scenario.loader import (
     import_scenario,
     ledger_capital,
 )
-from services.scenario.schemas import Scenario, read_scenario
+from services.devtools.scenario.schemas import Scenario, read_scenario
+from services.devtools.scenario.tokens import demo_principals, demo_token, ensure_demo_tokens
+from services.runtime.config import PROJECT_ROOT
+from services.runtime.kafka_io import end_offsets, ensure_topics
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -269,9 +270,9 @@ def test_the_auditor_reads_the_same_books_and_a_fully_paid_distribution(
 
 def test_the_audit_replay_of_the_log_finds_nothing_and_agrees_with_the_ledger(
         stack: Stack, first_import: ImportResult) -> None:
-    checks = pytest.importorskip("services.audit.checks")
-    replay = pytest.importorskip("services.audit.replay")
-    remote = pytest.importorskip("services.audit.remote")
+    checks = pytest.importorskip("services.audit.checks.auditor")
+    replay = pytest.importorskip("services.audit.sources.kafka")
+    remote = pytest.importorskip("services.audit.checks.remote")
     result = checks.run_audit(replay.KafkaSource(stack.bootstrap))
     assert result.ok, [finding.message for finding in result.findings.items]
     comparison = remote.compare_with_ledger(result.auditor.books, result.findings, ledger_url=stack.endpoints.ledger,
@@ -315,8 +316,8 @@ def test_baotuan_run_reuses_the_broker_imports_nothing_new_and_stops_cleanly_on_
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": stack.bootstrap, "BAOTUAN_DATA_DIR": str(tmp_path / "var")}
     env.pop("BAOTUAN_TOKENS_FILE", None)
     before = stack.log_size()
-    run = subprocess.Popen([sys.executable, "-m", "services.launcher", "--base-port", str(base)], cwd=PROJECT_ROOT,
-                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run = subprocess.Popen([sys.executable, "-m", "services.devtools.launcher", "--base-port", str(base)],
+                           cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert run.stdout is not None
         shown = []

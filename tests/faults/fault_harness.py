@@ -26,8 +26,9 @@ import requests
 from kafka_helpers import LoggedRecord
 
 from services.contracts import envelope as env
+from services.devtools.broker import LocalBroker, free_port
 from services.runtime.auth import add_token
-from services.runtime.local_kafka import PROJECT_ROOT, LocalBroker, free_port
+from services.runtime.config import PROJECT_ROOT
 
 BAOTUAN = Path(sys.executable).parent / "baotuan"
 

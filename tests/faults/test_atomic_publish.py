@@ -18,8 +18,8 @@ from conftest import no_fold
 from fault_harness import own_broker
 
 from services.contracts.topics import LEDGER_ENTRIES
+from services.devtools.broker import LOG_CONFIG, LocalBroker, _java, ensure_jars
 from services.runtime.config import Settings
-from services.runtime.local_kafka import LOG_CONFIG, LocalBroker, _java, ensure_jars
 from services.runtime.service import EventService, NewEvent
 from services.runtime.store import ProjectionStore
 

@@ -35,7 +35,7 @@ from kafka_helpers import read_records
 
 from services.contracts.money import format_yuan, parse_yuan
 from services.contracts.topics import LEDGER_ENTRIES, RENTALS
-from services.runtime.local_kafka import LocalBroker
+from services.devtools.broker import LocalBroker
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(420)]
 

@@ -33,7 +33,7 @@ from kafka_helpers import read_records, verify_checkpoints
 
 from services.contracts.money import format_yuan, parse_yuan
 from services.contracts.topics import LEDGER_ENTRIES
-from services.runtime.local_kafka import LocalBroker
+from services.devtools.broker import LocalBroker
 from services.runtime.signing import default_key_path, read_private
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(300)]

@@ -23,10 +23,10 @@ from kafka_helpers import read_records, verify_checkpoints
 from services.cli import main as baotuan
 from services.contracts import anchoring
 from services.contracts.topics import CHECKPOINTS, LEDGER_ENTRIES
+from services.devtools.broker import LocalBroker
 from services.ledger.app import create_app
 from services.runtime.auth import add_token
 from services.runtime.config import Settings
-from services.runtime.local_kafka import LocalBroker
 from services.runtime.service import EventService
 from services.runtime.signing import default_key_path, next_key_path, retired_dir, rotate
 

@@ -14,9 +14,9 @@ from kafka_helpers import read_records
 from services.contracts import envelope as env
 from services.contracts.events import validate_envelope
 from services.contracts.topics import DEADLETTER, LEDGER_ENTRIES, TOPICS
+from services.devtools.broker import LocalBroker
 from services.runtime.config import Settings
 from services.runtime.kafka_io import ensure_topics
-from services.runtime.local_kafka import LocalBroker
 from services.runtime.service import EventService, NewEvent
 from services.runtime.store import ProjectionStore
 

@@ -26,10 +26,10 @@ from kafka_helpers import secured_broker
 from services.cli import main
 from services.contracts import envelope as env
 from services.contracts.topics import LEDGER_ENTRIES
+from services.devtools.broker import LocalBroker, create_acls, free_port
 from services.runtime.auth import add_token
 from services.runtime.config import Settings
 from services.runtime.kafka_io import EventProducer, OutRecord, ensure_topics
-from services.runtime.local_kafka import LocalBroker, create_acls, free_port
 from services.web.app import create_app
 from services.web.proxy import Upstreams
 
@@ -135,8 +135,8 @@ def test_topics_checks_the_topics_of_a_secured_broker_as_the_user_in_the_environ
 
 def test_the_launcher_uses_an_external_secured_broker_with_the_sasl_variables(
         secured: LocalBroker, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from services.launcher.cli import _log_size
-    from services.launcher.stack import guard_projections, open_broker
+    from services.devtools.launcher.cli import _log_size
+    from services.devtools.launcher.stack import guard_projections, open_broker
 
     use_kafka_user(monkeypatch, "auditor")
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", secured.bootstrap)

@@ -28,10 +28,11 @@ from services.contracts.topics import (
     LEDGER_INVESTMENTS,
     RENTALS,
     TOPICS,
+    standard_grants,
 )
+from services.devtools.broker import LocalBroker, broker_answers
 from services.runtime.config import Settings
 from services.runtime.kafka_io import BrokerUnavailable, EventProducer, OutRecord
-from services.runtime.local_kafka import LocalBroker, broker_answers, standard_grants
 from services.runtime.service import EventService, NewEvent
 from services.runtime.store import ProjectionStore
 

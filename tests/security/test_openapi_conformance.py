@@ -32,12 +32,12 @@ import requests
 from conftest import Server
 from flask import Flask
 
+from services.devtools.broker import LocalBroker, free_port
 from services.dividends.app import create_app as dividends_app
 from services.ledger.app import create_app as ledger_app
 from services.rentals.app import create_app as rentals_app
 from services.runtime.auth import add_token
 from services.runtime.config import Settings
-from services.runtime.local_kafka import LocalBroker, free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(900)]
 

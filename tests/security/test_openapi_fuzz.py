@@ -33,13 +33,13 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 
 from services.contracts.topics import DIVIDENDS, LEDGER_ENTRIES, LEDGER_INVESTMENTS, RENTALS
+from services.devtools.broker import LocalBroker, free_port
 from services.dividends.app import create_app as dividends_app
 from services.ledger.app import create_app as ledger_app
 from services.rentals.app import create_app as rentals_app
 from services.runtime.auth import add_token
-from services.runtime.config import Settings
+from services.runtime.config import PROJECT_ROOT, Settings
 from services.runtime.kafka_io import OffsetsClient
-from services.runtime.local_kafka import PROJECT_ROOT, LocalBroker, free_port
 from services.runtime.service import EventService
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(600)]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from services.runtime.auth import new_token
-from services.runtime.local_kafka import PROJECT_ROOT
+from services.runtime.config import PROJECT_ROOT
 
 PATTERNS = {
     "bearer token": re.compile(r"\bbt_[A-Za-z0-9_-]{43}\b"),

@@ -8,7 +8,8 @@ import yaml
 from click.testing import CliRunner
 
 from services.cli import main
-from services.runtime.local_kafka import KAFKA_VERSION, PROJECT_ROOT
+from services.devtools.broker import KAFKA_VERSION
+from services.runtime.config import PROJECT_ROOT
 
 DEPLOY = PROJECT_ROOT / "deploy"
 

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from conftest import load_example_subscriber
 
-from services.audit.replay import KafkaSource, Record, ReplayError
+from services.audit.sources.kafka import KafkaSource
+from services.audit.sources.records import Record, ReplayError
 from services.runtime.auth import add_token
 from services.runtime.config import Settings
 
@@ -45,7 +46,7 @@ def test_the_audit_and_export_commands_read_kafka_with_the_sasl_variables(
 
 def test_the_web_pages_excel_export_replays_kafka_with_the_settings_kafka_user(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import services.audit.replay
+    import services.audit.sources.kafka
     from services.web.app import create_app
     from services.web.proxy import Upstreams
 
@@ -59,7 +60,7 @@ def test_the_web_pages_excel_export_replays_kafka_with_the_settings_kafka_user(
         def records(self) -> Iterator[Record]:
             raise ReplayError("no broker in a unit test")
 
-    monkeypatch.setattr(services.audit.replay, "KafkaSource", RecordingSource)
+    monkeypatch.setattr(services.audit.sources.kafka, "KafkaSource", RecordingSource)
     settings = Settings(bootstrap_servers="broker:9092", data_dir=tmp_path / "data", tokens_file=tmp_path / "t.json",
                         kafka_username="auditor", kafka_password="pw-of-the-auditor",
                         kafka_sasl_mechanism="SCRAM-SHA-512", kafka_security_protocol="SASL_SSL")

@@ -1,7 +1,7 @@
 """The anchoring read from Kafka: the checkpoints topic first, then the records (in-process and through the
 reader process), the checkpoints exported into the archive, and a non-canonical value named.
 
-A signed synthetic log (services.audit.synthetic, a checkpoint every 8 records of a topic) is produced
+A signed synthetic log (services.devtools.synthetic, a checkpoint every 8 records of a topic) is produced
 onto a broker of the test's own, each record into the partition and at the offset the archive gives it.
 """
 
@@ -14,15 +14,15 @@ import pytest
 from click.testing import CliRunner
 from kafka import KafkaProducer
 
-from services.audit.anchors import load_trusted_keys
-from services.audit.checks import run_audit
+from services.audit.checks.anchors import load_trusted_keys
+from services.audit.checks.auditor import run_audit
 from services.audit.cli import export_command
-from services.audit.replay import KafkaSource
-from services.audit.synthetic import LogWriter, archive_line, small_scenario, synthetic_keys, write_public_keys
+from services.audit.sources.kafka import KafkaSource
 from services.contracts import envelope as env
 from services.contracts.topics import CHECKPOINTS, RECORD_TOPICS, RENTALS
+from services.devtools.broker import LocalBroker
+from services.devtools.synthetic import LogWriter, archive_line, small_scenario, synthetic_keys, write_public_keys
 from services.runtime.kafka_io import ensure_topics
-from services.runtime.local_kafka import LocalBroker
 
 pytestmark = pytest.mark.kafka
 

@@ -28,20 +28,20 @@ from forgery import renumber, reseal
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from services.audit.cli import audit_command, export_command
-from services.audit.synthetic import archive_line
 from services.contracts import envelope as env
 from services.contracts.money import format_yuan, parse_yuan
 from services.contracts.topics import DIVIDENDS, RENTALS
+from services.devtools.broker import LocalBroker, free_port
+from services.devtools.scenario.loader import ApiClient, Endpoints, import_scenario
+from services.devtools.scenario.schemas import read_scenario
+from services.devtools.synthetic import archive_line
 from services.dividends.app import create_app as dividends_app
 from services.ledger.app import create_app as ledger_app
 from services.rentals.app import create_app as rentals_app
 from services.runtime.auth import add_token
-from services.runtime.config import Settings
+from services.runtime.config import PROJECT_ROOT, Settings
 from services.runtime.kafka_io import end_offsets
-from services.runtime.local_kafka import PROJECT_ROOT, LocalBroker, free_port
 from services.runtime.service import EventService
-from services.scenario.loader import ApiClient, Endpoints, import_scenario
-from services.scenario.schemas import read_scenario
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -243,7 +243,7 @@ def test_hledger_and_bean_check_accept_the_books_and_agree_with_the_ledger_servi
     beans = world.root / "beancount"
     done = runner.invoke(export_command, ["--format", "beancount", "--bootstrap", world.bootstrap, "-o", str(beans)])
     assert done.exit_code == 0, done.output
-    from services.audit.export import hledger_account
+    from services.audit.exports.journals import hledger_account
 
     for village in world.villages:
         balance = subprocess.run([HLEDGER, "-f", str(books / f"{village}.journal"), "balance", "--flat", "-E",
@@ -281,8 +281,8 @@ def test_the_workbook_and_csv_export_from_kafka_hold_every_village(world: World)
 
 
 def test_a_reader_process_gives_the_same_replay_as_reading_in_process(world: World) -> None:
-    from services.audit.checks import run_audit
-    from services.audit.replay import KafkaSource
+    from services.audit.checks.auditor import run_audit
+    from services.audit.sources.kafka import KafkaSource
 
     alone = run_audit(KafkaSource(world.bootstrap, pipeline=False))
     piped = run_audit(KafkaSource(world.bootstrap, pipeline=True))
@@ -306,9 +306,9 @@ def test_the_signed_archive_verifies_with_the_pinned_keys_and_every_resealed_for
         world: World, archive: Path) -> None:
     """Issue 14, done when: `baotuan keys export`, `baotuan export --format jsonl`, `baotuan audit --archive
     --trusted-keys` passes on the services' own log, and each re-sealed forgery of it names the stream."""
-    from services.audit.synthetic import archive_line
     from services.cli import main as baotuan
     from services.contracts.topics import CHECKPOINTS, LEDGER_ENTRIES
+    from services.devtools.synthetic import archive_line
 
     runner = CliRunner()
     keys = world.root / "pinned"

@@ -26,12 +26,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from services.audit.cli import audit_command
+from services.devtools.broker import LocalBroker, free_port
 from services.dividends.app import create_app as dividends_app
 from services.ledger.app import create_app as ledger_app
 from services.rentals.app import create_app as rentals_app
 from services.runtime.auth import add_token
 from services.runtime.config import Settings
-from services.runtime.local_kafka import LocalBroker, free_port
 from services.runtime.service import EventService
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]

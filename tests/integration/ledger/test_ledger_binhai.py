@@ -15,8 +15,7 @@ from flask.testing import FlaskClient
 
 from services.contracts.money import format_yuan, parse_mu, parse_yuan, valuation_fen
 from services.ledger.app import create_app
-from services.runtime.config import Settings
-from services.runtime.local_kafka import PROJECT_ROOT
+from services.runtime.config import PROJECT_ROOT, Settings
 
 pytestmark = pytest.mark.kafka
 

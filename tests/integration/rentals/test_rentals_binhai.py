@@ -18,8 +18,7 @@ from flask.testing import FlaskClient
 from services.contracts.money import format_yuan, parse_yuan
 from services.contracts.topics import LEDGER_INVESTMENTS
 from services.rentals.app import create_app
-from services.runtime.config import Settings
-from services.runtime.local_kafka import PROJECT_ROOT
+from services.runtime.config import PROJECT_ROOT, Settings
 from services.runtime.service import EventService, NewEvent
 from services.runtime.store import ProjectionStore
 

@@ -1,6 +1,6 @@
 """Forgeries that re-seal the hash chains, caught by the signed checkpoints, receipts and canonical bytes (issue 14).
 
-The archive is a signed log of services.audit.synthetic: every writer signs a checkpoint of each
+The archive is a signed log of services.devtools.synthetic: every writer signs a checkpoint of each
 of its topics every 8 records, and once more at the end, with the keys of ``synthetic_keys()``;
 the auditor pins their public keys as ``baotuan keys export`` writes them. Each forgery re-seals
 what it changes as a forger who knows the hash rule would (every later seq, prev_hash and hash of
@@ -20,15 +20,16 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from forgery import renumber, reseal
 
-from services.audit.anchors import KeyDirError, load_trusted_keys
-from services.audit.checks import AuditResult, run_audit
+from services.audit.checks.anchors import KeyDirError, load_trusted_keys
+from services.audit.checks.auditor import AuditResult, run_audit
+from services.audit.checks.findings import Finding
 from services.audit.cli import audit_command
-from services.audit.findings import Finding
-from services.audit.replay import ArchiveSource, parse_offsets
-from services.audit.synthetic import LogWriter, archive_line, small_scenario, synthetic_keys, write_public_keys
+from services.audit.sources.archive import ArchiveSource
+from services.audit.sources.records import parse_offsets
 from services.contracts import anchoring
 from services.contracts.money import format_yuan, parse_yuan
 from services.contracts.topics import CHECKPOINTS, LEDGER_ENTRIES, RECORD_TOPICS, RENTALS, owner_of
+from services.devtools.synthetic import LogWriter, archive_line, small_scenario, synthetic_keys, write_public_keys
 
 Row = dict[str, Any]
 PARK = "binhai-park"

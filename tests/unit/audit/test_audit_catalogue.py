@@ -14,11 +14,11 @@ from click.testing import CliRunner
 
 from services.audit import catalogue
 from services.audit.cli import catalogue_command
-from services.audit.synthetic import LogWriter, small_scenario, synthetic_keys
 from services.contracts import envelope as env
 from services.contracts.events import SCHEMAS, validate_data
 from services.contracts.topics import TOPICS
-from services.runtime.local_kafka import PROJECT_ROOT
+from services.devtools.synthetic import LogWriter, small_scenario, synthetic_keys
+from services.runtime.config import PROJECT_ROOT
 
 SHIPPED = PROJECT_ROOT / "docs" / "catalogue"
 

@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 
-from services.audit.checks import AuditResult, run_audit
-from services.audit.findings import Finding
-from services.audit.replay import ArchiveSource, parse_offsets
-from services.audit.synthetic import LogWriter, archive_line, small_scenario
+from services.audit.checks.auditor import AuditResult, run_audit
+from services.audit.checks.findings import Finding
+from services.audit.sources.archive import ArchiveSource
+from services.audit.sources.records import parse_offsets
 from services.contracts import envelope as env
 from services.contracts.topics import DIVIDENDS, LEDGER_ENTRIES, LEDGER_INVESTMENTS, RENTALS
+from services.devtools.synthetic import LogWriter, archive_line, small_scenario
 
 P = "binhai-park"
 V1, V2 = "jinqing-lianmeng", "jinqing-xinqiao"
@@ -294,7 +295,7 @@ def test_stop_offsets_are_read_as_topic_partition_offset(text: str, expected: di
 
 @pytest.mark.parametrize("text", ["rentals", f"{RENTALS}:x:1", f"{RENTALS}:0:-1", ":0:1"])
 def test_malformed_stop_offsets_are_refused(text: str) -> None:
-    from services.audit.replay import ReplayError
+    from services.audit.sources.records import ReplayError
 
     with pytest.raises(ReplayError):
         parse_offsets(text)

@@ -15,13 +15,14 @@ import pytest
 from click.testing import CliRunner
 from openpyxl import load_workbook
 
-from services.audit.books import Books
-from services.audit.checks import AuditResult, run_audit
+from services.audit.checks.auditor import AuditResult, run_audit
+from services.audit.checks.books import Books
 from services.audit.cli import export_command
-from services.audit.export import beancount_account, hledger_account, write_books, write_csv, write_xlsx
-from services.audit.replay import ArchiveSource
-from services.audit.synthetic import LogWriter, small_scenario
+from services.audit.exports.journals import beancount_account, hledger_account, write_books
+from services.audit.exports.tables import write_csv, write_xlsx
+from services.audit.sources.archive import ArchiveSource
 from services.contracts.money import format_yuan, parse_yuan
+from services.devtools.synthetic import LogWriter, small_scenario
 
 HLEDGER = shutil.which("hledger")
 BEAN_CHECK = Path(sys.executable).parent / "bean-check"

@@ -11,10 +11,10 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from services.audit.checks import AuditResult, run_audit
-from services.audit.replay import ArchiveSource
-from services.audit.synthetic import LogWriter
+from services.audit.checks.auditor import AuditResult, run_audit
+from services.audit.sources.archive import ArchiveSource
 from services.contracts.topics import LEDGER_INVESTMENTS, RENTALS
+from services.devtools.synthetic import LogWriter
 from services.dividends.domain import Policy
 from services.dividends.inputs import allocation_event_data, compute_from_log, declared_event_data
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from services.audit.reader import read_in_another_process
-from services.audit.replay import KafkaSource, ReplayError
-from services.runtime.local_kafka import free_port
+from services.audit.sources.kafka import KafkaSource
+from services.audit.sources.reader import read_in_another_process
+from services.audit.sources.records import ReplayError
+from services.devtools.broker import free_port
 
 
 def test_a_reader_that_cannot_reach_the_broker_fails_the_replay_with_the_reason() -> None:
@@ -25,11 +26,12 @@ def test_the_reader_decodes_and_checks_each_envelope_hash_and_the_audit_uses_its
     import copy
     import marshal
 
-    from services.audit.checks import Auditor
-    from services.audit.reader import Prepared, prepare
-    from services.audit.replay import Record, _kafka_record
-    from services.audit.synthetic import small_scenario
+    from services.audit.checks.auditor import Auditor
+    from services.audit.sources.kafka import _kafka_record
+    from services.audit.sources.reader import Prepared, prepare
+    from services.audit.sources.records import Record
     from services.contracts import envelope as env
+    from services.devtools.synthetic import small_scenario
 
     rows = small_scenario(villages=2, months=2).rows
     good = [env.encode(row["event"]) for row in rows]

@@ -1,6 +1,6 @@
 """Tamper drills: take an exported archive, change it the way a forger would, and the audit names it.
 
-The archive is written by services.audit.synthetic (sealed as the runtime seals, derived
+The archive is written by services.devtools.synthetic (sealed as the runtime seals, derived
 entries as the ledger posts them, distributions by the dividends rule), so the untouched
 file passes every check and each change is the only thing wrong with it.
 """
@@ -15,13 +15,13 @@ import pytest
 from click.testing import CliRunner
 from forgery import reseal
 
-from services.audit.checks import AuditResult, run_audit
+from services.audit.checks.auditor import AuditResult, run_audit
+from services.audit.checks.findings import Finding
 from services.audit.cli import audit_command
-from services.audit.findings import Finding
-from services.audit.replay import ArchiveSource
-from services.audit.synthetic import archive_line, small_scenario
+from services.audit.sources.archive import ArchiveSource
 from services.contracts.money import format_yuan, parse_yuan
 from services.contracts.topics import DIVIDENDS, RENTALS
+from services.devtools.synthetic import archive_line, small_scenario
 
 Row = dict[str, Any]
 

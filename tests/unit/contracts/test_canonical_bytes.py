@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from services.audit.synthetic import small_scenario
 from services.contracts import envelope as env
 from services.contracts.envelope import EnvelopeError, noncanonical_reason, parse_json_strict
 from services.contracts.validation import decode_value, inspect_value, read_envelope
+from services.devtools.synthetic import small_scenario
 
 
 @pytest.fixture(scope="module")

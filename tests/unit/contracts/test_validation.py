@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from services.audit.synthetic import LogWriter, small_scenario, synthetic_keys
 from services.contracts import envelope as env
 from services.contracts.envelope import EnvelopeError
 from services.contracts.events import SCHEMAS, read_event, validate_data, validate_envelope
 from services.contracts.validation import EnvelopeValidator, content_hash, decode_value, read_envelope
+from services.devtools.synthetic import LogWriter, small_scenario, synthetic_keys
 
 EXTRA_SAMPLES: dict[str, dict[str, Any]] = {
     "CollectiveRegistered": {"collective_id": "jinqing-lianmeng", "name": "联盟村", "town": "金清镇",

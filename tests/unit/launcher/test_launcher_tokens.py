@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from services.launcher.tokens import demo_principals, demo_token, ensure_demo_tokens
+from services.devtools.scenario.schemas import read_scenario
+from services.devtools.scenario.tokens import demo_principals, demo_token, ensure_demo_tokens
 from services.runtime.auth import TokenRegistry
-from services.runtime.local_kafka import PROJECT_ROOT
-from services.scenario.schemas import read_scenario
+from services.runtime.config import PROJECT_ROOT
 
 BINHAI = PROJECT_ROOT / "data" / "binhai_scenario.json"
 

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from services.runtime.local_kafka import PROJECT_ROOT
-from services.scenario.loader import DeclaredDistribution, ImportResult, as_json, capital_at, plan, record_key
-from services.scenario.schemas import SECTIONS, ScenarioError, read_scenario, validate_scenario
-from services.scenario.table import PayoutView, grouped, payout_table
+from services.devtools.scenario.loader import DeclaredDistribution, ImportResult, as_json, capital_at, plan, record_key
+from services.devtools.scenario.schemas import SECTIONS, ScenarioError, read_scenario, validate_scenario
+from services.devtools.scenario.table import PayoutView, grouped, payout_table
+from services.runtime.config import PROJECT_ROOT
 
 BINHAI = PROJECT_ROOT / "data" / "binhai_scenario.json"
 

@@ -23,7 +23,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from services.contracts.topics import TOPICS
-from services.launcher.stack import (
+from services.devtools.broker import BrokerError
+from services.devtools.launcher.stack import (
     SERVICES,
     Broker,
     ServiceProcess,
@@ -35,13 +36,13 @@ from services.launcher.stack import (
     start_services,
     stop_services,
 )
-from services.launcher.tokens import data_dir as default_data_dir
-from services.launcher.tokens import demo_principals, demo_token, ensure_demo_tokens
+from services.devtools.scenario.cli import EXIT_BAD_FILE, EXIT_REFUSED, after_refusal, console_for, load_and_report
+from services.devtools.scenario.loader import ApiClient, Endpoints, LoadError
+from services.devtools.scenario.schemas import Scenario, ScenarioError, read_scenario
+from services.devtools.scenario.tokens import data_dir as default_data_dir
+from services.devtools.scenario.tokens import demo_principals, demo_token, ensure_demo_tokens
+from services.runtime.config import PROJECT_ROOT
 from services.runtime.kafka_io import BrokerUnavailable, end_offsets, ensure_topics
-from services.runtime.local_kafka import PROJECT_ROOT, BrokerError
-from services.scenario.cli import EXIT_BAD_FILE, EXIT_REFUSED, after_refusal, console_for, load_and_report
-from services.scenario.loader import ApiClient, Endpoints, LoadError
-from services.scenario.schemas import Scenario, ScenarioError, read_scenario
 
 DEFAULT_SCENARIO = PROJECT_ROOT / "data" / "binhai_scenario.json"
 

@@ -33,8 +33,8 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from kafka.partitioner.default import murmur2
 
-from services.audit.input_rows import KIND_CODE, InputLog
-from services.audit.replay import archive_head
+from services.audit.checks.input_rows import KIND_CODE, InputLog
+from services.audit.sources.archive import archive_head
 from services.contracts import anchoring
 from services.contracts import envelope as env
 from services.contracts.events import WRITERS, latest_version

@@ -4,12 +4,13 @@ No Docker and no tarball: ``deploy/kafka/pom.xml`` names the broker's artifacts,
 them into ``.cache/kafka-<version>/lib`` (only when missing), and this module formats a data
 directory and starts ``kafka.Kafka`` with a generated ``server.properties``. ``make kafka-up``
 uses it for a durable broker (data in ``var/kafka``), the test suite for a throwaway one on
-free ports.
+free ports. A development tool (``services.devtools``): production code never imports it.
 
 With ``sasl_users`` the broker runs as production should (DESIGN §8): clients authenticate
 with SASL/SCRAM-SHA-256, the StandardAuthorizer denies whatever no ACL allows, and
-:func:`grant_acls` gives each service write access to its own topics only and the auditor
-read access only.
+:func:`grant_acls` creates the grants of the topics table
+(:func:`services.contracts.topics.standard_grants`): each service writes its own topics only,
+the auditor only reads.
 """
 
 from __future__ import annotations
@@ -27,10 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from services.contracts.topics import CHECKPOINTS, DEADLETTER, DIVIDENDS, LEDGER_INVESTMENTS, RENTALS, TOPICS
+from services.contracts.topics import TOPIC_PREFIX, TopicGrant, standard_grants
+from services.runtime.config import PROJECT_ROOT
 
 KAFKA_VERSION = "4.1.1"
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 POM = PROJECT_ROOT / "deploy" / "kafka" / "pom.xml"
 LOG_CONFIG = PROJECT_ROOT / "deploy" / "kafka" / "log4j2.yaml"
 CACHE_DIR = PROJECT_ROOT / ".cache" / f"kafka-{KAFKA_VERSION}"
@@ -44,38 +45,6 @@ ADMIN_USER = "admin"
 
 class BrokerError(RuntimeError):
     """The local broker could not be fetched, formatted or started."""
-
-
-#: The topics each service consumes besides its own (DESIGN §2; rentals reads the declared distributions
-#: to tell a late payment or expense, §6 step 1).
-SERVICE_READS: dict[str, tuple[str, ...]] = {
-    "ledger": (DIVIDENDS,),
-    "rentals": (LEDGER_INVESTMENTS, DIVIDENDS),
-    "dividends": (LEDGER_INVESTMENTS, RENTALS),
-}
-#: Every baotuan topic starts with this; principals may DESCRIBE them all (to find they exist).
-TOPIC_PREFIX = "baotuan."
-
-
-@dataclass(frozen=True)
-class TopicGrant:
-    """What one Kafka principal may do with baotuan's topics; anything else is denied."""
-
-    read: tuple[str, ...]
-    write: tuple[str, ...]
-
-
-def standard_grants() -> dict[str, TopicGrant]:
-    """DESIGN §8 as ACLs: a service writes only its own topics (and dead letters); the auditor only reads."""
-    grants = {}
-    for service, reads in SERVICE_READS.items():
-        owned = tuple(t.name for t in TOPICS.values() if t.owner == service)
-        # Every writer signs checkpoints of its own topics on the shared checkpoints topic (and reads it back
-        # for its own chain there). ACLs are per topic: the signature, checked by the audit with the
-        # writer's pinned key, is what keeps one service from vouching for another's topic.
-        grants[service] = TopicGrant(read=(*owned, CHECKPOINTS, *reads), write=(*owned, CHECKPOINTS, DEADLETTER))
-    grants["auditor"] = TopicGrant(read=tuple(TOPICS), write=())
-    return grants
 
 
 def grant_acls(bootstrap: str, grants: Mapping[str, TopicGrant], timeout_s: float = 30.0,

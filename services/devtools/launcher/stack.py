@@ -20,10 +20,11 @@ from typing import Any
 
 import requests
 
-from services.runtime.config import Settings
-from services.runtime.local_kafka import PROJECT_ROOT, LocalBroker, broker_answers, durable_broker
+from services.contracts.topics import WRITERS
+from services.devtools.broker import LocalBroker, broker_answers, durable_broker
+from services.runtime.config import PROJECT_ROOT, Settings
 
-SERVICES = ("ledger", "rentals", "dividends")
+SERVICES = WRITERS
 PROJECTION_FILES = tuple(f"{svc}.sqlite" for svc in SERVICES)
 
 

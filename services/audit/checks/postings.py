@@ -20,9 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.audit.books import BookEntry, BookLine, Books
-from services.audit.findings import Where
-from services.audit.payouts import Payouts
+from services.audit.checks.books import BookEntry, BookLine, Books
+from services.audit.checks.findings import Where
+from services.audit.checks.payouts import Payouts
 from services.contracts.money import format_yuan
 from services.ledger.domain import LedgerError, automatic_entry_lines, derived_entry_id, local_date
 

@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from services.scenario.loader import (
+from services.devtools.scenario.loader import (
     DEFAULT_URLS,
     ApiClient,
     Call,
@@ -33,8 +33,8 @@ from services.scenario.loader import (
     payout_views,
     plan,
 )
-from services.scenario.schemas import Scenario, ScenarioError, read_scenario
-from services.scenario.table import print_payout_tables
+from services.devtools.scenario.schemas import Scenario, ScenarioError, read_scenario
+from services.devtools.scenario.table import print_payout_tables
 
 EXIT_REFUSED = 1
 EXIT_BAD_FILE = 2
@@ -71,7 +71,7 @@ def run_import(scenario: Scenario, client: ApiClient, *, show_progress: bool, er
 def resolve_token(token: str | None) -> str:
     if token:
         return token
-    from services.launcher.tokens import demo_token, demo_tokens_file
+    from services.devtools.scenario.tokens import demo_token, demo_tokens_file
 
     found = demo_token("admin")
     if found is None:
@@ -159,8 +159,8 @@ def status_command(ledger_url: str, rentals_url: str, dividends_url: str, json_o
     urls = {"ledger": ledger_url, "rentals": rentals_url, "dividends": dividends_url}
     healths = {name: health_of(url) for name, url in urls.items()}
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
+    from services.devtools.broker import broker_answers
     from services.runtime.config import Settings
-    from services.runtime.local_kafka import broker_answers
 
     # With BAOTUAN_KAFKA_SASL_* set, the broker is asked as that user (as the services log in).
     broker_up = broker_answers(bootstrap, **Settings.from_env().kafka_client_config())

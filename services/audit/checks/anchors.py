@@ -42,8 +42,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from services.audit.findings import Findings, Where
-from services.audit.replay import Record
+from services.audit.checks.findings import Findings, Where
+from services.audit.sources.records import Record
 from services.contracts import anchoring
 from services.contracts.envelope import canonical_json, parse_json_strict
 from services.contracts.events import WRITERS

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.audit.findings import Where
+from services.audit.checks.findings import Where
 from services.contracts.events import ORIGIN_KINDS
 from services.contracts.money import format_yuan, parse_yuan
 from services.contracts.topics import LEDGER_ENTRIES

@@ -14,8 +14,8 @@ from typing import Any
 
 import requests
 
-from services.audit.books import Books
-from services.audit.findings import Findings
+from services.audit.checks.books import Books
+from services.audit.checks.findings import Findings
 from services.contracts.money import MoneyError, format_yuan, parse_yuan
 
 

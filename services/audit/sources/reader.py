@@ -1,4 +1,4 @@
-"""The Kafka reader process of a long audit: ``python -m services.audit.reader`` (started by KafkaSource).
+"""The Kafka reader process of a long audit: ``python -m services.audit.sources.reader`` (started by KafkaSource).
 
 kafka-python parses every record in Python. In a reader process of its own, that work
 overlaps with the checks the audit runs, on two cores. The reader also decodes each value
@@ -29,7 +29,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from services.audit.replay import Plan, RawRecord, ReplayError, _consumer, _read, inspect_record_value
+from services.audit.sources.fetch import Plan, RawRecord, inspect_record_value, open_consumer, read_batches
+from services.audit.sources.records import ReplayError
 
 _FRAME = struct.Struct(">I")
 
@@ -78,9 +79,9 @@ def main() -> int:
     try:
         request = json.loads(sys.stdin.buffer.read())
         plan: Plan = [tuple(item) for item in request["plan"]]
-        consumer = _consumer(request["config"], request["config"]["bootstrap_servers"])
+        consumer = open_consumer(request["config"], request["config"]["bootstrap_servers"])
         try:
-            for batch in _read(consumer, plan, float(request["idle_timeout_s"])):
+            for batch in read_batches(consumer, plan, float(request["idle_timeout_s"])):
                 _put(frames, marshal.dumps([prepare(record) for record in batch]), writer)
         finally:
             consumer.close()
@@ -98,9 +99,9 @@ def main() -> int:
 def read_in_another_process(config: dict[str, Any], plan: Plan, idle_timeout_s: float) -> Iterator[list[Prepared]]:
     """The batches of ``plan``, fetched (and prepared) by a reader process."""
     env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[2])
+    root = str(Path(__file__).resolve().parents[3])
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-    reader = subprocess.Popen([sys.executable, "-m", "services.audit.reader"], stdin=subprocess.PIPE,
+    reader = subprocess.Popen([sys.executable, "-m", "services.audit.sources.reader"], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, env=env)
     assert reader.stdin is not None and reader.stdout is not None
     try:

@@ -20,8 +20,8 @@ from typing import Any
 import requests
 
 from services.contracts.money import parse_mu, parse_yuan, valuation_fen
-from services.scenario.schemas import Scenario
-from services.scenario.table import PayoutView
+from services.devtools.scenario.schemas import Scenario
+from services.devtools.scenario.table import PayoutView
 
 DEFAULT_URLS = {"ledger": "http://127.0.0.1:8001", "rentals": "http://127.0.0.1:8002",
                 "dividends": "http://127.0.0.1:8003"}

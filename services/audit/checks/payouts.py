@@ -23,8 +23,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from services.audit.findings import Where
-from services.audit.input_rows import InputLog
+from services.audit.checks.findings import Where
+from services.audit.checks.input_rows import InputLog
 from services.contracts.money import MoneyError, format_yuan, parse_rate, parse_yuan
 from services.dividends.domain import DistributionResult, DistributionRuleError
 from services.dividends.inputs import EarlierDistribution, late_item_data, recompute_declared

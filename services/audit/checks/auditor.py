@@ -19,7 +19,7 @@ A record failing ``schema``, ``canonical`` or its own hash is not folded any fur
 services' consumers dead-letter such records, so they are not part of anybody's state.
 
 The signed checkpoints (``baotuan.checkpoints.v1``) are fed first, through the same record
-checks, to :class:`services.audit.anchors.Anchors`; then every record of the record topics
+checks, to :class:`services.audit.checks.anchors.Anchors`; then every record of the record topics
 goes to it too, which compares the streams' heads with the checkpoints (``checkpoint``,
 ``anchored`` and ``receipt`` checks).
 """
@@ -34,13 +34,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from services.audit.anchors import Anchors, TrustedKeys, placement_problem, read_receipts
-from services.audit.books import Books
-from services.audit.findings import Findings, Where
-from services.audit.input_rows import KIND_CODE
-from services.audit.payouts import Payouts
-from services.audit.postings import Postings
-from services.audit.replay import Record, ReplayError, Source
+from services.audit.checks.anchors import Anchors, TrustedKeys, placement_problem, read_receipts
+from services.audit.checks.books import Books
+from services.audit.checks.findings import Findings, Where
+from services.audit.checks.input_rows import KIND_CODE
+from services.audit.checks.payouts import Payouts
+from services.audit.checks.postings import Postings
+from services.audit.sources.records import Record, ReplayError, Source
 from services.contracts.envelope import GENESIS_HASH
 from services.contracts.money import MoneyError, format_yuan, parse_mu, parse_yuan, valuation_fen
 from services.contracts.topics import CHECKPOINTS, DIVIDENDS, LEDGER_ENTRIES, LEDGER_INVESTMENTS, RENTALS, TOPICS

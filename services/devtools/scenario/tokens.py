@@ -1,4 +1,7 @@
-"""Demo bearer tokens for a local run: one per role, so a person can try the API at once.
+"""Demo bearer tokens for a local run: one per role of a scenario, so a person can try the API at once.
+
+``baotuan run`` issues them (for the scenario it loads); ``baotuan load`` and ``baotuan status``
+use the admin's when no token is given.
 
 The services only ever see the SHA-256 of a token (``var/tokens.json``). The plaintext
 tokens of the demo principals are kept in ``var/demo-tokens.json`` (mode 0600, under the
@@ -13,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from services.devtools.scenario.schemas import Scenario
 from services.runtime.auth import add_token, hash_token
-from services.runtime.local_kafka import PROJECT_ROOT
-from services.scenario.schemas import Scenario
+from services.runtime.config import PROJECT_ROOT
 
 
 def data_dir() -> Path:

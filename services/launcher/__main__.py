@@ -1,6 +1,0 @@
-"""``python -m services.launcher``: the same as ``baotuan run``."""
-
-from services.launcher.cli import run_command
-
-if __name__ == "__main__":  # pragma: no cover
-    run_command(prog_name="baotuan run")

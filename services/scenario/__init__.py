@@ -1,1 +1,0 @@
-"""Importing scenario files through the public APIs (`baotuan load`), and `baotuan status`."""
