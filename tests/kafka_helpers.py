@@ -60,7 +60,7 @@ def read_records(bootstrap: str, topics: str | Sequence[str], *, key: str | byte
     names = [topics] if isinstance(topics, str) else list(topics)
     wanted = key.encode() if isinstance(key, str) else key
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                             max_poll_records=5000, **config)
+                             isolation_level="read_committed", max_poll_records=5000, **config)
     try:
         parts = [TopicPartition(t, p) for t in names for p in sorted(consumer.partitions_for_topic(t) or [])]
         consumer.assign(parts)

@@ -216,12 +216,12 @@ def export_command(fmt: str, collective: str | None, output: Path | None, archiv
 def _export_archive(source: Source, output: Path | None) -> None:
     try:
         if output is None or str(output) == "-":
-            count = write_archive(source.records(), sys.stdout.buffer)
+            count = write_archive(source, sys.stdout.buffer)
             sys.stdout.buffer.flush()
         else:
             output.parent.mkdir(parents=True, exist_ok=True)
             with output.open("wb") as handle:
-                count = write_archive(source.records(), handle)
+                count = write_archive(source, handle)
             click.echo(f"wrote {count} records to {output}", err=True)
     except ReplayError as exc:
         click.echo(f"baotuan: {exc}{_security_hint(source, exc)}", err=True)

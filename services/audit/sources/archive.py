@@ -86,6 +86,23 @@ class ArchiveSource:
                     continue
                 yield record
 
+    def _skip(self, row: dict[str, Any], number: int) -> Record | None:
+        """A ``skip`` line: offsets without a record (transaction markers, aborted records)."""
+        topic, partition, span = row.get("topic"), row.get("partition"), row.get("skip")
+        if not (isinstance(topic, str) and type(partition) is int and isinstance(span, list) and len(span) == 2
+                and all(type(n) is int for n in span) and 0 <= span[0] < span[1] and set(row) == {
+                    "topic", "partition", "skip"}):
+            return Record(str(topic or ""), -1, -1, None, None, None,
+                          f"line {number} is not a valid skip line (topic, partition, skip: [first, end])", line=number)
+        if topic not in self.topics and topic != CHECKPOINTS:
+            return None
+        position = (topic, partition)
+        if position in self._cut or span[0] >= self.stop.get(position, span[0] + 1):
+            return None
+        end = min(span[1], self.stop.get(position, span[1]))
+        self._next[position] = max(self._next.get(position, 0), end)
+        return Record(topic, partition, span[0], None, None, None, line=number, skip_to=end)
+
     def _parse(self, line: bytes, number: int, *, checkpoints: bool = False) -> Record | None:
         """One line as a Record (None: not to be audited here). ``checkpoints``: the pre-scan, which takes
         only well-formed lines of the checkpoints topic (the main pass reports the others)."""
@@ -102,6 +119,8 @@ class ArchiveSource:
             return None if checkpoints else Record("", -1, -1, None, None, None, f"line {number} is not a JSON object",
                                                    line=number)
         topic, partition, offset = row.get("topic"), row.get("partition"), row.get("offset")
+        if "skip" in row and not checkpoints:
+            return self._skip(row, number)
         if not isinstance(topic, str) or type(partition) is not int or type(offset) is not int:
             return None if checkpoints else Record(str(topic or ""), -1, -1, None, None, None,
                                                    f"line {number} lacks topic, partition or offset", line=number)

@@ -107,6 +107,12 @@ class KafkaSource:
         config.update(self.kafka_config)
         return config
 
+    def _reached_the_end(self, plan: Plan) -> None:
+        """Every partition was read to its end offset (read_committed: past the last transaction's marker,
+        which holds no record): that is where the replay stopped."""
+        for topic, partition, _, end in plan:
+            self._next[(topic, partition)] = max(self._next.get((topic, partition), 0), end)
+
     def records(self) -> Iterator[Record]:
         self._probe()
         consumer = open_consumer(self.config(), self.bootstrap)
@@ -129,12 +135,14 @@ class KafkaSource:
                         self._next[(topic, partition)] = offset + 1
                         yield Record(topic, partition, offset, timestamp, _key(key), envelope, problem, raw=value,
                                      intact=intact, noncanonical=noncanonical)
+                self._reached_the_end(plan)
                 return
             for batch in read_batches(consumer, plan, self.idle_timeout_s):
                 for topic, partition, offset, timestamp, key, value in batch:
                     self._done += 1
                     self._next[(topic, partition)] = offset + 1
                     yield _kafka_record(topic, partition, offset, timestamp, key, value)
+            self._reached_the_end(plan)
         finally:
             consumer.close()
 

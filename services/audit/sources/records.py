@@ -39,6 +39,9 @@ class Record:
     intact: bool | None = None
     #: None when the value is exactly the canonical encoding of ``envelope``; else what differs.
     noncanonical: str | None = None
+    #: Not a record but a run of offsets without one: ``offset`` up to (not including) ``skip_to`` hold only
+    #: transaction markers or aborted records (an archive says so in a ``skip`` line, DESIGN §4).
+    skip_to: int | None = None
 
 
 class Source(Protocol):
