@@ -28,7 +28,7 @@ from services.contracts import fields as wire
 from services.contracts import money
 from services.contracts.envelope import ENVELOPE_FIELDS
 from services.contracts.events import SCHEMAS, WRITERS
-from services.contracts.topics import CHECKPOINTS, TOPICS, Topic
+from services.contracts.topics import CHECKPOINTS, TOPICS, topic_of
 
 JSON_SCHEMA = "https://json-schema.org/draft/2020-12/schema"
 
@@ -269,13 +269,6 @@ def object_schema(schema_cls: type[Schema], unknown: Unknown = None, *,
     return out
 
 
-def topic_of_type(event_type: str) -> Topic:
-    for topic in TOPICS.values():
-        if event_type in topic.event_types:
-            return topic
-    raise KeyError(event_type)
-
-
 def _envelope_properties(data: dict[str, Any]) -> dict[str, Any]:
     properties = {
         "event_id": {"type": "string", "pattern": _ecma(wire.UUID_RE.pattern),
@@ -306,7 +299,7 @@ def envelope_schema(event_type: str | None = None, version: int | None = None) -
     data: dict[str, Any] = {"type": "object", "description": "the event's payload"}
     properties = _envelope_properties(data)
     if event_type is not None and version is not None:
-        topic = topic_of_type(event_type)
+        topic = TOPICS[topic_of(event_type)]
         properties["data"] = {**object_schema(SCHEMAS[(event_type, version)], EXCLUDE),
                               "description": EVENT_DESCRIPTIONS[event_type]}
         properties["type"] = {"const": event_type}

@@ -89,7 +89,7 @@ def schema_valid(envelope: Any, *, strict: bool = False) -> bool:
         return False
     try:
         return bool(validator.is_valid(envelope))
-    except ValueError:  # what Rust cannot hold: a lone surrogate, a key that is not a str
+    except Exception:  # what it cannot read (a lone surrogate, a key that is not a str): marshmallow decides
         return False
 
 
@@ -197,10 +197,10 @@ class FastLoader:
     marshmallow would hand it on as it is (with the defaults of absent fields), so that is the answer;
     otherwise marshmallow itself loads it, returns or raises its ValidationError naming the field.
 
-    The compiled schema takes only what marshmallow hands on unchanged (an :class:`~fields.Amount` in its
-    canonical form: "0001.00" goes to marshmallow, which writes it "1.00"). A schema whose loading does
-    more than that (renamed keys, nested defaults, fields JSON Schema cannot say) is always loaded by
-    marshmallow (``compiled`` is False).
+    The compiled schema takes only what marshmallow hands on unchanged (an ``Amount`` in its canonical
+    form: "0001.00" goes to marshmallow, which writes it "1.00"). A schema whose loading does more than
+    that (renamed keys, nested defaults, fields JSON Schema cannot say) is always loaded by marshmallow
+    (``compiled`` is False). On the fast path the top-level dict is new, the values in it are ``data``'s own.
     """
 
     def __init__(self, schema_cls: type[Schema], *, unknown: Literal["exclude", "raise"] = "raise") -> None:
@@ -230,7 +230,7 @@ class FastLoader:
         try:
             if not self._validator.is_valid(data):
                 return None
-        except ValueError:  # a lone surrogate, a key that is not a str
+        except Exception:  # what it cannot read (a lone surrogate, a key that is not a str): marshmallow loads
             return None
         out = {name: data[name] for name in self._known if name in data} if self._exclude else dict(data)
         for name, default in self._defaults.items():
