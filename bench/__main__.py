@@ -1,4 +1,4 @@
-"""``python -m bench`` (``make bench``): run the six benchmarks and write docs/benchmarks.md.
+"""``python -m bench`` (``make bench``): run the seven benchmarks and write docs/benchmarks.md.
 
     python -m bench                  # the full run: 1,000,000 events, 15 s per HTTP phase
     python -m bench --quick          # a smoke run: 50,000 events, 5 s phases (writes var/bench/)
@@ -22,14 +22,14 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import distribution, download, latency, peer, posting, replay
+from bench import codec, distribution, download, latency, peer, posting, replay
 from bench.harness import Context, LedgerServer, Outcome, broker, crc32c_in_c, ledger_server, machine, say
 from bench.report import render, write, write_json
 from services.runtime.config import PROJECT_ROOT
 
-NAMES = ("posting", "replay", "distribution", "latency", "peer", "download")
+NAMES = ("posting", "replay", "distribution", "latency", "peer", "download", "codec")
 TITLES = {"posting": "1. Posting throughput", "replay": "2. Replay", "distribution": "3. Distribution",
-          "latency": "4. Latency", "peer": "5. Peer", "download": "6. Download"}
+          "latency": "4. Latency", "peer": "5. Peer", "download": "6. Download", "codec": "7. Codec"}
 
 
 def _guarded(name: str, fn: Callable[[], Outcome]) -> Outcome:
@@ -85,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if "distribution" in selected:
             outcomes["distribution"] = _guarded("distribution", lambda: distribution.run(ctx))
+        if "codec" in selected:
+            outcomes["codec"] = _guarded("codec", lambda: codec.run(ctx))
         if {"posting", "latency"} & set(selected):
             say("\n== broker and ledger server for the HTTP benchmarks ==")
             with broker(ctx, "http") as bootstrap, ledger_server(ctx, bootstrap) as server:

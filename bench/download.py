@@ -75,7 +75,7 @@ def first_village(bootstrap: str) -> str:
     """The collective of the first CollectiveRegistered on partition 0 of the entries topic."""
     from kafka import KafkaConsumer, TopicPartition
 
-    from services.contracts.validation import decode_value
+    from services.contracts.codec import decode_envelope
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
     try:
@@ -86,7 +86,7 @@ def first_village(bootstrap: str) -> str:
         while time.monotonic() < deadline:
             for records in consumer.poll(timeout_ms=500).values():
                 for record in records:
-                    envelope = decode_value(record.value)
+                    envelope = decode_envelope(record.value)
                     if envelope["type"] == "CollectiveRegistered":
                         return str(envelope["data"]["collective_id"])
     finally:
@@ -98,7 +98,7 @@ def write_new_events(bootstrap: str, count: int) -> str:
     """``count`` new events on the entries topic: a new village registered and its entries (a chain of its own)."""
     from kafka import KafkaProducer
 
-    from services.contracts import envelope as env
+    from services.contracts.codec import canonical
     from services.devtools.synthetic import LogWriter
 
     partitions = 1 + max(p for (t, p) in end_offsets(bootstrap, [LEDGER_ENTRIES]) if t == LEDGER_ENTRIES)
@@ -111,7 +111,7 @@ def write_new_events(bootstrap: str, count: int) -> str:
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20)
     try:
         for row in log.rows:
-            producer.send(row["topic"], value=env.encode(row["event"]), key=row["key"].encode(),
+            producer.send(row["topic"], value=canonical(row["event"]), key=row["key"].encode(),
                           partition=row["partition"])
         producer.flush()
     finally:

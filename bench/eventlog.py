@@ -25,7 +25,8 @@ from typing import Any, Protocol
 from kafka.partitioner.default import murmur2
 
 from services.contracts import envelope as env
-from services.contracts.events import validate_envelope
+from services.contracts.codec import canonical, decode_envelope
+from services.contracts.validation import validate_envelope
 from services.devtools.broker import LIB_DIR, LOG_CONFIG, _java
 
 # The C encoder json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False) uses, made once
@@ -198,11 +199,11 @@ class LogWriter:
     @staticmethod
     def _check(value: bytes, prev: str, seq: int) -> None:
         """Now and then, check the hand-built envelope against the contract's own sealing."""
-        envelope = env.decode(value)
+        envelope = decode_envelope(value)
         validate_envelope(envelope, strict=True)
         unsealed = {k: v for k, v in envelope.items() if k not in ("seq", "prev_hash", "hash")}
         resealed = env.seal({**unsealed, "seq": 0, "prev_hash": "", "hash": ""}, env.ChainHead(seq - 1, prev))
-        if env.encode(resealed) != value:
+        if canonical(resealed) != value:
             raise AssertionError(f"hand-sealed envelope differs from envelope.seal: {value[:200]!r}")
 
     def close(self) -> float:

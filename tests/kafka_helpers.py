@@ -17,7 +17,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from kafka import KafkaConsumer, TopicPartition
 
-from services.contracts import envelope as env
+from services.contracts.codec import decode_envelope
 from services.devtools.broker import LocalBroker, free_port
 from services.runtime.kafka_io import ensure_topics
 from services.runtime.projector import IDEMPOTENCY_HEADER
@@ -36,8 +36,8 @@ class LoggedRecord:
 
     @property
     def envelope(self) -> dict[str, Any]:
-        """The value decoded as an envelope (``env.EnvelopeError`` for a poison record)."""
-        return env.decode(self.value)
+        """The value decoded as an envelope (``EnvelopeError`` for a poison record)."""
+        return decode_envelope(self.value)
 
     @property
     def idempotency_key(self) -> str | None:

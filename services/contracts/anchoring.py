@@ -32,7 +32,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from services.contracts.envelope import GENESIS_HASH, canonical_json
+from services.contracts.codec import canonical
+from services.contracts.envelope import GENESIS_HASH
 
 CHECKPOINT_DOMAIN = b"baotuan.checkpoint.v1\n"
 RECEIPT_DOMAIN = b"baotuan.receipt.v1\n"
@@ -109,12 +110,12 @@ def heads_digest(previous: str, heads: Iterable[Head]) -> str:
     """The partition's digest after a checkpoint: SHA-256 of the previous digest (hex), a newline, and
     the canonical JSON of the moved heads ``[[subject, seq, hash], …]`` sorted by subject."""
     rows = sorted([str(subject), int(seq), str(digest)] for subject, seq, digest in heads)
-    return hashlib.sha256(previous.encode("ascii") + b"\n" + canonical_json({"heads": rows})).hexdigest()
+    return hashlib.sha256(previous.encode("ascii") + b"\n" + canonical({"heads": rows})).hexdigest()
 
 
 def checkpoint_payload(data: Mapping[str, Any]) -> bytes:
     """The bytes a checkpoint's signature is over: its payload without ``signature``, canonical."""
-    return CHECKPOINT_DOMAIN + canonical_json({k: v for k, v in data.items() if k != "signature"})
+    return CHECKPOINT_DOMAIN + canonical({k: v for k, v in data.items() if k != "signature"})
 
 
 def checkpoint_data(*, topic: str, number: int, writer: str, partitions: Sequence[Mapping[str, Any]],
@@ -141,7 +142,7 @@ def head_rows(heads: Iterable[Head]) -> list[dict[str, Any]]:
 
 def receipt_payload(receipt: Mapping[str, Any]) -> bytes:
     """The bytes a receipt's signature is over: its fields but ``signature``, canonical."""
-    return RECEIPT_DOMAIN + canonical_json({k: receipt[k] for k in RECEIPT_FIELDS if k != "signature"})
+    return RECEIPT_DOMAIN + canonical({k: receipt[k] for k in RECEIPT_FIELDS if k != "signature"})
 
 
 def receipt(*, topic: str, partition: int, offset: int, envelope: Mapping[str, Any],

@@ -14,14 +14,10 @@ from typing import Any
 
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from services.contracts.envelope import (
-    ENVELOPE_FIELDS,
-    EnvelopeError,
-    compute_hash,
-)
+from services.contracts.codec import EnvelopeError
 from services.contracts.fields import (
     HEX64_RE,
-    INSTANT_RE,
+    ONE_SIDE_RULE,
     UUID_RE,
     FullMatch,
     IsoDate,
@@ -32,8 +28,9 @@ from services.contracts.fields import (
     Text,
     Uscc,
     Yuan,
+    json_schema_rule,
 )
-from services.contracts.topics import RECORD_TOPICS, TOPICS
+from services.contracts.topics import RECORD_TOPICS
 from services.contracts.topics import WRITERS as WRITERS  # the topics table's; re-exported for older imports
 
 INVESTOR_TYPES = ("collective", "company", "government")
@@ -78,6 +75,7 @@ class JournalLine(Schema):
     credit = Yuan(positive=True)
 
     @validates_schema
+    @json_schema_rule(ONE_SIDE_RULE)
     def _one_side(self, data: Mapping[str, Any], **kwargs: Any) -> None:
         if ("debit" in data) == ("credit" in data):
             raise ValidationError("a line has exactly one of debit or credit", field_name="debit")
@@ -415,74 +413,6 @@ def upcast(event_type: str, version: int, data: dict[str, Any]) -> tuple[int, di
         data = step(data)
         version += 1
     return version, data
-
-
-_KNOWN_TYPES = frozenset(t for topic in TOPICS.values() for t in topic.event_types)
-
-
-def validate_envelope(envelope: Any, *, strict: bool = False, check_hash: bool = True) -> None:
-    """Raise EnvelopeError naming the first problem of an envelope (structure, schema, own hash)."""
-    if not isinstance(envelope, dict):
-        raise EnvelopeError("an envelope must be a JSON object")
-    for name in ENVELOPE_FIELDS:
-        if name not in envelope:
-            raise EnvelopeError(f"missing envelope field {name!r}", field=name)
-    extra = set(envelope) - set(ENVELOPE_FIELDS)
-    if extra and strict:
-        raise EnvelopeError(f"unknown envelope fields {sorted(extra)}", field=sorted(extra)[0])
-    _check_type(envelope, "event_id", str)
-    if not UUID_RE.fullmatch(envelope["event_id"]):
-        raise EnvelopeError("event_id must be a lowercase uuid", field="event_id")
-    for name in ("type", "source", "subject", "occurred_at", "actor", "prev_hash", "hash"):
-        _check_type(envelope, name, str)
-    for name in ("version", "seq"):
-        value = envelope[name]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise EnvelopeError(f"{name} must be a positive integer", field=name)
-    if envelope["causation_id"] is not None and not isinstance(envelope["causation_id"], str):
-        raise EnvelopeError("causation_id must be a string or null", field="causation_id")
-    if not INSTANT_RE.fullmatch(envelope["occurred_at"]):
-        raise EnvelopeError("occurred_at must be UTC ISO-8601 ending in Z", field="occurred_at")
-    for name in ("prev_hash", "hash"):
-        if not HEX64_RE.fullmatch(envelope[name]):
-            raise EnvelopeError(f"{name} must be 64 lowercase hex digits", field=name)
-    if envelope["type"] not in _KNOWN_TYPES:
-        raise EnvelopeError(f"unknown event type {envelope['type']!r}", field="type")
-    if (envelope["type"], envelope["version"]) not in SCHEMAS:
-        raise EnvelopeError(f"unknown version {envelope['version']} of {envelope['type']}", field="version")
-    errors = validate_data(envelope["type"], envelope["version"], envelope["data"], strict=strict)
-    if errors:
-        field, messages = _first_error(errors)
-        raise EnvelopeError(f"data.{field}: {messages}", field=f"data.{field}")
-    if check_hash and envelope["hash"] != compute_hash(envelope):
-        raise EnvelopeError("hash does not match the envelope's content", field="hash")
-
-
-def _check_type(envelope: Mapping[str, Any], name: str, kind: type) -> None:
-    if not isinstance(envelope[name], kind):
-        raise EnvelopeError(f"{name} must be a {kind.__name__}", field=name)
-
-
-def _first_error(errors: Mapping[str, Any], prefix: str = "") -> tuple[str, str]:
-    key = sorted(errors, key=str)[0]
-    value = errors[key]
-    path = f"{prefix}{key}" if not prefix else f"{prefix}.{key}"
-    if isinstance(value, Mapping):
-        return _first_error(value, path)
-    if isinstance(value, list):
-        return path, "; ".join(str(v) for v in value)
-    return path, str(value)
-
-
-def first_error(errors: Mapping[str, Any]) -> tuple[str, str]:
-    """The dotted path and message of the first error in a marshmallow errors dict."""
-    return _first_error(errors)
-
-
-def read_event(envelope: dict[str, Any]) -> dict[str, Any]:
-    """Validate an envelope tolerantly and return it with ``data`` upcast to the latest version."""
-    validate_envelope(envelope, strict=False)
-    return upcast_envelope(envelope)
 
 
 def upcast_envelope(envelope: dict[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ these fields only refuse what does not match, with a message that names the rule
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -24,6 +25,23 @@ DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
 INSTANT_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z$")
+
+
+HookFunction = Callable[..., Any]
+
+
+def json_schema_rule(rule: dict[str, Any]) -> Callable[[HookFunction], HookFunction]:
+    """Say, beside a schema's ``@validates_schema`` method, what it checks in JSON Schema: ``rule`` is merged
+    into the object's schema (``services.contracts.json_schema``). A schema-level hook without one has no
+    JSON Schema, so its schema is checked by marshmallow alone."""
+    def mark(hook: HookFunction) -> HookFunction:
+        hook.json_schema_rule = rule  # type: ignore[attr-defined]
+        return hook
+    return mark
+
+
+#: The rule of a journal line (an event's or a request's): exactly one of debit or credit.
+ONE_SIDE_RULE: dict[str, Any] = {"oneOf": [{"required": ["debit"]}, {"required": ["credit"]}]}
 
 
 class FullMatch(validate.Regexp):

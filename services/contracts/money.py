@@ -15,7 +15,7 @@ be larger; :func:`format_yuan` writes any int.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from decimal import Decimal
 from fractions import Fraction
 
@@ -141,7 +141,3 @@ def largest_remainder(total: int, weights: Mapping[str, int | Fraction]) -> dict
         shares[key] += 1
     return shares
 
-
-def sum_fen(amounts: Sequence[int]) -> int:
-    """Sum of fen amounts (an int; kept as a named function so callers never reach for floats)."""
-    return sum(amounts, 0)

@@ -1,391 +1,270 @@
-"""Envelope validation fast enough for a replay of a million events, and exactly the contract's.
+"""The one envelope check (DESIGN §4 and §5), fast enough for a replay of a million events.
 
-Used by the audit (every record of a replay), by the services' projections (every record
-they fold that they did not write themselves) and by the writers (strict, every event
-before it is produced).
+Used by the audit (every record of a replay), by the services' projections (every record they
+fold that they did not write themselves) and by the writers (strict, every event before it is
+produced).
 
-``services.contracts.events.validate_envelope`` is the authority, but it builds a marshmallow
-schema and an error store for every call (30–300 µs an event). Here each payload schema of
-``SCHEMAS`` is compiled once into a loader that runs the same marshmallow *fields*
-(``field.deserialize``: their own type checks and validators) and the schema's own
-``validates_schema`` hooks, without the per-call machinery.
+The marshmallow schemas of ``services.contracts.events`` are the contract. Checking an envelope
+with them builds a schema's error store for every call (30–300 µs an event); so every envelope
+is first checked by a compiled JSON Schema validator (``jsonschema-rs``, in Rust) fed with the
+JSON Schemas ``services.contracts.json_schema`` generates from those same marshmallow schemas:
+exactly the contract's rules, with the contract's own Python for what JSON Schema cannot say
+(``json_schema.FORMATS``). An envelope it does not pass (or cannot read: a lone surrogate, a key
+that is not a string, a float) goes to marshmallow, which gives the verdict and names the
+problem; so the compiled check can never let through an event the contract refuses, and the
+unit tests hold both to the same answer on mutated payloads of every event type.
 
-The fast path only ever answers "valid" or "not sure". Every "not sure" (and every schema
-the compiler does not understand) goes to ``validate_envelope`` itself, which gives the
-verdict and names the problem; so the fast path can never let through an event the
-contract refuses. The unit tests compare both on mutated payloads of every event type.
+:class:`FastLoader` does the same for request bodies read in a hot loop (the ledger's batch of
+up to 1,000 entries): the compiled schema says "valid", or marshmallow loads.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Mapping
 from typing import Any, Literal
 
-from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, missing
-from marshmallow.validate import Validator
+import jsonschema_rs
+from marshmallow import EXCLUDE, RAISE, Schema, fields, missing
 
-from services.contracts.envelope import (
-    ENVELOPE_FIELDS,
-    EnvelopeError,
-    canonical_or_none,
-    check_canonical,
-    hash_of_canonical,
-    noncanonical_reason,
-    parse_json,
-)
-from services.contracts.events import SCHEMAS, upcast_envelope, validate_envelope
-from services.contracts.fields import HEX64_RE, INSTANT_RE, UUID_RE, WireString
+from services.contracts.codec import EnvelopeError, check_canonical, envelope_hash, has_float, hash_of_canonical
+from services.contracts.envelope import ENVELOPE_FIELDS
+from services.contracts.events import SCHEMAS, upcast_envelope, validate_data
+from services.contracts.fields import HEX64_RE, INSTANT_RE, UUID_RE
+from services.contracts.json_schema import FORMATS, object_schema, schema_hooks, validator_schema
 from services.contracts.topics import TOPICS
 
-Loader = Callable[[Any], Any]
-
-
-class _Unsupported(Exception):
-    """A schema construct the compiler does not mirror: such a schema always takes the slow path."""
-
-
-class _Invalid(Exception):
-    """The fast path is not sure the value is valid (the contract's own check decides)."""
-
-
-def decode_value(raw: bytes | str) -> dict[str, Any]:
-    """Parse a record value into an envelope dict; floats, NaN and non-objects raise ValueError."""
-    value = parse_json(raw)
-    if not isinstance(value, dict):
-        raise ValueError("record value must be a JSON object")
-    return value
-
-
-def inspect_value(raw: bytes) -> tuple[dict[str, Any] | None, str | None, bool | None, str | None]:
-    """A record value as the audit reads it: ``(envelope, problem, intact, noncanonical)``.
-
-    ``envelope`` is None when the value is not a JSON object (``problem`` says why); ``intact``: its hash
-    matches its content; ``noncanonical``: None when the value is exactly the canonical encoding of the
-    envelope (DESIGN §4), else what differs (duplicate key "amount", whitespace, escapes, key order …).
-    One encoding per record: the hash is taken from the canonical bytes themselves.
-    """
-    try:
-        envelope = decode_value(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return None, f"the record value is not an envelope: {exc}", None, None
-    if canonical_or_none(envelope) == raw:
-        return envelope, None, hash_of_canonical(raw, envelope.get("hash")) or hash_matches(envelope), None
-    reason = noncanonical_reason(raw, envelope) or "it differs from the canonical encoding"
-    return envelope, None, hash_matches(envelope), f"not the canonical encoding of its envelope: {reason}"
-
-
-def decode_line(line: bytes | str) -> Any:
-    """Parse one archive line, refusing floats and NaN anywhere (as record values do)."""
-    return parse_json(line)
-
-
-def content_hash(envelope: Mapping[str, Any]) -> str:
-    """SHA-256 of the canonical JSON of the envelope without ``hash`` (DESIGN §4).
-
-    The same bytes as ``services.contracts.envelope.compute_hash`` for any decoded envelope
-    (decoding already refused floats), without its float scan of every value.
-    """
-    body = {key: value for key, value in envelope.items() if key != "hash"}
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-# -- compiling payload schemas ---------------------------------------------------------------------
-
-
-def _compile_field(field: fields.Field[Any]) -> Loader:
-    kind = type(field)
-    if kind is fields.List:
-        return _compile_list(field)  # type: ignore[arg-type]
-    if kind is fields.Nested:
-        return _compile_nested(field)  # type: ignore[arg-type]
-    if kind is fields.Dict:
-        return _compile_dict(field)  # type: ignore[arg-type]
-    if isinstance(field, fields.List | fields.Nested | fields.Mapping | fields.Tuple | fields.Pluck
-                  | fields.Method | fields.Function):
-        raise _Unsupported(type(field).__name__)
-    if field.pre_load or field.post_load:
-        return field.deserialize  # marshmallow's whole per-field path
-    return _leaf(field)
-
-
-def _leaf(field: fields.Field[Any]) -> Loader:
-    """``Field.deserialize`` minus its bookkeeping: None, the field's own ``_deserialize`` (type and
-    format) and its validators, raising as they raise."""
-    allow_none = field.allow_none
-    deserialize = field._deserialize
-    checks = [(check, isinstance(check, Validator)) for check in field.validators]
-    kind = type(field)
-    if kind._deserialize is WireString._deserialize and not checks and not allow_none:
-        # The contract's wire strings (Yuan, Slug, IsoDate …): a str, then the field's own _check.
-        check_text = field._check  # type: ignore[attr-defined]
-
-        def load_wire(value: Any) -> Any:
-            if type(value) is not str:
-                raise _Invalid
-            check_text(value)
-            return value
-
-        return load_wire
-    if kind is fields.String and not allow_none and all(is_validator for _, is_validator in checks):
-        validators = [check for check, _ in checks]
-
-        def load_string(value: Any) -> Any:
-            if type(value) is not str:
-                raise _Invalid
-            for check in validators:
-                check(value)
-            return value
-
-        return load_string
-
-    def load(value: Any) -> Any:
-        if value is None:
-            if allow_none:
-                return None
-            raise _Invalid
-        out = deserialize(value, None, None)
-        for check, is_validator in checks:
-            if check(out) is False and not is_validator:
-                raise _Invalid
-        return out
-
-    return load
-
-
-def _container(field: fields.Field[Any], inner: Callable[[Any], Any]) -> Loader:
-    """None handling and the field's own validators around a container's item loop."""
-    allow_none = field.allow_none
-
-    def load(value: Any) -> Any:
-        if value is None:
-            if allow_none:
-                return None
-            raise _Invalid
-        out = inner(value)
-        field._validate(out)
-        return out
-
-    return load
-
-
-def _compile_list(field: fields.List[Any]) -> Loader:
-    item = _compile_field(field.inner)
-
-    def items(value: Any) -> Any:
-        if type(value) is not list:
-            raise _Invalid
-        return [item(v) for v in value]
-
-    return _container(field, items)
-
-
-def _compile_dict(field: fields.Dict) -> Loader:
-    key_load = _compile_field(field.key_field) if field.key_field is not None else None
-    value_load = _compile_field(field.value_field) if field.value_field is not None else None
-
-    def entries(value: Any) -> Any:
-        if type(value) is not dict:
-            raise _Invalid
-        out = {}
-        for key, item in value.items():
-            loaded_key = key_load(key) if key_load is not None else key
-            out[loaded_key] = value_load(item) if value_load is not None else item
-        return out
-
-    return _container(field, entries)
-
-
-def _compile_nested(field: fields.Nested) -> Loader:
-    nested = field.nested
-    if not (isinstance(nested, type) and issubclass(nested, Schema)) or field.many or field.only or field.exclude:
-        raise _Unsupported("Nested")
-    unknown = field.unknown or nested.opts.unknown
-    load = compile_schema(nested, unknown=unknown)
-    return _container(field, load)
-
-
-def compile_schema(schema_cls: type[Schema], *, unknown: str) -> Loader:
-    """A loader of ``schema_cls`` payloads that raises on anything it is not sure is valid.
-
-    Raises _Unsupported when the schema uses something this module does not mirror.
-    """
-    if unknown not in (RAISE, EXCLUDE):
-        raise _Unsupported(f"unknown={unknown}")
-    hooks: list[str] = []
-    for tag, entries in schema_cls._hooks.items():
-        if not entries:
-            continue
-        if tag != "validates_schema":
-            raise _Unsupported(f"hook {tag}")
-        for name, pass_collection, options in entries:
-            if pass_collection or options.get("pass_original"):
-                raise _Unsupported(f"hook {name}")
-            hooks.append(name)
-    instance = schema_cls(unknown=EXCLUDE if unknown == EXCLUDE else RAISE)
-    specs = []
-    for name, field in schema_cls._declared_fields.items():
-        if field.dump_only:
-            raise _Unsupported(f"dump_only field {name}")
-        key = field.data_key if field.data_key is not None else name
-        specs.append((key, name, _compile_field(field), field.required, field.load_default))
-    known = frozenset(spec[0] for spec in specs)
-    raise_unknown = unknown == RAISE
-    bound_hooks = [getattr(instance, name) for name in hooks]
-
-    def load(data: Any) -> dict[str, Any]:
-        if type(data) is not dict:
-            raise _Invalid
-        if raise_unknown and not known.issuperset(data):
-            raise _Invalid
-        out: dict[str, Any] = {}
-        for key, name, loader, required, default in specs:
-            if key in data:
-                out[name] = loader(data[key])
-            elif required:
-                raise _Invalid
-            elif default is not missing:
-                out[name] = default() if callable(default) else default
-        for hook in bound_hooks:
-            hook(out, partial=None, many=False, unknown=unknown)
-        return out
-
-    return load
-
-
-class FastLoader:
-    """``schema_cls().load(data)`` through the compiled loader when it is sure the data is valid;
-    otherwise marshmallow itself decides, returns or raises its ValidationError naming the field.
-
-    For request bodies read in a hot loop (the ledger's batch of up to 1,000 entries).
-    """
-
-    def __init__(self, schema_cls: type[Schema], *, unknown: Literal["exclude", "raise"] = "raise") -> None:
-        self._schema = schema_cls(unknown=unknown)
-        self._fast: Loader | None
-        try:
-            self._fast = compile_schema(schema_cls, unknown=unknown)
-        except _Unsupported:
-            self._fast = None
-
-    def load(self, data: Any) -> dict[str, Any]:
-        if self._fast is not None:
-            try:
-                loaded: dict[str, Any] = self._fast(data)
-                return loaded
-            except Exception:  # not sure: marshmallow decides, and names the field
-                pass
-        out: dict[str, Any] = self._schema.load(data)
-        return out
-
-
-def _payload_loaders(strict: bool) -> dict[tuple[str, int], Loader | None]:
-    loaders: dict[tuple[str, int], Loader | None] = {}
-    for key, schema_cls in SCHEMAS.items():
-        try:  # readers are tolerant of fields they do not know, writers are not
-            loaders[key] = compile_schema(schema_cls, unknown=RAISE if strict else EXCLUDE)
-        except _Unsupported:
-            loaders[key] = None
-    return loaders
-
-
 _KNOWN_TYPES = frozenset(t for topic in TOPICS.values() for t in topic.event_types)
-_TEXT_FIELDS = ("type", "source", "subject", "occurred_at", "actor", "prev_hash", "hash")
 
 
-class EnvelopeValidator:
-    """``problem(envelope)``: None when the envelope is valid against its schema version
-    (tolerant of unknown fields, hash not checked here), else the contract's EnvelopeError."""
+Compiled = jsonschema_rs.Draft202012Validator
 
-    def __init__(self, *, strict: bool = False) -> None:
-        self.strict = strict
-        self._loaders = _payload_loaders(strict)
-        self.slow_calls = 0
 
-    def _fast(self, envelope: Any) -> bool:
-        if type(envelope) is not dict:
-            return False
-        for name in ENVELOPE_FIELDS:
-            if name not in envelope:
-                return False
-        if self.strict and len(envelope) != len(ENVELOPE_FIELDS):
-            return False
-        event_id = envelope["event_id"]
-        if type(event_id) is not str or not UUID_RE.fullmatch(event_id):
-            return False
-        for name in _TEXT_FIELDS:
-            if type(envelope[name]) is not str:
-                return False
-        version, seq = envelope["version"], envelope["seq"]
-        if type(version) is not int or version < 1 or type(seq) is not int or seq < 1:
-            return False
-        causation = envelope["causation_id"]
-        if causation is not None and type(causation) is not str:
-            return False
-        if not INSTANT_RE.fullmatch(envelope["occurred_at"]) or not HEX64_RE.fullmatch(envelope["prev_hash"]) \
-                or not HEX64_RE.fullmatch(envelope["hash"]):
-            return False
-        if envelope["type"] not in _KNOWN_TYPES:
-            return False
-        loader = self._loaders.get((envelope["type"], version))
-        if loader is None:
-            return False
-        try:
-            loader(envelope["data"])
-        except (_Invalid, ValidationError):
-            return False
-        except Exception:  # a value a field did not expect: let the contract decide and name it
-            return False
-        return True
+def _compile(schema: dict[str, Any]) -> Compiled:
+    return jsonschema_rs.Draft202012Validator(schema, formats=FORMATS, validate_formats=True)
 
-    def problem(self, envelope: Any) -> EnvelopeError | None:
-        if self._fast(envelope):
+
+class _Compiled:
+    """The compiled validators of every (type, version, strictness), built on first use. A schema that is
+    no longer (or not yet) the one in ``SCHEMAS`` (a test may swap one in) is compiled again."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._validators: dict[tuple[str, int, bool], tuple[type[Schema], Compiled | None]] = {}
+
+    def get(self, event_type: Any, version: Any, strict: bool) -> Compiled | None:
+        if type(event_type) is not str or type(version) is not int:
             return None
-        self.slow_calls += 1
-        try:
-            validate_envelope(envelope, strict=self.strict, check_hash=False)
-        except EnvelopeError as exc:
-            return exc
-        return None
+        schema_cls = SCHEMAS.get((event_type, version))
+        if schema_cls is None:
+            return None
+        found = self._validators.get((event_type, version, strict))
+        if found is not None and found[0] is schema_cls:
+            return found[1]
+        with self._lock:
+            validator: Compiled | None
+            try:
+                validator = _compile(validator_schema(event_type, version, strict=strict))
+            except TypeError:  # a field JSON Schema cannot say: marshmallow checks that schema alone
+                validator = None
+            self._validators[(event_type, version, strict)] = (schema_cls, validator)
+        return validator
 
-    def compiled(self) -> dict[tuple[str, int], bool]:
-        """Which (type, version) payloads have a fast path (for the tests)."""
-        return {key: loader is not None for key, loader in self._loaders.items()}
+
+_COMPILED = _Compiled()
 
 
-def hash_matches(envelope: Mapping[str, Any]) -> bool:
-    """Whether a decoded envelope's stated ``hash`` is the hash of its content (False if it cannot be hashed)."""
+def compiled_schemas(*, strict: bool) -> dict[tuple[str, int], bool]:
+    """Which (type, version) of ``SCHEMAS`` have a compiled check (else marshmallow checks them alone)."""
+    return {key: _COMPILED.get(*key, strict) is not None for key in SCHEMAS}
+
+
+def schema_valid(envelope: Any, *, strict: bool = False) -> bool:
+    """The compiled check alone: True when the envelope is valid against its type's schema version (its hash
+    aside), False when it is not or the check cannot tell (marshmallow then decides)."""
+    if type(envelope) is not dict:
+        return False
+    validator = _COMPILED.get(envelope.get("type"), envelope.get("version"), strict)
+    if validator is None or has_float(envelope):  # JSON Schema takes 1.0 for an integer; the contract does not
+        return False
     try:
-        return content_hash(envelope) == envelope.get("hash")
-    except (TypeError, ValueError):
+        return bool(validator.is_valid(envelope))
+    except Exception:  # what it cannot read (a lone surrogate, a key that is not a str): marshmallow decides
         return False
 
 
-#: The tolerant validator of ``read_envelope`` (its loaders are pure; threads may share it).
-_READER = EnvelopeValidator()
+def envelope_problem(envelope: Any, *, strict: bool = False) -> EnvelopeError | None:
+    """None when the envelope is valid against its type's schema version (its hash is not checked here),
+    else the EnvelopeError naming the first problem. ``strict`` (writers): unknown fields are refused; else
+    (readers) ignored."""
+    if schema_valid(envelope, strict=strict):
+        return None
+    try:
+        _explain(envelope, strict)
+    except EnvelopeError as exc:
+        return exc
+    return None
+
+
+def _explain(envelope: Any, strict: bool) -> None:
+    """The contract's check in the order it names problems: the envelope's fields, then marshmallow's
+    verdict on ``data``."""
+    if not isinstance(envelope, dict):
+        raise EnvelopeError("an envelope must be a JSON object")
+    for name in ENVELOPE_FIELDS:
+        if name not in envelope:
+            raise EnvelopeError(f"missing envelope field {name!r}", field=name)
+    extra = set(envelope) - set(ENVELOPE_FIELDS)
+    if extra and strict:
+        raise EnvelopeError(f"unknown envelope fields {sorted(extra)}", field=sorted(extra)[0])
+    _check_type(envelope, "event_id", str)
+    if not UUID_RE.fullmatch(envelope["event_id"]):
+        raise EnvelopeError("event_id must be a lowercase uuid", field="event_id")
+    for name in ("type", "source", "subject", "occurred_at", "actor", "prev_hash", "hash"):
+        _check_type(envelope, name, str)
+    for name in ("version", "seq"):
+        value = envelope[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise EnvelopeError(f"{name} must be a positive integer", field=name)
+    if envelope["causation_id"] is not None and not isinstance(envelope["causation_id"], str):
+        raise EnvelopeError("causation_id must be a string or null", field="causation_id")
+    if not INSTANT_RE.fullmatch(envelope["occurred_at"]):
+        raise EnvelopeError("occurred_at must be UTC ISO-8601 ending in Z", field="occurred_at")
+    for name in ("prev_hash", "hash"):
+        if not HEX64_RE.fullmatch(envelope[name]):
+            raise EnvelopeError(f"{name} must be 64 lowercase hex digits", field=name)
+    if envelope["type"] not in _KNOWN_TYPES:
+        raise EnvelopeError(f"unknown event type {envelope['type']!r}", field="type")
+    if (envelope["type"], envelope["version"]) not in SCHEMAS:
+        raise EnvelopeError(f"unknown version {envelope['version']} of {envelope['type']}", field="version")
+    errors = validate_data(envelope["type"], envelope["version"], envelope["data"], strict=strict)
+    if errors:
+        field, messages = _first_error(errors)
+        raise EnvelopeError(f"data.{field}: {messages}", field=f"data.{field}")
+
+
+def _check_type(envelope: Mapping[str, Any], name: str, kind: type) -> None:
+    if not isinstance(envelope[name], kind):
+        raise EnvelopeError(f"{name} must be a {kind.__name__}", field=name)
+
+
+def _first_error(errors: Mapping[str, Any], prefix: str = "") -> tuple[str, str]:
+    """The dotted path and message of the first error in a marshmallow errors dict."""
+    key = sorted(errors, key=str)[0]
+    value = errors[key]
+    path = f"{prefix}{key}" if not prefix else f"{prefix}.{key}"
+    if isinstance(value, Mapping):
+        return _first_error(value, path)
+    if isinstance(value, list):
+        return path, "; ".join(str(v) for v in value)
+    return path, str(value)
+
+
+def validate_envelope(envelope: Any, *, strict: bool = False, check_hash: bool = True) -> None:
+    """Raise EnvelopeError naming the first problem of an envelope (structure, schema, own hash)."""
+    problem = envelope_problem(envelope, strict=strict)
+    if problem is not None:
+        raise problem
+    if check_hash and envelope["hash"] != envelope_hash(envelope):
+        raise EnvelopeError("hash does not match the envelope's content", field="hash")
 
 
 def read_envelope(envelope: dict[str, Any], value: bytes | None = None) -> dict[str, Any]:
-    """``services.contracts.events.read_event``, fast: validate tolerantly, check the envelope's own
-    hash, upcast ``data`` to the latest version. Raises the contract's EnvelopeError.
+    """An envelope as a reader takes it: valid (tolerantly: unknown fields are ignored), its own hash right,
+    and ``data`` upcast to the latest version. Raises the contract's EnvelopeError.
 
-    ``envelope`` must come from ``decode_value`` or ``envelope.decode`` (they refuse floats). With
+    ``envelope`` must come from ``codec.decode_envelope`` (or ``codec.decode``: they refuse floats). With
     ``value``, the record value it was decoded from, the value must also be exactly the envelope's
     canonical encoding (DESIGN §4: duplicate keys, whitespace, escapes … are refused, naming the
     problem); the hash is then checked on those bytes, so the check costs no second encoding.
     """
     if value is not None:
         check_canonical(value, envelope)
-    problem = _READER.problem(envelope)
+    problem = envelope_problem(envelope)
     if problem is not None:
         raise problem
     if not ((value is not None and hash_of_canonical(value, envelope["hash"]))
-            or envelope["hash"] == content_hash(envelope)):
+            or envelope["hash"] == envelope_hash(envelope)):
         raise EnvelopeError("hash does not match the envelope's content", field="hash")
     return upcast_envelope(envelope)
 
 
-__all__ = ["EnvelopeValidator", "FastLoader", "compile_schema", "content_hash", "decode_line", "decode_value",
-           "hash_matches", "inspect_value", "read_envelope"]
+# -- request bodies ---------------------------------------------------------------------------------------
+
+
+class FastLoader:
+    """``schema_cls().load(data)``, fast: when the compiled JSON Schema of ``schema_cls`` passes ``data``,
+    marshmallow would hand it on as it is (with the defaults of absent fields), so that is the answer;
+    otherwise marshmallow itself loads it, returns or raises its ValidationError naming the field.
+
+    The compiled schema takes only what marshmallow hands on unchanged (an ``Amount`` in its canonical
+    form: "0001.00" goes to marshmallow, which writes it "1.00"). A schema whose loading does more than
+    that (renamed keys, nested defaults, fields JSON Schema cannot say) is always loaded by marshmallow
+    (``compiled`` is False). On the fast path the top-level dict is new, the values in it are ``data``'s own.
+    """
+
+    def __init__(self, schema_cls: type[Schema], *, unknown: Literal["exclude", "raise"] = "raise") -> None:
+        self._schema = schema_cls(unknown=unknown)
+        self._known = tuple(self._schema.fields)
+        self._defaults: dict[str, Any] = {}
+        self._validator: Compiled | None = None
+        self._exclude = unknown == EXCLUDE
+        if _loads_as_is(schema_cls, top=True):
+            try:
+                self._validator = _compile(object_schema(schema_cls, RAISE if unknown == RAISE else EXCLUDE,
+                                                         canonical_amounts=True))
+            except TypeError:
+                self._validator = None
+            self._defaults = {name: field.load_default for name, field in self._schema.fields.items()
+                              if field.load_default is not missing}
+
+    @property
+    def compiled(self) -> bool:
+        """Whether the fast path is there (else every call is marshmallow's)."""
+        return self._validator is not None
+
+    def fast(self, data: Any) -> dict[str, Any] | None:
+        """What marshmallow's load returns, when the compiled schema is sure; None when it is not."""
+        if self._validator is None or type(data) is not dict or has_float(data):
+            return None
+        try:
+            if not self._validator.is_valid(data):
+                return None
+        except Exception:  # what it cannot read (a lone surrogate, a key that is not a str): marshmallow loads
+            return None
+        out = {name: data[name] for name in self._known if name in data} if self._exclude else dict(data)
+        for name, default in self._defaults.items():
+            if name not in out:
+                out[name] = default() if callable(default) else default
+        return out
+
+    def load(self, data: Any) -> dict[str, Any]:
+        loaded = self.fast(data)
+        if loaded is not None:
+            return loaded
+        out: dict[str, Any] = self._schema.load(data)
+        return out
+
+
+def _loads_as_is(schema_cls: type[Schema], *, top: bool) -> bool:
+    """Whether marshmallow's load of ``schema_cls`` hands valid input on as it is, but for the defaults of
+    absent top-level fields: no renamed key, no default inside a nested object, no schema-level hook but
+    validators, nested objects that refuse unknown fields."""
+    if any(tag != "validates_schema" for tag, _ in schema_hooks(schema_cls)):
+        return False
+    if not top and schema_cls.opts.unknown != RAISE:
+        return False
+    for name, field in schema_cls().fields.items():
+        if (field.data_key or name) != name or (field.attribute or name) != name:
+            return False
+        if not top and field.load_default is not missing:
+            return False
+        inner = field.inner if isinstance(field, fields.List) else field
+        if isinstance(inner, fields.Nested):
+            nested = inner.nested
+            if not (isinstance(nested, type) and issubclass(nested, Schema)) or not _loads_as_is(nested, top=False):
+                return False
+    return True
+
+
+__all__ = ["FastLoader", "compiled_schemas", "envelope_problem", "read_envelope", "schema_valid", "validate_envelope"]

@@ -37,6 +37,7 @@ from services.audit.checks.input_rows import KIND_CODE, InputLog
 from services.audit.sources.archive import archive_head
 from services.contracts import anchoring
 from services.contracts import envelope as env
+from services.contracts.codec import canonical
 from services.contracts.events import WRITERS, latest_version
 from services.contracts.money import format_yuan, parse_mu, parse_yuan, valuation_fen
 from services.contracts.topics import (
@@ -72,8 +73,7 @@ def partition_of(key: str, partitions: int) -> int:
 
 def archive_line(row: Mapping[str, Any]) -> str:
     """One archive line as ``baotuan export --format jsonl`` writes it: the event's canonical bytes verbatim."""
-    event = json.dumps(row["event"], ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    return archive_head(row).decode("utf-8") + event + "}\n"
+    return (archive_head(row) + canonical(row["event"]) + b"}\n").decode("utf-8")
 
 
 def synthetic_keys(seed: str = "baotuan-synthetic") -> dict[str, Ed25519PrivateKey]:

@@ -7,7 +7,7 @@ rule arguments from :func:`collect_inputs` and so the same numbers from
 :func:`recompute_declared`, whatever arrived after the declaration.
 
 Pure: no Kafka, no SQLite, no Flask. The records are envelopes as
-``services.contracts.events.read_event`` returns them; a record the consumers dead-letter
+``services.contracts.validation.read_envelope`` returns them; a record the consumers dead-letter
 (undecodable, failing its schema or its hash) is not an input. A record whose ``event_id``
 appeared earlier in the log is a duplicate (a producer retry) and counts once, as the
 projection store dedupes it.

@@ -12,7 +12,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from services.contracts.fields import Amount, IsoDate, Mu, Period, Slug, Text, Uscc
+from services.contracts.fields import ONE_SIDE_RULE, Amount, IsoDate, Mu, Period, Slug, Text, Uscc, json_schema_rule
 from services.runtime.openapi import ErrorDetailSchema
 
 INVESTOR_TYPES = ("collective", "company", "government")
@@ -105,6 +105,7 @@ class LineRequest(Schema):
     credit = Amount(positive=True)
 
     @validates_schema
+    @json_schema_rule(ONE_SIDE_RULE)
     def _one_side(self, data: Mapping[str, Any], **kwargs: Any) -> None:
         if ("debit" in data) == ("credit" in data):
             raise ValidationError("a line has exactly one of debit or credit", field_name="debit")

@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
-from services.contracts import envelope as env
+from services.contracts.codec import decode_envelope
 from services.contracts.validation import read_envelope
 from services.runtime.kafka_io import OutRecord
 from services.runtime.store import Fold, Pending, ProjectionStore
@@ -86,7 +86,7 @@ class Projector:
         for record in records:
             raw[record.offset] = record
             try:
-                envelope = env.decode(record.value)
+                envelope = decode_envelope(record.value)
                 if known is None or not known.take(record.value):
                     envelope = read_envelope(envelope, record.value)  # canonical bytes too (DESIGN §4)
                 idem_raw = header(record.headers, IDEMPOTENCY_HEADER)

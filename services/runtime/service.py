@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
-import hashlib
 import json
 import logging
 import threading
@@ -22,9 +21,10 @@ from typing import Any, NamedTuple
 
 from services.contracts import anchoring
 from services.contracts import envelope as env
+from services.contracts.codec import content_hash
 from services.contracts.events import latest_version
 from services.contracts.topics import CHECKPOINTS, DEADLETTER, RECORD_TOPICS, topic_of
-from services.contracts.validation import EnvelopeValidator
+from services.contracts.validation import envelope_problem
 from services.runtime.config import Settings
 from services.runtime.eventlog import EventLog, Follower, KafkaLog
 from services.runtime.kafka_io import Ack, BrokerUnavailable, OutRecord
@@ -87,8 +87,7 @@ class Published(list[dict[str, Any]]):
 
 def request_hash(body: Any) -> str:
     """SHA-256 of a request body's canonical JSON (what an idempotency key is bound to)."""
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"),
-                                     ensure_ascii=False).encode()).hexdigest()
+    return content_hash(body, floats=True)
 
 
 class EventService:
@@ -124,7 +123,6 @@ class EventService:
         self._synced_in_group = False
         self._resync = True
         self.published = PublishedCache()
-        self._validator = EnvelopeValidator(strict=True)
         self._reactor = threading.Thread(target=self._react, name=f"{name}-reactor", daemon=True)
         self._anchorer = threading.Thread(target=self._anchor_loop, name=f"{name}-checkpoints", daemon=True)
         self._halt = threading.Event()
@@ -399,7 +397,7 @@ class EventService:
                 actor=actor, causation_id=event.causation_id, event_id=event.event_id), head)
             # The whole envelope strictly, as every reader will check it (its hash is ours by construction):
             # the projection folds these very bytes without validating them again (PublishedCache).
-            problem = self._validator.problem(sealed)
+            problem = envelope_problem(sealed, strict=True)
             if problem is not None:
                 raise ContractViolation(f"{event.type}.{problem}")
             heads[key] = env.ChainHead(sealed["seq"], sealed["hash"])

@@ -23,7 +23,7 @@ from kafka import KafkaAdminClient, KafkaProducer, TopicPartition
 from services.audit.checks.auditor import run_audit
 from services.audit.exports.tables import write_xlsx
 from services.audit.sources.kafka import KafkaSource
-from services.contracts import envelope as env
+from services.contracts.codec import canonical
 from services.contracts.topics import RECORD_TOPICS, partitions
 from services.devtools.broker import LocalBroker, free_port
 from services.devtools.synthetic import LogWriter, small_scenario
@@ -55,7 +55,7 @@ class Log:
 
     def flush(self) -> None:
         for row in self.writer.rows[self._sent:]:
-            self._producer.send(row["topic"], value=env.encode(row["event"]), key=row["key"].encode(),
+            self._producer.send(row["topic"], value=canonical(row["event"]), key=row["key"].encode(),
                                 partition=row["partition"])
         self._producer.flush()
         self._sent = len(self.writer.rows)

@@ -38,6 +38,7 @@ from kafka import KafkaProducer
 from kafka_helpers import read_records
 
 from services.contracts import envelope as env
+from services.contracts.codec import canonical
 from services.contracts.money import parse_yuan
 from services.contracts.topics import DEADLETTER, DIVIDENDS, LEDGER_ENTRIES, LEDGER_INVESTMENTS, RENTALS
 from services.runtime.kafka_io import OffsetsClient
@@ -238,7 +239,7 @@ def test_a_poison_record_goes_to_the_dead_letter_topic_with_its_reason_and_the_s
     producer.send(RENTALS, key=key, value=b"{not json at all").get(timeout=10)
     unknown = env.seal(env.new_envelope(event_type="RentReceived", version=99, source="rentals", subject=PROJECT,
                                         data={"anything": "goes"}, actor="operator:intruder"), env.ChainHead())
-    producer.send(RENTALS, key=key, value=env.encode(unknown)).get(timeout=10)
+    producer.send(RENTALS, key=key, value=canonical(unknown)).get(timeout=10)
     producer.close()
 
     wait_for("both records dead-lettered by rentals",

@@ -12,8 +12,9 @@ from kafka import KafkaProducer
 from kafka_helpers import read_records
 
 from services.contracts import envelope as env
-from services.contracts.events import validate_envelope
+from services.contracts.codec import canonical
 from services.contracts.topics import DEADLETTER, LEDGER_ENTRIES, TOPICS
+from services.contracts.validation import validate_envelope
 from services.devtools.broker import LocalBroker
 from services.runtime.config import Settings
 from services.runtime.kafka_io import ensure_topics
@@ -127,7 +128,7 @@ def test_a_poison_record_goes_to_the_dead_letter_topic_and_the_consumer_goes_on(
         producer.send(LEDGER_ENTRIES, key=key, value=b"{not json").get(timeout=10)
         bad_version = env.seal(env.new_envelope(event_type="CollectiveRegistered", version=99, source="ledger",
                                                 subject=key.decode(), data={}, actor="x"), env.ChainHead())
-        producer.send(LEDGER_ENTRIES, key=key, value=env.encode(bad_version)).get(timeout=10)
+        producer.send(LEDGER_ENTRIES, key=key, value=canonical(bad_version)).get(timeout=10)
         producer.close()
         svc.sync()
         good = register(svc, f"after-poison-{unique}")

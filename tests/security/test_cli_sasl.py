@@ -25,6 +25,7 @@ from kafka_helpers import secured_broker
 
 from services.cli import main
 from services.contracts import envelope as env
+from services.contracts.codec import canonical
 from services.contracts.topics import LEDGER_ENTRIES
 from services.devtools.broker import LocalBroker, create_acls, free_port
 from services.runtime.auth import add_token
@@ -57,7 +58,7 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
                                                  "alliances": []}), env.ChainHead())
         producer = EventProducer(broker.bootstrap, "baotuan-ledger", timeout_s=15, **broker.client_config("ledger"))
         try:
-            producer.publish([OutRecord(LEDGER_ENTRIES, sealed, env.encode(sealed), [])])
+            producer.publish([OutRecord(LEDGER_ENTRIES, sealed, canonical(sealed), [])])
         finally:
             producer.close()
         yield broker

@@ -20,6 +20,7 @@ from kafka.errors import KafkaError, TopicAuthorizationFailedError
 from kafka_helpers import read_records, secured_broker
 
 from services.contracts import envelope as env
+from services.contracts.codec import canonical, envelope_hash
 from services.contracts.topics import (
     CHECKPOINTS,
     DEADLETTER,
@@ -157,7 +158,7 @@ def test_the_service_runtime_publishes_and_consumes_with_its_own_scram_user(secu
         with svc.writing():
             [sealed] = svc.publish([collective("sasl-village")], actor="admin:test")
         assert svc.store.query_one("SELECT name FROM collectives WHERE collective_id='sasl-village'") is not None
-        assert env.compute_hash(sealed) == sealed["hash"]
+        assert envelope_hash(sealed) == sealed["hash"]
     finally:
         svc.stop()
 
@@ -189,7 +190,7 @@ def test_the_runtime_producer_of_a_service_is_refused_on_another_services_topic_
     began = time.monotonic()
     try:
         with pytest.raises(BrokerUnavailable) as refused:
-            rogue.publish([OutRecord(LEDGER_ENTRIES, forged, env.encode(forged), [])])
+            rogue.publish([OutRecord(LEDGER_ENTRIES, forged, canonical(forged), [])])
     finally:
         rogue.close()
     assert time.monotonic() - began < 8  # refused at once, not timed out

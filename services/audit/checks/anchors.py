@@ -31,7 +31,6 @@ checkpoint's heads (read back from the spool) when the range ends.
 
 from __future__ import annotations
 
-import json
 import re
 import tempfile
 import weakref
@@ -45,7 +44,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from services.audit.checks.findings import Findings, Where
 from services.audit.sources.records import Record
 from services.contracts import anchoring
-from services.contracts.envelope import canonical_json, parse_json_strict
+from services.contracts.codec import canonical, decode
 from services.contracts.events import WRITERS
 from services.contracts.topics import CHECKPOINTS, RECORD_TOPICS, owner_of
 
@@ -119,7 +118,7 @@ def load_trusted_keys(directory: Path) -> TrustedKeys:
 
 def _with_listing(listing: Path, found: dict[str, PinnedKey]) -> dict[str, PinnedKey]:
     try:
-        entries = parse_json_strict(listing.read_bytes())["keys"]
+        entries = decode(listing.read_bytes())["keys"]
         assert isinstance(entries, list)
     except (OSError, ValueError, KeyError, TypeError, AssertionError) as exc:
         raise KeyDirError(f"{listing} is not a key listing {{\"keys\": [...]}}: {exc}") from exc
@@ -166,7 +165,7 @@ def read_receipts(path: Path) -> tuple[list[Receipt], list[str]]:
             if not line.strip():
                 continue
             try:
-                data = parse_json_strict(line)
+                data = decode(line)
             except (ValueError, UnicodeDecodeError) as exc:
                 bad.append(f"line {number} of {path} is not a JSON receipt: {exc}")
                 continue
@@ -268,7 +267,7 @@ class Anchors:
     def add_checkpoint(self, where: Where, envelope: Mapping[str, Any]) -> None:
         """One ChainCheckpoint record that passed the record checks (schema, placement, chain, canonical)."""
         data = envelope["data"]
-        payload = canonical_json(data)
+        payload = canonical(data)
         self._spool.seek(0, 2)
         at = self._spool.tell()
         self._spool.write(payload)
@@ -280,10 +279,10 @@ class Anchors:
 
     def _read(self, at: tuple[int, int]) -> Any:
         self._spool.seek(at[0])
-        return json.loads(self._spool.read(at[1]))
+        return decode(self._spool.read(at[1]))
 
     def _keep(self, value: Any) -> tuple[int, int]:
-        raw = canonical_json({"v": value})
+        raw = canonical({"v": value})
         self._spool.seek(0, 2)
         at = self._spool.tell()
         self._spool.write(raw)

@@ -41,10 +41,10 @@ from services.audit.checks.input_rows import KIND_CODE
 from services.audit.checks.payouts import Payouts
 from services.audit.checks.postings import Postings
 from services.audit.sources.records import Record, ReplayError, Source
-from services.contracts.envelope import GENESIS_HASH
+from services.contracts.envelope import ChainVerifier
 from services.contracts.money import MoneyError, format_yuan, parse_mu, parse_yuan, valuation_fen
 from services.contracts.topics import CHECKPOINTS, DIVIDENDS, LEDGER_ENTRIES, LEDGER_INVESTMENTS, RENTALS, TOPICS
-from services.contracts.validation import EnvelopeValidator, hash_matches
+from services.contracts.validation import envelope_problem
 
 #: The payload field that must equal the record's subject (its key), per event type.
 SUBJECT_FIELD: dict[str, str] = {
@@ -68,8 +68,7 @@ class Auditor:
     findings: Findings = field(default_factory=Findings)
     records: int = 0
     by_type: Counter[str] = field(default_factory=Counter)
-    validator: EnvelopeValidator = field(default_factory=EnvelopeValidator)
-    _heads: dict[tuple[str, str], tuple[int, str]] = field(default_factory=dict)
+    chains: ChainVerifier = field(default_factory=ChainVerifier)
     _next_offset: dict[tuple[str, int], int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -100,7 +99,7 @@ class Auditor:
             if record.partition >= 0 and topic != CHECKPOINTS and self.anchors.active:
                 self.anchors.feed(record)
             return
-        problem = self.validator.problem(envelope)
+        problem = envelope_problem(envelope)
         subject = envelope.get("subject") if isinstance(envelope.get("subject"), str) else record.key
         valid = problem is None
         if problem is not None:
@@ -178,32 +177,12 @@ class Auditor:
 
         ``known_intact``: the hash comparison, when the reader process already made it.
         """
-        seq, prev_hash, stated = envelope.get("seq"), envelope.get("prev_hash"), envelope.get("hash")
-        subject = envelope.get("subject")
-        if type(seq) is not int or not isinstance(prev_hash, str) or not isinstance(stated, str) \
-                or not isinstance(subject, str):
+        breaks = self.chains.follow(topic, envelope, known_intact)
+        if breaks is None:
             return False  # reported by the schema check; no link to follow
-        key = (topic, subject)
-        head_seq, head_hash = self._heads.get(key, (0, GENESIS_HASH))
-        problems = []
-        if seq != head_seq + 1:
-            if seq <= head_seq:
-                problems.append(f"seq {seq} after seq {head_seq}: a record repeated or out of order")
-            elif head_seq == 0:
-                problems.append(f"the stream starts at seq {seq}, not 1: {seq - 1} record(s) missing")
-            else:
-                problems.append(f"seq {seq} after seq {head_seq}: {seq - head_seq - 1} record(s) missing")
-        elif prev_hash != head_hash:
-            problems.append(f"prev_hash is not the hash of seq {head_seq}: the previous record was altered or "
-                            "replaced")
-        intact = known_intact if known_intact is not None else hash_matches(envelope)
-        if not intact:
-            problems.append("the hash does not match the envelope's content: the record was altered")
-        if problems:
-            self.findings.add("chain", where, subject, "; ".join(problems))
-        if seq > head_seq:  # a record from the past (repeated, swapped) does not move the head back
-            self._heads[key] = (seq, stated)
-        return intact
+        if breaks:
+            self.findings.add("chain", where, envelope["subject"], "; ".join(b.message for b in breaks))
+        return not any(b.field == "hash" for b in breaks)
 
     def _check_valuation(self, where: Where, data: Mapping[str, Any]) -> None:
         try:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import IO
 
 from services.audit.sources.records import Record, Source
+from services.contracts.codec import canonical
 
 
 def archive_line(record: Record) -> bytes:
@@ -17,7 +18,7 @@ def archive_line(record: Record) -> bytes:
     if record.raw is not None and record.envelope is not None:
         event = record.raw
     elif record.envelope is not None:
-        event = json.dumps(record.envelope, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+        event = canonical(record.envelope)
     else:  # not an envelope: keep the value as text so the archive still says what the log held
         value = (record.raw or b"").decode("utf-8", errors="replace")
         return (head + ',"event":null,"raw":' + json.dumps(value, ensure_ascii=False) + "}\n").encode()

@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from services.audit.sources.records import Position, Record, ReplayError, day_end_ms
-from services.contracts.envelope import canonical_or_none, hash_of_canonical, noncanonical_reason
+from services.contracts.codec import canonical_or_none, decode, hash_matches, hash_of_canonical, noncanonical_reason
 from services.contracts.topics import CHECKPOINTS, RECORD_TOPICS
-from services.contracts.validation import decode_line, hash_matches
 
 
 def _instant_ms(instant: object) -> int | None:
@@ -108,7 +107,7 @@ class ArchiveSource:
         only well-formed lines of the checkpoints topic (the main pass reports the others)."""
         problem = None
         try:
-            row = decode_line(line)
+            row = decode(line, duplicates=True)  # a key twice on the line is named below
         except ValueError as exc:
             problem = f"line {number} is not a valid archive record: {exc}"
             try:  # still say where it was, if the line is JSON with floats in it

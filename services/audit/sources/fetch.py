@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from services.audit.sources.records import ReplayError
-from services.contracts.validation import decode_value, inspect_value
+from services.contracts.codec import inspect_value
 
 #: A record as ``read_batches`` hands it over: topic, partition, offset, timestamp, key, value.
 RawRecord = tuple[str, int, int, int | None, bytes | None, bytes | None]
@@ -74,18 +74,8 @@ def read_batches(consumer: Any, plan: Plan, idle_timeout_s: float) -> Iterator[l
         raise ReplayError(f"reading from Kafka failed: {exc}") from exc
 
 
-def decode_record_value(raw: bytes | None) -> tuple[dict[str, Any] | None, str | None]:
-    """A record value as (envelope, None), or (None, why it is not an envelope)."""
-    if raw is None:
-        return None, "the record has no value"
-    try:
-        return decode_value(raw), None
-    except (ValueError, UnicodeDecodeError) as exc:
-        return None, f"the record value is not an envelope: {exc}"
-
-
 def inspect_record_value(raw: bytes | None) -> tuple[dict[str, Any] | None, str | None, bool | None, str | None]:
-    """A record value as ``(envelope, problem, intact, noncanonical)`` (``validation.inspect_value``)."""
+    """A record value as ``(envelope, problem, intact, noncanonical)`` (``codec.inspect_value``)."""
     if raw is None:
         return None, "the record has no value", None, None
     return inspect_value(raw)

@@ -9,8 +9,6 @@ client: it never reads a service's database or the topics.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -19,6 +17,7 @@ from typing import Any
 
 import requests
 
+from services.contracts.codec import content_hash
 from services.contracts.money import parse_mu, parse_yuan, valuation_fen
 from services.devtools.scenario.schemas import Scenario
 from services.devtools.scenario.table import PayoutView
@@ -84,9 +83,7 @@ def record_key(section: str, record: Mapping[str, Any], occurrence: int = 0) -> 
     ``occurrence`` tells apart records that are identical in every field (the second such
     rent payment is a second payment, not a repeat).
     """
-    canonical = json.dumps({"kind": section, "record": record, "occurrence": occurrence}, sort_keys=True,
-                           separators=(",", ":"), ensure_ascii=False)
-    return "scenario:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return "scenario:" + content_hash({"kind": section, "record": record, "occurrence": occurrence}, floats=True)
 
 
 def _without(record: Mapping[str, Any], *names: str) -> dict[str, Any]:

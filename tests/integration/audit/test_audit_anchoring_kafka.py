@@ -19,6 +19,7 @@ from services.audit.checks.auditor import run_audit
 from services.audit.cli import export_command
 from services.audit.sources.kafka import KafkaSource
 from services.contracts import envelope as env
+from services.contracts.codec import canonical
 from services.contracts.topics import CHECKPOINTS, RECORD_TOPICS, RENTALS
 from services.devtools.broker import LocalBroker
 from services.devtools.synthetic import LogWriter, archive_line, small_scenario, synthetic_keys, write_public_keys
@@ -37,7 +38,7 @@ def test_the_signed_log_audits_from_kafka_and_exports_with_its_checkpoints(fresh
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
     try:
         for row in log.rows:
-            meta = producer.send(row["topic"], key=row["key"].encode(), value=env.encode(row["event"]),
+            meta = producer.send(row["topic"], key=row["key"].encode(), value=canonical(row["event"]),
                                  partition=row["partition"], timestamp_ms=row["timestamp"]).get(timeout=15)
             assert meta.offset == row["offset"]
     finally:
@@ -68,12 +69,12 @@ def test_the_signed_log_audits_from_kafka_and_exports_with_its_checkpoints(fresh
                                                "payment_id": "r-x", "lease_id": "lease-1", "project_id": "binhai-park",
                                                "invoice_id": None, "amount": "1.00", "received_on": "2026-01-20"}),
                           head)
-        value = env.encode(sealed).replace(b'"seq":', b'"seq": ')
+        value = canonical(sealed).replace(b'"seq":', b'"seq": ')
         meta = producer.send(RENTALS, key=b"binhai-park", value=value).get(timeout=15)
     finally:
         producer.close()
     spaced = run_audit(KafkaSource(bootstrap, pipeline=True), trusted_keys=pinned)
-    [canonical] = spaced.findings.of("canonical")
-    assert (canonical.topic, canonical.partition, canonical.offset) == (RENTALS, meta.partition, meta.offset)
-    assert "whitespace outside strings" in canonical.message
+    [finding] = spaced.findings.of("canonical")
+    assert (finding.topic, finding.partition, finding.offset) == (RENTALS, meta.partition, meta.offset)
+    assert "whitespace outside strings" in finding.message
     assert spaced.auditor.anchors.report()["uncovered"][RENTALS] == 1

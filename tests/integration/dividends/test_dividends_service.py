@@ -21,9 +21,9 @@ from flask.testing import FlaskClient
 from kafka_helpers import read_records
 
 from services.contracts.envelope import EnvelopeError
-from services.contracts.events import read_event
 from services.contracts.money import format_yuan, parse_mu, parse_yuan, valuation_fen
 from services.contracts.topics import DIVIDENDS, LEDGER_ENTRIES, LEDGER_INVESTMENTS, RENTALS
+from services.contracts.validation import read_envelope
 from services.dividends.app import create_app
 from services.dividends.inputs import LogRecord, allocation_event_data, declared_event_data, recompute_declared
 from services.runtime.config import Settings
@@ -147,7 +147,7 @@ def read_log(bootstrap: str, topics: list[str]) -> list[LogRecord]:
     out: list[LogRecord] = []
     for r in read_records(bootstrap, topics):
         try:
-            envelope = read_event(r.envelope)
+            envelope = read_envelope(r.envelope)
         except EnvelopeError:
             continue  # a poison record (other tests make some): consumers dead-letter it, so do we
         out.append(LogRecord(r.topic, r.partition, r.offset, envelope))

@@ -17,8 +17,8 @@ from flask.testing import FlaskClient
 from kafka_helpers import read_records
 
 from services.contracts import envelope as env
-from services.contracts.events import validate_envelope
 from services.contracts.topics import DIVIDENDS, LEDGER_ENTRIES, LEDGER_INVESTMENTS
+from services.contracts.validation import validate_envelope
 from services.ledger.app import create_app
 from services.ledger.domain import local_date
 from services.runtime.auth import add_token

@@ -16,6 +16,7 @@ from services.audit import catalogue
 from services.audit.cli import catalogue_command
 from services.contracts import envelope as env
 from services.contracts.events import SCHEMAS, validate_data
+from services.contracts.json_schema import EVENT_DESCRIPTIONS
 from services.contracts.topics import TOPICS
 from services.devtools.synthetic import LogWriter, small_scenario, synthetic_keys
 from services.runtime.config import PROJECT_ROOT
@@ -84,8 +85,8 @@ def test_there_is_a_schema_and_a_description_for_every_event_type_and_version() 
     for kind, version in SCHEMAS:
         schema = json.loads(files[f"events/{kind}.v{version}.schema.json"])
         assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-        assert catalogue.EVENT_DESCRIPTIONS[kind]
-    assert set(catalogue.EVENT_DESCRIPTIONS) == {kind for kind, _ in SCHEMAS}
+        assert EVENT_DESCRIPTIONS[kind]
+    assert set(EVENT_DESCRIPTIONS) == {kind for kind, _ in SCHEMAS}
 
 
 def signed_log() -> list[dict[str, Any]]:

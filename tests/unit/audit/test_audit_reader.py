@@ -30,14 +30,14 @@ def test_the_reader_decodes_and_checks_each_envelope_hash_and_the_audit_uses_its
     from services.audit.sources.kafka import _kafka_record
     from services.audit.sources.reader import Prepared, prepare
     from services.audit.sources.records import Record
-    from services.contracts import envelope as env
+    from services.contracts.codec import canonical
     from services.devtools.synthetic import small_scenario
 
     rows = small_scenario(villages=2, months=2).rows
-    good = [env.encode(row["event"]) for row in rows]
+    good = [canonical(row["event"]) for row in rows]
     tampered_event = copy.deepcopy(rows[0]["event"])
     tampered_event["data"]["name"] = "改过的名字"
-    tampered = env.encode(tampered_event)
+    tampered = canonical(tampered_event)
 
     def prepared(value: bytes | None, offset: int = 0) -> Prepared:
         got = prepare(("baotuan.ledger.entries.v1", 0, offset, 17, b"k", value))

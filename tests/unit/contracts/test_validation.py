@@ -1,4 +1,5 @@
-"""The fast envelope validation (audit, projections, writers) agrees with the contract's, case by case."""
+"""The compiled envelope check (audit, projections, writers) agrees with the contract's marshmallow schemas,
+case by case."""
 
 from __future__ import annotations
 
@@ -9,9 +10,16 @@ from typing import Any
 import pytest
 
 from services.contracts import envelope as env
-from services.contracts.envelope import EnvelopeError
-from services.contracts.events import SCHEMAS, read_event, validate_data, validate_envelope
-from services.contracts.validation import EnvelopeValidator, content_hash, decode_value, read_envelope
+from services.contracts import validation
+from services.contracts.codec import EnvelopeError, canonical, decode_envelope, envelope_hash, inspect_value
+from services.contracts.events import SCHEMAS, validate_data
+from services.contracts.validation import (
+    compiled_schemas,
+    envelope_problem,
+    read_envelope,
+    schema_valid,
+    validate_envelope,
+)
 from services.devtools.synthetic import LogWriter, small_scenario, synthetic_keys
 
 EXTRA_SAMPLES: dict[str, dict[str, Any]] = {
@@ -73,77 +81,81 @@ def envelope_of(event_type: str, data: Any) -> dict[str, Any]:
     return sealed
 
 
-def test_every_payload_schema_of_the_contract_has_a_fast_path() -> None:
-    assert EnvelopeValidator().compiled() == {key: True for key in SCHEMAS}
+def test_every_payload_schema_of_the_contract_has_a_compiled_check() -> None:
+    assert compiled_schemas(strict=False) == compiled_schemas(strict=True) == {key: True for key in SCHEMAS}
     assert {kind for kind, _ in SCHEMAS} == set(SAMPLES)
 
 
 @pytest.mark.parametrize("event_type", sorted(SAMPLES))
-def test_the_fast_path_agrees_with_the_contract_on_every_mutation(event_type: str) -> None:
-    validator = EnvelopeValidator()
-    assert validator._fast(envelope_of(event_type, SAMPLES[event_type]))
+def test_the_compiled_check_agrees_with_the_contract_on_every_mutation(event_type: str) -> None:
+    assert schema_valid(envelope_of(event_type, SAMPLES[event_type]))
     checked = 0
     for data in mutations(copy.deepcopy(SAMPLES[event_type])):
         contract_ok = not validate_data(event_type, 1, data, strict=False)
-        assert validator._fast(envelope_of(event_type, data)) == contract_ok, (event_type, data)
-        problem = validator.problem(envelope_of(event_type, data))
+        assert schema_valid(envelope_of(event_type, data)) == contract_ok, (event_type, data)
+        problem = envelope_problem(envelope_of(event_type, data))
         assert (problem is None) == contract_ok
         checked += 1
     assert checked > 20
 
 
 @pytest.mark.parametrize("event_type", sorted(SAMPLES))
-def test_the_strict_fast_path_of_writers_agrees_with_the_contract_on_every_mutation(event_type: str) -> None:
-    validator = EnvelopeValidator(strict=True)
-    assert validator._fast(envelope_of(event_type, SAMPLES[event_type]))
+def test_the_strict_compiled_check_of_writers_agrees_with_the_contract_on_every_mutation(event_type: str) -> None:
+    assert schema_valid(envelope_of(event_type, SAMPLES[event_type]), strict=True)
     for data in mutations(copy.deepcopy(SAMPLES[event_type])):
         contract_ok = not validate_data(event_type, 1, data, strict=True)
-        assert validator._fast(envelope_of(event_type, data)) == contract_ok, (event_type, data)
-        assert (validator.problem(envelope_of(event_type, data)) is None) == contract_ok
+        assert schema_valid(envelope_of(event_type, data), strict=True) == contract_ok, (event_type, data)
+        assert (envelope_problem(envelope_of(event_type, data), strict=True) is None) == contract_ok
     extra = {**envelope_of(event_type, SAMPLES[event_type]), "an_unknown_envelope_field": 1}
-    assert EnvelopeValidator().problem(extra) is None  # readers tolerate it
-    problem = validator.problem(extra)
+    assert envelope_problem(extra) is None  # readers tolerate it
+    problem = envelope_problem(extra, strict=True)
     assert problem is not None and problem.field == "an_unknown_envelope_field"
 
 
-def test_read_envelope_is_read_event_answer_for_answer() -> None:
-    good = [decode_value(env.encode(row["event"])) for row in small_scenario(villages=2, months=2).rows]
+def test_read_envelope_answers_as_the_contract_alone_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    good = [decode_envelope(canonical(row["event"])) for row in small_scenario(villages=2, months=2).rows]
     altered = copy.deepcopy(good[3])
     altered["data"]["name"] = "改过的名字" if "name" in altered["data"] else altered["data"]
     cases = [*good, altered, {**good[0], "hash": "f" * 64}, {**good[1], "seq": 0}, {**good[2], "data": {}}]
-    for envelope in cases:
-        try:
-            expected: Any = read_event(copy.deepcopy(envelope))
-        except EnvelopeError as exc:
-            expected = (exc.field, str(exc))
-        try:
-            got: Any = read_envelope(copy.deepcopy(envelope))
-        except EnvelopeError as exc:
-            got = (exc.field, str(exc))
-        assert got == expected
+
+    def answers() -> list[Any]:
+        out: list[Any] = []
+        for envelope in cases:
+            try:
+                out.append(read_envelope(copy.deepcopy(envelope)))
+            except EnvelopeError as exc:
+                out.append((exc.field, str(exc)))
+        return out
+
+    fast = answers()
+    monkeypatch.setattr(validation, "schema_valid", lambda envelope, strict=False: False)  # marshmallow alone
+    assert answers() == fast
+    assert sum(isinstance(answer, tuple) for answer in fast) == 4
 
 
 def test_envelope_fields_are_checked_like_the_contract_does() -> None:
-    validator = EnvelopeValidator()
     good = envelope_of("PeriodClosed", SAMPLES["PeriodClosed"])
     broken = [{**good, "event_id": "not-a-uuid"}, {**good, "seq": 0}, {**good, "seq": True}, {**good, "version": 2},
               {**good, "type": "Unknown"}, {**good, "occurred_at": "2025-01-01 00:00"}, {**good, "prev_hash": "x"},
               {**good, "causation_id": 5}, {k: v for k, v in good.items() if k != "actor"}, {**good, "data": []}]
     for envelope in broken:
-        problem = validator.problem(envelope)
+        assert not schema_valid(envelope)
+        problem = envelope_problem(envelope)
         assert isinstance(problem, EnvelopeError)
         with pytest.raises(EnvelopeError) as raised:
             validate_envelope(envelope, check_hash=False)
         assert str(raised.value) == str(problem)
 
 
-def test_the_audit_hashes_exactly_as_the_contract_does() -> None:
+def test_the_audit_hashes_exactly_as_the_writers_do() -> None:
     for row in small_scenario(villages=2, months=3).rows:
-        event = decode_value(env.encode(row["event"]))
-        assert content_hash(event) == env.compute_hash(event) == event["hash"]
+        raw = canonical(row["event"])
+        event = decode_envelope(raw)
+        assert envelope_hash(event) == event["hash"]
+        assert inspect_value(raw) == (event, None, True, None)  # the hash taken from the bytes themselves
 
 
 @pytest.mark.parametrize("raw", [b'{"amount": 1.5}', b'{"x": NaN}', b"[1, 2]", b"\xff\xfe"])
 def test_record_values_with_floats_or_that_are_no_objects_are_refused(raw: bytes) -> None:
-    with pytest.raises(ValueError):
-        decode_value(raw)
+    with pytest.raises(EnvelopeError):
+        decode_envelope(raw)

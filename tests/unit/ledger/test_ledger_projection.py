@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from services.contracts import envelope as env
-from services.contracts.events import read_event
 from services.contracts.topics import DIVIDENDS, LEDGER_ENTRIES, LEDGER_INVESTMENTS
+from services.contracts.validation import read_envelope
 from services.ledger import projection as views
 from services.ledger.domain import derived_entry_id
 from services.ledger.projection import SCHEMA, fold
@@ -30,7 +30,7 @@ class Log:
 
     def apply(self, topic: str, envelope: dict[str, Any]) -> None:
         offsets = self.offsets.setdefault(topic, itertools.count())
-        self.store.apply(topic, 0, next(offsets), read_event(envelope), fold, chain=False)
+        self.store.apply(topic, 0, next(offsets), read_envelope(envelope), fold, chain=False)
 
     def owed(self) -> list[dict[str, Any]]:
         return [{"event_id": row["event_id"], "subject": row["subject"], "causation_id": row["causation_id"],

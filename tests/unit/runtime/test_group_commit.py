@@ -123,10 +123,10 @@ def test_a_failed_publish_fails_each_request_of_its_group_and_writes_nothing(
 def test_records_of_a_group_are_records_a_reader_accepts(ledger: tuple[Any, SlowLog, str]) -> None:
     client, log, admin = ledger
     post_all(client, admin, [collective(f"checked-{i}") for i in range(10)])
-    from services.contracts import envelope as env
+    from services.contracts.codec import decode_envelope
     from services.contracts.validation import read_envelope
 
     for record in log.records(LEDGER_ENTRIES):
         assert record.value is not None
-        read_envelope(env.decode(record.value), record.value)
+        read_envelope(decode_envelope(record.value), record.value)
 
