@@ -225,9 +225,10 @@ def handle_post_batch(command: PostBatch, reads: LedgerReads) -> Decision:
     events: list[NewEvent] = []
     closed: dict[str, list[str]] = {}
     for index, item in enumerate(command.items):
+        if isinstance(item, Refused):  # refused by the HTTP layer already (unparsable, or out of scope)
+            results.append({"index": index, "status": item.status, "error": item.to_dict()["error"]})
+            continue
         try:
-            if isinstance(item, Refused):
-                raise item
             if item.collective_id not in closed:
                 if reads.collective(item.collective_id) is None:
                     raise Refused(422, "unknown_collective", f"no collective {item.collective_id!r}", "collective_id")
