@@ -35,12 +35,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.eventlog import JavaSink, LogWriter, PythonSink, Sink
-from services.contracts.envelope import derived_event_id
 from services.contracts.money import format_yuan, parse_mu, valuation_fen
 from services.contracts.topics import DIVIDENDS, LEDGER_ENTRIES, LEDGER_INVESTMENTS, RENTALS, TOPICS
 from services.dividends.domain import CapitalMovement, Policy, compute_distribution
 from services.dividends.inputs import allocation_event_data, declared_event_data
-from services.ledger.domain import derived_entry_id, local_date, posting_date
+from services.ledger.domain import automatic_entry_ids, local_date, posting_date
 from services.runtime.kafka_io import end_offsets, ensure_topics
 
 TOWNS = ("金清镇", "蓬街镇", "新桥镇", "横街镇", "桐屿街道", "峰江街道", "路南街道", "路北街道", "螺洋街道", "路桥街道")
@@ -209,10 +208,10 @@ class District:
             return
         day = posting_date(day, self.closed[village])
         amount = format_yuan(fen)
+        ids = automatic_entry_ids(cause, qualifier)
         self._entry(village, day, memo, [{"account": debit, "debit": amount}, {"account": credit, "credit": amount}],
                     actor="system:ledger", origin={"kind": kind, "ref": ref},
-                    entry_id=derived_entry_id(cause, qualifier), event_id=derived_event_id(cause, qualifier),
-                    causation_id=cause)
+                    entry_id=ids.entry_id, event_id=ids.event_id, causation_id=cause)
 
     # -- the plan -------------------------------------------------------------------------------------
 

@@ -48,8 +48,13 @@ class InsufficientCapital(LedgerError):
 
 
 @dataclass(frozen=True)
-class CapitalMovement:
-    """One change of an investor's capital in a project: + invested, − withdrawn (fen)."""
+class CapitalChange:
+    """One dated change of capital in a project: + invested, − withdrawn (fen), effective on a day.
+
+    It names no investor: the register pairs it with one (``holdings``), the rules take one investor's
+    changes (``check_withdrawal``) or the whole project's (``check_project_capital``). (Not the dividends
+    service's movement, which carries the investor and its type for the distribution rule.)
+    """
 
     effective_on: dt.date
     amount: int
@@ -79,12 +84,12 @@ def land_valuation(area_mu: str, price_per_mu: str) -> int:
     return valuation
 
 
-def capital_on(movements: Iterable[CapitalMovement], day: dt.date) -> int:
+def capital_on(movements: Iterable[CapitalChange], day: dt.date) -> int:
     """Capital held on ``day``: every movement effective on or before it."""
     return sum(m.amount for m in movements if m.effective_on <= day)
 
 
-def check_withdrawal(movements: Sequence[CapitalMovement], effective_on: dt.date, amount: int) -> None:
+def check_withdrawal(movements: Sequence[CapitalChange], effective_on: dt.date, amount: int) -> None:
     """Refuse a withdrawal that would leave the capital below zero on any day from ``effective_on`` on.
 
     Later movements count too: withdrawing today what a withdrawal already booked for next
@@ -103,7 +108,7 @@ def check_withdrawal(movements: Sequence[CapitalMovement], effective_on: dt.date
             )
 
 
-def check_project_capital(movements: Sequence[CapitalMovement], effective_on: dt.date, amount: int,
+def check_project_capital(movements: Sequence[CapitalChange], effective_on: dt.date, amount: int,
                           field: str) -> None:
     """Refuse an investment of ``amount`` fen that would take the project's capital past the largest amount.
 
@@ -125,7 +130,7 @@ def check_project_capital(movements: Sequence[CapitalMovement], effective_on: dt
             )
 
 
-def holdings(movements: Iterable[tuple[str, CapitalMovement]], day: dt.date) -> dict[str, int]:
+def holdings(movements: Iterable[tuple[str, CapitalChange]], day: dt.date) -> dict[str, int]:
     """Capital per investor on ``day`` from (investor_id, movement) pairs; investors at zero are left out."""
     totals: dict[str, int] = {}
     for investor_id, movement in movements:

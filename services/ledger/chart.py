@@ -22,15 +22,6 @@ from typing import ClassVar, Final, Literal
 AccountClass = Literal["资产", "负债", "所有者权益", "成本", "损益"]
 NormalSide = Literal["debit", "credit"]
 
-ASSET: Final = "资产"
-LIABILITY: Final = "负债"
-EQUITY: Final = "所有者权益"
-COST: Final = "成本"
-PROFIT_AND_LOSS: Final = "损益"
-
-DEBIT: Final = "debit"
-CREDIT: Final = "credit"
-
 SEGMENT_PATTERN: Final = r"[a-z0-9][a-z0-9-]{0,62}"
 _SEGMENT_RE: Final = re.compile(SEGMENT_PATTERN)
 
@@ -123,7 +114,6 @@ BY_CODE: Final[dict[str, Account]] = {account.code: account for account in ACCOU
 
 INCOME_CODES: Final[tuple[str, ...]] = ("501", "502", "503", "504")
 EXPENSE_CODES: Final[tuple[str, ...]] = ("511", "512", "513", "514", "515", "521")
-CONTRA_ASSET_CODES: Final[frozenset[str]] = frozenset({"133", "152", "162"})
 
 
 def split(code: str) -> tuple[str, str | None]:
@@ -165,8 +155,3 @@ def sub_account(code: str, segment: str) -> str:
 def is_income(code: str) -> bool:
     """True for the income accounts 501–504 (and their sub-accounts); False otherwise."""
     return split(code)[0] in INCOME_CODES
-
-
-def is_expense(code: str) -> bool:
-    """True for the expense accounts 511–515 and 521 (and their sub-accounts)."""
-    return split(code)[0] in EXPENSE_CODES

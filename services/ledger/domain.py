@@ -4,7 +4,7 @@ DESIGN §5 (EntryPosted, EntryReversed, PeriodClosed) and §7. Amounts are int f
 refusal is a typed ``LedgerError`` whose ``field`` names the offending input, so the HTTP
 layer can answer a 4xx naming the field and write nothing.
 
-No I/O here: stdlib and ``services.contracts.money`` only.
+No I/O here: stdlib and ``services.contracts`` (money, derived ids) only.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from services.contracts.envelope import derived_event_id
 from services.contracts.money import MoneyError, format_yuan, parse_mu, parse_yuan, valuation_fen
 from services.ledger.chart import LedgerError, UnknownAccount, lookup
 
@@ -23,7 +24,9 @@ __all__ = [
     "AUTOMATIC_EVENT_TYPES",
     "CHINA_STANDARD_TIME",
     "DERIVED_ENTRY_NAMESPACE",
+    "ENTRY_QUALIFIER",
     "AlreadyReversed",
+    "AutomaticEntryIds",
     "ClosedPeriod",
     "InvalidDate",
     "InvalidEntry",
@@ -37,14 +40,18 @@ __all__ = [
     "UnbalancedEntry",
     "UnknownAccount",
     "UnknownEventType",
+    "automatic_entry_ids",
     "automatic_entry_lines",
     "check_close_period",
     "check_entry",
     "check_reversal",
     "derived_entry_id",
+    "line_from_wire",
+    "line_to_wire",
     "local_date",
     "period_of",
     "posting_date",
+    "reversal_entry_id",
     "reversing_lines",
 ]
 
@@ -119,6 +126,20 @@ class Line:
     account: str
     debit: int
     credit: int
+
+
+def line_to_wire(line: Line) -> dict[str, str]:
+    """A journal line as it travels: ``{"account", "debit"}`` or ``{"account", "credit"}`` (yuan strings)."""
+    if line.debit:
+        return {"account": line.account, "debit": format_yuan(line.debit)}
+    return {"account": line.account, "credit": format_yuan(line.credit)}
+
+
+def line_from_wire(raw: Mapping[str, Any]) -> Line:
+    """A journal line from its wire form (the side that is absent or null is 0)."""
+    debit = parse_yuan(raw["debit"]) if raw.get("debit") is not None else 0
+    credit = parse_yuan(raw["credit"]) if raw.get("credit") is not None else 0
+    return Line(str(raw["account"]), debit, credit)
 
 
 _PERIOD_RE: Final = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
@@ -316,6 +337,30 @@ def derived_entry_id(cause_event_id: str, qualifier: str = "") -> str:
     cause yields several entries (e.g. the investor_id of each allocation of an approval).
     """
     return str(uuid.uuid5(DERIVED_ENTRY_NAMESPACE, f"{cause_event_id}:{qualifier}"))
+
+
+#: Qualifier of the one automatic entry an investment, a withdrawal or a payment causes (an
+#: approval causes one entry per collective: its qualifier is the investor_id).
+ENTRY_QUALIFIER: Final = "entry"
+
+
+@dataclass(frozen=True)
+class AutomaticEntryIds:
+    """The ids of an entry the ledger posts by itself: its ``entry_id`` and its EntryPosted's ``event_id``."""
+
+    entry_id: str
+    event_id: str
+
+
+def automatic_entry_ids(cause_event_id: str, qualifier: str = ENTRY_QUALIFIER) -> AutomaticEntryIds:
+    """The ids of the automatic entry ``cause_event_id`` causes (DESIGN §4, §7): the one place they are
+    computed, for the fold that owes the entry and for whoever needs to find it."""
+    return AutomaticEntryIds(derived_entry_id(cause_event_id, qualifier), derived_event_id(cause_event_id, qualifier))
+
+
+def reversal_entry_id(entry_id: str) -> str:
+    """The id of the reversal of ``entry_id``: one reversal per entry, so it can never be posted twice."""
+    return derived_entry_id(entry_id, "reversal")
 
 
 # --- reversals and dates of automatic entries -------------------------------------------

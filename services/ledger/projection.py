@@ -1,4 +1,4 @@
-"""The ledger's projection: a pure left fold of its two topics and the dividends topic, and its reads.
+"""The ledger's projection: its SQLite schema and a pure left fold of its two topics and the dividends topic.
 
 ``fold(conn, topic, envelope)`` is called by the runtime inside one SQLite transaction per
 record (with the offset and the event_id dedupe). Delete the file, restart, and the same
@@ -7,7 +7,9 @@ records give back the same tables: nothing here reads a clock or anything but th
 Entries the ledger posts by itself (DESIGN §7) are *owed* from the fold with
 ``store.emit`` under a deterministic event id; the service's reactor publishes them on the
 entries topic, and folding them books them like any other entry. A replay finds them
-already in the log and never owes them twice.
+already in the log and never owes them twice. Their ids come from ``domain.automatic_entry_ids``.
+
+Every write to the projection is here; every query of it is in ``reads.py``.
 """
 
 from __future__ import annotations
@@ -15,23 +17,22 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
-from services.contracts.envelope import derived_event_id
 from services.contracts.money import format_yuan, parse_yuan
-from services.ledger.capital import CapitalMovement
 from services.ledger.domain import (
+    ENTRY_QUALIFIER,
     Line,
+    automatic_entry_ids,
     automatic_entry_lines,
-    derived_entry_id,
+    line_from_wire,
+    line_to_wire,
     local_date,
     posting_date,
     reversing_lines,
 )
-from services.ledger.reports import CollectiveInfo, PostedLine
-from services.runtime.sqlsum import exact_sum, sum_of
-from services.runtime.store import ProjectionStore, emit
+from services.runtime.store import emit
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS collectives (collective_id TEXT PRIMARY KEY, name TEXT NOT NULL, town TEXT NOT NULL,
@@ -68,9 +69,6 @@ CREATE TABLE IF NOT EXISTS allocations (distribution_id TEXT NOT NULL, investor_
 Envelope = dict[str, Any]
 Handler = Callable[[sqlite3.Connection, Envelope], None]
 
-#: Qualifier of the derived event id of the one entry an investment, withdrawal or payment causes.
-ENTRY_QUALIFIER = "entry"
-
 
 # -- registry ----------------------------------------------------------------------------------------------
 
@@ -106,24 +104,11 @@ def _book(conn: sqlite3.Connection, *, entry_id: str, collective_id: str, date: 
                       for i, line in enumerate(lines)])
 
 
-def _wire_to_line(raw: Mapping[str, Any]) -> Line:
-    debit = parse_yuan(raw["debit"]) if raw.get("debit") is not None else 0
-    credit = parse_yuan(raw["credit"]) if raw.get("credit") is not None else 0
-    return Line(str(raw["account"]), debit, credit)
-
-
-def line_to_wire(line: Line) -> dict[str, str]:
-    """A journal line as it travels: ``{"account", "debit"}`` or ``{"account", "credit"}``."""
-    if line.debit:
-        return {"account": line.account, "debit": format_yuan(line.debit)}
-    return {"account": line.account, "credit": format_yuan(line.credit)}
-
-
 def _entry_posted(conn: sqlite3.Connection, e: Envelope) -> None:
     d = e["data"]
     origin = d.get("origin") or {}
     _book(conn, entry_id=d["entry_id"], collective_id=d["collective_id"], date=d["date"],
-          lines=[_wire_to_line(raw) for raw in d["lines"]], memo=d.get("memo") or "",
+          lines=[line_from_wire(raw) for raw in d["lines"]], memo=d.get("memo") or "",
           origin_kind=origin.get("kind", "manual"), origin_ref=origin.get("ref"),
           idempotency_key=d.get("idempotency_key"), reverses=None, event_id=e["event_id"])
 
@@ -174,15 +159,16 @@ def _owe_entry(conn: sqlite3.Connection, cause: Envelope, *, qualifier: str, col
         return
     closed = {row[0] for row in conn.execute("SELECT period FROM closed_periods WHERE collective_id=?",
                                              (collective_id,))}
+    ids = automatic_entry_ids(cause["event_id"], qualifier)
     data = {
-        "entry_id": derived_entry_id(cause["event_id"], qualifier),
+        "entry_id": ids.entry_id,
         "collective_id": collective_id,
         "date": posting_date(day, closed).isoformat(),
         "memo": memo,
         "lines": [line_to_wire(line) for line in lines],
         "origin": {"kind": origin_kind, "ref": origin_ref},
     }
-    emit(conn, event_id=derived_event_id(cause["event_id"], qualifier), event_type="EntryPosted",
+    emit(conn, event_id=ids.event_id, event_type="EntryPosted",
          subject=collective_id, data=data, causation_id=cause["event_id"])
 
 
@@ -290,177 +276,3 @@ def fold(conn: sqlite3.Connection, topic: str, envelope: Envelope) -> None:
     handler = HANDLERS.get(envelope["type"])
     if handler is not None:
         handler(conn, envelope)
-
-
-# -- reads -------------------------------------------------------------------------------------------------
-
-
-def collective(store: ProjectionStore, collective_id: str) -> dict[str, Any] | None:
-    row = store.query_one("SELECT * FROM collectives WHERE collective_id=?", (collective_id,))
-    return _collective_dict(row) if row else None
-
-
-def collectives(store: ProjectionStore) -> list[dict[str, Any]]:
-    return [_collective_dict(row) for row in store.query("SELECT * FROM collectives ORDER BY collective_id")]
-
-
-def _collective_dict(row: sqlite3.Row) -> dict[str, Any]:
-    return {"collective_id": row["collective_id"], "name": row["name"], "town": row["town"], "uscc": row["uscc"],
-            "alliances": json.loads(row["alliances"])}
-
-
-def collective_infos(store: ProjectionStore) -> list[CollectiveInfo]:
-    return [CollectiveInfo(c["collective_id"], c["name"], c["town"], tuple(c["alliances"]))
-            for c in collectives(store)]
-
-
-def investor(store: ProjectionStore, investor_id: str) -> dict[str, Any] | None:
-    row = store.query_one("SELECT * FROM investors WHERE investor_id=?", (investor_id,))
-    return dict(row) if row else None
-
-
-def investors(store: ProjectionStore) -> list[dict[str, Any]]:
-    return [dict(row) for row in store.query("SELECT * FROM investors ORDER BY investor_id")]
-
-
-def investor_type(store: ProjectionStore, investor_id: str) -> str | None:
-    """``"collective"`` for a registered collective, else the registered investor's type, else None."""
-    if collective(store, investor_id) is not None:
-        return "collective"
-    found = investor(store, investor_id)
-    return str(found["investor_type"]) if found else None
-
-
-def project(store: ProjectionStore, project_id: str) -> dict[str, Any] | None:
-    row = store.query_one("SELECT * FROM projects WHERE project_id=?", (project_id,))
-    return dict(row) if row else None
-
-
-def projects(store: ProjectionStore) -> list[dict[str, Any]]:
-    return [dict(row) for row in store.query("SELECT * FROM projects ORDER BY project_id")]
-
-
-def investment(store: ProjectionStore, investment_id: str) -> dict[str, Any] | None:
-    row = store.query_one("SELECT * FROM investments WHERE investment_id=?", (investment_id,))
-    if row is None:
-        return None
-    out: dict[str, Any] = {"investment_id": row["investment_id"], "project_id": row["project_id"],
-                           "investor_id": row["investor_id"], "investor_type": row["investor_type"],
-                           "kind": row["kind"], "effective_on": row["effective_on"]}
-    if row["kind"] == "land":
-        out.update(area_mu=row["area_mu"], price_per_mu=row["price_per_mu"], valuation=format_yuan(row["amount"]),
-                   parcel=row["parcel"])
-    else:
-        out["amount"] = format_yuan(row["amount"])
-    return out
-
-
-def withdrawal(store: ProjectionStore, withdrawal_id: str) -> dict[str, Any] | None:
-    row = store.query_one("SELECT * FROM withdrawals WHERE withdrawal_id=?", (withdrawal_id,))
-    if row is None:
-        return None
-    return {"withdrawal_id": row["withdrawal_id"], "project_id": row["project_id"],
-            "investor_id": row["investor_id"], "amount": format_yuan(row["amount"]),
-            "effective_on": row["effective_on"], "reason": row["reason"]}
-
-
-def movement_id_taken(store: ProjectionStore, movement_id: str) -> bool:
-    return (investment(store, movement_id) is not None) or (withdrawal(store, movement_id) is not None)
-
-
-def capital_movements(store: ProjectionStore, project_id: str) -> list[tuple[str, CapitalMovement]]:
-    """Every (investor_id, movement) of a project: investments positive, withdrawals negative."""
-    rows = store.query("SELECT investor_id, effective_on, amount FROM investments WHERE project_id=? "
-                       "UNION ALL SELECT investor_id, effective_on, -amount FROM withdrawals WHERE project_id=?",
-                       (project_id, project_id))
-    return [(row[0], CapitalMovement(dt.date.fromisoformat(row[1]), int(row[2]))) for row in rows]
-
-
-def investor_types_in(store: ProjectionStore, project_id: str) -> dict[str, str]:
-    rows = store.query("SELECT DISTINCT investor_id, investor_type FROM investments WHERE project_id=?",
-                       (project_id,))
-    return {row[0]: row[1] for row in rows}
-
-
-def closed_periods(store: ProjectionStore, collective_id: str) -> list[str]:
-    rows = store.query("SELECT period FROM closed_periods WHERE collective_id=? ORDER BY period", (collective_id,))
-    return [str(row[0]) for row in rows]
-
-
-def _entry_dicts(store: ProjectionStore, where: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
-    """Entries matching ``where`` (a condition on the entries table), lines included, in date then posting order."""
-    with store.reading() as conn:
-        rows = conn.execute(f"SELECT * FROM entries WHERE {where} ORDER BY date, rowid", params).fetchall()
-        lines: dict[str, list[Line]] = {row["entry_id"]: [] for row in rows}
-        for line in conn.execute("SELECT entry_id, account, debit, credit FROM entry_lines WHERE entry_id IN "
-                                 f"(SELECT entry_id FROM entries WHERE {where}) ORDER BY entry_id, line_no", params):
-            lines[line[0]].append(Line(line[1], line[2], line[3]))
-    return [_entry_dict(row, lines[row["entry_id"]]) for row in rows]
-
-
-def _entry_dict(row: sqlite3.Row, lines: list[Line]) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "entry_id": row["entry_id"], "collective_id": row["collective_id"], "date": row["date"],
-        "memo": row["memo"], "lines": [line_to_wire(line) for line in lines],
-        "origin": {"kind": row["origin_kind"], "ref": row["origin_ref"]},
-        "reversed_by": row["reversed_by"], "reverses": row["reverses"],
-    }
-    if row["idempotency_key"] is not None:
-        out["idempotency_key"] = row["idempotency_key"]
-    return out
-
-
-def entry(store: ProjectionStore, entry_id: str) -> dict[str, Any] | None:
-    found = _entry_dicts(store, "entry_id=?", (entry_id,))
-    return found[0] if found else None
-
-
-def entries_by_id(store: ProjectionStore, entry_ids: list[str]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(entry_ids), 500):
-        chunk = entry_ids[start:start + 500]
-        marks = ",".join("?" * len(chunk))
-        out.update({e["entry_id"]: e for e in _entry_dicts(store, f"entry_id IN ({marks})", tuple(chunk))})
-    return out
-
-
-def entries(store: ProjectionStore, collective_id: str, date_from: str | None,
-            date_to: str | None) -> list[dict[str, Any]]:
-    return _entry_dicts(store, "collective_id=? AND date>=? AND date<=?",
-                        (collective_id, date_from or "0000-01-01", date_to or "9999-12-31"))
-
-
-def entry_row(store: ProjectionStore, entry_id: str) -> sqlite3.Row | None:
-    return store.query_one("SELECT * FROM entries WHERE entry_id=?", (entry_id,))
-
-
-def balances_to(store: ProjectionStore, collective_id: str, as_of: dt.date) -> list[PostedLine]:
-    """The books up to ``as_of``, one summed line per account (what a trial balance needs).
-
-    Sums are exact however big (``runtime.sqlsum``): a SQLite SUM would overflow past 2^63 fen.
-    """
-    rows = store.query(f"SELECT account, {exact_sum('debit')}, {exact_sum('credit')} FROM entry_lines "
-                       "WHERE collective_id=? AND date<=? GROUP BY account", (collective_id, as_of.isoformat()))
-    return [PostedLine(collective_id, "", as_of, row[0], sum_of(row[1], row[2]), sum_of(row[3], row[4]))
-            for row in rows]
-
-
-def movements_by_year(store: ProjectionStore, collective_id: str | None, to_year: int,
-                      *, income_only: bool = False) -> list[PostedLine]:
-    """Summed lines per collective, account and year up to ``to_year`` (dated 1 January of their year).
-
-    Enough for the balance sheet, the income statement and the village income report, which
-    only ever look at which year a line falls in. Sums are exact however big, as in ``balances_to``.
-    """
-    sql = (f"SELECT collective_id, account, substr(date, 1, 4) AS year, {exact_sum('debit')}, {exact_sum('credit')} "
-           "FROM entry_lines WHERE date <= ?")
-    params: list[Any] = [f"{to_year:04d}-12-31"]
-    if collective_id is not None:
-        sql += " AND collective_id = ?"
-        params.append(collective_id)
-    if income_only:
-        sql += " AND date >= ? AND substr(account, 1, 3) IN ('501', '502', '503', '504')"
-        params.append(f"{to_year:04d}-01-01")
-    rows = store.query(sql + " GROUP BY collective_id, account, year", tuple(params))
-    return [PostedLine(row[0], "", dt.date(int(row[2]), 1, 1), row[1], sum_of(row[3], row[4]), sum_of(row[5], row[6]))
-            for row in rows]

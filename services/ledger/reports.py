@@ -23,6 +23,7 @@ from services.ledger.chart import (
     EXPENSE_CODES,
     INCOME_CODES,
     Account,
+    is_income,
     lookup,
     split,
 )
@@ -273,7 +274,7 @@ def collective_income(lines: Iterable[PostedLine], year: int, *, collective_id: 
     return sum(
         line.credit - line.debit
         for line in _select(lines, collective_id)
-        if line.date.year == year and split(line.account)[0] in INCOME_CODES
+        if line.date.year == year and is_income(line.account)
     )
 
 

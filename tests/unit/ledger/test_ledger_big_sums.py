@@ -17,15 +17,15 @@ import pytest
 
 from services.contracts.money import MAX_WIRE_FEN, format_yuan
 from services.contracts.topics import LEDGER_ENTRIES
-from services.ledger import projection as views
 from services.ledger.capital import (
     AmountOutOfRange,
-    CapitalMovement,
+    CapitalChange,
     InvalidInvestment,
     check_project_capital,
     land_valuation,
 )
 from services.ledger.projection import SCHEMA, fold
+from services.ledger.reads import LedgerReads
 from services.ledger.reports import (
     CollectiveInfo,
     PostedLine,
@@ -66,18 +66,18 @@ def test_the_books_hold_sums_beyond_what_a_sqlite_sum_can_add(books: ProjectionS
 
 
 def test_balances_to_sums_every_account_exactly(books: ProjectionStore) -> None:
-    lines = {line.account: line for line in views.balances_to(books, VILLAGE, date(2026, 12, 31))}
+    lines = {line.account: line for line in LedgerReads(books).balances_to(VILLAGE, date(2026, 12, 31))}
     assert (lines["102"].debit, lines["102"].credit) == (TOTAL, 0)
     assert (lines["501"].debit, lines["501"].credit) == (0, TOTAL)
 
 
 def test_movements_by_year_sum_exactly_and_the_reports_over_them_answer(books: ProjectionStore) -> None:
-    moved = views.movements_by_year(books, VILLAGE, 2026)
+    moved = LedgerReads(books).movements_by_year(VILLAGE, 2026)
     assert sum(line.debit for line in moved) == sum(line.credit for line in moved) == TOTAL
-    income_lines = views.movements_by_year(books, None, 2026, income_only=True)
+    income_lines = LedgerReads(books).movements_by_year(None, 2026, income_only=True)
     assert [(line.account, line.credit) for line in income_lines] == [("501", TOTAL)]
 
-    tb = trial_balance(views.balances_to(books, VILLAGE, date(2026, 12, 31)), date(2026, 12, 31))
+    tb = trial_balance(LedgerReads(books).balances_to(VILLAGE, date(2026, 12, 31)), date(2026, 12, 31))
     assert tb.balanced and tb.total_debit == TOTAL
     assert {row.code: row.balance for row in tb.rows} == {"102": TOTAL, "501": TOTAL}
     sheet = balance_sheet(moved, 2026, collective_id=VILLAGE)
@@ -129,8 +129,8 @@ def test_a_land_valuation_at_the_bound_is_accepted_and_one_fen_more_refused_nami
 
 def test_a_projects_capital_may_reach_the_bound_but_never_pass_it_on_any_day() -> None:
     half = MAX_WIRE_FEN // 2
-    moves = [CapitalMovement(date(2026, 1, 1), half), CapitalMovement(date(2026, 6, 1), -half),
-             CapitalMovement(date(2026, 9, 1), half)]
+    moves = [CapitalChange(date(2026, 1, 1), half), CapitalChange(date(2026, 6, 1), -half),
+             CapitalChange(date(2026, 9, 1), half)]
     check_project_capital(moves, date(2026, 1, 1), MAX_WIRE_FEN - half, "amount")  # exactly the bound
     check_project_capital(moves, date(2026, 6, 1), MAX_WIRE_FEN - half, "amount")  # after the withdrawal
     with pytest.raises(AmountOutOfRange) as raised:
@@ -143,6 +143,6 @@ def test_a_projects_capital_may_reach_the_bound_but_never_pass_it_on_any_day() -
 
 def test_an_empty_period_of_the_books_sums_to_zero(tmp_path: Path) -> None:
     store = ProjectionStore(tmp_path / "empty.sqlite", SCHEMA)
-    assert views.balances_to(store, VILLAGE, date(2026, 12, 31)) == []
-    assert views.movements_by_year(store, None, 2026, income_only=True) == []
+    assert LedgerReads(store).balances_to(VILLAGE, date(2026, 12, 31)) == []
+    assert LedgerReads(store).movements_by_year(None, 2026, income_only=True) == []
     store.close()

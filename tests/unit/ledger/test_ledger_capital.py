@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.ledger.capital import (
-    CapitalMovement,
+    CapitalChange,
     InsufficientCapital,
     InvalidInvestment,
     capital_on,
@@ -50,9 +50,9 @@ def test_badly_written_areas_and_prices_are_refused_naming_the_field(area: str, 
 
 
 MOVES = [
-    CapitalMovement(date(2024, 3, 1), 355_000_000),
-    CapitalMovement(date(2025, 1, 1), -5_000_000),
-    CapitalMovement(date(2025, 7, 1), 10_000_000),
+    CapitalChange(date(2024, 3, 1), 355_000_000),
+    CapitalChange(date(2025, 1, 1), -5_000_000),
+    CapitalChange(date(2025, 7, 1), 10_000_000),
 ]
 
 
@@ -80,7 +80,7 @@ def test_a_withdrawal_before_any_investment_is_refused() -> None:
 
 
 def test_a_withdrawal_that_a_later_withdrawal_would_push_below_zero_is_refused() -> None:
-    later = [CapitalMovement(date(2024, 3, 1), 1_000), CapitalMovement(date(2024, 9, 1), -800)]
+    later = [CapitalChange(date(2024, 3, 1), 1_000), CapitalChange(date(2024, 9, 1), -800)]
     # On 2024-06-01 there are 10.00 yuan, but from 2024-09-01 only 2.00 remain to take.
     with pytest.raises(InsufficientCapital) as raised:
         check_withdrawal(later, date(2024, 6, 1), 300)
@@ -94,8 +94,8 @@ def test_a_withdrawal_of_zero_is_refused() -> None:
 
 
 def test_holdings_list_investors_with_capital_on_the_day_sorted_and_without_zeros() -> None:
-    pairs = [("v2", CapitalMovement(MARCH, 100)), ("v1", CapitalMovement(MARCH, 50)),
-             ("v1", CapitalMovement(date(2024, 4, 1), -50)), ("v3", CapitalMovement(date(2024, 5, 1), 7))]
+    pairs = [("v2", CapitalChange(MARCH, 100)), ("v1", CapitalChange(MARCH, 50)),
+             ("v1", CapitalChange(date(2024, 4, 1), -50)), ("v3", CapitalChange(date(2024, 5, 1), 7))]
     assert holdings(pairs, date(2024, 3, 31)) == {"v1": 50, "v2": 100}
     assert holdings(pairs, date(2024, 4, 1)) == {"v2": 100}
     assert list(holdings(pairs, date(2024, 5, 1))) == ["v2", "v3"]
@@ -106,12 +106,12 @@ def test_holdings_list_investors_with_capital_on_the_day_sorted_and_without_zero
 def test_an_accepted_withdrawal_never_leaves_a_negative_capital_on_any_day(
         invested: list[tuple[int, int]], offset: int, amount: int) -> None:
     start = date(2024, 1, 1).toordinal()
-    moves = [CapitalMovement(date.fromordinal(start + d), fen) for d, fen in invested]
+    moves = [CapitalChange(date.fromordinal(start + d), fen) for d, fen in invested]
     day = date.fromordinal(start + offset)
     try:
         check_withdrawal(moves, day, amount)
     except InsufficientCapital:
         assert any(capital_on(moves, date.fromordinal(start + d)) < amount for d in range(offset, 61))
         return
-    after = [*moves, CapitalMovement(day, -amount)]
+    after = [*moves, CapitalChange(day, -amount)]
     assert all(capital_on(after, date.fromordinal(start + d)) >= 0 for d in range(offset, 61))

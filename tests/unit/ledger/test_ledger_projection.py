@@ -13,9 +13,9 @@ import pytest
 from services.contracts import envelope as env
 from services.contracts.topics import DIVIDENDS, LEDGER_ENTRIES, LEDGER_INVESTMENTS
 from services.contracts.validation import read_envelope
-from services.ledger import projection as views
 from services.ledger.domain import derived_entry_id
 from services.ledger.projection import SCHEMA, fold
+from services.ledger.reads import LedgerReads
 from services.runtime.store import ProjectionStore
 
 APPROVED_AT = "2026-01-05T02:00:00Z"
@@ -94,7 +94,7 @@ def test_a_companys_cash_investment_is_registered_but_keeps_no_books(log: Log) -
         "investment_id": "inv-soe", "project_id": "binhai-park", "investor_id": "luqiao-state-assets",
         "investor_type": "company", "amount": "50000000.00", "effective_on": "2024-03-01"}))
     assert log.owed() == []
-    assert views.capital_movements(log.store, "binhai-park")[0][1].amount == 5_000_000_000
+    assert LedgerReads(log.store).capital_changes("binhai-park")[0][1].amount == 5_000_000_000
 
 
 def test_an_investment_by_a_collective_the_ledger_never_registered_owes_nothing(log: Log) -> None:
@@ -205,8 +205,8 @@ def test_a_reversal_books_the_mirror_lines_and_marks_the_original(log: Log) -> N
         "entry_id": reversal_id, "reverses": original["entry_id"], "collective_id": "lianmeng",
         "date": "2026-03-02", "reason": "记错"}))
     assert balances(log) == {"102": (30_000_000, 30_000_000), "503": (30_000_000, 30_000_000)}
-    first = views.entry(log.store, str(original["entry_id"]))
-    second = views.entry(log.store, reversal_id)
+    first = LedgerReads(log.store).entry(str(original["entry_id"]))
+    second = LedgerReads(log.store).entry(reversal_id)
     assert first is not None and second is not None
     assert first["reversed_by"] == reversal_id
     assert second["reverses"] == original["entry_id"]
