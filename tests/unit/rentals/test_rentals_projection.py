@@ -18,7 +18,8 @@ from services.contracts import envelope as env
 from services.contracts.money import format_yuan
 from services.contracts.topics import LEDGER_INVESTMENTS, RENTALS
 from services.rentals import domain
-from services.rentals.projection import SCHEMA, fold, lease_of
+from services.rentals.projection import SCHEMA, fold
+from services.rentals.reads import lease_of
 from services.runtime.store import ProjectionStore
 
 PROJECT = "binhai-park"
