@@ -35,7 +35,8 @@ def stand_in_ledger(settings: Settings, path: Path, log: EventLog | None = None)
 @dataclass
 class World:
     """The running rentals service, a stand-in ledger and a token maker, shared by a test module.
-    ``rentals_end()``: how many records the rentals topic holds (to prove a refused request published nothing)."""
+    ``rentals_end()``: how far the rentals topic has grown (its records, or on Kafka its end offsets), to
+    prove that a refused request published nothing."""
 
     settings: Settings
     client: FlaskClient

@@ -31,6 +31,7 @@ def world(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     offsets = OffsetsClient(kafka_bootstrap)
     try:
         with running(create_app, settings) as client:
+            # End offsets: they move with every write (records and transaction markers alike).
             yield World(settings, client, ledger, lambda: sum(offsets.end_offsets([RENTALS]).values()))
     finally:
         offsets.close()
