@@ -98,6 +98,7 @@ __all__ = [
     "arrears_on",
     "check_new_lease",
     "check_termination",
+    "credit_after_payment",
     "income_by_period",
     "invoice_count",
     "invoice_schedule",
@@ -584,6 +585,14 @@ def apply_payment(open_invoices: Sequence[OpenInvoice], credit: int, amount: int
     if not _is_fen(credit) or credit < 0:
         raise InvalidCredit("credit must not be negative")
     return _allocate(open_invoices, credit + amount, first)
+
+
+def credit_after_payment(owed: int, credit: int, amount: int) -> int:
+    """The credit :func:`apply_payment` leaves, from the totals alone: what is left of ``amount + credit``
+    once everything ``owed`` on the lease's open invoices is paid (every open invoice is served before
+    anything is kept). So a payment can be refused before the projection spreads it.
+    """
+    return max(0, credit + amount - owed)
 
 
 def apply_credit(invoices: Sequence[OpenInvoice], credit: int) -> PaymentApplication:

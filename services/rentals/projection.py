@@ -13,6 +13,8 @@ Where each rent payment and expense sits in the log (partition, offset) is kept,
 the distributions with their input position on baotuan.rentals.v1: a payment or expense
 recorded at or after the position of a non-cancelled distribution whose period holds its
 date is *late* (DESIGN §6 step 1), and the answer that records it says so.
+
+This module is every write to the projection; every query of it is in :mod:`services.rentals.reads`.
 """
 
 from __future__ import annotations
@@ -20,12 +22,12 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable
-from datetime import date
 from typing import Any
 
 from services.contracts.money import parse_yuan
 from services.contracts.topics import DIVIDENDS, RENTALS
 from services.rentals import domain
+from services.rentals.reads import invoice_of, lease_of, open_invoices
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS projects (
@@ -45,6 +47,7 @@ CREATE TABLE IF NOT EXISTS invoices (
     period_start TEXT NOT NULL, period_end TEXT NOT NULL, amount INTEGER NOT NULL, due_on TEXT NOT NULL,
     issued_amount INTEGER NOT NULL, paid INTEGER NOT NULL DEFAULT 0, void INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS invoices_by_lease ON invoices (lease_id);
+-- A payment's invoice_id: the invoice it names, or else the first invoice the fold applied it to.
 CREATE TABLE IF NOT EXISTS payments (
     payment_id TEXT PRIMARY KEY, lease_id TEXT NOT NULL, project_id TEXT NOT NULL, invoice_id TEXT,
     amount INTEGER NOT NULL, received_on TEXT NOT NULL, credit_after INTEGER);
@@ -146,7 +149,10 @@ def _rent_received(conn: sqlite3.Connection, data: dict[str, Any]) -> None:
     first = named if any(inv.invoice_id == named and inv.outstanding > 0 for inv in invoices) else None
     result = domain.apply_payment(invoices, int(lease["credit"]), amount, first=first)
     _record(conn, lease_id, result, source="payment", ref=payment_id)
-    conn.execute("UPDATE payments SET credit_after=? WHERE payment_id=?", (result.new_credit, payment_id))
+    # The payment's invoice: the one it names, or else the first one it reached (none if all went to credit).
+    reached = named or (result.applied[0][0] if result.applied else None)
+    conn.execute("UPDATE payments SET invoice_id=?, credit_after=? WHERE payment_id=?",
+                 (reached, result.new_credit, payment_id))
 
 
 # -- dividends --------------------------------------------------------------------------------------------
@@ -207,50 +213,6 @@ def _give_back(conn: sqlite3.Connection, lease_id: str, invoice_id: str, fen: in
 
 
 # -- helpers ----------------------------------------------------------------------------------------------
-
-
-def lease_of(row: sqlite3.Row) -> domain.Lease:
-    """The domain Lease of a ``leases`` row."""
-    return domain.Lease(
-        lease_id=row["lease_id"], project_id=row["project_id"], building_id=row["building_id"],
-        start_on=date.fromisoformat(row["start_on"]), end_on=date.fromisoformat(row["end_on"]),
-        monthly_rent=int(row["monthly_rent"]), deposit=int(row["deposit"]), billing=row["billing"],
-        terminated_on=date.fromisoformat(row["terminated_on"]) if row["terminated_on"] else None,
-        tenant=row["tenant_name"])
-
-
-def invoice_of(row: sqlite3.Row) -> domain.InvoiceDue:
-    """The domain InvoiceDue of an ``invoices`` row (its current period and amount)."""
-    return domain.InvoiceDue(row["invoice_id"], date.fromisoformat(row["period_start"]),
-                             date.fromisoformat(row["period_end"]), int(row["amount"]),
-                             date.fromisoformat(row["due_on"]))
-
-
-def late_for(conn: sqlite3.Connection, kind: str, ref: str, project_id: str, day: str) -> sqlite3.Row | None:
-    """The non-cancelled distribution of the project that a payment (``kind`` 'payment') or expense
-    ('expense') dated ``day`` is late for, or None (DESIGN §6 step 1).
-
-    Late: recorded at or after the distribution's input position for its partition, and dated
-    inside its period. It then counts in the next distribution of the project declared after it.
-    """
-    place = conn.execute("SELECT partition, offset FROM recorded_at WHERE kind=? AND ref=?", (kind, ref)).fetchone()
-    if place is None:
-        return None
-    rows = conn.execute("SELECT * FROM distributions WHERE project_id=? AND cancelled=0 AND period_start <= ? "
-                        "AND ? <= period_end ORDER BY period_start, distribution_id", (project_id, day, day))
-    for row in rows:
-        position = int(json.loads(row["rentals_positions"]).get(str(place["partition"]), 0))
-        if place["offset"] >= position:
-            found: sqlite3.Row = row
-            return found
-    return None
-
-
-def open_invoices(conn: sqlite3.Connection, lease_id: str) -> list[domain.OpenInvoice]:
-    """The lease's issued, not void invoices with what is still unpaid on each (0 when settled)."""
-    return [domain.OpenInvoice(row["invoice_id"], date.fromisoformat(row["due_on"]), int(row["outstanding"]))
-            for row in conn.execute("SELECT invoice_id, due_on, amount - paid AS outstanding FROM invoices "
-                                    "WHERE lease_id=? AND void=0", (lease_id,))]
 
 
 def _use_credit(conn: sqlite3.Connection, lease_id: str, *, ref: str) -> None:

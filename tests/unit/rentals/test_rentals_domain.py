@@ -41,6 +41,7 @@ from services.rentals.domain import (
     arrears,
     check_new_lease,
     check_termination,
+    credit_after_payment,
     income_by_period,
     invoice_schedule,
     occupancy,
@@ -478,6 +479,16 @@ def test_payment_loses_nothing(invoices: list[OpenInvoice], credit: int, amount:
         assert fen == by_id[invoice_id].outstanding
     if result.new_credit > 0:
         assert result.total_applied == sum(inv.outstanding for inv in invoices)
+
+
+@given(open_invoices, st.integers(min_value=0, max_value=10**10), st.integers(min_value=1, max_value=10**10),
+       st.booleans())
+def test_the_credit_a_payment_leaves_is_known_from_the_totals(invoices: list[OpenInvoice], credit: int, amount: int,
+                                                               named: bool) -> None:
+    """What the rentals handler checks against the largest amount is what the fold will keep as credit."""
+    first = next((inv.invoice_id for inv in invoices if inv.outstanding > 0), None) if named else None
+    owed = sum(inv.outstanding for inv in invoices)
+    assert credit_after_payment(owed, credit, amount) == apply_payment(invoices, credit, amount, first=first).new_credit
 
 
 @given(open_invoices, st.integers(min_value=0, max_value=10**10))

@@ -18,7 +18,8 @@ from services.contracts import envelope as env
 from services.contracts.money import format_yuan
 from services.contracts.topics import LEDGER_INVESTMENTS, RENTALS
 from services.rentals import domain
-from services.rentals.projection import SCHEMA, fold, lease_of
+from services.rentals.projection import SCHEMA, fold
+from services.rentals.reads import lease_of
 from services.runtime.store import ProjectionStore
 
 PROJECT = "binhai-park"
@@ -90,6 +91,24 @@ def test_a_payment_on_an_unknown_lease_counts_as_income_but_is_applied_to_nothin
     pay(log, "p1", 100, lease_id="lease-nobody")
     assert log.one("SELECT SUM(amount) FROM payments WHERE project_id=?", (PROJECT,)) == 100
     assert log.one("SELECT COUNT(*) FROM applications") == 0
+
+
+def test_a_payment_records_the_invoice_it_names_or_else_the_first_it_reached() -> None:
+    log = Log()
+    sign(log)
+    january, february = domain.invoice_schedule(log.lease(), date(2025, 2, 1))
+    invoice(log, january)
+    invoice(log, february)
+    pay(log, "p-named", 100, invoice_id=february.invoice_id)
+    pay(log, "p-oldest", 100)
+    pay(log, "p-credit", 2 * 10_920_000)  # pays both off; the rest is credit
+    pay(log, "p-all-credit", 100)
+    reached = dict(log.store.query("SELECT payment_id, invoice_id FROM payments"))
+    assert reached == {"p-named": february.invoice_id, "p-oldest": january.invoice_id,
+                       "p-credit": january.invoice_id, "p-all-credit": None}
+    assert [tuple(r) for r in log.store.query("SELECT invoice_id, amount FROM applications WHERE ref='p-credit' "
+                                              "ORDER BY id")] == [(january.invoice_id, 10_920_000 - 100),
+                                                                  (february.invoice_id, 10_920_000 - 100)]
 
 
 def test_an_event_delivered_twice_is_applied_once() -> None:
