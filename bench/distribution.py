@@ -25,7 +25,7 @@ from bench.harness import Context, Figure, Outcome, profile_call, say
 from bench.report import bar_chart
 from services.contracts.money import format_yuan
 from services.contracts.topics import LEDGER_INVESTMENTS, RENTALS
-from services.dividends.domain import CapitalMovement, DistributionResult, Policy, compute_distribution
+from services.dividends.domain import DistributionResult, InvestorCapitalChange, Policy, compute_distribution
 from services.dividends.inputs import LogRecord, allocation_event_data, compute_from_log, declared_event_data
 
 INVESTORS = (10, 100, 1_000, 10_000)
@@ -37,24 +37,26 @@ POLICY_WIRE = {"project_id": "bench-park", "management_fee_rate": "0.05", "tax_r
 
 
 def project_inputs(investors: int, rng: random.Random, project_id: str = "bench-park"
-                   ) -> tuple[list[tuple[dt.date, int]], list[tuple[dt.date, int]], list[CapitalMovement]]:
+                   ) -> tuple[list[tuple[dt.date, int]], list[tuple[dt.date, int]], list[InvestorCapitalChange]]:
     """Rents, expenses and capital movements of a project with ``investors`` investors.
 
     Mostly villages (land shares valued at 2-15 million yuan), some companies and one
     government guarantor; a third invest again during the quarter and one in twenty takes
     part of its capital out.
     """
-    movements: list[CapitalMovement] = []
+    movements: list[InvestorCapitalChange] = []
     for i in range(investors):
         investor = f"{project_id}-inv-{i:05d}"
         kind = "collective" if i % 10 < 8 else ("company" if i % 10 == 8 else "government")
         first = rng.randrange(2_000_000, 15_000_000) * 100
-        movements.append(CapitalMovement(investor, kind, first, dt.date(2024, 1, 1) + dt.timedelta(rng.randrange(700))))
+        movements.append(InvestorCapitalChange(investor, kind, first,
+                                               dt.date(2024, 1, 1) + dt.timedelta(rng.randrange(700))))
         if i % 3 == 0:
-            movements.append(CapitalMovement(investor, kind, rng.randrange(100_000, 2_000_000) * 100,
-                                             START + dt.timedelta(rng.randrange(90))))
+            movements.append(InvestorCapitalChange(investor, kind, rng.randrange(100_000, 2_000_000) * 100,
+                                                   START + dt.timedelta(rng.randrange(90))))
         if i % 20 == 0:
-            movements.append(CapitalMovement(investor, kind, -(first // 5), START + dt.timedelta(rng.randrange(90))))
+            movements.append(InvestorCapitalChange(investor, kind, -(first // 5),
+                                                   START + dt.timedelta(rng.randrange(90))))
     leases = max(3, investors // 5)
     rents = [(dt.date(2026, month, rng.randrange(1, 28)), rng.randrange(20_000, 200_000) * 100)
              for _ in range(leases) for month in (1, 2, 3)]
@@ -63,7 +65,7 @@ def project_inputs(investors: int, rng: random.Random, project_id: str = "bench-
     return rents, expenses, movements
 
 
-def floor_compute(movements: list[CapitalMovement], pool: int) -> dict[str, int]:
+def floor_compute(movements: list[InvestorCapitalChange], pool: int) -> dict[str, int]:
     """The baseline: capital-days per investor and a plain pro-rata split, nothing else."""
     first, last = START.toordinal(), END.toordinal()
     cds: dict[str, int] = {}

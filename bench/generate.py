@@ -37,7 +37,7 @@ from typing import Any
 from bench.eventlog import JavaSink, LogWriter, PythonSink, Sink
 from services.contracts.money import format_yuan, parse_mu, valuation_fen
 from services.contracts.topics import DIVIDENDS, LEDGER_ENTRIES, LEDGER_INVESTMENTS, RENTALS, TOPICS
-from services.dividends.domain import CapitalMovement, Policy, compute_distribution
+from services.dividends.domain import InvestorCapitalChange, Policy, compute_distribution
 from services.dividends.inputs import allocation_event_data, declared_event_data
 from services.ledger.domain import automatic_entry_ids, local_date, posting_date
 from services.runtime.kafka_io import end_offsets, ensure_topics
@@ -123,7 +123,7 @@ class Project:
     kind: str
     policy: dict[str, Any]
     leases: list[tuple[str, int]] = field(default_factory=list)  # (lease_id, monthly rent fen)
-    movements: list[CapitalMovement] = field(default_factory=list)
+    movements: list[InvestorCapitalChange] = field(default_factory=list)
     capital: dict[str, int] = field(default_factory=dict)
     types: dict[str, str] = field(default_factory=dict)
     rents: list[tuple[dt.date, int]] = field(default_factory=list)  # this quarter's
@@ -334,7 +334,7 @@ class District:
             event_type = "CashInvested"
         actor = f"accountant:{investor}" if investor_type == "collective" else "admin:district"
         cause = self._emit(LEDGER_INVESTMENTS, event_type, project.project_id, data, actor=actor, day=day)
-        project.movements.append(CapitalMovement(investor, investor_type, fen, day))
+        project.movements.append(InvestorCapitalChange(investor, investor_type, fen, day))
         project.capital[investor] = project.capital.get(investor, 0) + fen
         project.types[investor] = investor_type
         if investor_type == "collective":
@@ -352,7 +352,7 @@ class District:
                            {"withdrawal_id": withdrawal_id, "project_id": project.project_id, "investor_id": village,
                             "amount": format_yuan(fen), "effective_on": day.isoformat(), "reason": "村集体资金调整"},
                            actor=f"accountant:{village}", day=day)
-        project.movements.append(CapitalMovement(village, "collective", -fen, day))
+        project.movements.append(InvestorCapitalChange(village, "collective", -fen, day))
         project.capital[village] -= fen
         self._derived_entry(cause, "entry", village, day, f"撤回投资 {project.project_id}: 村集体资金调整", "102",
                             f"141/{project.project_id}", fen, "withdrawal", withdrawal_id)

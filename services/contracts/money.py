@@ -14,10 +14,12 @@ be larger; :func:`format_yuan` writes any int.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from decimal import Decimal
 from fractions import Fraction
+from typing import cast
 
 #: The most integer digits of a wire amount (DESIGN §3).
 MAX_WHOLE_DIGITS = 12
@@ -117,27 +119,39 @@ def largest_remainder(total: int, weights: Mapping[str, int | Fraction]) -> dict
     Each key gets floor(total × w / Σw) fen; the fen left over go one each to the largest
     remainders, ties to the smaller key. The parts always sum to ``total`` exactly. Keys
     with zero weight get 0; if every weight is zero, everyone gets 0 and ``total`` must be 0.
+
+    In integers: Fraction weights are first scaled by the least common multiple of their
+    denominators (the same proportions). Then floor(total × w / S) and its remainder
+    (total × w) mod S share the denominator S, so comparing the integer remainders orders
+    the exact fractional remainders, and int weights make no Fraction at all (10,000
+    investors take milliseconds).
     """
     if total < 0:
         raise MoneyError("cannot split a negative amount")
     if any(w < 0 for w in weights.values()):
         raise MoneyError("weights must not be negative")
-    weight_sum = sum(Fraction(w) for w in weights.values())
+    denominators = [w.denominator for w in weights.values() if type(w) is not int]
+    whole_weights = cast("Mapping[str, int]", weights)
+    if denominators:
+        scale = math.lcm(*denominators)
+        whole_weights = {key: int(w * scale) for key, w in weights.items()}
+    weight_sum = sum(whole_weights.values())
     if weight_sum == 0:
         if total != 0:
             raise MoneyError("cannot split a non-zero amount over zero weights")
         return {key: 0 for key in weights}
     shares: dict[str, int] = {}
-    remainders: list[tuple[Fraction, str]] = []
-    for key, weight in weights.items():
-        exact = Fraction(total) * Fraction(weight) / weight_sum
-        whole = exact.numerator // exact.denominator
-        shares[key] = int(whole)
-        remainders.append((exact - whole, key))
-    left = total - sum(shares.values())
-    # Largest remainder first; ties go to the smaller key.
-    remainders.sort(key=lambda pair: (-pair[0], pair[1]))
-    for _, key in remainders[:left]:
-        shares[key] += 1
+    remainders: list[tuple[int, str]] = []
+    handed_out = 0
+    for key, weight in whole_weights.items():
+        whole, remainder = divmod(total * weight, weight_sum)
+        shares[key] = whole
+        handed_out += whole
+        remainders.append((-remainder, key))
+    left = total - handed_out
+    if left:
+        remainders.sort()  # largest remainder first; ties go to the smaller key
+        for _, key in remainders[:left]:
+            shares[key] += 1
     return shares
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from services.contracts.topics import inputs_of, owned_by
-from services.dividends.api import make_blueprint
+from services.dividends.api import blp
 from services.dividends.projection import SCHEMA, fold
 from services.runtime.config import Settings
 from services.runtime.eventlog import EventLog
@@ -32,4 +32,4 @@ def create_app(settings: Settings | None = None, log: EventLog | None = None) ->
     svc = build_service(settings, log)
     svc.start()
     return create_service_app(title="baotuan dividends", service=svc, settings=settings,
-                              blueprints=[make_blueprint()], description=DESCRIPTION)
+                              blueprints=[blp], description=DESCRIPTION)

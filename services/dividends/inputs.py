@@ -36,9 +36,9 @@ from services.contracts.money import format_yuan, parse_yuan
 from services.contracts.topics import LEDGER_INVESTMENTS, RENTALS, topic_of
 from services.dividends.domain import (
     Allocation,
-    CapitalMovement,
     DistributionResult,
     DistributionRuleError,
+    InvestorCapitalChange,
     LateItem,
     Policy,
     compute_distribution,
@@ -128,7 +128,7 @@ class DistributionInputs:
 
     rents: tuple[tuple[date, int], ...]  # (received_on, amount)
     expenses: tuple[tuple[date, int], ...]  # (incurred_on, amount)
-    movements: tuple[CapitalMovement, ...]
+    movements: tuple[InvestorCapitalChange, ...]
     late: tuple[LateItem, ...] = ()
 
 
@@ -231,11 +231,11 @@ def collect_inputs(records: Iterable[LogRecord], project_id: str,
     type_of: dict[str, str] = {}
     for investor, kind, _, _ in sorted(invested):
         type_of.setdefault(investor, kind)
-    movements = [CapitalMovement(investor, kind, amount, on) for investor, kind, amount, on in invested]
+    movements = [InvestorCapitalChange(investor, kind, amount, on) for investor, kind, amount, on in invested]
     for investor, amount, on in withdrawn:
         if investor not in type_of:
             raise DistributionRuleError(f"{investor!r} withdrew from {project_id!r} without any investment in it")
-        movements.append(CapitalMovement(investor, type_of[investor], -amount, on))
+        movements.append(InvestorCapitalChange(investor, type_of[investor], -amount, on))
     return DistributionInputs(tuple(rents), tuple(expenses), tuple(movements), tuple(late))
 
 

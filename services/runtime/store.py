@@ -363,3 +363,10 @@ def emit(conn: sqlite3.Connection, *, event_id: str, event_type: str, subject: s
         return
     conn.execute("INSERT OR IGNORE INTO _outbox VALUES (?,?,?,?,?)",
                  (event_id, event_type, subject, json.dumps(data, ensure_ascii=False), causation_id))
+
+
+def place_of(conn: sqlite3.Connection, event_id: str) -> tuple[int, int]:
+    """From inside a fold: the (partition, offset) of the record of ``event_id``, the one being folded
+    included (the store notes it before it calls the fold)."""
+    row = conn.execute("SELECT partition, offset FROM _events WHERE event_id=?", (event_id,)).fetchone()
+    return int(row[0]), int(row[1])

@@ -63,6 +63,28 @@ def test_largest_remainder_refuses_a_nonzero_total_over_zero_weights() -> None:
         largest_remainder(-1, {"a": 1})
 
 
+
+def exact_largest_remainder(total: int, weights: dict[str, int | Fraction]) -> dict[str, int]:
+    """The rule as DESIGN §6 step 5 words it, on exact fractions: the oracle of the integer split."""
+    weight_sum = sum(Fraction(w) for w in weights.values())
+    exact = {key: Fraction(total) * Fraction(w) / weight_sum for key, w in weights.items()}
+    shares = {key: share.numerator // share.denominator for key, share in exact.items()}
+    by_remainder = sorted(weights, key=lambda key: (-(exact[key] - shares[key]), key))
+    for key in by_remainder[:total - sum(shares.values())]:
+        shares[key] += 1
+    return shares
+
+
+TIED_WEIGHTS = st.dictionaries(KEYS, st.one_of(st.integers(0, 4), st.sampled_from([Fraction(1, 3), Fraction(2, 6)])),
+                               min_size=1, max_size=12).filter(lambda w: sum(Fraction(v) for v in w.values()) > 0)
+
+
+@given(total=st.integers(0, 10**12), weights=st.one_of(WEIGHTS, TIED_WEIGHTS))
+def test_largest_remainder_in_integers_is_the_exact_rule_to_the_fen_ties_included(
+    total: int, weights: dict[str, int | Fraction]
+) -> None:
+    assert largest_remainder(total, weights) == exact_largest_remainder(total, weights)
+
 @given(fen=WIRE_FEN)
 def test_format_then_parse_gives_back_the_fen(fen: int) -> None:
     text = format_yuan(fen)

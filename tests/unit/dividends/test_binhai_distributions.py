@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from services.contracts.money import format_yuan, parse_mu, parse_yuan, valuation_fen
-from services.dividends.domain import CapitalMovement, DistributionResult, Policy, compute_distribution
+from services.dividends.domain import DistributionResult, InvestorCapitalChange, Policy, compute_distribution
 
 SCENARIO_PATHS = [
     Path(__file__).resolve().parents[3] / "data" / "binhai_scenario.json",
@@ -44,13 +44,13 @@ def distribute(scenario: dict[str, Any], project_id: str, start: str, end: str) 
             continue
         amount = (valuation_fen(parse_mu(inv["area_mu"]), parse_yuan(inv["price_per_mu"])) if inv["kind"] == "land"
                   else parse_yuan(inv["amount"]))
-        movements.append(CapitalMovement(inv["investor_id"], inv["investor_type"], amount,
-                                         date.fromisoformat(inv["effective_on"])))
+        movements.append(InvestorCapitalChange(inv["investor_id"], inv["investor_type"], amount,
+                                               date.fromisoformat(inv["effective_on"])))
     for w in scenario.get("withdrawals", []):
         if w["project_id"] == project_id:
             kind = next(i["investor_type"] for i in scenario["investments"] if i["investor_id"] == w["investor_id"])
-            movements.append(CapitalMovement(w["investor_id"], kind, -parse_yuan(w["amount"]),
-                                             date.fromisoformat(w["effective_on"])))
+            movements.append(InvestorCapitalChange(w["investor_id"], kind, -parse_yuan(w["amount"]),
+                                                   date.fromisoformat(w["effective_on"])))
     rents = [(date.fromisoformat(r["received_on"]), parse_yuan(r["amount"]))
              for r in scenario["rent_payments"] if r["project_id"] == project_id]
     expenses = [(date.fromisoformat(e["incurred_on"]), parse_yuan(e["amount"]))

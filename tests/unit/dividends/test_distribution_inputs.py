@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from services.contracts.topics import LEDGER_ENTRIES, LEDGER_INVESTMENTS, RENTALS
-from services.dividends.domain import CapitalMovement, DistributionRuleError, Policy
+from services.dividends.domain import DistributionRuleError, InvestorCapitalChange, Policy
 from services.dividends.inputs import (
     LogRecord,
     allocation_event_data,
@@ -57,9 +57,9 @@ def test_the_project_s_money_and_capital_become_the_rule_s_arguments() -> None:
     assert inputs.expenses == ((date(2025, 5, 1), 2000000),)
     # The withdrawal takes the investor type of c-co's investment.
     assert sorted(inputs.movements, key=lambda m: (m.investor_id, m.amount)) == [
-        CapitalMovement("a-village", "collective", 100000000, date(2025, 1, 1)),
-        CapitalMovement("c-co", "company", -100000000, date(2025, 10, 1)),
-        CapitalMovement("c-co", "company", 200000000, date(2025, 1, 1)),
+        InvestorCapitalChange("a-village", "collective", 100000000, date(2025, 1, 1)),
+        InvestorCapitalChange("c-co", "company", -100000000, date(2025, 10, 1)),
+        InvestorCapitalChange("c-co", "company", 200000000, date(2025, 1, 1)),
     ]
 
 

@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from services.contracts.money import largest_remainder, round_half_up
 from services.dividends.domain import (
     Allocation,
-    CapitalMovement,
     DistributionResult,
     DistributionRuleError,
+    InvestorCapitalChange,
     Policy,
     capital_days,
     compute_distribution,
@@ -71,7 +71,7 @@ def test_pool_is_rent_minus_expenses_fee_and_tax_each_rounded_half_up() -> None:
         policy,
         rents=[(D(2026, 1, 15), 50)],
         expenses=[],
-        movements=[CapitalMovement("a-village", "collective", 100, D(2026, 1, 1))],
+        movements=[InvestorCapitalChange("a-village", "collective", 100, D(2026, 1, 1))],
     )
     assert (result.gross_rent, result.management_fee, result.tax) == (50, 3, 2)
     assert (result.net_profit, result.pool, result.retained) == (45, 41, 4)
@@ -91,9 +91,9 @@ def test_mid_period_investment_and_withdrawal_count_capital_from_their_effective
     # floors sum to 71099; the one fen left goes to a (12/22 > 10/22): a 25855, b 45245.
     policy = Policy(Fraction("0.05"), Fraction("0.06"), Fraction("0.9"), Fraction(0))
     movements = [
-        CapitalMovement("a-village", "collective", 100000, D(2025, 12, 1)),
-        CapitalMovement("a-village", "collective", -40000, D(2026, 1, 6)),
-        CapitalMovement("b-co", "company", 200000, D(2026, 1, 4)),
+        InvestorCapitalChange("a-village", "collective", 100000, D(2025, 12, 1)),
+        InvestorCapitalChange("a-village", "collective", -40000, D(2026, 1, 6)),
+        InvestorCapitalChange("b-co", "company", 200000, D(2026, 1, 4)),
     ]
     rents = [(D(2025, 12, 31), 77777), (D(2026, 1, 5), 100000), (D(2026, 1, 11), 99999)]
     expenses = [(D(2026, 1, 10), 10000), (D(2026, 1, 11), 55555)]
@@ -128,8 +128,8 @@ def test_a_leap_year_period_has_366_days_and_the_floor_still_divides_by_365() ->
     #   = round(10027397.26…) = 10027397 (365 × 10027397 = 3659999905, rem 95)
     # top_up = 10027397 − 3327273 = 6700124; binhai-dev is a company: no floor.
     movements = [
-        CapitalMovement("lianmeng-village", "collective", 100000000, D(2027, 6, 1)),
-        CapitalMovement("binhai-dev", "company", 100000000, D(2028, 7, 1)),
+        InvestorCapitalChange("lianmeng-village", "collective", 100000000, D(2027, 6, 1)),
+        InvestorCapitalChange("binhai-dev", "company", 100000000, D(2028, 7, 1)),
     ]
     policy = plain_policy(guaranteed_rate=Fraction("0.10"))
     result = compute_distribution(D(2028, 1, 1), D(2028, 12, 31), policy, [(D(2028, 12, 31), 5000000)], [], movements)
@@ -154,8 +154,8 @@ def test_a_guarantee_ending_inside_the_period_floors_only_the_days_up_to_its_end
     #   the 1 fen left → xiaqiao (.75 > .25) → 214844.
     # jinqing top_up = 900000 − 285156 = 614844; total_payout = 500000 + 614844 = 1114844.
     movements = [
-        CapitalMovement("jinqing-village", "collective", 36500000, D(2025, 1, 1)),
-        CapitalMovement("xiaqiao-village", "collective", 36500000, D(2026, 4, 1)),
+        InvestorCapitalChange("jinqing-village", "collective", 36500000, D(2025, 1, 1)),
+        InvestorCapitalChange("xiaqiao-village", "collective", 36500000, D(2026, 4, 1)),
     ]
     policy = plain_policy(guaranteed_rate=Fraction("0.10"), guarantee_until=D(2026, 3, 31))
     result = compute_distribution(D(2026, 1, 1), D(2026, 12, 31), policy, [(D(2026, 6, 30), 500000)], [], movements)
@@ -180,7 +180,7 @@ def test_a_guarantee_that_ended_before_the_period_gives_no_floor() -> None:
         policy,
         [],
         [],
-        [CapitalMovement("a-village", "collective", 3650000, D(2025, 1, 1))],
+        [InvestorCapitalChange("a-village", "collective", 3650000, D(2025, 1, 1))],
     )
     assert result.allocations == (Allocation("a-village", "collective", 1332250000, 0, 0, 0, 0),)
 
@@ -193,8 +193,8 @@ def test_a_loss_making_period_has_an_empty_pool_and_the_guarantor_pays_the_floor
     # state-co (government, the guarantor) also has capital: cd 1332250000, no floor, payout 0.
     policy = Policy(Fraction("0.05"), Fraction("0.06"), Fraction("0.9"), Fraction("0.10"), guarantor_id="state-co")
     movements = [
-        CapitalMovement("a-village", "collective", 3650000, D(2025, 1, 1)),
-        CapitalMovement("state-co", "government", 3650000, D(2025, 1, 1)),
+        InvestorCapitalChange("a-village", "collective", 3650000, D(2025, 1, 1)),
+        InvestorCapitalChange("state-co", "government", 3650000, D(2025, 1, 1)),
     ]
     result = compute_distribution(
         D(2026, 1, 1),
@@ -219,8 +219,8 @@ def test_the_guarantor_gets_no_floor_even_when_it_is_a_collective() -> None:
     # the guarantor, so only a-village is floored. Pool 0.
     policy = plain_policy(guaranteed_rate=Fraction("0.10"), guarantor_id="town-collective")
     movements = [
-        CapitalMovement("a-village", "collective", 3650000, D(2025, 1, 1)),
-        CapitalMovement("town-collective", "collective", 3650000, D(2025, 1, 1)),
+        InvestorCapitalChange("a-village", "collective", 3650000, D(2025, 1, 1)),
+        InvestorCapitalChange("town-collective", "collective", 3650000, D(2025, 1, 1)),
     ]
     result = compute_distribution(D(2026, 1, 1), D(2026, 12, 31), policy, [], [], movements)
     assert {a.investor_id: (a.guaranteed_floor, a.top_up) for a in result.allocations} == {
@@ -233,9 +233,9 @@ def test_ties_in_the_largest_remainder_go_to_the_smaller_investor_id() -> None:
     # One day, three equal capitals of 1000 fen → 100 × 1/3 = 33 rem 1/3 each; the one fen
     # left goes to the smallest id, whatever the input order: a 34, b 33, c 33.
     movements = [
-        CapitalMovement("c-village", "collective", 1000, D(2026, 1, 1)),
-        CapitalMovement("a-village", "collective", 1000, D(2026, 1, 1)),
-        CapitalMovement("b-village", "collective", 1000, D(2026, 1, 1)),
+        InvestorCapitalChange("c-village", "collective", 1000, D(2026, 1, 1)),
+        InvestorCapitalChange("a-village", "collective", 1000, D(2026, 1, 1)),
+        InvestorCapitalChange("b-village", "collective", 1000, D(2026, 1, 1)),
     ]
     result = compute_distribution(D(2026, 1, 1), D(2026, 1, 1), plain_policy(), [(D(2026, 1, 1), 100)], [], movements)
     assert payouts(result) == {"a-village": 34, "b-village": 33, "c-village": 33}
@@ -248,7 +248,7 @@ def test_with_more_investors_than_fen_the_largest_remainders_get_the_fen() -> No
     # floors sum 1; the 2 fen left go to v2 (0.8) and v3 (0.6): 1, 1, 1, 0, 0.
     # v4 and v5 had capital, so they still get an allocation (of 0).
     capitals = {"v1": 500, "v2": 400, "v3": 300, "v4": 200, "v5": 100}
-    movements = [CapitalMovement(i, "collective", c, D(2026, 1, 1)) for i, c in capitals.items()]
+    movements = [InvestorCapitalChange(i, "collective", c, D(2026, 1, 1)) for i, c in capitals.items()]
     result = compute_distribution(D(2026, 1, 1), D(2026, 1, 1), plain_policy(), [(D(2026, 1, 1), 3)], [], movements)
     assert payouts(result) == {"v1": 1, "v2": 1, "v3": 1, "v4": 0, "v5": 0}
     assert result.total_payout == result.pool == 3
@@ -258,9 +258,9 @@ def test_a_non_collective_investor_gets_no_guaranteed_floor() -> None:
     # Each holds 3650000 all 2026 → floor would be 365000, but only the collective gets it.
     policy = plain_policy(guaranteed_rate=Fraction("0.10"))
     movements = [
-        CapitalMovement("a-village", "collective", 3650000, D(2025, 1, 1)),
-        CapitalMovement("b-company", "company", 3650000, D(2025, 1, 1)),
-        CapitalMovement("c-county", "government", 3650000, D(2025, 1, 1)),
+        InvestorCapitalChange("a-village", "collective", 3650000, D(2025, 1, 1)),
+        InvestorCapitalChange("b-company", "company", 3650000, D(2025, 1, 1)),
+        InvestorCapitalChange("c-county", "government", 3650000, D(2025, 1, 1)),
     ]
     result = compute_distribution(D(2026, 1, 1), D(2026, 12, 31), policy, [], [], movements)
     assert {a.investor_id: (a.guaranteed_floor, a.payout) for a in result.allocations} == {
@@ -275,10 +275,10 @@ def test_an_investor_whose_capital_starts_after_the_period_gets_no_allocation() 
     # capital before the period. Neither has capital-days, so neither gets an allocation;
     # a-village takes the whole pool of 1000.
     movements = [
-        CapitalMovement("a-village", "collective", 5000, D(2026, 1, 1)),
-        CapitalMovement("late-village", "collective", 5000, D(2027, 1, 1)),
-        CapitalMovement("gone-village", "collective", 5000, D(2025, 1, 1)),
-        CapitalMovement("gone-village", "collective", -5000, D(2025, 6, 1)),
+        InvestorCapitalChange("a-village", "collective", 5000, D(2026, 1, 1)),
+        InvestorCapitalChange("late-village", "collective", 5000, D(2027, 1, 1)),
+        InvestorCapitalChange("gone-village", "collective", 5000, D(2025, 1, 1)),
+        InvestorCapitalChange("gone-village", "collective", -5000, D(2025, 6, 1)),
     ]
     policy = plain_policy(guaranteed_rate=Fraction("0.10"))
     result = compute_distribution(D(2026, 1, 1), D(2026, 12, 31), policy, [(D(2026, 5, 1), 1000)], [], movements)
@@ -308,8 +308,8 @@ def test_a_period_ending_before_it_starts_is_refused() -> None:
 
 def test_a_withdrawal_taking_capital_below_zero_is_refused_even_outside_the_period() -> None:
     movements = [
-        CapitalMovement("a-village", "collective", 1000, D(2026, 1, 1)),
-        CapitalMovement("a-village", "collective", -1001, D(2027, 3, 1)),
+        InvestorCapitalChange("a-village", "collective", 1000, D(2026, 1, 1)),
+        InvestorCapitalChange("a-village", "collective", -1001, D(2027, 3, 1)),
     ]
     with pytest.raises(DistributionRuleError, match="below zero on 2027-03-01"):
         compute_distribution(D(2026, 1, 1), D(2026, 12, 31), plain_policy(), [], [], movements)
@@ -319,14 +319,14 @@ def test_a_withdrawal_taking_capital_below_zero_is_refused_even_outside_the_peri
 
 def test_a_withdrawal_before_the_investment_is_refused_but_the_same_day_nets_out() -> None:
     early = [
-        CapitalMovement("a-village", "collective", -1000, D(2026, 1, 1)),
-        CapitalMovement("a-village", "collective", 1000, D(2026, 1, 2)),
+        InvestorCapitalChange("a-village", "collective", -1000, D(2026, 1, 1)),
+        InvestorCapitalChange("a-village", "collective", 1000, D(2026, 1, 2)),
     ]
     with pytest.raises(DistributionRuleError, match="below zero on 2026-01-01"):
         capital_days(early, D(2026, 1, 1), D(2026, 1, 31))
     same_day = [
-        CapitalMovement("a-village", "collective", -1000, D(2026, 1, 2)),
-        CapitalMovement("a-village", "collective", 1500, D(2026, 1, 2)),
+        InvestorCapitalChange("a-village", "collective", -1000, D(2026, 1, 2)),
+        InvestorCapitalChange("a-village", "collective", 1500, D(2026, 1, 2)),
     ]
     # capital 500 on days 2..31 = 30 days
     assert capital_days(same_day, D(2026, 1, 1), D(2026, 1, 31)) == {"a-village": 15000}
@@ -335,23 +335,23 @@ def test_a_withdrawal_before_the_investment_is_refused_but_the_same_day_nets_out
 @pytest.mark.parametrize(
     "movement",
     [
-        CapitalMovement("a-village", "collective", 10.0, D(2026, 1, 1)),  # type: ignore[arg-type]
-        CapitalMovement("a-village", "collective", True, D(2026, 1, 1)),
-        CapitalMovement("a-village", "village", 1000, D(2026, 1, 1)),
-        CapitalMovement("", "collective", 1000, D(2026, 1, 1)),
-        CapitalMovement("a-village", "collective", 1000, "2026-01-01"),  # type: ignore[arg-type]
+        InvestorCapitalChange("a-village", "collective", 10.0, D(2026, 1, 1)),  # type: ignore[arg-type]
+        InvestorCapitalChange("a-village", "collective", True, D(2026, 1, 1)),
+        InvestorCapitalChange("a-village", "village", 1000, D(2026, 1, 1)),
+        InvestorCapitalChange("", "collective", 1000, D(2026, 1, 1)),
+        InvestorCapitalChange("a-village", "collective", 1000, "2026-01-01"),  # type: ignore[arg-type]
     ],
     ids=["float-amount", "bool-amount", "unknown-type", "empty-id", "string-date"],
 )
-def test_malformed_movements_are_refused(movement: CapitalMovement) -> None:
+def test_malformed_movements_are_refused(movement: InvestorCapitalChange) -> None:
     with pytest.raises(DistributionRuleError):
         capital_days([movement], D(2026, 1, 1), D(2026, 1, 31))
 
 
 def test_one_investor_with_two_investor_types_is_refused() -> None:
     movements = [
-        CapitalMovement("a-village", "collective", 1000, D(2026, 1, 1)),
-        CapitalMovement("a-village", "company", 1000, D(2026, 1, 2)),
+        InvestorCapitalChange("a-village", "collective", 1000, D(2026, 1, 1)),
+        InvestorCapitalChange("a-village", "company", 1000, D(2026, 1, 2)),
     ]
     with pytest.raises(DistributionRuleError, match="two types"):
         capital_days(movements, D(2026, 1, 1), D(2026, 1, 31))
@@ -407,9 +407,9 @@ def test_ten_thousand_investors_over_a_century_compute_without_a_loop_over_days(
     movements = []
     for i in range(10000):
         kind = ("collective", "company", "government")[i % 3]
-        movements.append(CapitalMovement(f"inv-{i:05d}", kind, 1000000 + i, start + timedelta(days=i)))
+        movements.append(InvestorCapitalChange(f"inv-{i:05d}", kind, 1000000 + i, start + timedelta(days=i)))
         if i % 4 == 0:
-            movements.append(CapitalMovement(f"inv-{i:05d}", kind, -500000, start + timedelta(days=2 * i)))
+            movements.append(InvestorCapitalChange(f"inv-{i:05d}", kind, -500000, start + timedelta(days=2 * i)))
     policy = Policy(Fraction("0.05"), Fraction("0.06"), Fraction("0.9"), Fraction("0.10"), D(2050, 6, 30))
     rents = [(start + timedelta(days=d), 123456789) for d in range(0, 36000, 30)]
     began = time.perf_counter()
@@ -437,9 +437,9 @@ BASE = D(2027, 1, 1)
 
 
 @st.composite
-def investor_histories(draw: st.DrawFn) -> list[CapitalMovement]:
+def investor_histories(draw: st.DrawFn) -> list[InvestorCapitalChange]:
     """Movements of a few investors; withdrawals never take capital below zero."""
-    movements: list[CapitalMovement] = []
+    movements: list[InvestorCapitalChange] = []
     for investor in draw(st.lists(st.sampled_from(INVESTOR_IDS), min_size=0, max_size=6, unique=True)):
         offsets = sorted(draw(st.lists(st.integers(-200, 1000), min_size=1, max_size=5)))
         balance = 0
@@ -449,7 +449,7 @@ def investor_histories(draw: st.DrawFn) -> list[CapitalMovement]:
             else:
                 amount = draw(st.integers(0, 10**9))
             balance += amount
-            movements.append(CapitalMovement(investor, TYPE_OF[investor], amount, BASE + timedelta(days=offset)))
+            movements.append(InvestorCapitalChange(investor, TYPE_OF[investor], amount, BASE + timedelta(days=offset)))
     return movements
 
 
@@ -479,7 +479,7 @@ def periods(draw: st.DrawFn) -> tuple[date, date]:
 
 
 def naive_capital_days(
-    movements: Iterable[CapitalMovement], start: date, end: date, until: date | None = None
+    movements: Iterable[InvestorCapitalChange], start: date, end: date, until: date | None = None
 ) -> dict[str, int]:
     """Reference: loop over every day of the period (fine for a handful of investors)."""
     movements = list(movements)
@@ -493,7 +493,7 @@ def naive_capital_days(
     return result
 
 
-def has_capital(movements: list[CapitalMovement], start: date, end: date) -> bool:
+def has_capital(movements: list[InvestorCapitalChange], start: date, end: date) -> bool:
     return any(v > 0 for v in naive_capital_days(movements, start, end).values())
 
 
@@ -510,7 +510,7 @@ def test_property_the_totals_add_up_and_match_the_reference_definitions(
     policy: Policy,
     rents: list[tuple[date, int]],
     expenses: list[tuple[date, int]],
-    movements: list[CapitalMovement],
+    movements: list[InvestorCapitalChange],
 ) -> None:
     start, end = period
     try:
@@ -560,7 +560,7 @@ def test_property_the_totals_add_up_and_match_the_reference_definitions(
 @settings(max_examples=150, deadline=None)
 @given(period=periods(), policy=policies, movements=investor_histories(), rent=st.integers(0, 10**10))
 def test_property_no_collective_is_paid_below_its_floor(
-    period: tuple[date, date], policy: Policy, movements: list[CapitalMovement], rent: int
+    period: tuple[date, date], policy: Policy, movements: list[InvestorCapitalChange], rent: int
 ) -> None:
     start, end = period
     if not has_capital(movements, start, end):
@@ -587,7 +587,7 @@ def test_property_shuffled_inputs_give_identical_results(
     policy: Policy,
     rents: list[tuple[date, int]],
     expenses: list[tuple[date, int]],
-    movements: list[CapitalMovement],
+    movements: list[InvestorCapitalChange],
     data: st.DataObject,
 ) -> None:
     start, end = period

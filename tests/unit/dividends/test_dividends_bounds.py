@@ -11,7 +11,7 @@ from fractions import Fraction
 
 from services.contracts.money import MAX_WIRE_FEN
 from services.dividends.bounds import out_of_range
-from services.dividends.domain import CapitalMovement, DistributionResult, Policy, compute_distribution
+from services.dividends.domain import DistributionResult, InvestorCapitalChange, Policy, compute_distribution
 
 POLICY = Policy(management_fee_rate=Fraction(5, 100), tax_rate=Fraction(10, 100), payout_ratio=Fraction(9, 10),
                 guaranteed_rate=Fraction(1, 10), guarantor_id="state-co")
@@ -23,7 +23,7 @@ def distribution(days: int, *, rents: tuple[int, ...] | list[int] = (), expenses
     end = date.fromordinal(JAN_1.toordinal() + days - 1)
     return compute_distribution(JAN_1, end, policy, [(JAN_1, fen) for fen in rents],
                                 [(JAN_1, fen) for fen in expenses],
-                                [CapitalMovement("lianmeng", "collective", capital, JAN_1)])
+                                [InvestorCapitalChange("lianmeng", "collective", capital, JAN_1)])
 
 
 def test_an_ordinary_distribution_fits() -> None:

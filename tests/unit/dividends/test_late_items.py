@@ -15,7 +15,13 @@ from typing import Any
 import pytest
 
 from services.contracts.topics import LEDGER_INVESTMENTS, RENTALS
-from services.dividends.domain import CapitalMovement, DistributionRuleError, LateItem, Policy, compute_distribution
+from services.dividends.domain import (
+    DistributionRuleError,
+    InvestorCapitalChange,
+    LateItem,
+    Policy,
+    compute_distribution,
+)
 from services.dividends.inputs import (
     EarlierDistribution,
     LogRecord,
@@ -258,7 +264,7 @@ def test_a_preview_of_another_period_takes_the_late_items_up_as_a_declaration_wo
 
 
 def test_compute_distribution_adds_late_items_to_r_and_e_whatever_their_date_and_lists_them_sorted() -> None:
-    movements = [CapitalMovement("a-village", "collective", 100_000_000, date(2020, 1, 1))]
+    movements = [InvestorCapitalChange("a-village", "collective", 100_000_000, date(2020, 1, 1))]
     late = [LateItem("e2", "expense", 100_00, date(2025, 12, 1)), LateItem("r1", "rent", 1_000_00, date(2025, 12, 1)),
             LateItem("r0", "rent", 500_00, date(2025, 6, 1))]
     result = compute_distribution(date(2026, 1, 1), date(2026, 12, 31), Policy.from_wire(POLICY),

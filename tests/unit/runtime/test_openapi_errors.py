@@ -28,7 +28,7 @@ def apps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, F
     settings = Settings(bootstrap_servers="127.0.0.1:1", data_dir=root, tokens_file=root / "tokens.json")
     admin = add_token(Path(root / "tokens.json"), name="admin", role="admin")
     blueprints = {"ledger": ledger_api.blueprints(), "rentals": [rentals_api.blp],
-                  "dividends": [dividends_api.make_blueprint()]}
+                  "dividends": [dividends_api.blp]}
     yield {name: create_service_app(title=f"baotuan {name}", service=None, settings=settings, blueprints=blps)
            for name, blps in blueprints.items()}, admin
 
