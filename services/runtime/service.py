@@ -119,8 +119,10 @@ class EventService:
         self._group_cv = threading.Condition()
         self._queue: list[_Job] = []
         self._leading = False
-        self._speculating = False
-        self._synced_in_group = False
+        #: The thread leading a group while it decides the group's requests speculatively (else None), and the
+        #: positions it caught up with for them (None: not yet).
+        self._speculating: int | None = None
+        self._group_positions: dict[str, dict[int, int]] | None = None
         self._resync = True
         self.published = PublishedCache()
         self._reactor = threading.Thread(target=self._react, name=f"{name}-reactor", daemon=True)
@@ -185,11 +187,11 @@ class EventService:
         Returns the positions reached ({topic: {partition: next_offset}}).
         """
         wanted = list(topics or self.inputs)
-        if self._speculating:
+        if self._speculating == threading.get_ident():
             # Deciding a group: the leader caught up with everything just before (or does so now).
-            if not self._synced_in_group:
+            if self._group_positions is None:
                 raise _NeedsSync
-            return {t: dict(self.store.positions().get(t, {})) for t in wanted}
+            return {t: dict(self._group_positions.get(t, {})) for t in wanted}
         timeout = timeout or self.settings.request_timeout_s
         deadline = time.monotonic() + timeout  # one budget for both steps
         targets = self.log.end_offsets(wanted, timeout)
@@ -235,7 +237,7 @@ class EventService:
         what is really owed (a rebuild folds causes before the derived events that already follow
         them), and every cause already in the log has been folded and its events owed.
         """
-        if self._speculating:
+        if self._speculating == threading.get_ident():
             raise _RunAlone
         self.sync()
         owed = [row for row in self.store.outbox(subject=subject) if not self.store.has_event(row["event_id"])]
@@ -502,7 +504,7 @@ class EventService:
                 self._run_alone(group[0])
                 return
             fold = self.projector.fold
-            self._synced_in_group = False
+            self._group_positions = None
             while True:
                 try:
                     self._stage_group(group, fold)
@@ -513,8 +515,7 @@ class EventService:
                     for job in group:
                         job.records, job.sealed, job.error, job.alone = [], [], None, False
                         job.result, job.repeated_ids = None, None
-                    self.sync()
-                    self._synced_in_group = True
+                    self._group_positions = self.sync()
             staged = [record for job in group for record in job.records]
             try:
                 acks = self._send(staged)
@@ -538,7 +539,7 @@ class EventService:
 
     def _stage_group(self, group: list[_Job], fold: Fold) -> None:
         with self.store.speculating() as spec:
-            self._speculating = True
+            self._speculating = threading.get_ident()
             try:
                 for job in group:
                     try:
@@ -551,7 +552,7 @@ class EventService:
                         job.records, job.sealed = [], []
                         job.error = exc
             finally:
-                self._speculating = False
+                self._speculating = None
 
     def _stage(self, job: _Job, spec: Speculation, fold: Fold) -> None:
         """Decide one request of a group against the speculative projection; its events are sealed
