@@ -1,4 +1,6 @@
-"""The runtime's own guarantee that a publish is all-or-nothing per partition (a regression test).
+"""The runtime's own guarantee that a publish is all-or-nothing (a regression test), per partition
+and, with Kafka transactions, across partitions: a writer killed in the middle of a transaction
+leaves nothing any baotuan reader ever sees.
 
 The events of one publish reach each partition as ONE record batch, which the broker appends
 atomically, so a crash cannot leave half of a declaration in the log. (With linger_ms=2 the
@@ -61,5 +63,79 @@ def test_the_events_of_one_publish_land_in_one_record_batch(broker: LocalBroker,
         dump = subprocess.run([_java(), "-cp", f"{ensure_jars()}/*", f"-Dlog4j2.configurationFile={LOG_CONFIG}",
                                "kafka.tools.DumpLogSegments", "--files", str(segment)],
                               capture_output=True, text=True, check=True, timeout=60).stdout
-        sizes += [int(line.split("count: ")[1].split()[0]) for line in dump.splitlines() if "count: " in line]
+        sizes += [int(line.split("count: ")[1].split()[0]) for line in dump.splitlines()
+                  if "count: " in line and "isControl: true" not in line]  # not the transactions' markers
     assert sizes.count(31) == 12 and sum(sizes) == 12 * 31, sizes
+
+
+ZOMBIE = """
+import sys, time
+from services.contracts import envelope as env
+from services.contracts.topics import LEDGER_ENTRIES
+from services.runtime.kafka_io import EventProducer, record_key
+bootstrap, tid, prefix = sys.argv[1:4]
+producer = EventProducer(bootstrap, "zombie", timeout_s=10, transactional_id=tid)
+producer._producer.begin_transaction()
+for n in range(40):  # forty streams: the records spread over every partition
+    sealed, value = env.seal_encoded(env.new_envelope(
+        event_type="PeriodClosed", version=1, source="ledger", subject=f"{prefix}-{n}",
+        data={"collective_id": f"{prefix}-{n}", "period": "2025-01"}, actor="system:zombie"), env.ChainHead())
+    producer._producer.send(LEDGER_ENTRIES, key=record_key(sealed), value=value,
+                            headers=env.cloudevents_headers(sealed))
+producer._producer.flush(timeout=10)
+print("sent", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_writer_killed_mid_transaction_leaves_nothing_visible(broker: LocalBroker, tmp_path: Path) -> None:
+    import os
+    import signal
+    import sys
+
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka_helpers import read_records
+
+    from services.devtools.broker import PROJECT_ROOT
+
+    settings = Settings(bootstrap_servers=broker.bootstrap, data_dir=tmp_path, tokens_file=None,
+                        request_timeout_s=TIMEOUT_S)
+    tid = settings.transactional_id("ledger")
+    prefix = f"zombie-{os.getpid()}"
+    zombie = subprocess.Popen([sys.executable, "-c", ZOMBIE, broker.bootstrap, tid, prefix], cwd=PROJECT_ROOT,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert zombie.stdout is not None and zombie.stdout.readline().strip() == "sent"
+        # The records are on the broker, in an open transaction (a read_uncommitted reader sees them) …
+        raw = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None, enable_auto_commit=False,
+                            isolation_level="read_uncommitted")
+        try:
+            parts = [TopicPartition(LEDGER_ENTRIES, p) for p in sorted(raw.partitions_for_topic(LEDGER_ENTRIES))]
+            raw.assign(parts)
+            raw.seek_to_beginning(*parts)
+            seen: list[bytes] = []
+            for _ in range(20):
+                for records in raw.poll(timeout_ms=500).values():
+                    seen += [r.key for r in records if r.key and r.key.startswith(prefix.encode())]
+                if len(seen) == 40:
+                    break
+        finally:
+            raw.close()
+        assert len(seen) == 40
+    finally:
+        zombie.send_signal(signal.SIGKILL)  # … and the writer dies before it commits
+        zombie.wait(30)
+        if zombie.stdout is not None:
+            zombie.stdout.close()
+    # The service restarts with the same transactional id: it fences the dead writer, its open transaction
+    # is aborted, and the service writes on.
+    svc = writer(broker, tmp_path)
+    try:
+        with svc.writing():
+            svc.publish(collectives(f"{prefix}-after", 1), actor="system:test")
+    finally:
+        svc.stop()
+    committed = read_records(broker.bootstrap, LEDGER_ENTRIES)
+    keys = [r.key for r in committed if r.key is not None]
+    assert not [k for k in keys if k.startswith(prefix.encode()) and not k.startswith(f"{prefix}-after".encode())]
+    assert f"{prefix}-after".encode() in keys
