@@ -17,14 +17,15 @@ def reseal(rows: list[Row], topic: str, subject: str) -> None:
     """Re-hash a whole stream (seq renumbered too) after a change, so the chain checks pass again."""
     head = env.ChainHead()
     for row in rows:
-        event = row["event"]
-        if row["topic"] == topic and event["subject"] == subject:
+        event = row.get("event")  # None: an archive's skip line (offsets without a record)
+        if row["topic"] == topic and event is not None and event["subject"] == subject:
             resealed = env.seal({k: v for k, v in event.items() if k not in ("seq", "prev_hash", "hash")}, head)
             row["event"] = resealed
             head = env.ChainHead(resealed["seq"], resealed["hash"])
 
 
 def renumber(rows: list[Row], topic: str, partition: int) -> None:
-    """Offsets 0, 1, 2 … again in a partition, so no offset is missing."""
+    """Offsets 0, 1, 2 … again in a partition, so no offset is missing (and no skip line says otherwise)."""
+    rows[:] = [r for r in rows if not ("skip" in r and (r["topic"], r["partition"]) == (topic, partition))]
     for offset, row in enumerate(r for r in rows if (r["topic"], r["partition"]) == (topic, partition)):
         row["offset"] = offset

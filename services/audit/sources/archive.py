@@ -118,8 +118,10 @@ class ArchiveSource:
             return None if checkpoints else Record("", -1, -1, None, None, None, f"line {number} is not a JSON object",
                                                    line=number)
         topic, partition, offset = row.get("topic"), row.get("partition"), row.get("offset")
-        if "skip" in row and not checkpoints:
-            return self._skip(row, number)
+        if "skip" in row:  # the checkpoints topic's skip lines go with its records, in the pre-scan
+            if row.get("topic") == CHECKPOINTS:
+                return self._skip(row, number) if checkpoints or self._prescanned is None else None
+            return None if checkpoints else self._skip(row, number)
         if not isinstance(topic, str) or type(partition) is not int or type(offset) is not int:
             return None if checkpoints else Record(str(topic or ""), -1, -1, None, None, None,
                                                    f"line {number} lacks topic, partition or offset", line=number)
