@@ -554,9 +554,9 @@ class EventService:
             finally:
                 self._speculating = None
 
-    def _stage(self, job: _Job, spec: Speculation, fold: Fold) -> None:
-        """Decide one request of a group against the speculative projection; its events are sealed
-        and folded speculatively, so the next request of the group sees them."""
+    def _decide(self, job: _Job, emit: Callable[[list[NewEvent], dict[str, Any]], None]) -> None:
+        """Run a request's decision (or find the first answer to its key); ``emit(events, stored)`` takes each
+        batch of events it publishes, with the result to store under its key (naming all its events so far)."""
         earlier = self.replay_idempotent(job.key, job.body)
         if earlier is not None:
             job.result = earlier
@@ -564,10 +564,20 @@ class EventService:
             return
 
         def publish(events: Sequence[NewEvent], result: dict[str, Any]) -> dict[str, Any]:
+            # Ids given now, so the stored result can name the events (the receipts of a repeat).
             events = [e if e.event_id else dataclasses.replace(e, event_id=env.new_uuid()) for e in events]
-            if job.max_events is not None and len(job.records) + len(events) > job.max_events:
-                raise TooManyEvents(len(job.records) + len(events), job.max_events)
-            stored = {**result, RECEIPTS_OF: [*(s["event_id"] for s in job.sealed), *(e.event_id for e in events)]}
+            if job.max_events is not None and len(job.sealed) + len(events) > job.max_events:
+                raise TooManyEvents(len(job.sealed) + len(events), job.max_events)
+            emit(events, {**result, RECEIPTS_OF: [*(s["event_id"] for s in job.sealed), *(e.event_id for e in events)]})
+            return result
+
+        job.result = job.context.run(job.write, publish)
+
+    def _stage(self, job: _Job, spec: Speculation, fold: Fold) -> None:
+        """Decide one request of a group against the speculative projection; its events are sealed
+        and folded speculatively, so the next request of the group sees them."""
+
+        def emit(events: list[NewEvent], stored: dict[str, Any]) -> None:
             records = self._seal(events, actor=job.actor, idempotency_key=job.key, body=job.body, result=stored)
             for record in records:
                 idem_raw = header(record.headers, IDEMPOTENCY_HEADER)
@@ -575,30 +585,19 @@ class EventService:
                           idempotency=json.loads(idem_raw) if idem_raw else None)
             job.records.extend(records)
             job.sealed.extend(record.envelope for record in records)
-            return result
 
-        job.result = job.context.run(job.write, publish)
+        self._decide(job, emit)
 
     def _run_alone(self, job: _Job) -> None:
         """A request that publishes on its own (it needs the log itself, e.g. what the books owe first)."""
+
+        def emit(events: list[NewEvent], stored: dict[str, Any]) -> None:
+            published = self._publish(events, actor=job.actor, idempotency_key=job.key, body=job.body, result=stored)
+            job.sealed.extend(published)
+            job.acks.extend(published.acks)
+
         try:
-            earlier = self.replay_idempotent(job.key, job.body)
-            if earlier is not None:
-                job.result = earlier
-                job.repeated_ids = earlier.pop(RECEIPTS_OF, [])
-                return
-
-            def publish(events: Sequence[NewEvent], result: dict[str, Any]) -> dict[str, Any]:
-                events = [e if e.event_id else dataclasses.replace(e, event_id=env.new_uuid()) for e in events]
-                stored = {**result, RECEIPTS_OF: [*(s["event_id"] for s in job.sealed),
-                                                  *(e.event_id for e in events)]}
-                published = self._publish(events, actor=job.actor, idempotency_key=job.key, body=job.body,
-                                          result=stored, max_events=job.max_events)
-                job.sealed.extend(published)
-                job.acks.extend(published.acks)
-                return result
-
-            job.result = job.context.run(job.write, publish)
+            self._decide(job, emit)
         except Exception as exc:
             job.error = exc
         finally:
