@@ -88,10 +88,10 @@ HOW = """## How it is measured
   answer says it was posted: the service answers only after Kafka acknowledged it (acks=all) and its
   projection applied it; at the end the benchmark reads the trial balances back to check every
   posted entry is visible. The baseline produces the *same envelopes* (read back from the topic)
-  with kafka-python and the services' own producer settings (`producer_settings()` in
-  `services/runtime/kafka_io.py`: acks=all, idempotent, 256 KB batches, linger 200 ms bounded by an
-  explicit flush) into a scratch topic, waiting for every acknowledgement: once all sent, then
-  flushing every 1,000 as one batch request does.
+  with kafka-python in the client's best configuration for the same durability (`BEST_PRODUCER` in
+  `bench/clients.py`: acks=all, idempotent, 256 KB batches, linger 5 ms; the services themselves
+  publish each group in one transaction) into a scratch topic, waiting for every acknowledgement:
+  once all sent, then flushing every 1,000 as one batch request does.
 - **Replay** (`bench/replay.py`): `bench/generate.py` writes the log straight to a fresh broker;
   `baotuan audit` replays it in a subprocess; its peak RSS is the kernel's (wait4 `ru_maxrss`).
   The baseline is a subprocess that consumes the same topics with kafka-python and does nothing.
