@@ -122,13 +122,21 @@ class EventProducer:
         settings = producer_settings(timeout_s)
         if transactional_id is not None:
             settings["transactional_id"] = transactional_id
+        began = time.monotonic()
         try:  # kafka-python bootstraps in the constructor: a broker that is down is a 503, not a 500
             self._producer = KafkaProducer(bootstrap_servers=bootstrap, client_id=client_id, **{**settings, **extra})
         except KafkaError as exc:
             raise BrokerUnavailable(f"broker {bootstrap} unreachable: {exc}") from exc
         if self.transactional:
+            # One budget for both steps (kafka-python's init_transactions waits max_block_ms on its own).
+            left_ms = max(100, int((timeout_s - (time.monotonic() - began)) * 1000))
             try:
-                self._producer.init_transactions()
+                result = self._producer._transaction_manager.initialize_transactions()
+                self._producer._sender.wakeup()
+                if not result.wait(timeout_ms=left_ms):
+                    raise KafkaTimeoutError("the transactional producer was not initialised in time")
+                if result.failed:
+                    raise result.exception
             except (KafkaError, OSError) as exc:
                 self.abort()
                 raise BrokerUnavailable(f"Kafka did not initialise the transactional producer: {exc}") from exc

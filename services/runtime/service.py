@@ -480,12 +480,24 @@ class EventService:
                     if not member.done:
                         member.error, member.done = exc, True
             finally:
+                self._fail_fast(group)
                 with self._group_cv:
                     self._leading = False
                     self._group_cv.notify_all()
         if job.error is not None:
             raise job.error
         return Outcome(job.result or {}, Published(job.sealed, job.acks), job.repeated_ids)
+
+    def _fail_fast(self, group: list[_Job]) -> None:
+        """When the log refused a group, the requests that were already waiting get the same 503 now
+        rather than one group's timeout after another (they could only fail the same way)."""
+        down = next((job.error for job in group if isinstance(job.error, (BrokerUnavailable, NotCaughtUp))), None)
+        if down is None:
+            return
+        with self._group_cv:
+            for job in self._queue:
+                job.error, job.done = down, True
+            self._queue.clear()
 
     def _take_group(self) -> list[_Job]:
         """The requests to commit together, oldest first: one that must run alone goes by itself."""
