@@ -139,3 +139,10 @@ def verify_checkpoints(bootstrap: str, writer: str,
                 assert part["heads_digest"] == digest, (topic, p, checkpoint["number"])
                 previous[p] = (end, digest)
     return found
+
+
+def records_covered(records: Sequence[LoggedRecord], checkpoint: Mapping[str, Any]) -> int:
+    """How many of ``records`` (of the checkpoint's topic) lie below a checkpoint's end offsets (the offsets
+    themselves also count the transactions' markers)."""
+    ends = {p["partition"]: p["end_offset"] for p in checkpoint["partitions"]}
+    return sum(1 for r in records if r.topic == checkpoint["topic"] and r.offset < ends.get(r.partition, 0))

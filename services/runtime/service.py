@@ -529,6 +529,13 @@ class EventService:
                         job.result, job.repeated_ids = None, None
                     self._group_positions = self.sync()
             staged = [record for job in group for record in job.records]
+            recording = sum(1 for record in staged if record.topic in self.anchored)
+            if self._unanchored and self._unanchored + recording > self.settings.checkpoint_every:
+                # A checkpoint at least every N writes: the writes so far get theirs before this group.
+                try:
+                    self.checkpoint()
+                except Exception:  # the timer tries again; the group is not held up by it
+                    log.exception("%s could not publish a checkpoint", self.name)
             try:
                 acks = self._send(staged)
             except Exception as exc:  # nothing of the group is confirmed: each request that wrote gets it
