@@ -240,8 +240,8 @@ def run_command(scenario_file: Path, no_wait: bool, base_port: int, data_dir: Pa
     status = 0
     try:
         run.bring_up(scenario)
-        run.load(scenario)
         run.ensure_admin_account()
+        run.load(scenario)
         run.print_where(time.monotonic() - began)
         if not no_wait:
             run.wait()
