@@ -28,7 +28,6 @@ from flask_smorest import Blueprint
 from services.accounts import handlers
 from services.accounts.passwords import (
     Passwords,
-    SealError,
     key_file,
     load_or_create_key,
     one_time_code,
@@ -239,11 +238,6 @@ def blueprints() -> list[Blueprint]:
             return _too_many(wait, name, address)
         set_at = reads.password_set_at(name) if known else None
         sealed = reads.sealed_password(name) if known else None
-        if sealed is not None:
-            try:
-                _passwords().open(name, sealed)
-            except SealError as exc:
-                log.error("the password of account %r cannot be opened (%s): reset it", name, exc)
         if not _passwords().verify(name, sealed, body["password"]):
             _failed(known, address, now, "wrong_password")
             raise ApiError(401, "unauthenticated", WRONG, "password")

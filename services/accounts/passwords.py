@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import os
 import secrets
 from pathlib import Path
@@ -23,6 +24,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+log = logging.getLogger(__name__)
 
 #: Characters of a one-time code: no 0/O, 1/l/I, so it can be read out over the phone.
 CODE_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
@@ -95,8 +98,8 @@ class Passwords:
         if sealed is not None:
             try:
                 phc = self.open(name, sealed)
-            except SealError:
-                phc = None
+            except SealError as exc:
+                log.error("the password hash of account %r cannot be opened (%s): reset its password", name, exc)
         real = phc is not None
         if phc is None:
             if self._dummy is None:
