@@ -26,6 +26,7 @@ LAZY_COMMANDS = {
     "audit": "services.audit.cli:audit_command",
     "export": "services.audit.cli:export_command",
     "catalogue": "services.audit.cli:catalogue_command",
+    "accounts": "services.accounts.cli:accounts_group",
 }
 
 
@@ -127,7 +128,8 @@ def serve(service: str, host: str, port: int | None, threads: int) -> None:
 
 @main.group()
 def tokens() -> None:
-    """Bearer tokens (stored hashed in BAOTUAN_TOKENS_FILE)."""
+    """Bearer tokens for machines: scripts, subscribers, the importer (stored hashed in BAOTUAN_TOKENS_FILE).
+    People sign in with accounts (`baotuan accounts`)."""
 
 
 @tokens.command("add")

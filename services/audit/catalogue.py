@@ -35,6 +35,7 @@ CHANNEL_IDS = {
     "baotuan.ledger.investments.v1": "ledgerInvestments",
     "baotuan.rentals.v1": "rentals",
     "baotuan.dividends.v1": "dividends",
+    "baotuan.accounts.v1": "accounts",
     "baotuan.deadletter.v1": "deadLetters",
     "baotuan.checkpoints.v1": "checkpoints",
 }

@@ -17,8 +17,10 @@ from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validat
 from services.contracts.codec import EnvelopeError
 from services.contracts.fields import (
     HEX64_RE,
+    INSTANT_RE,
     ONE_SIDE_RULE,
     UUID_RE,
+    Flag,
     FullMatch,
     IsoDate,
     Mu,
@@ -39,6 +41,12 @@ ACCOUNT_PATTERN = r"^[0-9]{3}(/[a-z0-9][a-z0-9-]{0,62})?$"
 KEY_ID_RE = re.compile(r"^[0-9a-f]{16}$")
 ED25519_PUBLIC_RE = re.compile(r"^[A-Za-z0-9+/]{43}=$")
 ED25519_SIGNATURE_RE = re.compile(r"^[A-Za-z0-9+/]{86}==$")
+#: The roles of DESIGN §8, for accounts as for bearer tokens.
+ACCOUNT_ROLES = ("accountant", "operator", "board", "auditor", "admin")
+#: A password hash (argon2id, PHC string) sealed with the accounts key: ``sealed-v1:<key id>:<base64url>``.
+SEALED_RE = re.compile(r"^sealed-v1:[0-9a-f]{16}:[A-Za-z0-9_-]{40,1000}$")
+SESSION_END_REASONS = ("signed_out", "idle", "disabled", "password_reset", "password_changed")
+SIGN_IN_FAILURES = ("wrong_password", "disabled")
 
 
 class EventData(Schema):
@@ -346,6 +354,79 @@ class ChainCheckpoint(EventData):
     signature = fields.String(required=True, validate=FullMatch(ED25519_SIGNATURE_RE))
 
 
+# -- accounts (people who sign in; docs/security.md) ------------------------------------------------------
+
+
+def _instant(**kwargs: Any) -> fields.String:
+    return fields.String(validate=FullMatch(INSTANT_RE, error="must be a UTC instant like 2026-03-31T08:00:00Z"),
+                         **kwargs)
+
+
+class AccountCreated(EventData):
+    name = Slug(required=True)
+    display_name = Text(required=True, max_length=50)
+    role = fields.String(required=True, validate=validate.OneOf(ACCOUNT_ROLES))
+    scope = fields.List(Slug(), load_default=list, validate=validate.Length(max=200))
+    password = fields.String(required=True, validate=FullMatch(SEALED_RE))
+    must_change_password = Flag(required=True)
+
+
+class AccountChanged(EventData):
+    name = Slug(required=True)
+    display_name = Text(required=True, max_length=50)
+    role = fields.String(required=True, validate=validate.OneOf(ACCOUNT_ROLES))
+    scope = fields.List(Slug(), load_default=list, validate=validate.Length(max=200))
+
+
+class AccountDisabled(EventData):
+    name = Slug(required=True)
+    reason = Text(load_default="", allow_empty=True, max_length=200)
+
+
+class AccountEnabled(EventData):
+    name = Slug(required=True)
+    reason = Text(load_default="", allow_empty=True, max_length=200)
+
+
+class PasswordSet(EventData):
+    name = Slug(required=True)
+    password = fields.String(required=True, validate=FullMatch(SEALED_RE))
+    must_change_password = Flag(required=True)
+
+
+class SessionStarted(EventData):
+    name = Slug(required=True)
+    session = fields.String(required=True, validate=FullMatch(HEX64_RE))  # SHA-256 of the session's secret
+    address = Text(required=True, max_length=64)
+    expires_at = _instant(required=True)
+    idle_timeout_s = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+
+
+class SessionEnded(EventData):
+    name = Slug(required=True)
+    session = fields.String(required=True, validate=FullMatch(HEX64_RE))
+    reason = fields.String(required=True, validate=validate.OneOf(SESSION_END_REASONS))
+
+
+class SignInFailed(EventData):
+    name = Slug(required=True)
+    address = Text(required=True, max_length=64)
+    reason = fields.String(required=True, validate=validate.OneOf(SIGN_IN_FAILURES))
+
+
+class ApiTokenIssued(EventData):
+    name = Slug(required=True)
+    token_id = Slug(required=True)
+    sha256 = fields.String(required=True, validate=FullMatch(HEX64_RE))
+    label = Text(required=True, max_length=100)
+    expires_at = _instant(required=True)
+
+
+class ApiTokenRevoked(EventData):
+    name = Slug(required=True)
+    token_id = Slug(required=True)
+
+
 class DeadLetter(EventData):
     class Meta:
         unknown = EXCLUDE
@@ -367,6 +448,8 @@ SCHEMAS: dict[tuple[str, int], type[EventData]] = {
         BuildingRegistered, LeaseSigned, RentInvoiced, RentReceived, ExpenseRecorded, LeaseTerminated,
         PolicySet, DistributionDeclared, DividendAllocated, DistributionApproved, DividendPaid,
         DistributionCancelled, ChainCheckpoint, DeadLetter,
+        AccountCreated, AccountChanged, AccountDisabled, AccountEnabled, PasswordSet, SessionStarted, SessionEnded,
+        SignInFailed, ApiTokenIssued, ApiTokenRevoked,
     )
 }
 

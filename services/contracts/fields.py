@@ -236,3 +236,12 @@ class Text(fields.String):
         if problem is not None:
             raise ValidationError(problem)
         return text
+
+
+class Flag(fields.Boolean):
+    """A JSON ``true`` or ``false``, nothing else (marshmallow's Boolean also takes "yes", 1 and "on")."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise ValidationError("must be true or false")
+        return value

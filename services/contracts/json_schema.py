@@ -67,6 +67,21 @@ EVENT_DESCRIPTIONS: dict[str, str] = {
                        "partition, the end offset and the heads (subject, seq, hash) of the streams that moved "
                        "since the previous checkpoint, chained into heads_digest; signed with Ed25519 by the key "
                        "key_id; next_key announces the key that signs from then on.",
+    "AccountCreated": "An account is made for a person (by an admin): name, display name, role and scope; the "
+                      "password only as its argon2id hash sealed with the ledger's accounts key.",
+    "AccountChanged": "An account's display name, role or scope is changed (by an admin).",
+    "AccountDisabled": "An account is disabled: its sessions and API tokens are refused by every service.",
+    "AccountEnabled": "A disabled account may sign in again (its old sessions stay ended).",
+    "PasswordSet": "An account's password is set (the sealed hash): chosen by the person, or a one-time password "
+                   "from an admin that must be changed at the next sign-in.",
+    "SessionStarted": "A person signed in: the session is known by the SHA-256 of its secret, with the address it "
+                      "came from and its absolute end.",
+    "SessionEnded": "A session ends: signed out, idle too long, or its account disabled or its password reset "
+                    "or changed.",
+    "SignInFailed": "A sign-in of an existing account was refused (never with the password): failures are slowed, "
+                    "then locked.",
+    "ApiTokenIssued": "An account issued itself an API token (for a script; known by its SHA-256) with an expiry.",
+    "ApiTokenRevoked": "An account's API token is revoked.",
     "DeadLetter": "A record a consumer could not process, parked with the reason (a plain JSON object, "
                   "not an envelope).",
 }
@@ -183,6 +198,8 @@ def field_schema(field: fields.Field[Any], *, canonical_amounts: bool = False) -
             out["additionalProperties"] = field_schema(field.value_field, canonical_amounts=canonical_amounts)
     elif type(field) is fields.Integer and field.strict:
         out = {"type": "integer"}
+    elif isinstance(field, wire.Flag):
+        out = {"type": "boolean"}
     elif type(field) is fields.String:
         out = {"type": "string"}
     else:
@@ -280,7 +297,9 @@ def _envelope_properties(data: dict[str, Any]) -> dict[str, Any]:
         "seq": {"type": "integer", "minimum": 1, "description": "1, 2, 3 … within (topic, subject)"},
         "occurred_at": {"type": "string", "pattern": _ecma(wire.INSTANT_RE.pattern),
                         "description": "UTC instant, ISO-8601 with Z"},
-        "actor": {"type": "string", "description": "who caused it, e.g. accountant:<name> or system:ledger"},
+        "actor": {"type": "string", "description": "who caused it: <role>:<token name> for a bearer token (e.g. "
+                                                   "accountant:lianmeng), account:<name> for a person signed in to "
+                                                   "their account, system:<service> for a service itself"},
         "causation_id": {"type": ["string", "null"], "description": "event_id of the event that caused this one"},
         "prev_hash": {"type": "string", "pattern": _ecma(wire.HEX64_RE.pattern),
                       "description": "hash of the previous envelope of the stream; 64 zeros for seq 1"},

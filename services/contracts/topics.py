@@ -39,8 +39,9 @@ RENTALS = "baotuan.rentals.v1"
 DIVIDENDS = "baotuan.dividends.v1"
 DEADLETTER = "baotuan.deadletter.v1"
 CHECKPOINTS = "baotuan.checkpoints.v1"
+ACCOUNTS = "baotuan.accounts.v1"
 #: The topics whose streams are hash-chained and anchored by signed checkpoints.
-RECORD_TOPICS = (LEDGER_ENTRIES, LEDGER_INVESTMENTS, RENTALS, DIVIDENDS)
+RECORD_TOPICS = (LEDGER_ENTRIES, LEDGER_INVESTMENTS, RENTALS, DIVIDENDS, ACCOUNTS)
 
 TOPICS: dict[str, Topic] = {
     t.name: t
@@ -65,6 +66,15 @@ TOPICS: dict[str, Topic] = {
                "DividendPaid", "DistributionCancelled"),
               "Distribution policies, declared distributions, per-investor allocations and payments.",
               writers=("dividends",), readers=("dividends", "ledger", "rentals", AUDITOR)),
+        # People's accounts: the ledger keeps the registry their scopes name; every service folds them to
+        # know who a session or an account's API token is (docs/security.md).
+        Topic(ACCOUNTS, "ledger", "account name",
+              ("AccountCreated", "AccountChanged", "AccountDisabled", "AccountEnabled", "PasswordSet",
+               "SessionStarted", "SessionEnded", "SignInFailed", "ApiTokenIssued", "ApiTokenRevoked"),
+              "People's accounts (role, scope, status; the password hash only sealed), their sign-ins, sessions and "
+              "API tokens; every service folds it to know who a session or an account's token is "
+              "(docs/security.md).",
+              writers=("ledger",), readers=("ledger", "rentals", "dividends", AUDITOR)),
         Topic(DEADLETTER, "any consumer", "original key", ("DeadLetter",),
               "Records a consumer could not process, with the reason.",
               writers=WRITERS, readers=(AUDITOR,)),

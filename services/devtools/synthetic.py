@@ -225,6 +225,24 @@ class LogWriter:
             handle.writelines(self.lines())
         return Path(path)
 
+    # -- people's accounts (the ledger's too; docs/security.md) -------------------------------------------
+
+    def create_account(self, name: str, role: str, scope: Sequence[str] = (), display_name: str | None = None,
+                       *, by: str = "admin:admin") -> None:
+        """An AccountCreated (its sealed password hash stands in: no key here opens it)."""
+        sealed = "sealed-v1:" + hashlib.sha256(name.encode()).hexdigest()[:16] + ":" + "A" * 160
+        self.publish("AccountCreated", name, {"name": name, "display_name": display_name or name, "role": role,
+                                              "scope": sorted(scope), "password": sealed,
+                                              "must_change_password": True}, actor=by)
+
+    def sign_in(self, name: str, address: str = "10.0.0.8", hours: int = 12) -> str:
+        """A SessionStarted; returns the session (the SHA-256 of a secret nobody has)."""
+        session = hashlib.sha256(f"{name}:{self.count}".encode()).hexdigest()
+        expires = (self.clock + dt.timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        self.publish("SessionStarted", name, {"name": name, "session": session, "address": address,
+                                              "expires_at": expires, "idle_timeout_s": 1800}, actor=f"account:{name}")
+        return session
+
     # -- the ledger's part ----------------------------------------------------------------------------
 
     def register_collective(self, collective_id: str, name: str, town: str = "金清镇",
@@ -409,6 +427,8 @@ def small_scenario(writer: LogWriter | None = None, *, villages: int = 3, months
     for collective_id, name in chosen:
         log.register_collective(collective_id, name, alliances=["滨海抱团"])
     log.register_project(project, "路桥滨海产业园")
+    log.create_account(f"{chosen[0][0]}-kuaiji", "accountant", [chosen[0][0]], f"{chosen[0][1]} 会计")
+    log.sign_in(f"{chosen[0][0]}-kuaiji")
     for i, (collective_id, _) in enumerate(chosen):
         log.invest_land(project, collective_id, "collective", f"{10 + i}.{2 + i:04d}", "50000.00", "2025-01-01")
         log.post_entry(collective_id, "2025-01-10", [("102", "debit", "200000.00"), ("503", "credit", "200000.00")],

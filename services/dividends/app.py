@@ -7,6 +7,7 @@ from flask import Flask
 from services.contracts.topics import inputs_of, owned_by
 from services.dividends.api import blp
 from services.dividends.projection import SCHEMA, fold
+from services.runtime.accounts import with_accounts
 from services.runtime.config import Settings
 from services.runtime.eventlog import EventLog
 from services.runtime.http import create_service_app
@@ -21,8 +22,9 @@ guarantor's top-ups), approval, payment per investor, and the queries on them. R
 
 def build_service(settings: Settings, log: EventLog | None = None) -> EventService:
     """The dividends runtime: its projection file, the topics it reads and the one it writes."""
-    store = ProjectionStore(settings.data_dir / "dividends.sqlite", SCHEMA)
-    return EventService(name="dividends", settings=settings, store=store, fold=fold,
+    schema, folded = with_accounts(SCHEMA, fold)  # who a session or an account's token is
+    store = ProjectionStore(settings.data_dir / "dividends.sqlite", schema)
+    return EventService(name="dividends", settings=settings, store=store, fold=folded,
                         inputs=inputs_of("dividends"), owned=owned_by("dividends"), log=log)
 
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from flask import Flask
 
+from services.accounts.api import blueprints as accounts_blueprints
+from services.accounts.api import install as install_accounts
 from services.contracts.topics import inputs_of, owned_by
 from services.ledger.api import blueprints
 from services.ledger.projection import SCHEMA, fold
+from services.runtime.accounts import with_accounts
 from services.runtime.config import Settings
 from services.runtime.eventlog import EventLog
 from services.runtime.http import create_service_app
@@ -18,13 +21,17 @@ DESCRIPTION = """Each village collective's double-entry books on the statutory c
 invested and withdrawn (the register of who holds what), balanced journal entries, reversals and
 closed periods, the entries the ledger posts by itself (investments, dividends approved and paid),
 and the reports: trial balance, 资产负债表, 收益及收益分配表 and the village income report (村村百万).
-Writes `baotuan.ledger.entries.v1` and `baotuan.ledger.investments.v1`; reads `baotuan.dividends.v1`."""
+People's accounts, sign-in and sessions (`/v1/sessions`, `/v1/users`, `/v1/sign-ins`) are served here too.
+Writes `baotuan.ledger.entries.v1`, `baotuan.ledger.investments.v1` and `baotuan.accounts.v1`; reads
+`baotuan.dividends.v1`."""
 
 
 def build_service(settings: Settings, log: EventLog | None = None) -> EventService:
     """The ledger runtime: its projection file, the topics it owns and the dividends topic it reads."""
-    store = ProjectionStore(settings.data_dir / "ledger.sqlite", SCHEMA)
-    return EventService(name="ledger", settings=settings, store=store, fold=fold,
+    # It also owns people's accounts (docs/security.md): it keeps the registry their scopes name.
+    schema, folded = with_accounts(SCHEMA, fold, owner=True)
+    store = ProjectionStore(settings.data_dir / "ledger.sqlite", schema)
+    return EventService(name="ledger", settings=settings, store=store, fold=folded,
                         inputs=inputs_of("ledger"), owned=owned_by("ledger"), log=log)
 
 
@@ -33,5 +40,7 @@ def create_app(settings: Settings | None = None, log: EventLog | None = None) ->
     settings = settings or Settings.from_env()
     svc = build_service(settings, log)
     svc.start()
-    return create_service_app(title="baotuan ledger", service=svc, settings=settings,
-                              blueprints=blueprints(), description=DESCRIPTION)
+    app = create_service_app(title="baotuan ledger", service=svc, settings=settings,
+                             blueprints=[*blueprints(), *accounts_blueprints()], description=DESCRIPTION)
+    install_accounts(app, settings)
+    return app

@@ -7,6 +7,7 @@ from flask import Flask
 from services.contracts.topics import inputs_of, owned_by
 from services.rentals.api import blp
 from services.rentals.projection import SCHEMA, fold
+from services.runtime.accounts import with_accounts
 from services.runtime.config import Settings
 from services.runtime.eventlog import EventLog
 from services.runtime.http import create_service_app
@@ -25,8 +26,9 @@ DESCRIPTION = (
 def build_service(settings: Settings, log: EventLog | None = None) -> EventService:
     """The rentals event service: writes baotuan.rentals.v1, reads it, the ledger's projects and the
     declared distributions."""
-    store = ProjectionStore(settings.data_dir / "rentals.sqlite", SCHEMA)
-    return EventService(name="rentals", settings=settings, store=store, fold=fold,
+    schema, folded = with_accounts(SCHEMA, fold)  # who a session or an account's token is
+    store = ProjectionStore(settings.data_dir / "rentals.sqlite", schema)
+    return EventService(name="rentals", settings=settings, store=store, fold=folded,
                         inputs=inputs_of("rentals"), owned=owned_by("rentals"), log=log)
 
 

@@ -34,10 +34,25 @@ class Principal:
     name: str
     role: str
     scope: frozenset[str] = field(default_factory=frozenset)
+    #: "token" (a bearer token of the token file: a machine) or "account" (a person, by a session or by one
+    #: of the account's API tokens; services.runtime.accounts).
+    kind: str = "token"
+    display_name: str | None = None
+    #: An account's session: the SHA-256 of its secret; whether its password must be changed first.
+    session: str | None = None
+    must_change_password: bool = False
+    #: An account's API token: its id.
+    token_id: str | None = None
 
     @property
     def actor(self) -> str:
-        return f"{self.role}:{self.name}"
+        """Who an event is written on behalf of: ``<role>:<token name>``, or ``account:<name>`` for a person."""
+        return f"account:{self.name}" if self.kind == "account" else f"{self.role}:{self.name}"
+
+    @property
+    def identity(self) -> tuple[str, str]:
+        """What an Idempotency-Key is bound to: a token by its role and name, an account by its name."""
+        return ("account", self.name) if self.kind == "account" else (self.role, self.name)
 
     def can_read(self, *, collective: str | None = None, project: str | None = None) -> bool:
         if self.role in ("admin", "auditor"):
@@ -53,7 +68,7 @@ class Principal:
             raise Forbidden(f"role {self.role!r} may not do this")
         target = collective or project
         if target is not None and self.role != "auditor" and target not in self.scope:
-            raise Forbidden(f"{target!r} is outside this token's scope")
+            raise Forbidden(f"{target!r} is outside this {'account' if self.kind == 'account' else 'token'}'s scope")
 
 
 def hash_token(token: str) -> str:
@@ -130,6 +145,21 @@ def add_token(path: Path, *, name: str, role: str, scope: Iterable[str] = (), to
         data["tokens"].append({"name": name, "sha256": hash_token(token), "role": role, "scope": sorted(scope)})
         _replace_file(path, json.dumps(data, ensure_ascii=False, indent=2))
     return token
+
+
+def remove_token(path: Path, name: str) -> bool:
+    """Take the principal ``name`` out of the token file; whether it was there."""
+    with open(path.with_name(f".{path.name}.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not path.exists():
+            return False
+        data = json.loads(path.read_text(encoding="utf-8"))
+        kept = [t for t in data["tokens"] if t["name"] != name]
+        if len(kept) == len(data["tokens"]):
+            return False
+        data["tokens"] = kept
+        _replace_file(path, json.dumps(data, ensure_ascii=False, indent=2))
+    return True
 
 
 def _replace_file(path: Path, text: str) -> None:

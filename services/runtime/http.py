@@ -20,6 +20,7 @@ from werkzeug.exceptions import HTTPException
 
 from services.contracts.envelope import new_uuid
 from services.contracts.fields import text_problem
+from services.runtime.accounts import BEFORE_PASSWORD_CHANGE, AccountDirectory, authenticate
 from services.runtime.auth import Forbidden, Principal, TokenRegistry, Unauthenticated
 from services.runtime.config import Settings
 from services.runtime.handling import Refused
@@ -124,6 +125,8 @@ def create_service_app(*, title: str, service: EventService | None, settings: Se
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.extensions["baotuan_service"] = service
     app.extensions["baotuan_tokens"] = tokens or TokenRegistry.load(settings.tokens_file)
+    # People's sessions and accounts' API tokens, from the accounts topic folded into the projection.
+    app.extensions["baotuan_accounts"] = AccountDirectory(service.store) if service is not None else None
     api = BaotuanApi(app)
     for blp in blueprints:
         api.register_blueprint(blp)
@@ -164,9 +167,14 @@ def create_service_app(*, title: str, service: EventService | None, settings: Se
     def _authenticate() -> None:
         # Every API call is authenticated before its body is parsed: a caller without a valid
         # token learns nothing about validation (401), whatever it sends.
-        if request.path in PUBLIC_PATHS or request.path.startswith("/docs"):
+        if request.path in PUBLIC_PATHS or request.path.startswith("/docs") \
+                or request.path in current_app.extensions.get("baotuan_public_paths", ()):
             return
-        principal()
+        who = principal()
+        if who.must_change_password and (request.method, getattr(request.url_rule, "rule", None)) \
+                not in BEFORE_PASSWORD_CHANGE:
+            raise ApiError(403, "password_change_required",
+                           "choose a new password first (PUT /v1/users/me/password)", "password")
         refuse_odd_path_ids(request.view_args)
         if request.is_json:
             parsed = request.get_json(silent=True)
@@ -187,10 +195,11 @@ def create_service_app(*, title: str, service: EventService | None, settings: Se
 
 
 def principal() -> Principal:
-    """The authenticated caller of this request (401 if none)."""
+    """The authenticated caller of this request (401 if none): a bearer token's, or an account's (a session
+    or the account's API token) with the account's role, scope and status as the projection holds them now."""
     if "principal" not in g:
-        registry: TokenRegistry = current_app.extensions["baotuan_tokens"]
-        g.principal = registry.authenticate(request.headers.get("Authorization"))
+        g.principal = authenticate(request.headers.get("Authorization"), current_app.extensions["baotuan_tokens"],
+                                   current_app.extensions.get("baotuan_accounts"))
     result: Principal = g.principal
     return result
 
@@ -217,7 +226,7 @@ def idempotency_scope() -> str | None:
     if key is None:
         return None
     who = principal()
-    bound = json.dumps([who.role, who.name, request.method, request.path, key], ensure_ascii=False)
+    bound = json.dumps([*who.identity, request.method, request.path, key], ensure_ascii=False)
     return hashlib.sha256(bound.encode("utf-8")).hexdigest()
 
 

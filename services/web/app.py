@@ -1,10 +1,12 @@
-"""The web app: the page's static files, ``/api/whoami``, and a proxy to the three services.
+"""The web app: the page's static files, sign-in (``/api/session``, ``/api/whoami``) and a proxy to the
+three services.
 
-It keeps no state of its own but the replay behind the Excel download (``books_cache``). The
-browser holds the user's bearer token (in sessionStorage) and every
-``/api/<service>/...`` call is forwarded with that token unchanged, so each service still
-decides what the user may see and do (DESIGN §8). The app reads the same token file as the
-services only to tell the page who is signed in (role, scope, name — never the token).
+People sign in with their account's name and password (``services.web.signin``): the session's
+secret lives in an HttpOnly cookie, and every ``/api/<service>/...`` call is forwarded with it as
+``Authorization: Session <secret>``, so each service still decides what the person may see and do
+(DESIGN §8), with the account's current role, scope and status. The app keeps no state of its own
+but the sessions' idle clock and the replay behind the Excel download (``books_cache``). A script's
+own ``Authorization`` header is forwarded unchanged.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from flask import Flask, Response, current_app, jsonify, request, send_from_directory
+from flask import Flask, Response, jsonify, request, send_from_directory
 from werkzeug.exceptions import HTTPException
 
-from services.runtime.auth import TokenRegistry, Unauthenticated
+from services.runtime.auth import TokenRegistry
 from services.runtime.config import Settings
 from services.web.proxy import Upstreams, error_response, forward
+from services.web.signin import register_signin
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 SERVICES = ("ledger", "rentals", "dividends")
@@ -55,23 +58,14 @@ def create_app(settings: Settings | None = None, upstreams: Upstreams | None = N
     def health() -> Any:
         return jsonify({"status": "ok"})
 
-    @app.get("/api/whoami")
-    def whoami() -> Any:
-        registry: TokenRegistry = current_app.extensions["baotuan_tokens"]
-        try:
-            who = registry.authenticate(request.headers.get("Authorization"))
-        except Unauthenticated as exc:
-            response = error_response(401, "unauthenticated", str(exc), "token")
-            response.headers["WWW-Authenticate"] = "Bearer"
-            return response
-        features = {"export_xlsx": bool(current_app.extensions.get("baotuan_export_xlsx"))}
-        return jsonify({"name": who.name, "role": who.role, "scope": sorted(who.scope), "features": features})
+    # Sign-in and sign-out, who-am-I, and the session cookie's way to the services.
+    gate = register_signin(app, upstreams, session, timeout_s)
 
     @app.route("/api/<service>/<path:path>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
     def proxy(service: str, path: str) -> Response:
         if service not in SERVICES:
             return error_response(404, "not_found", f"no service {service!r}", "service")
-        return forward(session, upstreams.url(service), service, path, timeout_s)
+        return forward(session, upstreams.url(service), service, path, timeout_s, gate.authorization())
 
     from services.web.export import register_export
 

@@ -15,9 +15,10 @@ from typing import Any
 
 from flask import Flask, current_app, request, send_file
 
-from services.runtime.auth import Forbidden, TokenRegistry, Unauthenticated
+from services.runtime.auth import Forbidden, TokenRegistry
 from services.runtime.config import Settings
 from services.web.proxy import error_response
+from services.web.signin import Refusal, gate
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
@@ -39,9 +40,10 @@ def register_export(app: Flask, settings: Settings) -> None:
     def export_xlsx() -> Any:
         registry: TokenRegistry = current_app.extensions["baotuan_tokens"]
         try:
-            who = registry.authenticate(request.headers.get("Authorization"))
-        except Unauthenticated as exc:
-            return error_response(401, "unauthenticated", str(exc), "Authorization")
+            who = gate(current_app).principal(registry)
+        except Refusal as exc:
+            field = "Authorization" if exc.status == 401 else exc.field
+            return error_response(exc.status, exc.code, exc.message, field)
         collective_id = request.args.get("collective_id", "")
         if not _SLUG.fullmatch(collective_id):
             return error_response(422, "validation_error", "collective_id must be a collective's id", "collective_id")

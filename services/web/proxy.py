@@ -1,8 +1,9 @@
-"""Forwarding ``/api/<service>/v1/...`` to the three services, the caller's token unchanged.
+"""Forwarding ``/api/<service>/v1/...`` to the three services, as the signed-in person.
 
-The web app holds no state and no credentials of its own: every request to a service
-carries the user's ``Authorization`` header, so the service decides what the user may see
-and do (DESIGN §8), exactly as for a script calling it directly.
+The web app holds no credentials of its own: every request to a service carries the person's
+session (from the sign-in cookie, ``services.web.signin``) or the caller's own ``Authorization``
+header, so the service decides what the person may see and do (DESIGN §8), exactly as for a
+script calling it directly.
 """
 
 from __future__ import annotations
@@ -49,8 +50,10 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
     return response
 
 
-def forward(session: requests.Session, base_url: str, service: str, path: str, timeout_s: float) -> Response:
-    """Send the current request to ``base_url/path`` and return the service's answer as is.
+def forward(session: requests.Session, base_url: str, service: str, path: str, timeout_s: float,
+            authorization: str | None = None) -> Response:
+    """Send the current request to ``base_url/path`` with ``authorization`` (the caller's own header, or
+    the session of the sign-in cookie) and return the service's answer as is.
 
     Only ``v1/`` paths are forwarded (no ``/docs`` or ``/health`` of a service through the
     page), and never one that climbs out of it.
@@ -58,7 +61,10 @@ def forward(session: requests.Session, base_url: str, service: str, path: str, t
     segments = path.split("/")
     if segments[0] != "v1" or any(s in ("", ".", "..") for s in segments[1:]):
         return error_response(404, "not_found", f"no such {service} API path: /{path}", "path")
-    headers = {name: request.headers[name] for name in FORWARDED_REQUEST_HEADERS if name in request.headers}
+    headers = {name: request.headers[name] for name in FORWARDED_REQUEST_HEADERS
+               if name in request.headers and name != "Authorization"}
+    if authorization:
+        headers["Authorization"] = authorization
     try:
         upstream = session.request(
             request.method,

@@ -73,13 +73,19 @@ def test_whoami_names_the_role_and_scope_of_a_token_and_never_the_token(client: 
     assert response.headers["Cache-Control"] == "no-store"
 
 
-@pytest.mark.parametrize("header", [None, "Bearer bt_unknown", "Basic dXNlcjpwdw=="])
-def test_whoami_refuses_a_missing_or_unknown_token_with_401_naming_the_token(client: FlaskClient,
-                                                                             header: str | None) -> None:
-    response = client.get("/api/whoami", headers={"Authorization": header} if header else {})
+@pytest.mark.parametrize("header", ["Bearer bt_unknown", "Basic dXNlcjpwdw=="])
+def test_whoami_refuses_an_unknown_token_with_401_naming_the_token(client: FlaskClient, header: str) -> None:
+    response = client.get("/api/whoami", headers={"Authorization": header})
     assert response.status_code == 401
     assert response.json["error"]["field"] == "token"
     assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_whoami_without_a_token_or_a_session_is_401_naming_the_session(client: FlaskClient) -> None:
+    response = client.get("/api/whoami")
+    assert response.status_code == 401
+    assert response.json["error"] == {"status": 401, "code": "unauthenticated", "message": "not signed in",
+                                      "field": "session"}
 
 
 def test_the_proxy_passes_method_path_query_body_token_and_idempotency_key_unchanged(client: FlaskClient) -> None:

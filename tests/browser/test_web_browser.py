@@ -10,8 +10,10 @@ their own so that the pictures show only the demo villages.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +24,10 @@ import openpyxl
 import pytest
 import requests
 from conftest import Server
+from kafka_helpers import read_records
 
+from services.accounts.policy import AddressThrottle, Backoff, SignInPolicy
+from services.contracts.topics import LEDGER_ENTRIES
 from services.devtools.broker import LocalBroker, free_port
 from services.runtime.auth import add_token
 from services.runtime.config import Settings
@@ -61,8 +66,22 @@ class Stack:
     ids: dict[str, str]
 
     def token(self, role: str, scope: list[str] | tuple[str, ...] = ()) -> str:
+        """A bearer token (for seeding the data through the APIs, as a script would)."""
         assert self.settings.tokens_file is not None
         return add_token(self.settings.tokens_file, name=f"{role}-{uuid.uuid4().hex[:6]}", role=role, scope=scope)
+
+    def account(self, role: str, scope: list[str] | tuple[str, ...] = (), *, one_time: bool = False,
+                display_name: str | None = None) -> tuple[str, str]:
+        """An account made through the ledger's API by an admin: (name, password). With ``one_time`` the
+        password is the one-time password the ledger made, which must be changed at the first sign-in."""
+        name = f"{role}-{uuid.uuid4().hex[:6]}"
+        body: dict[str, Any] = {"name": name, "display_name": display_name or name, "role": role, "scope": list(scope)}
+        if not one_time:
+            body.update(password=f"pw-{uuid.uuid4().hex[:10]}", must_change_password=False)
+        made = requests.post(f"{self.ledger}/v1/users", json=body, timeout=30,
+                             headers={"Authorization": f"Bearer {self.token('admin')}"})
+        assert made.status_code == 201, made.text
+        return name, body.get("password") or made.json()["one_time_password"]
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +113,11 @@ def stack(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     try:
         for make in (ledger_app, rentals_app, dividends_app):
             servers.append(Server(make(settings)))
+        # Quick to lock for the lockout test (its own account); every browser here comes from 127.0.0.1.
+        policy = SignInPolicy(account=Backoff(slow_after=2, lock_after=3, lock_s=600, base_delay_s=5),
+                              address=Backoff(slow_after=1000, lock_after=2000))
+        servers[0].app.extensions.update(baotuan_sign_in_policy=policy,
+                                         baotuan_address_throttle=AddressThrottle(policy))
         ledger, rentals, dividends = (s.url for s in servers)
         servers.append(Server(web_app(settings, Upstreams(ledger=ledger, rentals=rentals, dividends=dividends))))
         built = Stack(web=servers[-1].url, ledger=ledger, rentals=rentals, dividends=dividends, settings=settings,
@@ -200,10 +224,15 @@ def shoot(page: Page, name: str, tmp_path: Path, *, full_page: bool = True) -> P
     return path
 
 
-def sign_in(page: Page, token: str, landing: str) -> None:
+def try_sign_in(page: Page, name: str, password: str) -> None:
     page.goto("/")
-    page.get_by_label("访问令牌").fill(token)
+    page.get_by_label("账号", exact=True).fill(name)
+    page.get_by_label("密码", exact=True).fill(password)
     page.get_by_role("button", name="登录").click()
+
+
+def sign_in(page: Page, account: tuple[str, str], landing: str) -> None:
+    try_sign_in(page, *account)
     expect(page.locator(f'[data-page="{landing}"]')).to_be_visible()
 
 
@@ -214,27 +243,31 @@ def row_of(page: Page, table: str, key: str) -> Locator:
 # -- the tests ----------------------------------------------------------------------------------------------
 
 
-def test_a_bad_token_is_refused_next_to_the_token_field_and_a_good_one_opens_the_books(
+def test_a_wrong_password_is_refused_next_to_the_password_and_the_right_one_opens_the_books(
         page: Page, stack: Stack, tmp_path: Path) -> None:
+    name, password = stack.account("accountant", [stack.ids["lianmeng"]], display_name="联盟村 王会计")
     page.goto("/")
     expect(page.get_by_role("heading", name="登录")).to_be_visible()
+    expect(page.get_by_label("访问令牌")).to_have_count(0)  # nobody is asked for a token any more
     shoot(page, "sign-in", tmp_path, full_page=False)
-    page.get_by_label("访问令牌").fill("bt_not-a-token")
-    page.get_by_role("button", name="登录").click()
-    expect(page.locator('[data-error-for="token"]')).to_have_text(re.compile("令牌无效"))
+    try_sign_in(page, name, "not-the-password")
+    expect(page.locator('[data-error-for="password"]')).to_have_text(re.compile("账号或密码错误"))
+    expect(page.locator("#password")).to_have_value("")
 
-    sign_in(page, stack.token("accountant", [stack.ids["lianmeng"]]), "books")
+    sign_in(page, (name, password), "books")
     expect(page.get_by_test_id("role")).to_have_text("报账员")
+    expect(page.get_by_test_id("nav-account")).to_have_text("联盟村 王会计")
     # An accountant sees the books, entries, dividends, statement and income tabs, not rentals or the board.
     expect(page.get_by_test_id("nav-entry")).to_be_visible()
     expect(page.get_by_test_id("nav-rentals")).to_have_count(0)
     expect(page.get_by_test_id("nav-board")).to_have_count(0)
+    expect(page.get_by_test_id("nav-users")).to_have_count(0)
 
 
 def test_an_accountant_posts_a_balanced_entry_sees_the_balance_change_and_reverses_it(
         page: Page, stack: Stack, tmp_path: Path) -> None:
     cid = stack.ids["xinqiao"]
-    sign_in(page, stack.token("accountant", [cid]), "books")
+    sign_in(page, stack.account("accountant", [cid]), "books")
     bank = row_of(page, "trial-balance-table", "102")
     expect(bank.locator("td").nth(4)).to_have_text("650,000.00")
     expect(page.get_by_test_id("tb-status")).to_have_text("借贷平衡")
@@ -299,7 +332,7 @@ def test_an_accountant_posts_a_balanced_entry_sees_the_balance_change_and_revers
 
 def test_the_ledgers_refusals_are_shown_next_to_the_field_they_name(page: Page, stack: Stack, tmp_path: Path) -> None:
     cid = stack.ids["lianmeng"]
-    sign_in(page, stack.token("accountant", [cid]), "books")
+    sign_in(page, stack.account("accountant", [cid]), "books")
     page.get_by_test_id("nav-entry").click()
     form = page.get_by_test_id("entry-form")
     # January is closed: the ledger answers 422 naming "date".
@@ -329,7 +362,7 @@ def test_the_ledgers_refusals_are_shown_next_to_the_field_they_name(page: Page, 
 def test_an_operator_sees_rent_roll_occupancy_and_arrears_and_records_a_payment(
         page: Page, stack: Stack, tmp_path: Path) -> None:
     pid = stack.ids["project"]
-    sign_in(page, stack.token("operator", [pid]), "rentals")
+    sign_in(page, stack.account("operator", [pid]), "rentals")
     page.get_by_test_id("rentals-on").fill(f"{YEAR}-10-15")
     page.get_by_test_id("rentals-on").dispatch_event("change")
     roll = page.get_by_test_id("rent-roll-table")
@@ -365,7 +398,7 @@ def test_an_operator_sees_rent_roll_occupancy_and_arrears_and_records_a_payment(
 def test_a_board_previews_declares_approves_and_pays_a_distribution(
         page: Page, stack: Stack, browser: Browser, tmp_path: Path) -> None:
     pid, lianmeng = stack.ids["project"], stack.ids["lianmeng"]
-    sign_in(page, stack.token("board", [pid]), "board")
+    sign_in(page, stack.account("board", [pid]), "board")
     page.get_by_test_id("period-start").fill(f"{YEAR}-01-01")
     page.get_by_test_id("period-end").fill(f"{YEAR}-06-30")
     page.get_by_test_id("preview").click()
@@ -397,7 +430,7 @@ def test_a_board_previews_declares_approves_and_pays_a_distribution(
     other = browser.new_context(viewport={"width": 1280, "height": 860}, base_url=stack.web)
     try:
         accountant = other.new_page()
-        sign_in(accountant, stack.token("accountant", [lianmeng]), "books")
+        sign_in(accountant, stack.account("accountant", [lianmeng]), "books")
         accountant.get_by_test_id("nav-dividends").click()
         dividends = accountant.get_by_test_id(f"dividends-{pid}")
         expect(dividends.locator("tbody tr")).to_have_count(1)
@@ -426,7 +459,7 @@ def test_a_board_previews_declares_approves_and_pays_a_distribution(
 
 def test_everyone_sees_the_village_income_chart_against_the_million_line(
         page: Page, stack: Stack, tmp_path: Path) -> None:
-    sign_in(page, stack.token("operator", [stack.ids["project"]]), "rentals")
+    sign_in(page, stack.account("operator", [stack.ids["project"]]), "rentals")
     page.get_by_test_id("nav-income").click()
     page.get_by_test_id("year").fill(YEAR)
     page.get_by_test_id("year").dispatch_event("change")
@@ -456,13 +489,143 @@ def test_everyone_sees_the_village_income_chart_against_the_million_line(
     expect(page.get_by_role("heading", name="村级集体经济收入")).to_be_visible()
 
 
-def test_the_page_loads_nothing_from_outside_and_keeps_the_token_out_of_urls(page: Page, stack: Stack) -> None:
+def test_the_page_loads_nothing_from_outside_and_keeps_the_session_where_no_script_can_read_it(
+        page: Page, stack: Stack) -> None:
     requested: list[str] = []
     page.on("request", lambda r: requested.append(r.url))
-    token = stack.token("board", [stack.ids["project"]])
-    sign_in(page, token, "board")
+    sign_in(page, stack.account("board", [stack.ids["project"]]), "board")
     expect(page.get_by_test_id("distributions")).to_be_visible()
     assert requested and all(url.startswith(stack.web) for url in requested), requested
-    assert not any(token in url for url in requested)
-    assert page.evaluate("() => sessionStorage.getItem('baotuan.token')") == token
-    assert page.evaluate("() => localStorage.getItem('baotuan.token')") is None
+    [cookie] = [c for c in page.context.cookies() if c["name"].endswith("baotuan-session")]
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/"
+    assert not cookie["secure"]  # plain HTTP on this machine; Secure (and named __Host-…) over HTTPS
+    assert not any(cookie["value"] in url for url in requested)
+    assert cookie["value"] not in page.evaluate("() => document.cookie")
+    stored = page.evaluate("() => JSON.stringify([Object.entries(sessionStorage), Object.entries(localStorage)])")
+    assert cookie["value"] not in stored
+
+
+# -- accounts, sessions and the admin's page (issue 19) -------------------------------------------------------
+
+
+def admin_of(stack: Stack) -> tuple[str, str]:
+    return stack.account("admin", display_name="镇管理员")
+
+
+def actors_of(stack: Stack, collective_id: str) -> list[tuple[str, str]]:
+    """(memo, actor) of the entries the ledger's topic holds for a collective."""
+    out = []
+    for record in read_records(stack.settings.bootstrap_servers, LEDGER_ENTRIES, key=collective_id):
+        envelope = json.loads(record.value)
+        if envelope["type"] == "EntryPosted":
+            out.append((envelope["data"]["memo"], envelope["actor"]))
+    return out
+
+
+def test_an_admin_creates_a_village_accountant_who_changes_the_one_time_password_and_posts_an_entry(
+        page: Page, stack: Stack, browser: Browser, tmp_path: Path) -> None:
+    lianmeng = stack.ids["lianmeng"]
+    sign_in(page, admin_of(stack), "users")
+    expect(page.get_by_test_id("nav-users")).to_have_text("账号管理")
+    form = page.get_by_test_id("user-form")
+    name = f"lianmeng-kuaiji-{uuid.uuid4().hex[:4]}"
+    form.get_by_test_id("user-name").fill(name)
+    form.get_by_test_id("user-display-name").fill("联盟村 李会计")
+    form.get_by_test_id("user-role").select_option("accountant")
+    form.get_by_test_id("user-scope").select_option([lianmeng])
+    form.get_by_test_id("user-submit").click()
+    expect(page.get_by_test_id("user-created")).to_contain_text(name)
+    one_time = page.get_by_test_id("one-time-password").inner_text()
+    row = row_of(page, "users-table", name)
+    expect(row).to_contain_text("报账员")
+    expect(row).to_contain_text(lianmeng)
+    expect(row.get_by_test_id("user-status")).to_contain_text("待改密码")
+    shoot(page, "admin-accounts", tmp_path)
+
+    other = browser.new_context(viewport={"width": 1280, "height": 860}, locale="zh-CN", base_url=stack.web)
+    try:
+        accountant = other.new_page()
+        try_sign_in(accountant, name, one_time)
+        # First sign-in: nothing but choosing a password of their own.
+        expect(accountant.get_by_test_id("password-forced")).to_be_visible()
+        expect(accountant.get_by_test_id("nav-books")).to_have_count(0)
+        shoot(accountant, "password-change", tmp_path, full_page=False)
+        accountant.get_by_test_id("current-password").fill(one_time)
+        accountant.get_by_test_id("new-password").fill("lianmeng-2026")
+        accountant.get_by_test_id("repeat-password").fill("lianmeng-2026")
+        accountant.get_by_test_id("password-submit").click()
+        expect(accountant.locator('[data-page="books"]')).to_be_visible()
+
+        accountant.get_by_test_id("nav-entry").click()
+        entry = accountant.get_by_test_id("entry-form")
+        entry.get_by_test_id("entry-date").fill(f"{YEAR}-05-08")
+        entry.get_by_test_id("entry-memo").fill("村委会办公用品")
+        entry.get_by_test_id("line-account").nth(0).fill("513")
+        entry.get_by_test_id("line-debit").nth(0).fill("860.00")
+        entry.get_by_test_id("line-account").nth(1).fill("102")
+        entry.get_by_test_id("line-credit").nth(1).fill("860.00")
+        entry.get_by_test_id("entry-submit").click()
+        expect(accountant.get_by_test_id("entry-posted")).to_be_visible()
+    finally:
+        other.close()
+    # The entry is written on the account's behalf: the log says who posted it.
+    assert ("村委会办公用品", f"account:{name}") in actors_of(stack, lianmeng)
+    # ... and the admin sees when the accountant signed in.
+    page.reload()
+    expect(page.get_by_test_id("sign-ins-table").locator("tbody tr").filter(has_text=name).first).to_contain_text(
+        "登录成功")
+    expect(row_of(page, "users-table", name).get_by_test_id("user-status")).to_have_text("启用")
+
+
+def test_a_disabled_accounts_open_session_is_refused_at_once(page: Page, stack: Stack, browser: Browser) -> None:
+    name, password = stack.account("accountant", [stack.ids["dongshan"]])
+    sign_in(page, (name, password), "books")
+
+    admin = browser.new_context(viewport={"width": 1280, "height": 860}, locale="zh-CN", base_url=stack.web)
+    try:
+        admin_page = admin.new_page()
+        sign_in(admin_page, admin_of(stack), "users")
+        admin_page.get_by_test_id(f"disable-{name}").click()
+        expect(row_of(admin_page, "users-table", name).get_by_test_id("user-status")).to_have_text("已停用")
+    finally:
+        admin.close()
+    # The accountant's next request is refused by the service (the dividends service here): back to the sign-in page.
+    page.get_by_test_id("nav-dividends").click()
+    expect(page.get_by_test_id("signin-form")).to_be_visible()
+    expect(page.get_by_test_id("signin-form")).to_contain_text("登录已失效")
+    try_sign_in(page, name, password)
+    expect(page.locator('[data-error-for="name"]')).to_have_text(re.compile("已停用"))
+
+
+def test_failed_sign_ins_are_slowed_then_locked_even_for_the_right_password(page: Page, stack: Stack) -> None:
+    name, password = stack.account("accountant", [stack.ids["hexi"]])
+    for _ in range(2):  # this stack's policy: two at full speed ...
+        try_sign_in(page, name, "wrong-password-1")
+        expect(page.locator('[data-error-for="password"]')).to_have_text(re.compile("账号或密码错误"))
+    try_sign_in(page, name, "wrong-password-2")  # ... then the next attempt waits (5 s here), unchecked
+    expect(page.locator('[data-error-for="name"]')).to_have_text(re.compile("登录失败次数过多，请 [1-5] 秒后再试"))
+    page.wait_for_timeout(5_500)
+    try_sign_in(page, name, "wrong-password-3")  # the third failure locks the account (for 600 s here)
+    expect(page.locator('[data-error-for="password"]')).to_have_text(re.compile("账号或密码错误"))
+    try_sign_in(page, name, password)
+    expect(page.locator('[data-error-for="name"]')).to_have_text(re.compile("登录失败次数过多，请 [0-9]+ 秒后再试"))
+    assert int(re.findall(r"[0-9]+", page.locator('[data-error-for="name"]').inner_text())[0]) > 500
+    expect(page.locator('[data-page="books"]')).to_have_count(0)
+
+
+def test_sign_out_ends_the_session_everywhere_it_was_used(page: Page, stack: Stack) -> None:
+    sign_in(page, stack.account("operator", [stack.ids["project"]]), "rentals")
+    [cookie] = [c for c in page.context.cookies() if c["name"].endswith("baotuan-session")]
+    session = {"Authorization": f"Session {cookie['value']}"}
+    assert requests.get(f"{stack.rentals}/v1/projects/{stack.ids['project']}/occupancy", headers=session,
+                        timeout=30).status_code == 200
+    page.locator("#signout").click()
+    expect(page.get_by_test_id("signin-form")).to_be_visible()
+    assert not [c for c in page.context.cookies() if c["name"].endswith("baotuan-session")]
+    for base, path in [(stack.rentals, f"/v1/projects/{stack.ids['project']}/occupancy"),
+                       (stack.ledger, "/v1/collectives"), (stack.dividends, "/v1/allocations/unpaid")]:
+        deadline = time.monotonic() + 10  # each service folds the sign-out from the log
+        while (status := requests.get(base + path, headers=session, timeout=30).status_code) != 401 \
+                and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert status == 401, (base, path, status)

@@ -2,9 +2,12 @@
 
 No token or a bad one: 401. A valid token outside its role or scope: 403 — the accountant of
 another village, the operator of another project, the board of another project, and the
-auditor whenever it writes. The auditor reads everything. The table of endpoints is checked
-against each app's routes, so an endpoint added later fails this test until it is listed.
-Refused requests publish nothing (the services' topic end offsets do not move).
+auditor whenever it writes. The auditor reads everything. The same for people's sessions
+(issue 19): a session of another village's accountant is refused as its token would be, and a
+session that was signed out, whose account was disabled, or that never existed, is a 401. The
+table of endpoints is checked against each app's routes, so an endpoint added later fails this
+test until it is listed. Refused requests publish nothing (the services' topic end offsets do
+not move).
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from conftest import bearer, running
 from flask.testing import FlaskClient
 from kafka_helpers import read_records
 
-from services.contracts.topics import DIVIDENDS, LEDGER_ENTRIES, LEDGER_INVESTMENTS, RENTALS
+from services.accounts.policy import AddressThrottle, Backoff, SignInPolicy
+from services.contracts.topics import ACCOUNTS, DIVIDENDS, LEDGER_ENTRIES, LEDGER_INVESTMENTS, RENTALS
 from services.dividends.app import create_app as dividends_app
 from services.ledger.app import create_app as ledger_app
 from services.rentals.app import create_app as rentals_app
@@ -33,9 +37,12 @@ from services.runtime.kafka_io import end_offsets
 
 pytestmark = pytest.mark.kafka
 
-OUTSIDERS = ("accountant_other", "operator_other", "board_other")
-PRINCIPALS = ("none", "bad", *OUTSIDERS, "auditor")
+OUTSIDERS = ("accountant_other", "operator_other", "board_other", "session_other")
+#: Sessions that are not (any more): signed out, of a disabled account, never started.
+DEAD_SESSIONS = ("session_signed_out", "session_disabled", "session_bad")
+PRINCIPALS = ("none", "bad", *OUTSIDERS, "auditor", *DEAD_SESSIONS)
 TOPICS = [LEDGER_ENTRIES, LEDGER_INVESTMENTS, RENTALS, DIVIDENDS]
+PASSWORD = "acl-password-1"
 
 
 @dataclass(frozen=True)
@@ -47,7 +54,13 @@ class Endpoint:
     body: dict[str, Any] | None = None
     #: outsiders answered 200 instead of 403: "filtered" (a list cut to their scope: none of our ids in
     #: it) or "directory" (shared registry facts every authenticated caller may read; docs/security.md)
+    #: or "self" (what the caller is: every authenticated caller)
     open_to: tuple[tuple[str, str], ...] = ()
+    #: no token needed (sign-in): a wrong password is a 401 for everyone
+    public: bool = False
+    #: acts on the caller's own account (sign out, password, own API tokens): a live session of another
+    #: village is allowed it, so it is tried here only by the other principals (tests/unit/accounts)
+    own: bool = False
 
     def outsider_view(self, who: str) -> str | None:
         return dict(self.open_to).get(who)
@@ -60,6 +73,7 @@ class Endpoint:
 @dataclass
 class World:
     clients: dict[str, FlaskClient]
+    #: the Authorization header of each principal
     tokens: dict[str, str | None]
     ids: dict[str, str]
     bootstrap: str
@@ -80,12 +94,13 @@ def world(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     admin = add_token(tokens_file, name="admin", role="admin")
     tokens: dict[str, str | None] = {
         "none": None,
-        "bad": "bt_" + "x" * 43,
-        "accountant_other": add_token(tokens_file, name="acc-o", role="accountant", scope=[ids["o"]]),
-        "operator_other": add_token(tokens_file, name="op-q", role="operator", scope=[ids["q"]]),
-        "board_other": add_token(tokens_file, name="board-q", role="board", scope=[ids["q"]]),
-        "auditor": add_token(tokens_file, name="auditor", role="auditor"),
-        "admin": admin,
+        "bad": "Bearer bt_" + "x" * 43,
+        "accountant_other": "Bearer " + add_token(tokens_file, name="acc-o", role="accountant", scope=[ids["o"]]),
+        "operator_other": "Bearer " + add_token(tokens_file, name="op-q", role="operator", scope=[ids["q"]]),
+        "board_other": "Bearer " + add_token(tokens_file, name="board-q", role="board", scope=[ids["q"]]),
+        "auditor": "Bearer " + add_token(tokens_file, name="auditor", role="auditor"),
+        "session_bad": "Session " + "y" * 43,
+        "admin": "Bearer " + admin,
     }
 
     def settings(name: str) -> Settings:
@@ -121,10 +136,35 @@ def world(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
             "management_fee_rate": "0.05", "tax_rate": "0.06", "payout_ratio": "0.90", "guaranteed_rate": "0"}))
         ids["distribution"] = _ok(dividends.post(f"/v1/projects/{ids['p']}/distributions", headers=auth, json={
             "period_start": "2026-01-01", "period_end": "2026-01-31"}))["distribution_id"]
+        # People: the accountant of the other village signed in, and sessions that ended.
+        # Every principal here signs in from 127.0.0.1: the address is not what is under test.
+        policy = SignInPolicy(address=Backoff(slow_after=10_000, lock_after=20_000))
+        ledger.application.extensions.update(baotuan_sign_in_policy=policy,
+                                             baotuan_address_throttle=AddressThrottle(policy))
+        for who, scope in [("session_other", ids["o"]), ("session_signed_out", ids["v"]),
+                           ("session_disabled", ids["v"]), ("session_own", ids["v"])]:
+            name = f"{who.replace('_', '-')}-{u}"
+            ids[who] = name
+            _ok(ledger.post("/v1/users", headers=auth, json={
+                "name": name, "display_name": who, "role": "accountant", "scope": [scope], "password": PASSWORD,
+                "must_change_password": False}))
+            signed = _ok(ledger.post("/v1/sessions", json={"name": name, "password": PASSWORD}))
+            tokens[who] = f"Session {signed['session']}"
+        assert ledger.delete("/v1/sessions/current", headers={"Authorization": tokens["session_signed_out"]}) \
+            .status_code == 204
+        _ok(ledger.post(f"/v1/users/{ids['session_disabled']}/disable", headers=auth, json={}))
+        wait_for_accounts(ledger, rentals, dividends)
         yield World({"ledger": ledger, "rentals": rentals, "dividends": dividends}, tokens, ids, kafka_bootstrap)
 
 
+def wait_for_accounts(*clients: FlaskClient) -> None:
+    """Every service has folded the accounts topic as far as the ledger wrote it."""
+    for client in clients:
+        client.application.extensions["baotuan_service"].sync([ACCOUNTS])
+
+
 EVERYONE_DIRECTORY = tuple((who, "directory") for who in OUTSIDERS)
+EVERYONE_SELF = tuple((who, "self") for who in OUTSIDERS)
 
 
 def endpoints(ids: dict[str, str]) -> list[Endpoint]:
@@ -172,6 +212,27 @@ def endpoints(ids: dict[str, str]) -> list[Endpoint]:
         Endpoint("ledger", "GET", "/v1/reports/village-income", "/v1/reports/village-income?year=2026",
                  open_to=EVERYONE_DIRECTORY),
         Endpoint("ledger", "GET", "/v1/accounts", "/v1/accounts", open_to=EVERYONE_DIRECTORY),
+        # ledger: people's accounts (issue 19)
+        Endpoint("ledger", "POST", "/v1/sessions", "/v1/sessions",
+                 {"name": "nobody-signs-in-here", "password": "not-a-password"}, public=True),
+        Endpoint("ledger", "DELETE", "/v1/sessions/current", "/v1/sessions/current", own=True),
+        Endpoint("ledger", "GET", "/v1/users/me", "/v1/users/me", open_to=EVERYONE_SELF),
+        Endpoint("ledger", "PUT", "/v1/users/me/password", "/v1/users/me/password",
+                 {"current_password": "not-the-password", "new_password": "another-password-1"}, own=True),
+        Endpoint("ledger", "GET", "/v1/users/me/tokens", "/v1/users/me/tokens", open_to=EVERYONE_SELF),
+        Endpoint("ledger", "POST", "/v1/users/me/tokens", "/v1/users/me/tokens",
+                 {"label": "x", "expires_on": "2099-01-01"}, own=True),
+        Endpoint("ledger", "DELETE", "/v1/users/me/tokens/<token_id>", "/v1/users/me/tokens/tok-000000000000",
+                 own=True),
+        Endpoint("ledger", "GET", "/v1/users", "/v1/users"),
+        Endpoint("ledger", "POST", "/v1/users", "/v1/users",
+                 {"name": f"{v}-new-user", "display_name": "新", "role": "accountant", "scope": [v]}),
+        Endpoint("ledger", "GET", "/v1/users/<name>", f"/v1/users/{ids['session_own']}"),
+        Endpoint("ledger", "PATCH", "/v1/users/<name>", f"/v1/users/{ids['session_own']}", {"display_name": "改"}),
+        Endpoint("ledger", "POST", "/v1/users/<name>/password-reset", f"/v1/users/{ids['session_own']}/password-reset"),
+        Endpoint("ledger", "POST", "/v1/users/<name>/disable", f"/v1/users/{ids['session_own']}/disable", {}),
+        Endpoint("ledger", "POST", "/v1/users/<name>/enable", f"/v1/users/{ids['session_disabled']}/enable", {}),
+        Endpoint("ledger", "GET", "/v1/sign-ins", "/v1/sign-ins"),
         # rentals (operators of the project write; boards and auditors read)
         Endpoint("rentals", "POST", "/v1/projects/<project_id>/buildings", f"/v1/projects/{p}/buildings",
                  {"name": "2号", "floor_area_m2": "100.00"}),
@@ -219,15 +280,15 @@ def endpoints(ids: dict[str, str]) -> list[Endpoint]:
 
 
 def expected(endpoint: Endpoint, who: str) -> int:
-    if who in ("none", "bad"):
+    if endpoint.public or who in ("none", "bad", *DEAD_SESSIONS):
         return 401
     if who == "auditor":
         return 403 if endpoint.writes else 200
     return 200 if endpoint.outsider_view(who) and not endpoint.writes else 403
 
 
-def _call(client: FlaskClient, endpoint: Endpoint, token: str | None) -> tuple[int, Any]:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+def _call(client: FlaskClient, endpoint: Endpoint, authorization: str | None) -> tuple[int, Any]:
+    headers = {"Authorization": authorization} if authorization else {}
     if endpoint.writes:
         headers["Idempotency-Key"] = f"acl-{uuid.uuid4().hex}"
     response = client.open(endpoint.path, method=endpoint.method, headers=headers,
@@ -251,6 +312,8 @@ def test_the_matrix_lists_every_endpoint_of_every_service(world: World) -> None:
 def test_every_endpoint_refuses_what_this_principal_may_not_do(world: World, who: str) -> None:
     wrong = []
     for endpoint in endpoints(world.ids):
+        if endpoint.own and who == "session_other":
+            continue  # its own account: allowed (tests/unit/accounts/test_accounts_api.py)
         status, body = _call(world.clients[endpoint.service], endpoint, world.tokens[who])
         if endpoint.rule == "/v1/entries/batch" and status == 200 and who in OUTSIDERS:
             # a batch answers per entry: every entry refused, none posted
@@ -281,7 +344,7 @@ def test_a_refused_request_publishes_nothing(world: World) -> None:
     before = end_offsets(world.bootstrap, TOPICS)
     for who in PRINCIPALS:
         for endpoint in endpoints(world.ids):
-            if endpoint.writes:
+            if endpoint.writes and not (endpoint.own and who == "session_other"):
                 _call(world.clients[endpoint.service], endpoint, world.tokens[who])
     ours = {world.ids["v"], world.ids["o"], world.ids["p"], world.ids["q"]}
     for record in read_records(world.bootstrap, TOPICS, since=before):
@@ -307,8 +370,26 @@ def test_tokens_are_stored_only_as_hashes(tmp_path: Path) -> None:
 def test_a_caller_without_a_token_is_refused_before_its_body_is_even_read(world: World, service: str) -> None:
     answers = {}
     for endpoint in endpoints(world.ids):
-        if endpoint.service == service and endpoint.writes:
+        if endpoint.service == service and endpoint.writes and not endpoint.public:
             status, _body = _call(world.clients[service], Endpoint(**{**endpoint.__dict__, "body": {"bogus": 1}}),
                                   None)
             answers[f"{endpoint.method} {endpoint.rule}"] = status
     assert set(answers.values()) == {401}, answers
+
+
+def test_a_session_reads_and_writes_its_own_village_as_its_account(world: World) -> None:
+    """The control of the sessions' rows above: the same requests in the session's own scope pass."""
+    own = {"Authorization": world.tokens["session_own"], "Idempotency-Key": f"acl-{uuid.uuid4().hex}"}
+    ledger, rentals = world.clients["ledger"], world.clients["rentals"]
+    v, p = world.ids["v"], world.ids["p"]
+    assert ledger.get(f"/v1/collectives/{v}/trial-balance", headers=own).status_code == 200
+    posted = ledger.post(f"/v1/collectives/{v}/entries", headers=own, json={
+        "date": "2026-02-03", "lines": [{"account": "102", "debit": "2.00"}, {"account": "504", "credit": "2.00"}]})
+    assert posted.status_code == 201, posted.get_json()
+    [record] = [r for r in read_records(world.bootstrap, LEDGER_ENTRIES, key=v)
+                if json.loads(r.value)["data"].get("entry_id") == posted.get_json()["entry_id"]]
+    assert json.loads(record.value)["actor"] == f"account:{world.ids['session_own']}"
+    # ... and nothing of a project: an accountant's session has the accountant's rights, no more.
+    assert rentals.get(f"/v1/projects/{p}/buildings", headers=own).status_code == 403
+    other = ledger.get(f"/v1/collectives/{world.ids['o']}/entries", headers=own)
+    assert other.status_code == 403 and other.get_json()["error"]["code"] == "forbidden"

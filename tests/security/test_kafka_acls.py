@@ -22,6 +22,7 @@ from kafka_helpers import read_records, secured_broker
 from services.contracts import envelope as env
 from services.contracts.codec import canonical, envelope_hash
 from services.contracts.topics import (
+    ACCOUNTS,
     CHECKPOINTS,
     DEADLETTER,
     DIVIDENDS,
@@ -41,7 +42,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 USERS = {"ledger": "ledger-test-pw", "rentals": "rentals-test-pw", "dividends": "dividends-test-pw",
          "auditor": "auditor-test-pw"}
-OWNED = {"ledger": (LEDGER_ENTRIES, LEDGER_INVESTMENTS), "rentals": (RENTALS,), "dividends": (DIVIDENDS,)}
+OWNED = {"ledger": (LEDGER_ENTRIES, LEDGER_INVESTMENTS, ACCOUNTS), "rentals": (RENTALS,), "dividends": (DIVIDENDS,)}
 
 
 @pytest.fixture(scope="module")

@@ -43,7 +43,15 @@ from services.audit.checks.postings import Postings
 from services.audit.sources.records import Record, ReplayError, Source
 from services.contracts.envelope import ChainVerifier
 from services.contracts.money import MoneyError, format_yuan, parse_mu, parse_yuan, valuation_fen
-from services.contracts.topics import CHECKPOINTS, DIVIDENDS, LEDGER_ENTRIES, LEDGER_INVESTMENTS, RENTALS, TOPICS
+from services.contracts.topics import (
+    ACCOUNTS,
+    CHECKPOINTS,
+    DIVIDENDS,
+    LEDGER_ENTRIES,
+    LEDGER_INVESTMENTS,
+    RENTALS,
+    TOPICS,
+)
 from services.contracts.validation import envelope_problem
 
 #: The payload field that must equal the record's subject (its key), per event type.
@@ -52,6 +60,7 @@ SUBJECT_FIELD: dict[str, str] = {
     "InvestorRegistered": "investor_id",
     **{t: "project_id" for name in (LEDGER_INVESTMENTS, RENTALS, DIVIDENDS) for t in TOPICS[name].event_types},
     "ChainCheckpoint": "topic",
+    **{t: "name" for t in TOPICS[ACCOUNTS].event_types},
 }
 _TYPES_OF = {name: frozenset(topic.event_types) for name, topic in TOPICS.items()}
 _OWNER_OF = {name: topic.owner for name, topic in TOPICS.items()}

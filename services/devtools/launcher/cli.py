@@ -19,6 +19,7 @@ from pathlib import Path
 from types import FrameType
 
 import click
+import requests
 from rich.console import Console
 from rich.markup import escape
 
@@ -40,7 +41,13 @@ from services.devtools.scenario.cli import EXIT_BAD_FILE, EXIT_REFUSED, after_re
 from services.devtools.scenario.loader import ApiClient, Endpoints, LoadError
 from services.devtools.scenario.schemas import Scenario, ScenarioError, read_scenario
 from services.devtools.scenario.tokens import data_dir as default_data_dir
-from services.devtools.scenario.tokens import demo_principals, demo_token, ensure_demo_tokens
+from services.devtools.scenario.tokens import (
+    demo_password,
+    demo_principals,
+    demo_token,
+    ensure_demo_tokens,
+    store_demo_password,
+)
 from services.runtime.config import PROJECT_ROOT
 from services.runtime.kafka_io import BrokerUnavailable, end_offsets, ensure_topics
 
@@ -72,6 +79,8 @@ class LocalRun:
     err: Console
     broker: Broker | None = None
     services: list[ServiceProcess] = field(default_factory=list)
+    #: How to sign in as the first admin (``ensure_admin_account``).
+    admin_sign_in: str = ""
 
     @property
     def web_port(self) -> int:
@@ -129,14 +138,51 @@ class LocalRun:
         self.done(f"the event log grew by {grown} records"
                   + (" (the scenario was already imported: nothing new)" if grown == 0 else ""))
 
+    def ensure_admin_account(self, name: str = "admin") -> None:
+        """The first admin account (people sign in to the web page with accounts): made once, through the
+        ledger's API with the admin demo token; its one-time password is printed now and kept in the demo file."""
+        token = demo_token("admin", self.demo_file)
+        ledger = next(s.url for s in self.services if s.name == "ledger")
+        if token is None:
+            raise StackError(f"no admin token in {_rel(self.demo_file)}")
+        http = requests.Session()
+        http.trust_env = False
+        auth = {"Authorization": f"Bearer {token}"}
+        try:
+            found = http.get(f"{ledger}/v1/users/{name}", headers=auth, timeout=30)
+            if found.status_code == 404:
+                made = http.post(f"{ledger}/v1/users", headers=auth, timeout=30,
+                                 json={"name": name, "display_name": "管理员", "role": "admin", "scope": []})
+                if made.status_code != 201:
+                    raise StackError(f"could not create the admin account: {made.status_code} {made.text[:300]}")
+                password = made.json()["one_time_password"]
+                store_demo_password(name, password, self.demo_file)
+                self.done(f"admin account {name!r} created (one-time password also in {_rel(self.demo_file)})")
+                self.admin_sign_in = (f"sign in as [bold]{name}[/] with the one-time password [bold]{password}[/] "
+                                      "(then choose your own)")
+            elif found.status_code == 200:
+                stored = demo_password(name, self.demo_file)
+                if found.json()["must_change_password"] and stored is not None:
+                    self.admin_sign_in = (f"sign in as [bold]{name}[/] with the one-time password in "
+                                          f"{_rel(self.demo_file)} (then choose your own)")
+                else:
+                    self.admin_sign_in = (f"sign in as [bold]{name}[/] with your password (forgotten? "
+                                          f"baotuan accounts reset-password {name})")
+            else:
+                raise StackError(f"could not look up the admin account: {found.status_code} {found.text[:300]}")
+        finally:
+            http.close()
+
     def print_where(self, seconds: float) -> None:
         self.out.print("[bold]Services[/]")
         for svc in self.services:
             if svc.name == "web":
-                self.out.print(f"  {'web page':<10} {svc.url}/   (sign in with a token from {_rel(self.demo_file)})")
+                self.out.print(f"  {'web page':<10} {svc.url}/   {self.admin_sign_in}")
                 continue
             self.out.print(f"  {svc.name:<10} {svc.url}   API docs {svc.url}/docs   OpenAPI {svc.url}/openapi.json")
-        self.out.print(f"Logs in {_rel(self.var / 'log')}/; demo bearer tokens (admin, auditor, "
+        self.out.print("People sign in with accounts: the admin creates them on the web page (账号管理) or with "
+                       "baotuan accounts add")
+        self.out.print(f"Logs in {_rel(self.var / 'log')}/; demo bearer tokens for scripts (admin, auditor, "
                        f"accountant-<village>, operator-<project>, board-<project>) in {_rel(self.demo_file)}")
         self.out.print(f"Signing keys in {_rel(self.var / 'keys')}/; for an auditor to pin: baotuan keys export "
                        "--output DIR, then baotuan export --format jsonl -o a.jsonl and "
@@ -194,6 +240,7 @@ def run_command(scenario_file: Path, no_wait: bool, base_port: int, data_dir: Pa
     status = 0
     try:
         run.bring_up(scenario)
+        run.ensure_admin_account()
         run.load(scenario)
         run.print_where(time.monotonic() - began)
         if not no_wait:

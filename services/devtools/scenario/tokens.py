@@ -1,4 +1,5 @@
-"""Demo bearer tokens for a local run: one per role of a scenario, so a person can try the API at once.
+"""Demo bearer tokens for a local run: one per role of a scenario, so a script can try the API at once; and
+the first admin account's one-time password.
 
 ``baotuan run`` issues them (for the scenario it loads); ``baotuan load`` and ``baotuan status``
 use the admin's when no token is given.
@@ -6,6 +7,8 @@ use the admin's when no token is given.
 The services only ever see the SHA-256 of a token (``var/tokens.json``). The plaintext
 tokens of the demo principals are kept in ``var/demo-tokens.json`` (mode 0600, under the
 git-ignored ``var/``), reused by later runs as long as they still match, and never printed.
+The first admin account's one-time password is printed once, when ``baotuan run`` creates the
+account, and kept in the same file (``accounts``).
 """
 
 from __future__ import annotations
@@ -74,8 +77,27 @@ def ensure_demo_tokens(principals: list[DemoPrincipal], *, tokens_file: Path, de
         out.append({"name": p.name, "role": p.role, "scope": list(p.scope), "token": token})
     note = ("Demo bearer tokens of this machine's `baotuan run` (their hashes are in tokens.json). "
             "Use as: Authorization: Bearer <token>. Keep this file private.")
-    _write_private(demo_file, json.dumps({"note": note, "tokens": out}, ensure_ascii=False, indent=2) + "\n")
+    kept = {k: v for k, v in _read_json(demo_file).items() if k not in ("note", "tokens")}  # the admin's password
+    _write_private(demo_file, json.dumps({"note": note, "tokens": out, **kept}, ensure_ascii=False, indent=2) + "\n")
     return issued
+
+
+def store_demo_password(name: str, password: str, demo_file: Path) -> None:
+    """Keep an account's one-time password (the first admin's) beside the demo tokens (mode 600)."""
+    data = _read_json(demo_file)
+    accounts = [a for a in data.get("accounts", []) if isinstance(a, dict) and a.get("name") != name]
+    accounts.append({"name": name, "one_time_password": password,
+                     "note": "one-time: the web page asks for a password of your own at the first sign-in"})
+    data["accounts"] = accounts
+    _write_private(demo_file, json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+def demo_password(name: str, demo_file: Path | None = None) -> str | None:
+    """The one-time password of the account ``name`` kept by ``store_demo_password``, if any."""
+    for item in _read_json(demo_file or demo_tokens_file()).get("accounts", []):
+        if isinstance(item, dict) and item.get("name") == name and isinstance(item.get("one_time_password"), str):
+            return str(item["one_time_password"])
+    return None
 
 
 def _write_private(path: Path, text: str) -> None:

@@ -33,7 +33,7 @@ def errors(value: Any, schema: dict[str, Any], path: str = "$") -> list[str]:
         out.append(f"{path}: not one of {schema['enum']}")
     if "type" in schema:
         kinds = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
-        names = {"string": str, "integer": int, "object": dict, "array": list, "null": type(None)}
+        names = {"string": str, "integer": int, "object": dict, "array": list, "null": type(None), "boolean": bool}
         if not any(isinstance(value, names[k]) and not (k == "integer" and isinstance(value, bool)) for k in kinds):
             return [f"{path}: not {kinds}"]
     if isinstance(value, str):
@@ -74,7 +74,7 @@ def test_the_command_writes_and_checks_the_catalogue(tmp_path: Path) -> None:
     runner = CliRunner()
     assert runner.invoke(catalogue_command, ["--output", str(tmp_path), "--check"]).exit_code == 1
     written = runner.invoke(catalogue_command, ["--output", str(tmp_path)])
-    assert written.exit_code == 0 and "wrote 26 files" in written.output
+    assert written.exit_code == 0 and "wrote 36 files" in written.output
     assert runner.invoke(catalogue_command, ["--output", str(tmp_path), "--check"]).exit_code == 0
     (tmp_path / "events" / "Stale.v9.schema.json").write_text("{}")
     assert catalogue.differences(tmp_path) == ["events/Stale.v9.schema.json"]

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from services.contracts.topics import (
+    ACCOUNTS,
     AUDITOR,
     CHECKPOINTS,
     DEADLETTER,
@@ -32,11 +33,12 @@ from services.runtime.eventlog import InMemoryLog
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
-#: DESIGN §2 (and §6 step 1: rentals reads the declared distributions to tell a late payment or expense).
+#: DESIGN §2 (and §6 step 1: rentals reads the declared distributions to tell a late payment or expense);
+#: people's accounts are the ledger's, and every service reads them (docs/security.md).
 EXPECTED = {
-    "ledger": ([LEDGER_ENTRIES, LEDGER_INVESTMENTS], [DIVIDENDS]),
-    "rentals": ([RENTALS], [LEDGER_INVESTMENTS, DIVIDENDS]),
-    "dividends": ([DIVIDENDS], [LEDGER_INVESTMENTS, RENTALS]),
+    "ledger": ([LEDGER_ENTRIES, LEDGER_INVESTMENTS, ACCOUNTS], [DIVIDENDS]),
+    "rentals": ([RENTALS], [LEDGER_INVESTMENTS, DIVIDENDS, ACCOUNTS]),
+    "dividends": ([DIVIDENDS], [LEDGER_INVESTMENTS, RENTALS, ACCOUNTS]),
 }
 
 

@@ -6,7 +6,13 @@ import json
 from pathlib import Path
 
 from services.devtools.scenario.schemas import read_scenario
-from services.devtools.scenario.tokens import demo_principals, demo_token, ensure_demo_tokens
+from services.devtools.scenario.tokens import (
+    demo_password,
+    demo_principals,
+    demo_token,
+    ensure_demo_tokens,
+    store_demo_password,
+)
 from services.runtime.auth import TokenRegistry
 from services.runtime.config import PROJECT_ROOT
 
@@ -50,3 +56,19 @@ def test_a_token_that_no_longer_matches_is_issued_again(tmp_path: Path) -> None:
     new = demo_token("auditor", demo)
     assert new != old
     assert TokenRegistry.load(tokens).authenticate(f"Bearer {new}").role == "auditor"
+
+
+def test_the_first_admins_one_time_password_is_kept_privately_beside_the_tokens_and_survives_a_run(
+        tmp_path: Path) -> None:
+    principals = demo_principals(read_scenario(BINHAI))
+    tokens, demo = tmp_path / "tokens.json", tmp_path / "demo-tokens.json"
+    ensure_demo_tokens(principals, tokens_file=tokens, demo_file=demo)
+    assert demo_password("admin", demo) is None
+    store_demo_password("admin", "k7mq-3xte-9fhp", demo)
+    assert demo.stat().st_mode & 0o777 == 0o600
+    ensure_demo_tokens(principals, tokens_file=tokens, demo_file=demo)  # the next `baotuan run`
+    assert demo_password("admin", demo) == "k7mq-3xte-9fhp"
+    assert demo_token("admin", demo) is not None
+    store_demo_password("admin", "2nd0-time-code", demo)
+    assert [a["name"] for a in json.loads(demo.read_text())["accounts"]] == ["admin"]
+    assert demo_password("admin", demo) == "2nd0-time-code"

@@ -1,24 +1,29 @@
-// Calls to the three services through the web app's /api/<service>/ proxy.
-// The bearer token lives in sessionStorage only: it is gone when the tab closes.
+// Calls to the three services through the web app's /api/<service>/ proxy, as the signed-in person.
+// The session lives in an HttpOnly cookie the page cannot read; every change carries the session's
+// CSRF token (from /api/whoami or the sign-in answer), which a page of another site cannot know.
 
-const TOKEN_KEY = "baotuan.token";
+let csrf = null;
+// Called when the session is gone (401) or must first change its password (403 password_change_required).
+let onSignedOut = () => {};
+let onPasswordChange = () => {};
 
-export function getToken() {
-  return sessionStorage.getItem(TOKEN_KEY);
+export function setCsrf(token) {
+  csrf = token || null;
 }
 
-export function setToken(token) {
-  if (token) sessionStorage.setItem(TOKEN_KEY, token);
-  else sessionStorage.removeItem(TOKEN_KEY);
+export function onSession({ signedOut, passwordChange }) {
+  onSignedOut = signedOut;
+  onPasswordChange = passwordChange;
 }
 
 // A refused request, in the services' error shape: {status, code, message, field}.
 export class ApiError extends Error {
-  constructor(status, code, message, field) {
+  constructor(status, code, message, field, retryAfter) {
     super(message);
     this.status = status;
     this.code = code;
     this.field = field || null;
+    this.retryAfter = retryAfter || null; // seconds, for a 429
   }
 }
 
@@ -34,10 +39,9 @@ export class Submission {
   settled() { this.key = newKey(); }
 }
 
-async function send(url, { method = "GET", body, query, submission, raw = false } = {}) {
+async function send(url, { method = "GET", body, query, submission, raw = false, quiet = false } = {}) {
   const headers = { Accept: "application/json" };
-  const token = getToken();
-  if (token) headers.Authorization = `Bearer ${token}`;
+  if (method !== "GET" && csrf) headers["X-CSRF-Token"] = csrf;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (submission) headers["Idempotency-Key"] = submission.key;
   if (query) {
@@ -48,7 +52,8 @@ async function send(url, { method = "GET", body, query, submission, raw = false 
   }
   let response;
   try {
-    response = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    response = await fetch(url, { method, headers, credentials: "same-origin",
+      body: body === undefined ? undefined : JSON.stringify(body) });
   } catch (exc) {
     throw new ApiError(0, "network_error", String(exc), null);
   }
@@ -62,7 +67,11 @@ async function send(url, { method = "GET", body, query, submission, raw = false 
   }
   if (!response.ok) {
     const err = (payload && payload.error) || {};
-    throw new ApiError(response.status, err.code || "http_error", err.message || response.statusText, err.field);
+    const error = new ApiError(response.status, err.code || "http_error", err.message || response.statusText, err.field,
+      Number(response.headers.get("Retry-After")) || null);
+    if (!quiet && response.status === 401) onSignedOut(error);
+    if (!quiet && response.status === 403 && error.code === "password_change_required") onPasswordChange(error);
+    throw error;
   }
   return payload;
 }
@@ -71,11 +80,33 @@ export function api(service, path, options) {
   return send(`/api/${service}${path}`, options);
 }
 
-export function whoami() {
-  return send("/api/whoami");
+// Who is signed in (null when nobody is).
+export async function whoami() {
+  try {
+    const who = await send("/api/whoami", { quiet: true });
+    setCsrf(who.csrf_token);
+    return who;
+  } catch (exc) {
+    if (exc.status === 401) return null;
+    throw exc;
+  }
 }
 
-// Download a file the web app serves (the bearer token goes in the header, not the URL).
+export async function signIn(name, password) {
+  const who = await send("/api/session", { method: "POST", body: { name, password }, quiet: true });
+  setCsrf(who.csrf_token);
+  return who;
+}
+
+export async function signOut() {
+  try {
+    await send("/api/session", { method: "DELETE", quiet: true });
+  } finally {
+    setCsrf(null);
+  }
+}
+
+// Download a file the web app serves (as the signed-in person: the cookie goes along).
 export async function download(path, query, filename) {
   const response = await send(path, { query, raw: true });
   const blob = await response.blob();

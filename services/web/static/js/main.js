@@ -1,16 +1,19 @@
-// The page: sign in with a token, then the tabs the role may use (DESIGN §8).
+// The page: sign in with an account's name and password, then the tabs the role may use (DESIGN §8).
 
-import { api, getToken, setToken, whoami } from "./api.js";
+import { onSession, signIn, signOut, whoami } from "./api.js";
 import { applyStaticText, getLang, setLang, t } from "./i18n.js";
-import { describeError, field, h, replace } from "./ui.js";
+import { busy, clearErrors, describeError, field, h, replace, showError } from "./ui.js";
 import { booksPage, dividendsPage, statementPage } from "./pages/books.js";
 import { entryPage } from "./pages/entry.js";
 import { rentalsPage } from "./pages/rentals.js";
 import { boardPage } from "./pages/board.js";
 import { incomePage } from "./pages/income.js";
+import { accountPage, passwordForm } from "./pages/account.js";
+import { usersPage } from "./pages/users.js";
 import { session } from "./session.js";
 
-// Which tabs each role sees; a service still refuses anything outside the token's scope.
+const EVERYONE = ["accountant", "operator", "board", "auditor", "admin"];
+// Which tabs each role sees; a service still refuses anything outside the account's scope.
 const PAGES = {
   books: { render: booksPage, roles: ["accountant", "auditor", "admin"] },
   entry: { render: entryPage, roles: ["accountant", "admin"] },
@@ -18,49 +21,82 @@ const PAGES = {
   statement: { render: statementPage, roles: ["accountant", "auditor", "admin"] },
   rentals: { render: rentalsPage, roles: ["operator", "auditor", "admin"] },
   board: { render: boardPage, roles: ["board", "auditor", "admin"] },
-  income: { render: incomePage, roles: ["accountant", "operator", "board", "auditor", "admin"] },
+  income: { render: incomePage, roles: EVERYONE },
+  users: { render: usersPage, roles: ["admin"] },
+  account: { render: accountPage, roles: EVERYONE, hidden: true }, // reached from the name in the top bar
 };
-const HOME = { accountant: "books", operator: "rentals", board: "board", auditor: "income", admin: "income" };
+const HOME = { accountant: "books", operator: "rentals", board: "board", auditor: "income", admin: "users" };
 
 const view = () => document.getElementById("view");
 
-async function signIn(token) {
-  setToken(token);
-  session.who = await whoami();
+// Whether the page has asked the web app who is signed in (once, at load).
+let asked = false;
+// Why the sign-in page is shown (a session that ended, idle, …).
+let signInNote = null;
+
+function signedIn(who) {
+  session.who = who;
   session.collectives = null;
   session.projects = null;
 }
 
-function signOut() {
-  setToken(null);
-  session.who = null;
+async function leave() {
+  try {
+    await signOut();
+  } catch {
+    // the cookie is cleared by the web app all the same
+  }
+  signedIn(null);
+  signInNote = null;
   go("signin");
 }
 
-function signInPage(root, error) {
-  const input = h("input", { type: "password", id: "token", name: "token", autocomplete: "off", required: true,
-    "data-field": "token", placeholder: "bt_…" });
-  const message = h("div", { class: "form-error" }, error ? h("p", { class: "field-error", role: "alert" }, error) : null);
-  const form = h("form", { class: "card signin", id: "signin-form" },
+function signInPage(root, note) {
+  const name = h("input", { type: "text", id: "name", name: "username", autocomplete: "username", required: true,
+    "data-field": "name", autocapitalize: "none", spellcheck: "false" });
+  const password = h("input", { type: "password", id: "password", name: "password", autocomplete: "current-password",
+    required: true, "data-field": "password" });
+  const submit = h("button", { type: "submit", class: "primary" }, t("signin.submit"));
+  const message = h("div", { class: "form-error" }, note ? h("p", { class: "notice error", role: "alert" }, note) : null);
+  const form = h("form", { class: "card signin", id: "signin-form", "data-testid": "signin-form", novalidate: true },
     h("h1", {}, t("signin.title")),
     h("p", { class: "muted" }, t("signin.help")),
-    field(t("signin.token"), input),
+    field(t("signin.name"), name),
+    field(t("signin.password"), password),
     message,
-    h("button", { type: "submit", class: "primary" }, t("signin.submit")));
+    submit);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
+    clearErrors(form);
+    replace(message);
+    busy(submit, true);
     try {
-      await signIn(input.value.trim());
+      signedIn(await signIn(name.value.trim().toLowerCase(), password.value));
+      signInNote = null;
       go(HOME[session.who.role]);
     } catch (exc) {
-      setToken(null);
-      replace(message, h("p", { class: "field-error", role: "alert", "data-error-for": "token" },
-        exc.status === 401 ? t("signin.bad") : describeError(exc)));
-      input.setAttribute("aria-invalid", "true");
+      password.value = "";
+      let text = describeError(exc);
+      let where = "password";
+      if (exc.status === 401 && exc.code === "account_disabled") [text, where] = [t("signin.disabled"), "name"];
+      else if (exc.status === 401) text = t("signin.bad");
+      else if (exc.status === 429) [text, where] = [t("signin.locked", { s: exc.retryAfter || 60 }), "name"];
+      showError(form, { status: 400, message: text, field: where }, where);
+    } finally {
+      busy(submit, false);
     }
   });
   replace(root, form);
-  input.focus();
+  name.focus();
+}
+
+// A person whose password must be changed (first sign-in, or reset by an admin) sees only this.
+function passwordPage(root) {
+  const form = passwordForm(async () => {
+    signedIn(await whoami());
+    go(HOME[session.who.role]);
+  }, { forced: true });
+  replace(root, h("div", { class: "signin" }, form));
 }
 
 function renderNav(current) {
@@ -74,11 +110,13 @@ function renderNav(current) {
     return;
   }
   const links = Object.entries(PAGES)
-    .filter(([, page]) => page.roles.includes(session.who.role))
+    .filter(([, page]) => page.roles.includes(session.who.role) && !page.hidden && !session.who.must_change_password)
     .map(([name]) => h("a", { href: `#/${name}`, class: name === current ? "active" : null,
       "aria-current": name === current ? "page" : null, "data-testid": `nav-${name}` }, t(`nav.${name}`)));
   replace(nav, links);
-  replace(who, h("span", { class: "role", "data-testid": "role" }, t(`role.${session.who.role}`)), " ", session.who.name);
+  replace(who, h("span", { class: "role", "data-testid": "role" }, t(`role.${session.who.role}`)), " ",
+    h("a", { href: "#/account", "data-testid": "nav-account", title: t("nav.account"),
+      class: current === "account" ? "active" : null }, session.who.display_name || session.who.name));
   signout.hidden = false;
 }
 
@@ -96,19 +134,25 @@ export async function route() {
   const mine = ++routing;
   const root = view();
   const name = (location.hash.replace(/^#\/?/, "").split("?")[0]) || "";
-  if (!session.who && getToken()) {
+  if (!asked) {
+    asked = true;
     try {
-      await signIn(getToken());
+      signedIn(await whoami());
     } catch (exc) {
-      setToken(null);
       renderNav(null);
-      signInPage(root, exc.status === 401 ? t("signin.expired") : describeError(exc));
+      signInPage(root, describeError(exc));
       return;
     }
+    if (mine !== routing) return;
   }
   if (!session.who) {
     renderNav(null);
-    signInPage(root);
+    signInPage(root, signInNote);
+    return;
+  }
+  if (session.who.must_change_password) {
+    renderNav(null);
+    passwordPage(root);
     return;
   }
   const page = PAGES[name];
@@ -122,7 +166,7 @@ export async function route() {
   try {
     await page.render(container);
   } catch (exc) {
-    if (mine === routing) container.append(h("p", { class: "notice error", role: "alert" }, describeError(exc)));
+    if (mine === routing && session.who) container.append(h("p", { class: "notice error", role: "alert" }, describeError(exc)));
   }
 }
 
@@ -138,7 +182,22 @@ function init() {
     refreshLang();
     route();
   });
-  document.getElementById("signout").addEventListener("click", signOut);
+  document.getElementById("signout").addEventListener("click", leave);
+  // A session that ended (signed out elsewhere, disabled, idle, expired): back to the sign-in page.
+  onSession({
+    signedOut: (exc) => {
+      if (!session.who) return;
+      signedIn(null);
+      signInNote = exc.code === "session_idle" ? t("signin.idle") : t("signin.expired");
+      route();
+    },
+    passwordChange: () => {
+      if (session.who && !session.who.must_change_password) {
+        session.who = { ...session.who, must_change_password: true };
+        route();
+      }
+    },
+  });
   window.addEventListener("hashchange", route);
   refreshLang();
   route();
