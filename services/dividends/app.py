@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from flask import Flask
 
-from services.contracts.topics import inputs_of, owned_by
 from services.dividends.api import blp
 from services.dividends.projection import SCHEMA, fold
-from services.runtime.accounts import with_accounts
+from services.runtime.composition import event_service, service_app
 from services.runtime.config import Settings
 from services.runtime.eventlog import EventLog
-from services.runtime.http import create_service_app
 from services.runtime.service import EventService
-from services.runtime.store import ProjectionStore
 
 DESCRIPTION = """Distribution policies per project, distributions declared over an inclusive period
 (DESIGN §6: rent − expenses − fee − tax, the pool, capital-days, the largest-remainder split, the
@@ -22,16 +19,11 @@ guarantor's top-ups), approval, payment per investor, and the queries on them. R
 
 def build_service(settings: Settings, log: EventLog | None = None) -> EventService:
     """The dividends runtime: its projection file, the topics it reads and the one it writes."""
-    schema, folded = with_accounts(SCHEMA, fold)  # who a session or an account's token is
-    store = ProjectionStore(settings.data_dir / "dividends.sqlite", schema)
-    return EventService(name="dividends", settings=settings, store=store, fold=folded,
-                        inputs=inputs_of("dividends"), owned=owned_by("dividends"), log=log)
+    return event_service("dividends", settings, SCHEMA, fold, log)
 
 
 def create_app(settings: Settings | None = None, log: EventLog | None = None) -> Flask:
     """Build and start the service, and return its Flask app."""
     settings = settings or Settings.from_env()
     svc = build_service(settings, log)
-    svc.start()
-    return create_service_app(title="baotuan dividends", service=svc, settings=settings,
-                              blueprints=[blp], description=DESCRIPTION)
+    return service_app(svc, settings, blueprints=[blp], description=DESCRIPTION)

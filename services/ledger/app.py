@@ -6,15 +6,12 @@ from flask import Flask
 
 from services.accounts.api import blueprints as accounts_blueprints
 from services.accounts.api import install as install_accounts
-from services.contracts.topics import inputs_of, owned_by
 from services.ledger.api import blueprints
 from services.ledger.projection import SCHEMA, fold
-from services.runtime.accounts import with_accounts
+from services.runtime.composition import event_service, service_app
 from services.runtime.config import Settings
 from services.runtime.eventlog import EventLog
-from services.runtime.http import create_service_app
 from services.runtime.service import EventService
-from services.runtime.store import ProjectionStore
 
 DESCRIPTION = """Each village collective's double-entry books on the statutory chart of accounts
 (财会〔2023〕14号): the registry of collectives, other investors and projects, land shares and cash
@@ -29,18 +26,13 @@ Writes `baotuan.ledger.entries.v1`, `baotuan.ledger.investments.v1` and `baotuan
 def build_service(settings: Settings, log: EventLog | None = None) -> EventService:
     """The ledger runtime: its projection file, the topics it owns and the dividends topic it reads."""
     # It also owns people's accounts (docs/security.md): it keeps the registry their scopes name.
-    schema, folded = with_accounts(SCHEMA, fold, owner=True)
-    store = ProjectionStore(settings.data_dir / "ledger.sqlite", schema)
-    return EventService(name="ledger", settings=settings, store=store, fold=folded,
-                        inputs=inputs_of("ledger"), owned=owned_by("ledger"), log=log)
+    return event_service("ledger", settings, SCHEMA, fold, log, owns_accounts=True)
 
 
 def create_app(settings: Settings | None = None, log: EventLog | None = None) -> Flask:
     """Build and start the service, and return its Flask app."""
     settings = settings or Settings.from_env()
     svc = build_service(settings, log)
-    svc.start()
-    app = create_service_app(title="baotuan ledger", service=svc, settings=settings,
-                             blueprints=[*blueprints(), *accounts_blueprints()], description=DESCRIPTION)
+    app = service_app(svc, settings, blueprints=[*blueprints(), *accounts_blueprints()], description=DESCRIPTION)
     install_accounts(app, settings)
     return app
