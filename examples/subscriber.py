@@ -85,6 +85,9 @@ def follow(bootstrap: str, group: str, *, from_beginning: bool = True, max_secon
         # existing group resumes from its committed position.
         auto_offset_reset="earliest" if from_beginning else "latest",
         enable_auto_commit=True,
+        # baotuan writes in Kafka transactions: read only what was committed (a declaration with all of its
+        # allocations, never half of one, nor the records of a writer that died mid-transaction).
+        isolation_level="read_committed",
         client_id=f"{group}-subscriber",
         **security_config(),
     )
