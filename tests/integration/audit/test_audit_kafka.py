@@ -31,7 +31,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from services.audit.cli import audit_command, export_command
 from services.contracts import envelope as env
 from services.contracts.money import format_yuan, parse_yuan
-from services.contracts.topics import DIVIDENDS, RENTALS
+from services.contracts.topics import DIVIDENDS, RECORD_TOPICS, RENTALS
 from services.devtools.broker import LocalBroker, free_port
 from services.devtools.scenario.loader import ApiClient, Endpoints, import_scenario
 from services.devtools.scenario.schemas import read_scenario
@@ -46,7 +46,6 @@ from services.runtime.service import EventService
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
-RECORD_TOPICS = ["baotuan.ledger.entries.v1", "baotuan.ledger.investments.v1", RENTALS, DIVIDENDS]
 HLEDGER = shutil.which("hledger")
 BEAN_CHECK = Path(sys.executable).parent / "bean-check"
 
