@@ -337,5 +337,30 @@ def end_offsets(bootstrap: str, topics: Sequence[str], timeout_s: float = 10.0,
         client.close()
 
 
+def count_records(bootstrap: str, since: dict[tuple[str, int], int], until: dict[tuple[str, int], int],
+                  timeout_s: float = 30.0, **config: Any) -> int:
+    """How many committed records lie between two sets of positions (``end_offsets`` before and after): offsets
+    alone would count the transactions' markers too."""
+    spans = {tp: (since.get(tp, 0), end) for tp, end in until.items() if end > since.get(tp, 0)}
+    if not spans:
+        return 0
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                             isolation_level="read_committed", **config)
+    try:
+        parts = {TopicPartition(t, p): span for (t, p), span in spans.items()}
+        consumer.assign(list(parts))
+        for tp, (begin, _) in parts.items():
+            consumer.seek(tp, begin)
+        count, deadline = 0, time.monotonic() + timeout_s
+        while any(consumer.position(tp) < end for tp, (_, end) in parts.items()):
+            if time.monotonic() > deadline:
+                raise BrokerUnavailable(f"could not read the new records within {timeout_s:.0f}s")
+            for tp, records in consumer.poll(timeout_ms=500).items():
+                count += sum(1 for r in records if r.offset < parts[tp][1])
+        return count
+    finally:
+        consumer.close()
+
+
 __all__ = ["DEADLETTER", "Ack", "BrokerUnavailable", "EventProducer", "KafkaFollower", "OffsetsClient",
-           "end_offsets", "ensure_topics"]
+           "count_records", "end_offsets", "ensure_topics"]

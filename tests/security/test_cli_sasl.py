@@ -136,8 +136,9 @@ def test_topics_checks_the_topics_of_a_secured_broker_as_the_user_in_the_environ
 
 def test_the_launcher_uses_an_external_secured_broker_with_the_sasl_variables(
         secured: LocalBroker, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from services.devtools.launcher.cli import _log_size
+    from services.devtools.launcher.cli import _log_ends
     from services.devtools.launcher.stack import guard_projections, open_broker
+    from services.runtime.kafka_io import count_records
 
     use_kafka_user(monkeypatch, "auditor")
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", secured.bootstrap)
@@ -147,7 +148,7 @@ def test_the_launcher_uses_an_external_secured_broker_with_the_sasl_variables(
     assert "auditor-cli-pw" not in repr(broker)
     assert guard_projections(tmp_path, broker.bootstrap, **broker.kafka_config) is None
     assert (tmp_path / "projections.cluster-id").read_text().strip()
-    assert _log_size(broker) >= 1
+    assert count_records(broker.bootstrap, {}, _log_ends(broker), **broker.kafka_config) >= 1
 
 
 def test_the_web_pages_excel_export_replays_a_secured_broker_as_the_configured_user(
