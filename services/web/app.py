@@ -11,6 +11,7 @@ own ``Authorization`` header is forwarded unchanged.
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,8 @@ def create_app(settings: Settings | None = None, upstreams: Upstreams | None = N
     session = requests.Session()
     # A proxy for a browser on the same machine: never pick up a system HTTP proxy.
     session.trust_env = False
+    # Its pooled connections to the services are closed with the app, not left to the garbage collector.
+    weakref.finalize(app, session.close)
     timeout_s = settings.request_timeout_s + 5
 
     @app.get("/")

@@ -37,9 +37,16 @@ def _fen(value: Any) -> int | None:
 def compare_with_ledger(books: Books, findings: Findings, *, ledger_url: str, token: str,
                         timeout_s: float = 15.0, session: requests.Session | None = None) -> Comparison:
     """Compare each collective's recomputed trial balance with the ledger service's."""
+    if session is not None:
+        return _compare_all(books, findings, ledger_url, token, timeout_s, session)
+    with requests.Session() as http:  # closed here: its pooled connection must not outlive the audit
+        return _compare_all(books, findings, ledger_url, token, timeout_s, http)
+
+
+def _compare_all(books: Books, findings: Findings, ledger_url: str, token: str, timeout_s: float,
+                 http: requests.Session) -> Comparison:
     outcome = Comparison()
     as_of: dt.date = books.balance_date()
-    http = session or requests.Session()
     http.headers.update({"Authorization": f"Bearer {token}", "Accept": "application/json"})
     base = ledger_url.rstrip("/")
     for collective_id in books.collective_ids():
