@@ -36,7 +36,8 @@ from services.contracts.topics import RECORD_TOPICS
 from services.contracts.topics import WRITERS as WRITERS  # the topics table's; re-exported for older imports
 
 INVESTOR_TYPES = ("collective", "company", "government")
-ORIGIN_KINDS = ("manual", "investment", "dividend", "payment", "withdrawal", "development_fund")
+ORIGIN_KINDS = ("manual", "investment", "dividend", "payment", "withdrawal", "development_fund",
+                "year_end_close", "member_plan", "member_dividend")
 ACCOUNT_PATTERN = r"^[0-9]{3}(/[a-z0-9][a-z0-9-]{0,62})?$"
 KEY_ID_RE = re.compile(r"^[0-9a-f]{16}$")
 ED25519_PUBLIC_RE = re.compile(r"^[A-Za-z0-9+/]{43}=$")
@@ -105,6 +106,9 @@ class EntryPosted(EventData):
     lines = fields.List(fields.Nested(JournalLine), required=True, validate=validate.Length(min=2, max=200))
     origin = fields.Nested(Origin, required=True)
     idempotency_key = Text(load_default=None, allow_none=True, allow_empty=True, max_length=200)
+    # Added with vouchers (DESIGN §11): 附件张数, the papers attached to a manual entry's voucher.
+    attachments = fields.Integer(strict=True, load_default=None, allow_none=True,
+                                 validate=validate.Range(min=0, max=999))
 
 
 class EntryReversed(EventData):

@@ -244,8 +244,11 @@ def _apply_validator(out: dict[str, Any], check: Any) -> None:
         if not pattern.startswith("^"):
             raise TypeError(f"no JSON Schema for an unanchored Regexp {pattern!r}")
         out["pattern"] = _ecma(pattern)
-    elif isinstance(check, validate.Range) and check.max is None and check.min_inclusive:
-        out["minimum"] = check.min
+    elif isinstance(check, validate.Range) and check.min_inclusive and check.max_inclusive:
+        if check.min is not None:
+            out["minimum"] = check.min
+        if check.max is not None:
+            out["maximum"] = check.max
     else:
         raise TypeError(f"no JSON Schema for validator {type(check).__name__}")
 
