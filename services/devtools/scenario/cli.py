@@ -32,9 +32,10 @@ from services.devtools.scenario.loader import (
     import_scenario,
     payout_views,
     plan,
+    plan_views,
 )
 from services.devtools.scenario.schemas import Scenario, ScenarioError, read_scenario
-from services.devtools.scenario.table import print_payout_tables
+from services.devtools.scenario.table import print_payout_tables, print_plan_tables
 
 EXIT_REFUSED = 1
 EXIT_BAD_FILE = 2
@@ -98,22 +99,26 @@ def load_and_report(scenario: Scenario, client: ApiClient, *, json_output: bool,
         out.file.flush()
         return result
     err.print(f"[green]✓[/] {result.calls} records sent in {result.seconds:.1f}s "
-              f"({len(result.distributions)} distributions); a repeat of the same file changes nothing")
+              f"({len(result.distributions)} distributions, {len(result.member_plans)} member plans); "
+              "a repeat of the same file changes nothing")
     out.print()
     print_payout_tables(out, payout_views(scenario, result, client))
+    print_plan_tables(out, plan_views(scenario, result))
     return result
 
 
 @click.command("load")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--json", "json_output", is_flag=True, help="print the declared distributions as JSON (DESIGN §10)")
+@click.option("--json", "json_output", is_flag=True,
+              help="print the declared distributions and member plans as JSON (DESIGN §10)")
 @click.option("--token", envvar="BAOTUAN_TOKEN", help="admin bearer token (default: var/demo-tokens.json's admin)")
 @click.option("--ledger-url", envvar="BAOTUAN_LEDGER_URL", default=DEFAULT_URLS["ledger"], show_default=True)
 @click.option("--rentals-url", envvar="BAOTUAN_RENTALS_URL", default=DEFAULT_URLS["rentals"], show_default=True)
 @click.option("--dividends-url", envvar="BAOTUAN_DIVIDENDS_URL", default=DEFAULT_URLS["dividends"], show_default=True)
+@click.option("--members-url", envvar="BAOTUAN_MEMBERS_URL", default=DEFAULT_URLS["members"], show_default=True)
 def load_command(file: Path, json_output: bool, token: str | None, ledger_url: str, rentals_url: str,
-                 dividends_url: str) -> None:
-    """Import a scenario FILE (collectives, projects, investments, leases, rent, ...) through the APIs.
+                 dividends_url: str, members_url: str) -> None:
+    """Import a scenario FILE (collectives, projects, leases, rent, households, plans ...) through the APIs.
 
     The whole file is checked first: if any record is bad, nothing is sent and the error
     names the record and field (``investments[3].area_mu``). Each record is one request
@@ -126,7 +131,7 @@ def load_command(file: Path, json_output: bool, token: str | None, ledger_url: s
     except ScenarioError as exc:
         err.print(f"[red]✗ {escape(str(file))}: {escape(str(exc))}[/]\nnothing was imported")
         sys.exit(EXIT_BAD_FILE)
-    client = ApiClient(Endpoints(ledger_url, rentals_url, dividends_url), resolve_token(token))
+    client = ApiClient(Endpoints(ledger_url, rentals_url, dividends_url, members_url), resolve_token(token))
     try:
         load_and_report(scenario, client, json_output=json_output, out=console_for(sys.stdout), err=err,
                         show_progress=sys.stdout.isatty() and sys.stderr.isatty())

@@ -1,10 +1,14 @@
-"""Import a scenario file through the public HTTP APIs of the three services (DESIGN §10).
+"""Import a scenario file through the public HTTP APIs of the services (DESIGN §10, §11).
 
 Each record becomes exactly one API call (so a record is either wholly imported or not at
 all), sent with an ``Idempotency-Key`` derived from the record's own content. A second
 import of the same file therefore changes nothing: every call returns its first result,
 and a distribution is never declared twice. The loader uses only HTTP, like any other
 client: it never reads a service's database or the topics.
+
+A member plan (``member_plans``) is the one record of several calls: it is proposed, then
+approved with its vote, then each household's allocation is paid, every call with a key
+derived from the record (and the household), so a repeat changes nothing either.
 """
 
 from __future__ import annotations
@@ -20,10 +24,10 @@ import requests
 from services.contracts.codec import content_hash
 from services.contracts.money import parse_mu, parse_yuan, valuation_fen
 from services.devtools.scenario.schemas import Scenario
-from services.devtools.scenario.table import PayoutView
+from services.devtools.scenario.table import PayoutView, PlanView
 
 DEFAULT_URLS = {"ledger": "http://127.0.0.1:8001", "rentals": "http://127.0.0.1:8002",
-                "dividends": "http://127.0.0.1:8003"}
+                "dividends": "http://127.0.0.1:8003", "members": "http://127.0.0.1:8004"}
 
 #: Statuses worth retrying with the same Idempotency-Key: the service or its broker is
 #: momentarily unavailable, and a repeat cannot apply a record twice.
@@ -32,15 +36,16 @@ RETRYABLE = frozenset({502, 503, 504})
 
 @dataclass(frozen=True)
 class Endpoints:
-    """Base URLs of the three services."""
+    """Base URLs of the services."""
 
     ledger: str = DEFAULT_URLS["ledger"]
     rentals: str = DEFAULT_URLS["rentals"]
     dividends: str = DEFAULT_URLS["dividends"]
+    members: str = DEFAULT_URLS["members"]
 
     @classmethod
     def from_env(cls) -> Endpoints:
-        """``BAOTUAN_LEDGER_URL``, ``BAOTUAN_RENTALS_URL``, ``BAOTUAN_DIVIDENDS_URL`` (defaults: 8001-8003)."""
+        """``BAOTUAN_LEDGER_URL``, ``_RENTALS_URL``, ``_DIVIDENDS_URL``, ``_MEMBERS_URL`` (defaults: 8001-8004)."""
         return cls(**{svc: os.environ.get(f"BAOTUAN_{svc.upper()}_URL", url) for svc, url in DEFAULT_URLS.items()})
 
     def url(self, service: str, path: str) -> str:
@@ -48,7 +53,7 @@ class Endpoints:
         return base.rstrip("/") + path
 
     def as_dict(self) -> dict[str, str]:
-        return {"ledger": self.ledger, "rentals": self.rentals, "dividends": self.dividends}
+        return {"ledger": self.ledger, "rentals": self.rentals, "dividends": self.dividends, "members": self.members}
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,21 @@ def to_call(section: str, index: int, record: Mapping[str, Any], key: str) -> Ca
     if section == "distributions":
         return Call(where, "dividends", "POST", f"/v1/projects/{record['project_id']}/distributions",
                     _without(record, "project_id"), key)
+    village = f"/v1/collectives/{record.get('collective_id')}"
+    if section == "entries":
+        return Call(where, "ledger", "POST", f"{village}/entries", _without(record, "collective_id"), key)
+    if section == "year_end_closes":
+        return Call(where, "ledger", "POST", f"{village}/year-end-close", _without(record, "collective_id"), key)
+    if section == "charters":
+        return Call(where, "members", "PUT", f"{village}/charter", _without(record, "collective_id"), key)
+    if section == "households":
+        return Call(where, "members", "POST", f"{village}/households", _without(record, "collective_id"), key)
+    if section == "share_transfers":
+        return Call(where, "members", "POST", f"{village}/share-transfers", _without(record, "collective_id"), key)
+    if section == "member_plans":
+        # The proposal; its approval and payments follow once its allocations are known (plan_followups).
+        return Call(where, "members", "POST", f"{village}/plans", _without(record, "collective_id", "vote", "payments"),
+                    key)
     raise ValueError(f"unknown section {section!r}")
 
 
@@ -145,8 +165,35 @@ def plan(scenario: Scenario) -> list[Call]:
     return calls
 
 
+def approval_call(call: Call, record: Mapping[str, Any], plan_id: str) -> Call | None:
+    """The vote that approves a proposed plan (none if the record has no vote)."""
+    if "vote" not in record:
+        return None
+    return Call(f"{call.record}.vote", "members", "POST", f"/v1/collectives/{record['collective_id']}/plans/"
+                f"{plan_id}/approve", {"vote": dict(record["vote"])}, f"{call.idempotency_key}:approve")
+
+
+def payment_calls(call: Call, record: Mapping[str, Any], plan: Mapping[str, Any]) -> list[Call]:
+    """One payment of each allocation of an approved plan, in full, but for the ``unpaid`` households."""
+    payments = record.get("payments")
+    if payments is None:
+        return []
+    unpaid = set(payments.get("unpaid", []))
+    path = f"/v1/collectives/{record['collective_id']}/plans/{plan['plan_id']}/payments"
+    calls = []
+    for allocation in plan.get("allocations", []):
+        hid = allocation["household_id"]
+        if hid in unpaid or parse_yuan(allocation["amount"]) == 0:
+            continue
+        body = {"household_id": hid, "amount": allocation["amount"], "paid_on": payments["paid_on"],
+                "bank_reference": payments["bank_reference"]}
+        calls.append(Call(f"{call.record}.payments[{hid}]", "members", "POST", path, body,
+                          f"{call.idempotency_key}:pay:{hid}"))
+    return calls
+
+
 class ApiClient:
-    """A bearer-token HTTP client for the three services, retrying only what is safe to retry."""
+    """A bearer-token HTTP client for the services, retrying only what is safe to retry."""
 
     def __init__(self, endpoints: Endpoints, token: str, *, timeout_s: float = 30.0, retry_for_s: float = 60.0,
                  session: requests.Session | None = None) -> None:
@@ -235,10 +282,29 @@ class DeclaredDistribution:
 
 
 @dataclass
+class MemberPlan:
+    """A member plan of the file, as the members service holds it once proposed, approved and paid."""
+
+    record: dict[str, Any]
+    plan: dict[str, Any]
+
+    @property
+    def households_paid(self) -> int:
+        return sum(1 for a in self.plan.get("allocations", []) if a.get("paid"))
+
+    @property
+    def amount_paid(self) -> int:
+        """Fen paid to households so far."""
+        return sum(parse_yuan(a.get("paid_amount") or a["amount"]) for a in self.plan.get("allocations", [])
+                   if a.get("paid"))
+
+
+@dataclass
 class ImportResult:
     calls: int = 0
     seconds: float = 0.0
     distributions: list[DeclaredDistribution] = field(default_factory=list)
+    member_plans: list[MemberPlan] = field(default_factory=list)
 
 
 Progress = Callable[[int, int, Call], None]
@@ -250,15 +316,36 @@ def import_scenario(scenario: Scenario, client: ApiClient, progress: Progress | 
     calls = plan(scenario)
     result = ImportResult()
     distributions = iter(scenario.sections["distributions"])
+    member_plans = iter(scenario.sections["member_plans"])
     for done, call in enumerate(calls, start=1):
         answer = client.send(call)
         if call.record.startswith("distributions["):
             result.distributions.append(DeclaredDistribution(dict(next(distributions)), answer))
+        if call.record.startswith("member_plans["):
+            record = dict(next(member_plans))
+            result.member_plans.append(MemberPlan(record, follow_plan(client, call, record, answer)))
         result.calls = done
         if progress is not None:
             progress(done, len(calls), call)
     result.seconds = time.monotonic() - began
     return result
+
+
+def follow_plan(client: ApiClient, call: Call, record: Mapping[str, Any],
+                proposed: Mapping[str, Any]) -> dict[str, Any]:
+    """Approve a proposed plan with the file's vote and pay its households; the plan as it ends up."""
+    plan_id = proposed["plan_id"]
+    approval = approval_call(call, record, plan_id)
+    if approval is None:
+        return dict(proposed)
+    client.send(approval)
+    for payment in payment_calls(call, record, proposed):
+        client.send(payment)
+    response = client.get("members", f"/v1/collectives/{record['collective_id']}/plans/{plan_id}")
+    if response.status_code != 200:
+        raise LoadError(call.record, f"the plan {plan_id} cannot be read back: HTTP {response.status_code}")
+    plan: dict[str, Any] = response.json()
+    return plan
 
 
 def as_json(result: ImportResult) -> dict[str, Any]:
@@ -278,7 +365,13 @@ def as_json(result: ImportResult) -> dict[str, Any]:
             "allocations": [{k: a[k] for k in ("investor_id", "capital_days", "pro_rata", "guaranteed_floor",
                                                "top_up", "payout")} for a in d["allocations"]],
         })
-    return {"distributions": out}
+    plans = [{
+        "collective_id": item.record["collective_id"],
+        "year": item.record["year"],
+        **{key: item.plan[key] for key in ("distributable", "reserve", "welfare", "members_total", "undistributed")},
+        "allocations": [{k: a[k] for k in ("household_id", "weight", "amount")} for a in item.plan["allocations"]],
+    } for item in result.member_plans]
+    return {"distributions": out, "member_distributions": plans}
 
 
 def capital_at(scenario: Scenario, project_id: str, day: str) -> dict[str, int]:
@@ -322,3 +415,12 @@ def payout_views(scenario: Scenario, result: ImportResult, client: ApiClient | N
                                 period_start=item.record["period_start"], period_end=end, names=names,
                                 capital=capital))
     return views
+
+
+def plan_views(scenario: Scenario, result: ImportResult) -> list[PlanView]:
+    """What the member plans' tables show, after the payout tables."""
+    names = scenario.names()
+    return [PlanView(plan=item.plan, collective_name=names.get(item.record["collective_id"],
+                                                                item.record["collective_id"]),
+                     households_paid=item.households_paid, amount_paid=item.amount_paid)
+            for item in result.member_plans]

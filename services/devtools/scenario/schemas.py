@@ -16,12 +16,16 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from services.contracts.fields import Amount, IsoDate, Mu, Rate, Slug, Text, Uscc
+from services.contracts.events import SHARES_RE, TRANSFER_REASONS, ShareKind, Vote
+from services.contracts.fields import Amount, FullMatch, IsoDate, Mu, Rate, Slug, Text, Uscc
+from services.contracts.money import parse_yuan
 
 #: The record kinds of a scenario file, in the order they are imported (a record only names
 #: records of an earlier kind, or of its own kind above it).
 SECTIONS = ("collectives", "investors", "projects", "investments", "withdrawals", "development_funds",
-            "policies", "buildings", "leases", "rent_payments", "expenses", "distributions")
+            "policies", "buildings", "leases", "rent_payments", "expenses", "distributions",
+            # A village's own books and its members (DESIGN §11).
+            "entries", "year_end_closes", "charters", "households", "share_transfers", "member_plans")
 
 
 class ScenarioError(ValueError):
@@ -170,11 +174,129 @@ class DistributionRecord(Record):
             raise ValidationError("period_end is before period_start", field_name="period_end")
 
 
+def _shares(**kwargs: Any) -> fields.String:
+    return fields.String(validate=FullMatch(SHARES_RE.pattern, error="must be a decimal ≥ 0 with at most 4 places, "
+                                                                     "such as 1.5"), **kwargs)
+
+
+class LineRecord(Record):
+    account = fields.String(required=True, validate=validate.Length(min=3, max=80))
+    debit = Amount(positive=True)
+    credit = Amount(positive=True)
+
+    @validates_schema
+    def _one_side(self, data: Mapping[str, Any], **kwargs: Any) -> None:
+        if ("debit" in data) == ("credit" in data):
+            raise ValidationError("a line has a debit or a credit, not both", field_name="debit")
+
+
+class EntryRecord(Record):
+    """A journal entry of a collective's own books (income, expenses: what is not a project's)."""
+
+    collective_id = Slug(required=True)
+    date = IsoDate(required=True)
+    memo = Text(required=True, max_length=500)
+    attachments = fields.Integer(strict=True, validate=validate.Range(min=0, max=999))
+    lines = fields.List(fields.Nested(LineRecord), required=True, validate=validate.Length(min=2, max=50))
+
+
+class YearEndCloseRecord(Record):
+    collective_id = Slug(required=True)
+    year = fields.Integer(strict=True, required=True, validate=validate.Range(min=1990, max=2100))
+
+
+class CharterRecord(Record):
+    collective_id = Slug(required=True)
+    share_kinds = fields.List(fields.Nested(ShareKind), required=True, validate=validate.Length(min=1, max=10))
+    reserve_rate_min = Rate(required=True)
+    shares_fixed_on = IsoDate(allow_none=True)
+    quorum = fields.String(validate=validate.Regexp(r"^[1-9][0-9]{0,2}/[1-9][0-9]{0,2}$"))
+    majority = fields.String(validate=validate.Regexp(r"^[1-9][0-9]{0,2}/[1-9][0-9]{0,2}$"))
+    adopted_on = IsoDate(required=True)
+
+
+class MemberRecord(Record):
+    member_id = Slug(required=True)
+    name = Text(required=True, max_length=50)
+    relation = Text(max_length=20)
+    born_on = IsoDate(allow_none=True)
+    joined_on = IsoDate(required=True)
+
+
+class HouseholdRecord(Record):
+    collective_id = Slug(required=True)
+    household_id = Slug(required=True)
+    head_name = Text(required=True, max_length=50)
+    address = Text(max_length=200)
+    registered_on = IsoDate(required=True)
+    members = fields.List(fields.Nested(MemberRecord), validate=validate.Length(max=50))
+    holdings = fields.Dict(keys=Slug(), values=_shares())
+    holdings_effective_on = IsoDate()
+
+    @validates_schema
+    def _holdings_dated(self, data: Mapping[str, Any], **kwargs: Any) -> None:
+        if data.get("holdings") and "holdings_effective_on" not in data:
+            raise ValidationError("holdings need the date they take effect", field_name="holdings_effective_on")
+
+
+class ShareTransferRecord(Record):
+    collective_id = Slug(required=True)
+    transfer_id = Slug(required=True)
+    from_household = Slug(required=True)
+    to_household = Slug(required=True)
+    kind = Slug(required=True)
+    shares = _shares(required=True)
+    effective_on = IsoDate(required=True)
+    reason = fields.String(required=True, validate=validate.OneOf(TRANSFER_REASONS))
+    note = Text(max_length=500)
+
+    @validates_schema
+    def _two_households(self, data: Mapping[str, Any], **kwargs: Any) -> None:
+        if data.get("from_household") is not None and data.get("from_household") == data.get("to_household"):
+            raise ValidationError("shares move between two households", field_name="to_household")
+
+
+class PlanPaymentsRecord(Record):
+    """Every allocation of the plan paid in full on ``paid_on``, but for the ``unpaid`` households."""
+
+    paid_on = IsoDate(required=True)
+    bank_reference = Text(required=True, max_length=80)
+    unpaid = fields.List(Slug(), validate=validate.Length(max=10_000))
+
+
+class MemberPlanRecord(Record):
+    collective_id = Slug(required=True)
+    plan_id = Slug()
+    year = fields.Integer(strict=True, required=True, validate=validate.Range(min=1990, max=2100))
+    reserve_rate = Rate(required=True)
+    welfare = Amount(required=True)
+    members_total = Amount(required=True)
+    record_date = IsoDate(required=True)
+    vote = fields.Nested(Vote)
+    payments = fields.Nested(PlanPaymentsRecord)
+
+    @validates_schema
+    def _vote_adds_up(self, data: Mapping[str, Any], **kwargs: Any) -> None:
+        vote = data.get("vote")
+        if vote is None:
+            if "payments" in data:
+                raise ValidationError("only an approved plan is paid: payments need a vote", field_name="payments")
+            return
+        if vote["for"] + vote["against"] + vote["abstain"] > vote["present"]:
+            raise ValidationError("for + against + abstain is more than present", field_name="vote.present")
+        if vote["present"] > vote["entitled"]:
+            raise ValidationError("present is more than entitled", field_name="vote.present")
+        if data.get("record_date") and vote["meeting_on"] < data["record_date"]:
+            raise ValidationError("the record date is after the meeting", field_name="record_date")
+
+
 SCHEMAS: dict[str, type[Record]] = {
     "collectives": CollectiveRecord, "investors": InvestorRecord, "projects": ProjectRecord,
     "investments": InvestmentRecord, "withdrawals": WithdrawalRecord, "development_funds": DevelopmentFundRecord,
     "policies": PolicyRecord, "buildings": BuildingRecord, "leases": LeaseRecord,
     "rent_payments": RentPaymentRecord, "expenses": ExpenseRecord, "distributions": DistributionRecord,
+    "entries": EntryRecord, "year_end_closes": YearEndCloseRecord, "charters": CharterRecord,
+    "households": HouseholdRecord, "share_transfers": ShareTransferRecord, "member_plans": MemberPlanRecord,
 }
 
 
@@ -305,12 +427,74 @@ def _check_references(sections: dict[str, list[dict[str, Any]]]) -> None:
         if building["project_id"] != record["project_id"]:
             raise ScenarioError(f"leases[{index}].building_id",
                                 f"building {record['building_id']!r} belongs to {building['project_id']!r}")
+    _check_members(sections, collectives)
     for index, record in enumerate(sections["rent_payments"]):
         known("rent_payments", index, "lease_id", record["lease_id"], leases, "leases")
         lease = sections["leases"][leases[record["lease_id"]]]
         if record.get("project_id", lease["project_id"]) != lease["project_id"]:
             raise ScenarioError(f"rent_payments[{index}].project_id",
                                 f"lease {record['lease_id']!r} belongs to {lease['project_id']!r}")
+
+
+def _check_members(sections: dict[str, list[dict[str, Any]]], collectives: Mapping[str, int]) -> None:
+    """The village sections name collectives of the file; households, transfers and plans fit together."""
+    for section in ("entries", "year_end_closes", "charters", "households", "share_transfers", "member_plans"):
+        for index, record in enumerate(sections[section]):
+            if record["collective_id"] not in collectives:
+                raise ScenarioError(f"{section}[{index}].collective_id",
+                                    f"{record['collective_id']!r} is not one of the file's collectives")
+    for index, record in enumerate(sections["entries"]):
+        debit = sum(parse_yuan(line["debit"]) for line in record["lines"] if "debit" in line)
+        credit = sum(parse_yuan(line["credit"]) for line in record["lines"] if "credit" in line)
+        if debit != credit:
+            raise ScenarioError(f"entries[{index}].lines", "debits and credits differ")
+    closes = [(r["collective_id"], r["year"]) for r in sections["year_end_closes"]]
+    for index, key in enumerate(closes):
+        if key in closes[:index]:
+            raise ScenarioError(f"year_end_closes[{index}].year", f"{key[1]} is closed once")
+    charters = _unique(sections, "charters", "collective_id")
+    kinds = {r["collective_id"]: {k["kind"] for k in r["share_kinds"]} for r in sections["charters"]}
+    for index, record in enumerate(sections["charters"]):
+        listed = [k["kind"] for k in record["share_kinds"]]
+        if len(set(listed)) != len(listed):
+            raise ScenarioError(f"charters[{index}].share_kinds", "a share kind is listed twice")
+    households = _unique(sections, "households", "household_id")
+    members = [m["member_id"] for h in sections["households"] for m in h.get("members", [])]
+    if len(set(members)) != len(members):
+        seen: set[str] = set()
+        for index, record in enumerate(sections["households"]):
+            for number, member in enumerate(record.get("members", [])):
+                if member["member_id"] in seen:
+                    raise ScenarioError(f"households[{index}].members[{number}].member_id",
+                                        f"{member['member_id']!r} is registered twice")
+                seen.add(member["member_id"])
+    for index, record in enumerate(sections["households"]):
+        if record["collective_id"] not in charters and record.get("holdings"):
+            raise ScenarioError(f"households[{index}].holdings", "the collective has no charter in the file")
+        for kind in sorted(record.get("holdings", {})):
+            if kind not in kinds.get(record["collective_id"], set()):
+                raise ScenarioError(f"households[{index}].holdings.{kind}", "not a share kind of the charter")
+    _unique(sections, "share_transfers", "transfer_id")
+    for index, record in enumerate(sections["share_transfers"]):
+        for name in ("from_household", "to_household"):
+            found = households.get(record[name])
+            if found is None or sections["households"][found]["collective_id"] != record["collective_id"]:
+                raise ScenarioError(f"share_transfers[{index}].{name}",
+                                    f"{record[name]!r} is not a household of {record['collective_id']!r} in the file")
+        if record["kind"] not in kinds.get(record["collective_id"], set()):
+            raise ScenarioError(f"share_transfers[{index}].kind", "not a share kind of the charter")
+    _unique(sections, "member_plans", "plan_id")
+    for index, record in enumerate(sections["member_plans"]):
+        if record["collective_id"] not in charters:
+            raise ScenarioError(f"member_plans[{index}].collective_id", "the collective has no charter in the file")
+        if (record["collective_id"], record["year"]) not in closes:
+            raise ScenarioError(f"member_plans[{index}].year",
+                                f"the file does not close {record['year']} (year_end_closes) before its plan")
+        for number, hid in enumerate(record.get("payments", {}).get("unpaid", [])):
+            found = households.get(hid)
+            if found is None or sections["households"][found]["collective_id"] != record["collective_id"]:
+                raise ScenarioError(f"member_plans[{index}].payments.unpaid[{number}]",
+                                    f"{hid!r} is not a household of {record['collective_id']!r} in the file")
 
 
 def _unique(sections: Mapping[str, list[dict[str, Any]]], section: str, id_field: str) -> dict[str, int]:

@@ -90,3 +90,39 @@ def print_payout_tables(console: Console, views: Iterable[PayoutView]) -> None:
     for view in views:
         console.print(payout_table(view))
         console.print()
+
+
+@dataclass(frozen=True)
+class PlanView:
+    """What a member plan's table shows (DESIGN §11): the appropriations, the split and what was paid."""
+
+    plan: Mapping[str, Any]
+    collective_name: str
+    households_paid: int
+    amount_paid: int  # fen
+
+
+def plan_table(view: PlanView) -> Group:
+    p = view.plan
+    allocations = list(p.get("allocations", []))
+    title = Text.assemble((f"{view.collective_name}", "bold"), f" · {p['year']}年度收益分配方案 · ",
+                          (f"{p.get('plan_id', '')} · {p.get('status', '')}", "dim"))
+    table = Table(box=box.SIMPLE_HEAVY, show_header=True, title_justify="left", caption_justify="left",
+                  caption=f"record date {p.get('record_date', '–')}; {len(allocations)} households allocated, "
+                          f"total weight {p.get('total_weight', '–')}")
+    table.add_column("distributable 可分配收益", justify="right")
+    table.add_column("reserve 公积公益金", justify="right")
+    table.add_column("welfare 公益福利", justify="right")
+    table.add_column("members' total 成员分配", justify="right")
+    table.add_column("undistributed 未分配", justify="right")
+    table.add_column("households paid 已发放", justify="right")
+    table.add_row(grouped(p["distributable"]), grouped(p["reserve"]), grouped(p["welfare"]),
+                  Text(grouped(p["members_total"]), style="bold"), grouped(p["undistributed"]),
+                  f"{view.households_paid} / {len(allocations)} · {grouped(format_yuan(view.amount_paid))}")
+    return Group(title, table)
+
+
+def print_plan_tables(console: Console, views: Iterable[PlanView]) -> None:
+    for view in views:
+        console.print(plan_table(view))
+        console.print()

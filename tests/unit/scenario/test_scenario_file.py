@@ -12,7 +12,17 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from services.devtools.scenario.loader import DeclaredDistribution, ImportResult, as_json, capital_at, plan, record_key
+from services.devtools.scenario.loader import (
+    DeclaredDistribution,
+    ImportResult,
+    MemberPlan,
+    approval_call,
+    as_json,
+    capital_at,
+    payment_calls,
+    plan,
+    record_key,
+)
 from services.devtools.scenario.schemas import SECTIONS, ScenarioError, read_scenario, validate_scenario
 from services.devtools.scenario.table import PayoutView, grouped, payout_table
 from services.runtime.config import PROJECT_ROOT
@@ -29,8 +39,13 @@ def binhai_raw() -> dict[str, Any]:
 def test_the_binhai_scenario_is_valid_and_becomes_one_call_per_record() -> None:
     scenario = read_scenario(BINHAI)
     calls = plan(scenario)
-    assert len(calls) == len(scenario) == 320
-    assert len({c.idempotency_key for c in calls}) == 320
+    counts = {section: len(records) for section, records in scenario.sections.items()}
+    # The park (320 records), then 联盟村's own books, members and 2025 plan (DESIGN §11).
+    assert sum(counts[s] for s in SECTIONS[:SECTIONS.index("distributions") + 1]) == 320
+    assert {s: counts[s] for s in SECTIONS[SECTIONS.index("entries"):]} == {
+        "entries": 4, "year_end_closes": 2, "charters": 1, "households": 306, "share_transfers": 5, "member_plans": 1}
+    assert len(calls) == len(scenario) == 639
+    assert len({c.idempotency_key for c in calls}) == 639
     assert [c.record.split("[")[0] for c in calls] == sorted(
         (c.record.split("[")[0] for c in calls), key=SECTIONS.index)
 
@@ -72,6 +87,42 @@ def test_records_become_the_public_api_requests(binhai_raw: dict[str, Any]) -> N
     assert "project_id" not in policy.body
     declare = calls["distributions[2]"]
     assert declare.body == {"period_start": "2025-01-01", "period_end": "2025-12-31"}
+    close = calls["year_end_closes[1]"]
+    assert (close.service, close.method, close.path, close.body) == (
+        "ledger", "POST", "/v1/collectives/jinqing-lianmeng/year-end-close", {"year": 2025})
+    charter = calls["charters[0]"]
+    assert (charter.service, charter.method, charter.path) == (
+        "members", "PUT", "/v1/collectives/jinqing-lianmeng/charter")
+    assert [k["kind"] for k in charter.body["share_kinds"]] == ["population", "farm-age"]
+    household = calls["households[0]"]
+    assert (household.service, household.path) == ("members", "/v1/collectives/jinqing-lianmeng/households")
+    assert household.body["household_id"] == "lm-h001" and "collective_id" not in household.body
+    transfer = calls["share_transfers[0]"]
+    assert (transfer.service, transfer.path) == ("members", "/v1/collectives/jinqing-lianmeng/share-transfers")
+    proposal = calls["member_plans[0]"]
+    assert (proposal.service, proposal.method, proposal.path) == ("members", "POST",
+                                                                  "/v1/collectives/jinqing-lianmeng/plans")
+    assert "vote" not in proposal.body and "payments" not in proposal.body
+    assert proposal.body["year"] == 2025
+
+
+def test_a_plan_is_approved_with_its_vote_and_each_allocation_paid_but_the_unpaid(binhai_raw: dict[str, Any]) -> None:
+    record = binhai_raw["member_plans"][0]
+    proposal = next(c for c in plan(validate_scenario(binhai_raw)) if c.record == "member_plans[0]")
+    approval = approval_call(proposal, record, "lianmeng-2025")
+    assert approval is not None
+    assert approval.path == "/v1/collectives/jinqing-lianmeng/plans/lianmeng-2025/approve"
+    assert approval.body == {"vote": record["vote"]}
+    skipped = record["payments"]["unpaid"][0]
+    allocations = [{"household_id": "lm-h001", "weight": "4.4", "amount": "2073.72"},
+                   {"household_id": skipped, "weight": "2", "amount": "942.60"},
+                   {"household_id": "lm-h003", "weight": "0.1", "amount": "0.00"}]
+    payments = payment_calls(proposal, record, {"plan_id": "lianmeng-2025", "allocations": allocations})
+    assert [p.body for p in payments] == [{"household_id": "lm-h001", "amount": "2073.72",
+                                           "paid_on": record["payments"]["paid_on"],
+                                           "bank_reference": record["payments"]["bank_reference"]}]
+    keys = {proposal.idempotency_key, approval.idempotency_key, payments[0].idempotency_key}
+    assert len(keys) == 3  # each call of the record has its own key, the same on every import
 
 
 def _set(section: str, index: int, field: str, value: Any) -> Callable[[dict[str, Any]], None]:
@@ -119,6 +170,51 @@ BAD_FILES = [
     ("record not an object", _whole("buildings", ["b01"]), "buildings[0]"),
     ("section not a list", _whole("leases", {"lease_id": "x"}), "leases"),
     ("unknown section", _whole("tenants", []), "tenants"),
+    # A village's books and members (DESIGN §11).
+    ("unbalanced entry", _set("entries", 0, "lines", [{"account": "102", "debit": "1.00"},
+                                                      {"account": "501", "credit": "2.00"}]), "entries[0].lines"),
+    ("line with both sides", _set("entries", 1, "lines", [{"account": "102", "debit": "1.00", "credit": "1.00"},
+                                                          {"account": "501", "credit": "1.00"}]),
+     "entries[1].lines.0.debit"),
+    ("entry of an unknown village", _set("entries", 2, "collective_id", "jinqing-v99"), "entries[2].collective_id"),
+    ("year closed twice", _set("year_end_closes", 0, "year", 2025), "year_end_closes[1].year"),
+    ("year as a string", _set("year_end_closes", 0, "year", "2024"), "year_end_closes[0].year"),
+    ("share weight as a number", _set("charters", 0, "share_kinds", [{"kind": "population", "name": "人口股",
+                                                                      "weight": 1}]),
+     "charters[0].share_kinds.0.weight"),
+    ("share kind twice", _set("charters", 0, "share_kinds", [{"kind": "population", "name": "人口股", "weight": "1"},
+                                                             {"kind": "population", "name": "人口股", "weight": "2"}]),
+     "charters[0].share_kinds"),
+    ("second charter", lambda raw: raw["charters"].append(copy.deepcopy(raw["charters"][0])),
+     "charters[1].collective_id"),
+    ("five-place holding", _set("households", 4, "holdings", {"population": "1.00001"}),
+     "households[4].holdings.population.value"),
+    ("negative holding", _set("households", 4, "holdings", {"population": "-1"}),
+     "households[4].holdings.population.value"),
+    ("holding of a kind not in the charter", _set("households", 6, "holdings", {"land": "1"}),
+     "households[6].holdings.land"),
+    ("holdings without a date", _drop("households", 8, "holdings_effective_on"), "households[8].holdings_effective_on"),
+    ("duplicate household", _set("households", 9, "household_id", "lm-h001"), "households[9].household_id"),
+    ("member registered twice", lambda raw: raw["households"][10]["members"].insert(
+        1, copy.deepcopy(raw["households"][0]["members"][0])), "households[10].members[1].member_id"),
+    ("head name of blanks", _set("households", 11, "head_name", "   "), "households[11].head_name"),
+    ("transfer to an unknown household", _set("share_transfers", 0, "to_household", "lm-h999"),
+     "share_transfers[0].to_household"),
+    ("transfer to itself", lambda raw: raw["share_transfers"][1].update(to_household=raw["share_transfers"][1][
+        "from_household"]), "share_transfers[1].to_household"),
+    ("transfer for no reason", _set("share_transfers", 2, "reason", "sold"), "share_transfers[2].reason"),
+    ("transfer of an unknown kind", _set("share_transfers", 2, "kind", "land"), "share_transfers[2].kind"),
+    ("plan of a year never closed", _set("member_plans", 0, "year", 2026), "member_plans[0].year"),
+    ("plan welfare negative", _set("member_plans", 0, "welfare", "-1.00"), "member_plans[0].welfare"),
+    ("vote for more than present", lambda raw: raw["member_plans"][0]["vote"].update({"for": 99}),
+     "member_plans[0].vote.present"),
+    ("more present than entitled", lambda raw: raw["member_plans"][0]["vote"].update(present=46),
+     "member_plans[0].vote.present"),
+    ("vote before the record date", lambda raw: raw["member_plans"][0]["vote"].update(meeting_on="2025-12-01"),
+     "member_plans[0].record_date"),
+    ("payments without a vote", _drop("member_plans", 0, "vote"), "member_plans[0].payments"),
+    ("unpaid household unknown", lambda raw: raw["member_plans"][0]["payments"].update(unpaid=["lm-h999"]),
+     "member_plans[0].payments.unpaid[0]"),
 ]
 
 
@@ -170,6 +266,24 @@ def test_the_json_output_has_exactly_the_documented_shape() -> None:
                          "total_top_up", "total_payout", "allocations"]
     assert doc["allocations"][1] == {"investor_id": "a-village", "capital_days": "1825.00", "pro_rata": "300.00",
                                      "guaranteed_floor": "350.00", "top_up": "50.00", "payout": "350.00"}
+
+
+def test_the_json_output_has_the_member_distributions_of_the_issue() -> None:
+    held = {"plan_id": "p-2025", "year": 2025, "status": "approved", "distributable": "1019600.00",
+            "reserve": "101960.00", "welfare": "50000.00", "members_total": "800000.00", "undistributed": "67640.00",
+            "record_date": "2025-12-31", "total_weight": "3",
+            "allocations": [{"household_id": "h-1", "weight": "2", "holdings": {"population": "2"},
+                             "amount": "533333.34", "paid": True},
+                            {"household_id": "h-2", "weight": "1", "holdings": {"population": "1"},
+                             "amount": "266666.66", "paid": False}]}
+    result = ImportResult(member_plans=[MemberPlan({"collective_id": "a-village", "year": 2025}, held)])
+    assert as_json(result)["member_distributions"] == [{
+        "collective_id": "a-village", "year": 2025, "distributable": "1019600.00", "reserve": "101960.00",
+        "welfare": "50000.00", "members_total": "800000.00", "undistributed": "67640.00",
+        "allocations": [{"household_id": "h-1", "weight": "2", "amount": "533333.34"},
+                        {"household_id": "h-2", "weight": "1", "amount": "266666.66"}]}]
+    assert result.member_plans[0].households_paid == 1
+    assert result.member_plans[0].amount_paid == 53_333_334
 
 
 def test_the_payout_table_lists_villages_first_with_exact_totals() -> None:
