@@ -1,5 +1,5 @@
-"""The web app: the page's static files, sign-in (``/api/session``, ``/api/whoami``) and a proxy to the
-three services.
+"""The web app: the page's static files, sign-in (``/api/session``, ``/api/whoami``), a proxy to the
+services and the printable notice of a member plan (``/notice/<collective>/<plan>``).
 
 People sign in with their account's name and password (``services.web.signin``): the session's
 secret lives in an HttpOnly cookie, and every ``/api/<service>/...`` call is forwarded with it as
@@ -25,7 +25,8 @@ from services.web.proxy import Upstreams, error_response, forward
 from services.web.signin import register_signin
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-SERVICES = ("ledger", "rentals", "dividends")
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+SERVICES = ("ledger", "rentals", "dividends", "members")
 
 # Everything the page loads comes from this origin; no inline script, no CDN (the page must
 # work on a machine without internet).
@@ -38,7 +39,8 @@ def create_app(settings: Settings | None = None, upstreams: Upstreams | None = N
     """Build the web app (service URLs from BAOTUAN_LEDGER_URL / _RENTALS_URL / _DIVIDENDS_URL)."""
     settings = settings or Settings.from_env()
     upstreams = upstreams or Upstreams.from_env()
-    app = Flask("baotuan-web", static_folder=str(STATIC_DIR), static_url_path="/static")
+    app = Flask("baotuan-web", static_folder=str(STATIC_DIR), static_url_path="/static",
+                template_folder=str(TEMPLATES_DIR))
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.extensions["baotuan_tokens"] = TokenRegistry.load(settings.tokens_file)
@@ -73,6 +75,11 @@ def create_app(settings: Settings | None = None, upstreams: Upstreams | None = N
     from services.web.export import register_export
 
     register_export(app, settings)
+
+    from services.web.notice import register_notice
+
+    # The public notice (公示) of an approved member plan: a printable page, its CSV and workbook.
+    register_notice(app, upstreams, session, timeout_s)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:

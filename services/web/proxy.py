@@ -21,7 +21,7 @@ FORWARDED_REQUEST_HEADERS = ("Authorization", "Content-Type", "Accept", "Idempot
 FORWARDED_RESPONSE_HEADERS = ("Content-Type", "Content-Disposition", "WWW-Authenticate", "Retry-After")
 
 DEFAULT_URLS = {"ledger": "http://127.0.0.1:8001", "rentals": "http://127.0.0.1:8002",
-                "dividends": "http://127.0.0.1:8003"}
+                "dividends": "http://127.0.0.1:8003", "members": "http://127.0.0.1:8004"}
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class Upstreams:
     ledger: str = DEFAULT_URLS["ledger"]
     rentals: str = DEFAULT_URLS["rentals"]
     dividends: str = DEFAULT_URLS["dividends"]
+    members: str = DEFAULT_URLS["members"]
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Upstreams:
