@@ -27,6 +27,7 @@ import random
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,10 @@ class LogWriter:
     _moved: dict[tuple[str, int], dict[str, tuple[int, str]]] = field(default_factory=dict)
     _since: dict[str, int] = field(default_factory=dict)
     _rotations: dict[str, Ed25519PrivateKey] = field(default_factory=dict)
+    _charters: dict[str, dict[str, Fraction]] = field(default_factory=dict)
+    #: collective -> [(effective_on, household, holdings or changes, "set" | "add")]
+    _register: dict[str, list[tuple[str, str, dict[str, Fraction], str]]] = field(default_factory=dict)
+    _plans: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     # -- the runtime's part ------------------------------------------------------------------------------
 
@@ -268,7 +273,8 @@ class LogWriter:
                 "memo": memo, "lines": [{"account": account, side: amount} for account, side, amount in lines],
                 "origin": {"kind": origin, "ref": ref}}
         return self.publish("EntryPosted", collective_id, data, event_id=event_id, causation_id=causation_id,
-                            actor="system:ledger" if origin in ("investment", "withdrawal", "dividend", "payment")
+                            actor="system:ledger" if origin in ("investment", "withdrawal", "dividend", "payment",
+                                                                "year_end_close", "member_plan", "member_dividend")
                             else f"accountant:{collective_id}")
 
     def reverse_entry(self, collective_id: str, entry_id: str, day: str, reason: str) -> dict[str, Any]:
@@ -409,6 +415,140 @@ class LogWriter:
             self._owe(cause, ENTRY_QUALIFIER, allocation["investor_id"], dt.date.fromisoformat(paid_on),
                       "DividendPaid", data, "payment", data["payment_id"], f"收到分红 {project_id} {distribution_id}")
 
+
+    # -- a village's members and plans (DESIGN §11) -------------------------------------------------------
+
+    def set_charter(self, collective_id: str, kinds: Mapping[str, str] | None = None, *,
+                    reserve_rate_min: str = "0.10", shares_fixed_on: str | None = "2020-12-31") -> None:
+        kinds = kinds or {"population": "1", "farm-age": "1"}
+        names = {"population": "人口股", "farm-age": "农龄股"}
+        data = {"collective_id": collective_id, "reserve_rate_min": reserve_rate_min,
+                "share_kinds": [{"kind": k, "name": names.get(k, k), "weight": w} for k, w in kinds.items()],
+                "shares_fixed_on": shares_fixed_on, "quorum": "2/3", "majority": "1/2", "adopted_on": "2020-11-20"}
+        self.publish("CharterSet", collective_id, data, actor=f"accountant:{collective_id}")
+        self._charters[collective_id] = {k: Fraction(w) for k, w in kinds.items()}
+
+    def register_household(self, collective_id: str, household_id: str, head_name: str, holdings: Mapping[str, str],
+                           effective_on: str = "2020-12-31") -> None:
+        self.publish("HouseholdRegistered", collective_id, {
+            "collective_id": collective_id, "household_id": household_id, "head_name": head_name, "address": "",
+            "registered_on": "2020-11-30"}, actor=f"accountant:{collective_id}")
+        self.publish("HoldingsSet", collective_id, {"collective_id": collective_id, "household_id": household_id,
+                                                    "holdings": dict(holdings), "effective_on": effective_on},
+                     actor=f"accountant:{collective_id}")
+        self._register.setdefault(collective_id, []).append(
+            (effective_on, household_id, {k: Fraction(v) for k, v in holdings.items()}, "set"))
+
+    def transfer_shares(self, collective_id: str, from_household: str, to_household: str, kind: str, shares: str,
+                        effective_on: str, reason: str = "inheritance") -> None:
+        self.publish("SharesTransferred", collective_id, {
+            "collective_id": collective_id, "transfer_id": f"t-{self.count}", "from_household": from_household,
+            "to_household": to_household, "kind": kind, "shares": shares, "effective_on": effective_on,
+            "reason": reason, "note": ""}, actor=f"accountant:{collective_id}")
+        moved = Fraction(shares)
+        register = self._register.setdefault(collective_id, [])
+        register.append((effective_on, from_household, {kind: -moved}, "add"))
+        register.append((effective_on, to_household, {kind: moved}, "add"))
+
+    def close_year(self, collective_id: str, year: int, income: str, expenses: str = "0.00") -> None:
+        """The year-end close of ``year`` as the ledger posts it: 501 and 513 into 321, 321 into 322/undistributed."""
+        net = format_yuan(parse_yuan(income) - parse_yuan(expenses))
+        lines = [("501", "debit", income), ("321", "credit", income)]
+        if parse_yuan(expenses):
+            lines += [("321", "debit", expenses), ("513", "credit", expenses)]
+        lines += [("321", "debit", net), ("322/undistributed", "credit", net)]
+        self.post_entry(collective_id, f"{year}-12-31", lines, f"{year}年度结转本年收益", origin="year_end_close",
+                        ref=str(year))
+
+    def holdings_on(self, collective_id: str, day: str) -> dict[str, dict[str, Fraction]]:
+        """Each household's holdings on ``day`` (the writer's own bookkeeping of what it published)."""
+        out: dict[str, dict[str, Fraction]] = {}
+        for effective_on, hid, change, how in sorted(self._register.get(collective_id, []), key=lambda r: r[0]):
+            if effective_on > day:
+                continue
+            if how == "set":
+                out[hid] = dict(change)
+            else:
+                held = out.setdefault(hid, {})
+                for kind, delta in change.items():
+                    held[kind] = held.get(kind, Fraction(0)) + delta
+        return out
+
+    def propose_plan(self, collective_id: str, plan_id: str, year: int, *, distributable: str, net_income: str,
+                     reserve_rate: str, welfare: str, members_total: str, record_date: str) -> dict[str, str]:
+        """A plan with its allocations, as the members service computes it; returns household -> amount."""
+        from services.members import split
+
+        kinds = self._charters[collective_id]
+        holdings = self.holdings_on(collective_id, record_date)
+        weights = {hid: split.household_weight(held, kinds) for hid, held in holdings.items()}
+        weights = {hid: w for hid, w in weights.items() if w > 0}
+        a = parse_yuan(distributable, allow_negative=True)
+        total = parse_yuan(members_total)
+        reserve = split.appropriations(a, Fraction(reserve_rate), parse_yuan(welfare), total).reserve
+        amounts = split.split_members_total(total, weights)
+        data = {"collective_id": collective_id, "plan_id": plan_id, "year": year, "net_income": net_income,
+                "brought_forward": format_yuan(a - parse_yuan(net_income, allow_negative=True)),
+                "distributable": distributable, "reserve_rate": reserve_rate, "reserve": format_yuan(reserve),
+                "welfare": welfare, "members_total": members_total,
+                "undistributed": format_yuan(a - reserve - parse_yuan(welfare) - total),
+                "record_date": record_date, "total_weight": _decimal(sum(weights.values(), Fraction(0))),
+                "households": len(weights), "proposed_by": f"accountant:{collective_id}"}
+        self.publish("PlanProposed", collective_id, data, actor=f"accountant:{collective_id}")
+        for hid in sorted(weights):
+            self.publish("HouseholdAllocated", collective_id, {
+                "collective_id": collective_id, "plan_id": plan_id, "household_id": hid,
+                "holdings": {k: _decimal(v) for k, v in holdings[hid].items()}, "weight": _decimal(weights[hid]),
+                "amount": format_yuan(amounts[hid])}, actor=f"accountant:{collective_id}")
+        self._plans[plan_id] = data
+        return {hid: format_yuan(amount) for hid, amount in amounts.items()}
+
+    def approve_plan(self, plan_id: str, meeting_on: str, *, entitled: int = 45, present: int = 38,
+                     votes_for: int = 35) -> None:
+        plan = self._plans[plan_id]
+        cid = plan["collective_id"]
+        vote = {"body": "representatives", "meeting_on": meeting_on, "entitled": entitled, "present": present,
+                "for": votes_for, "against": 0, "abstain": present - votes_for}
+        cause = self.publish("PlanApproved", cid, {
+            "collective_id": cid, "plan_id": plan_id, "year": plan["year"], "vote": vote, "reserve": plan["reserve"],
+            "welfare": plan["welfare"], "members_total": plan["members_total"], "approved_by": f"board:{cid}"},
+            actor=f"accountant:{cid}")
+        reserve, welfare, total = (parse_yuan(plan[k]) for k in ("reserve", "welfare", "members_total"))
+        lines = [("322/undistributed", "debit", format_yuan(reserve + welfare + total)),
+                 ("311", "credit", plan["reserve"]), ("211/welfare", "credit", plan["welfare"]),
+                 ("211/member-dividends", "credit", plan["members_total"])]
+        if not reserve + welfare + total:
+            return
+        self.post_entry(cid, meeting_on, [line for line in lines if parse_yuan(line[2])], f"{plan['year']}年度收益分配",
+                        origin="member_plan", ref=plan_id, **self._derived(cause))
+
+    def pay_household(self, plan_id: str, household_id: str, amount: str, paid_on: str) -> None:
+        cid = self._plans[plan_id]["collective_id"]
+        payment_id = f"mp-{household_id}-{self.count}"
+        cause = self.publish("HouseholdDividendPaid", cid, {
+            "collective_id": cid, "plan_id": plan_id, "payment_id": payment_id, "household_id": household_id,
+            "amount": amount, "paid_on": paid_on, "bank_reference": f"BANK{self.count:08d}"},
+            actor=f"accountant:{cid}")
+        self.post_entry(cid, paid_on, [("211/member-dividends", "debit", amount), ("102", "credit", amount)],
+                        f"发放股份分红 {household_id}", origin="member_dividend", ref=payment_id,
+                        **self._derived(cause))
+
+    @staticmethod
+    def _derived(cause: Mapping[str, Any]) -> dict[str, str]:
+        """The ids of the one entry the ledger derives from ``cause`` (qualifier "entry")."""
+        return {"entry_id": derived_entry_id(cause["event_id"], ENTRY_QUALIFIER),
+                "event_id": env.derived_event_id(cause["event_id"], ENTRY_QUALIFIER),
+                "causation_id": cause["event_id"]}
+
+
+def _decimal(value: Fraction) -> str:
+    """An exact number of shares as a decimal string."""
+    whole, rest = divmod(abs(value.numerator), value.denominator)
+    digits = ""
+    while rest and len(digits) < 8:
+        digit, rest = divmod(rest * 10, value.denominator)
+        digits += str(digit)
+    return ("-" if value < 0 else "") + str(whole) + (f".{digits}" if digits else "")
 
 VILLAGES = (("jinqing-lianmeng", "联盟村"), ("jinqing-xinqiao", "新桥村"), ("jinqing-huangjiao", "黄礁村"),
             ("jinqing-dongwan", "东湾村"), ("jinqing-xiachen", "下陈村"), ("jinqing-gangkou", "港口村"))

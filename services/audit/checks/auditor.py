@@ -38,6 +38,7 @@ from services.audit.checks.anchors import Anchors, TrustedKeys, placement_proble
 from services.audit.checks.books import Books
 from services.audit.checks.findings import Findings, Where
 from services.audit.checks.input_rows import KIND_CODE
+from services.audit.checks.members import MemberPlans
 from services.audit.checks.payouts import Payouts
 from services.audit.checks.postings import Postings
 from services.audit.sources.records import Record, ReplayError, Source
@@ -49,6 +50,7 @@ from services.contracts.topics import (
     DIVIDENDS,
     LEDGER_ENTRIES,
     LEDGER_INVESTMENTS,
+    MEMBERS,
     RENTALS,
     TOPICS,
 )
@@ -61,6 +63,7 @@ SUBJECT_FIELD: dict[str, str] = {
     **{t: "project_id" for name in (LEDGER_INVESTMENTS, RENTALS, DIVIDENDS) for t in TOPICS[name].event_types},
     "ChainCheckpoint": "topic",
     **{t: "name" for t in TOPICS[ACCOUNTS].event_types},
+    **{t: "collective_id" for t in TOPICS[MEMBERS].event_types},
 }
 _TYPES_OF = {name: frozenset(topic.event_types) for name, topic in TOPICS.items()}
 _OWNER_OF = {name: topic.owner for name, topic in TOPICS.items()}
@@ -85,6 +88,7 @@ class Auditor:
         self.books = Books(report, as_of=self.as_of, keep_memos=self.keep_memos)
         self.payouts = Payouts(report)
         self.postings = Postings(report)
+        self.members = MemberPlans(report)
         self.anchors = Anchors(self.findings, self.trusted_keys)
 
     # -- per record ------------------------------------------------------------------------------------
@@ -134,6 +138,8 @@ class Auditor:
             self.books.apply(where, envelope)
         elif topic == DIVIDENDS:
             self.payouts.apply(where, envelope)
+        elif topic == MEMBERS:
+            self.members.apply(where, envelope)
         else:
             if kind in KIND_CODE:
                 self.payouts.inputs.add(topic, record.partition, record.offset, envelope)
@@ -212,6 +218,7 @@ class Auditor:
         ``limited(topic, partition)``: whether the replay was told to stop early there (--until, --offsets)."""
         self.payouts.verify_distributions(replayed)
         self.postings.verify(self.books, self.payouts)
+        self.members.verify(self.books)
         self.anchors.finish(replayed, limited)
 
 

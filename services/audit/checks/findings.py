@@ -32,9 +32,13 @@ CHECKS: dict[str, str] = {
              "an existing entry at most once",
     "distribution": "every distribution recomputed from its input_positions equals, to the fen, its "
                     "DistributionDeclared and DividendAllocated events; policy, periods and lifecycle hold",
-    "posting": "every investment, withdrawal, approved allocation and payment of a collective is posted "
-               "in its books, once, with the right lines; no automatic entry lacks its cause",
+    "posting": "every investment, withdrawal, approved allocation and payment of a collective, and every "
+               "approved member plan and household payment, is posted in its books, once, with the right lines; "
+               "no automatic entry lacks its cause",
     "payment": "every payment is for an approved allocation and no payment is above it",
+    "plan": "every approved member plan recomputed from the register on its record date and the books equals, "
+            "to the fen, its appropriations and HouseholdAllocated events; each household is paid its allocation, "
+            "once",
     "balances": "the trial balance of every collective, recomputed from the events, equals the "
                 "ledger service's",
 }
