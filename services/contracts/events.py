@@ -321,6 +321,9 @@ class DistributionCancelled(EventData):
 
 #: A number of shares, or a share kind's weight: a decimal ≥ 0 with at most 4 places ("12", "0.5", "1.2500").
 SHARES_RE = re.compile(r"^(0|[1-9][0-9]{0,8})(\.[0-9]{1,4})?$")
+#: A household's weight, or the sum of the weights (Σ shares × kind weight): a product of two 4-place decimals has
+#: up to 8 places, and a village's sum of them up to 20 integer digits.
+WEIGHT_RE = re.compile(r"^(0|[1-9][0-9]{0,19})(\.[0-9]{1,8})?$")
 #: A fraction of a vote rule, "2/3": the charter's quorum (present/entitled) or majority (for/present).
 FRACTION_RE = re.compile(r"^[1-9][0-9]{0,2}/[1-9][0-9]{0,2}$")
 TRANSFER_REASONS = ("inheritance", "gift", "court", "other")
@@ -332,6 +335,12 @@ CERTIFICATE_RE = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,39}$")
 def _shares(**kwargs: Any) -> fields.String:
     return fields.String(validate=FullMatch(SHARES_RE.pattern,
                                             error="must be a decimal ≥ 0 with at most 4 places, such as 1.5"),
+                         **kwargs)
+
+
+def _weight(**kwargs: Any) -> fields.String:
+    return fields.String(validate=FullMatch(WEIGHT_RE.pattern,
+                                            error="must be a decimal ≥ 0 with at most 8 places, such as 2.25"),
                          **kwargs)
 
 
@@ -429,7 +438,7 @@ class PlanProposed(EventData):
     members_total = Yuan(required=True)
     undistributed = Yuan(required=True, allow_negative=True)
     record_date = IsoDate(required=True)
-    total_weight = _shares(required=True)
+    total_weight = _weight(required=True)
     households = fields.Integer(strict=True, required=True, validate=validate.Range(min=0))
     proposed_by = Text(required=True, max_length=100)
 
@@ -439,7 +448,7 @@ class HouseholdAllocated(EventData):
     plan_id = Slug(required=True)
     household_id = Slug(required=True)
     holdings = fields.Dict(keys=Slug(), values=_shares(), required=True)
-    weight = _shares(required=True)
+    weight = _weight(required=True)
     amount = Yuan(required=True)
 
 

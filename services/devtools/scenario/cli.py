@@ -158,10 +158,12 @@ def health_of(url: str) -> dict[str, Any]:
 @click.option("--ledger-url", envvar="BAOTUAN_LEDGER_URL", default=DEFAULT_URLS["ledger"], show_default=True)
 @click.option("--rentals-url", envvar="BAOTUAN_RENTALS_URL", default=DEFAULT_URLS["rentals"], show_default=True)
 @click.option("--dividends-url", envvar="BAOTUAN_DIVIDENDS_URL", default=DEFAULT_URLS["dividends"], show_default=True)
+@click.option("--members-url", envvar="BAOTUAN_MEMBERS_URL", default=DEFAULT_URLS["members"], show_default=True)
 @click.option("--json", "json_output", is_flag=True, help="print the health documents as JSON")
-def status_command(ledger_url: str, rentals_url: str, dividends_url: str, json_output: bool) -> None:
+def status_command(ledger_url: str, rentals_url: str, dividends_url: str, members_url: str,
+                   json_output: bool) -> None:
     """Summarise each service's /health: up, broker reachable, consumer lag, dead letters. Exit 1 unless all ok."""
-    urls = {"ledger": ledger_url, "rentals": rentals_url, "dividends": dividends_url}
+    urls = {"ledger": ledger_url, "rentals": rentals_url, "dividends": dividends_url, "members": members_url}
     healths = {name: health_of(url) for name, url in urls.items()}
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
     from services.devtools.broker import broker_answers

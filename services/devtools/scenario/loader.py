@@ -45,7 +45,8 @@ class Endpoints:
 
     @classmethod
     def from_env(cls) -> Endpoints:
-        """``BAOTUAN_LEDGER_URL``, ``_RENTALS_URL``, ``_DIVIDENDS_URL``, ``_MEMBERS_URL`` (defaults: 8001-8004)."""
+        """``BAOTUAN_LEDGER_URL``, ``BAOTUAN_RENTALS_URL``, ``BAOTUAN_DIVIDENDS_URL``, ``BAOTUAN_MEMBERS_URL``
+        (defaults: 8001-8004)."""
         return cls(**{svc: os.environ.get(f"BAOTUAN_{svc.upper()}_URL", url) for svc, url in DEFAULT_URLS.items()})
 
     def url(self, service: str, path: str) -> str:
