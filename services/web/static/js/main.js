@@ -8,6 +8,7 @@ import { entryPage } from "./pages/entry.js";
 import { rentalsPage } from "./pages/rentals.js";
 import { boardPage } from "./pages/board.js";
 import { incomePage } from "./pages/income.js";
+import { membersPage } from "./pages/members.js";
 import { accountPage, passwordForm } from "./pages/account.js";
 import { usersPage } from "./pages/users.js";
 import { session } from "./session.js";
@@ -22,6 +23,7 @@ const PAGES = {
   rentals: { render: rentalsPage, roles: ["operator", "auditor", "admin"] },
   board: { render: boardPage, roles: ["board", "auditor", "admin"] },
   income: { render: incomePage, roles: EVERYONE },
+  members: { render: membersPage, roles: ["accountant", "board", "auditor", "admin"] },
   users: { render: usersPage, roles: ["admin"] },
   account: { render: accountPage, roles: EVERYONE, hidden: true }, // reached from the name in the top bar
 };
