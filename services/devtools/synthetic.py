@@ -479,15 +479,18 @@ class LogWriter:
         register.append((effective_on, from_household, {kind: -moved}, "add"))
         register.append((effective_on, to_household, {kind: moved}, "add"))
 
-    def close_year(self, collective_id: str, year: int, income: str, expenses: str = "0.00") -> None:
-        """The year-end close of ``year`` as the ledger posts it: 501 and 513 into 321, 321 into 322/undistributed."""
+    def close_year(self, collective_id: str, year: int, income: str, expenses: str = "0.00") -> str:
+        """The year-end close of ``year`` as the ledger posts it: 501 and 513 into 321, 321 into 322/undistributed
+        (here in one entry, whose id it returns)."""
         net = format_yuan(parse_yuan(income) - parse_yuan(expenses))
         lines = [("501", "debit", income), ("321", "credit", income)]
         if parse_yuan(expenses):
             lines += [("321", "debit", expenses), ("513", "credit", expenses)]
         lines += [("321", "debit", net), ("322/undistributed", "credit", net)]
-        self.post_entry(collective_id, f"{year}-12-31", lines, f"{year}年度结转本年收益", origin="year_end_close",
-                        ref=str(year))
+        entry = self.post_entry(collective_id, f"{year}-12-31", lines, f"{year}年度结转本年收益",
+                                origin="year_end_close", ref=str(year))
+        entry_id: str = entry["data"]["entry_id"]
+        return entry_id
 
     def holdings_on(self, collective_id: str, day: str) -> dict[str, dict[str, Fraction]]:
         """Each household's holdings on ``day`` (the writer's own bookkeeping of what it published)."""

@@ -174,7 +174,7 @@ class MemberPlans:
         problems: list[str] = []
         # The distributable amount, from the books.
         close = _close_of(books, cid, year)
-        if close is None:
+        if not close:
             problems.append(f"the books have no year-end close of {year} (not reversed)")
         else:
             booked = undistributed_on(books, cid, f"{year}-12-31")
@@ -333,15 +333,16 @@ def undistributed_on(books: Books, collective_id: str, day: str) -> int:
     return balance
 
 
-def _close_of(books: Books, collective_id: str, year: int) -> BookEntry | None:
-    for entry in books.automatic_entries(frozenset({"year_end_close"})):
-        if entry.collective_id == collective_id and entry.origin_ref == str(year) and entry.reversed_by is None:
-            return entry
-    return None
+def _close_of(books: Books, collective_id: str, year: int) -> list[BookEntry]:
+    """The entries of the year-end close of ``year`` that stand (a close is several entries; one reversed and
+    made again is the next round)."""
+    return [entry for entry in books.automatic_entries(frozenset({"year_end_close"}))
+            if entry.collective_id == collective_id and entry.origin_ref == str(year) and entry.reversed_by is None]
 
 
-def _moved_into_undistributed(close: BookEntry) -> int:
-    return sum(credit - debit for account, debit, credit in close.lines if account == UNDISTRIBUTED)
+def _moved_into_undistributed(close: list[BookEntry]) -> int:
+    return sum(credit - debit for entry in close for account, debit, credit in entry.lines
+               if account == UNDISTRIBUTED)
 
 
 def _shares(value: Fraction) -> str:

@@ -169,3 +169,19 @@ def test_an_entry_of_a_plan_without_a_cause_is_found(tmp_path: Path) -> None:
                    "发放股份分红", origin="member_dividend", ref="mp-ghost")
     found = messages(audit(log.rows, tmp_path), "posting")
     assert len(found) == 1 and "(member_dividend mp-ghost) has no cause in the log" in found[0], found
+
+
+def test_a_plan_whose_close_was_reversed_is_found(tmp_path: Path) -> None:
+    log = LogWriter()
+    log.register_collective(V, "联盟村股份经济合作社")
+    log.set_charter(V)
+    log.register_household(V, "lm-h001", "张三明", {"population": "3"})
+    log.post_entry(V, "2025-03-31", [("102", "debit", "1000.00"), ("501", "credit", "1000.00")], "发包收入")
+    close = log.close_year(V, 2025, "1000.00")
+    log.propose_plan(V, PLAN, 2025, distributable="1000.00", net_income="1000.00", reserve_rate="0.10",
+                     welfare="0.00", members_total="900.00", record_date="2025-12-31")
+    assert audit(log.rows, tmp_path).ok  # proposed, not approved: nothing to recompute yet
+    log.reverse_entry(V, close, "2025-12-31", "结转有误")
+    log.approve_plan(PLAN, "2026-01-18")
+    found = messages(audit(log.rows, tmp_path), "plan")
+    assert any("no year-end close of 2025" in m for m in found), found
