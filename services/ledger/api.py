@@ -329,7 +329,7 @@ def _render_entry(result: dict[str, Any]) -> dict[str, Any]:
 def post_entry(body: dict[str, Any], collective_id: str) -> Any:
     """Post a balanced journal entry (the collective's accountant, or admin)."""
     command = PostEntry(collective_id, str(fresh_uuid("entry")), body["date"], body["memo"] or "",
-                        tuple(body["lines"]), idempotency_key())
+                        tuple(body["lines"]), idempotency_key(), body.get("attachments"))
     return idempotent(_request_body(body), _decide(handlers.handle_post_entry, command), _render_entry)
 
 
@@ -337,9 +337,14 @@ def post_entry(body: dict[str, Any], collective_id: str) -> Any:
 @books_blp.arguments(EntryRangeQuery, location="query")
 @books_blp.response(200, EntryList)
 def list_entries(query: dict[str, Any], collective_id: str) -> Any:
-    """Entries dated between ``from`` and ``to`` (inclusive), in date then posting order."""
+    """Entries dated between ``from`` and ``to`` (inclusive), in date then posting order; or, with
+    ``voucher_no``, the one entry of that voucher number (if it is dated within the range)."""
     reads = _reads()
     handlers.require_collective(collective_id, reads)
+    if query["voucher_no"] is not None:
+        found = reads.entry_by_voucher(collective_id, query["voucher_no"])
+        inside = found is not None and (query["date_from"] or "") <= found["date"] <= (query["date_to"] or "9999")
+        return {"items": [found] if inside else []}
     return {"items": reads.entries(collective_id, query["date_from"], query["date_to"])}
 
 
@@ -375,7 +380,7 @@ def _batch_item(index: int, raw: Any, who: Principal, key: str | None) -> PostEn
     except Forbidden as exc:
         return _forbidden_item(exc)
     return PostEntry(item["collective_id"], str(fresh_uuid(f"batch-{index}")), item["date"], item.get("memo") or "",
-                     tuple(item["lines"]), key)
+                     tuple(item["lines"]), key, item.get("attachments"))
 
 
 def _render_batch(result: dict[str, Any], who: Principal) -> Any:

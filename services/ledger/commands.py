@@ -87,6 +87,7 @@ class PostEntry:
     memo: str
     lines: tuple[WireLine, ...]
     idempotency_key: str | None = None
+    attachments: int | None = None  # 附件张数
 
 
 @dataclass(frozen=True)

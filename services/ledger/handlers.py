@@ -208,6 +208,8 @@ def _entry_event(command: PostEntry, closed: Collection[str]) -> NewEvent:
                                "origin": {"kind": "manual", "ref": None}}
     if command.idempotency_key:
         data["idempotency_key"] = command.idempotency_key
+    if command.attachments is not None:
+        data["attachments"] = command.attachments
     return NewEvent("EntryPosted", command.collective_id, data)
 
 

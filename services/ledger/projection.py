@@ -32,6 +32,7 @@ from services.ledger.domain import (
     posting_date,
     reversing_lines,
 )
+from services.ledger.vouchers import number_vouchers
 from services.runtime.store import emit
 
 SCHEMA = """
@@ -58,6 +59,10 @@ CREATE TABLE IF NOT EXISTS entry_lines (entry_id TEXT NOT NULL, line_no INTEGER 
     collective_id TEXT NOT NULL, date TEXT NOT NULL, account TEXT NOT NULL, debit INTEGER NOT NULL,
     credit INTEGER NOT NULL, PRIMARY KEY (entry_id, line_no));
 CREATE INDEX IF NOT EXISTS lines_by_collective ON entry_lines (collective_id, date);
+CREATE TABLE IF NOT EXISTS vouchers (entry_id TEXT PRIMARY KEY, collective_id TEXT NOT NULL, period TEXT NOT NULL,
+    sequence INTEGER NOT NULL, voucher_no TEXT NOT NULL, attachments INTEGER,
+    UNIQUE (collective_id, period, sequence));
+CREATE UNIQUE INDEX IF NOT EXISTS vouchers_by_number ON vouchers (collective_id, voucher_no);
 CREATE TABLE IF NOT EXISTS closed_periods (collective_id TEXT NOT NULL, period TEXT NOT NULL,
     PRIMARY KEY (collective_id, period));
 CREATE TABLE IF NOT EXISTS distributions (distribution_id TEXT PRIMARY KEY, project_id TEXT NOT NULL,
@@ -96,12 +101,28 @@ def _project_registered(conn: sqlite3.Connection, e: Envelope) -> None:
 
 def _book(conn: sqlite3.Connection, *, entry_id: str, collective_id: str, date: str, lines: list[Line],
           memo: str, origin_kind: str, origin_ref: str | None, idempotency_key: str | None,
-          reverses: str | None, event_id: str) -> None:
-    conn.execute("INSERT OR IGNORE INTO entries VALUES (?,?,?,?,?,?,?,?,NULL,?)",
-                 (entry_id, collective_id, date, memo, origin_kind, origin_ref, idempotency_key, reverses, event_id))
+          reverses: str | None, event_id: str, attachments: int | None = None) -> None:
+    booked = conn.execute("INSERT OR IGNORE INTO entries VALUES (?,?,?,?,?,?,?,?,NULL,?)",
+                          (entry_id, collective_id, date, memo, origin_kind, origin_ref, idempotency_key, reverses,
+                           event_id)).rowcount
+    if booked:  # an entry id booked before keeps its voucher; a copy gets none
+        _number(conn, entry_id, collective_id, date, attachments)
     conn.executemany("INSERT OR IGNORE INTO entry_lines VALUES (?,?,?,?,?,?,?)",
                      [(entry_id, i, collective_id, date, line.account, line.debit, line.credit)
                       for i, line in enumerate(lines)])
+
+
+def _number(conn: sqlite3.Connection, entry_id: str, collective_id: str, date: str, attachments: int | None) -> None:
+    """The entry's voucher: the next number of its collective's month, in log order (``vouchers``)."""
+
+    def issued(collective: str, period: str) -> int:
+        row = conn.execute("SELECT MAX(sequence) FROM vouchers WHERE collective_id=? AND period=?",
+                           (collective, period)).fetchone()
+        return int(row[0] or 0)
+
+    (voucher,) = number_vouchers([(collective_id, date)], issued)
+    conn.execute("INSERT INTO vouchers VALUES (?,?,?,?,?,?)",
+                 (entry_id, collective_id, voucher.period, voucher.sequence, voucher.number, attachments))
 
 
 def _entry_posted(conn: sqlite3.Connection, e: Envelope) -> None:
@@ -110,7 +131,8 @@ def _entry_posted(conn: sqlite3.Connection, e: Envelope) -> None:
     _book(conn, entry_id=d["entry_id"], collective_id=d["collective_id"], date=d["date"],
           lines=[line_from_wire(raw) for raw in d["lines"]], memo=d.get("memo") or "",
           origin_kind=origin.get("kind", "manual"), origin_ref=origin.get("ref"),
-          idempotency_key=d.get("idempotency_key"), reverses=None, event_id=e["event_id"])
+          idempotency_key=d.get("idempotency_key"), reverses=None, event_id=e["event_id"],
+          attachments=d.get("attachments"))
 
 
 def _entry_reversed(conn: sqlite3.Connection, e: Envelope) -> None:

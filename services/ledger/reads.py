@@ -206,6 +206,12 @@ class LedgerReads:
         return self._entry_dicts("collective_id=? AND date>=? AND date<=?",
                                  (collective_id, date_from or "0000-01-01", date_to or "9999-12-31"))
 
+    def entry_by_voucher(self, collective_id: str, voucher_no: str) -> dict[str, Any] | None:
+        """The entry of ``collective_id``'s books numbered ``voucher_no``, or None."""
+        row = self.store.query_one("SELECT entry_id FROM vouchers WHERE collective_id=? AND voucher_no=?",
+                                   (collective_id, voucher_no))
+        return self.entry(str(row[0])) if row else None
+
     def posted_entry(self, entry_id: str) -> PostedEntry | None:
         row = self.store.query_one("SELECT entry_id, collective_id, date, reversed_by, reverses FROM entries "
                                    "WHERE entry_id=?", (entry_id,))
@@ -218,7 +224,10 @@ class LedgerReads:
         """Entries matching ``where`` (a condition on the entries table), lines included, in date then posting
         order."""
         with self.store.reading() as conn:
-            rows = conn.execute(f"SELECT * FROM entries WHERE {where} ORDER BY date, rowid", params).fetchall()
+            rows = conn.execute("SELECT *, (SELECT voucher_no FROM vouchers v WHERE v.entry_id=entries.entry_id) "
+                                "AS voucher_no, (SELECT attachments FROM vouchers v WHERE "
+                                f"v.entry_id=entries.entry_id) AS attachments FROM entries WHERE {where} "
+                                "ORDER BY date, rowid", params).fetchall()
             lines: dict[str, list[Line]] = {row["entry_id"]: [] for row in rows}
             for line in conn.execute("SELECT entry_id, account, debit, credit FROM entry_lines WHERE entry_id IN "
                                      f"(SELECT entry_id FROM entries WHERE {where}) ORDER BY entry_id, line_no",
@@ -286,6 +295,7 @@ def _entry_dict(row: sqlite3.Row, lines: list[Line]) -> dict[str, Any]:
         "memo": row["memo"], "lines": [line_to_wire(line) for line in lines],
         "origin": {"kind": row["origin_kind"], "ref": row["origin_ref"]},
         "reversed_by": row["reversed_by"], "reverses": row["reverses"],
+        "voucher_no": row["voucher_no"], "attachments": row["attachments"],
     }
     if row["idempotency_key"] is not None:
         out["idempotency_key"] = row["idempotency_key"]

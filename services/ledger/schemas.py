@@ -13,6 +13,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from services.contracts.fields import ONE_SIDE_RULE, Amount, IsoDate, Mu, Period, Slug, Text, Uscc, json_schema_rule
+from services.ledger.vouchers import VOUCHER_PATTERN
 from services.runtime.openapi import ErrorDetailSchema
 
 INVESTOR_TYPES = ("collective", "company", "government")
@@ -117,6 +118,9 @@ class EntryRequest(Schema):
     date = IsoDate(required=True)
     memo = Text(load_default="", allow_empty=True, max_length=500)
     lines = fields.List(fields.Nested(LineRequest), required=True, validate=validate.Length(max=200))
+    attachments = fields.Integer(strict=True, load_default=None, allow_none=True,
+                                 validate=validate.Range(min=0, max=999),
+                                 metadata={"description": "附件张数: how many papers are attached to the voucher"})
 
 
 class BatchEntryRequest(EntryRequest):
@@ -149,6 +153,9 @@ class PeriodRequest(Schema):
 class EntryRangeQuery(Schema):
     date_from = IsoDate(data_key="from", load_default=None)
     date_to = IsoDate(data_key="to", load_default=None)
+    voucher_no = fields.String(load_default=None, validate=validate.Regexp(f"^{VOUCHER_PATTERN}$", error=(
+        'a voucher number is written 记-YYYY-MM-NNNN, e.g. "记-2026-03-0001"')), metadata={
+        "description": "only the entry with this voucher number (an empty list when there is none)"})
 
 
 class AsOfQuery(Schema):
@@ -247,7 +254,9 @@ class LineBody(Schema):
 
 
 class OriginBody(Schema):
-    kind = fields.String(metadata={"description": "manual, investment, withdrawal, dividend, payment or reversal"})
+    kind = fields.String(metadata={"description": "manual, investment, withdrawal, dividend, payment, "
+                                                  "development_fund, year_end_close, member_plan, member_dividend "
+                                                  "or reversal"})
     ref = fields.String(allow_none=True)
 
 
@@ -261,6 +270,9 @@ class EntryBody(Schema):
     reversed_by = fields.String(allow_none=True)
     reverses = fields.String(allow_none=True)
     idempotency_key = fields.String()
+    voucher_no = fields.String(metadata={"description": "记-YYYY-MM-NNNN: consecutive per collective within the "
+                                                        "month of the entry's date, in log order, never reused"})
+    attachments = fields.Integer(allow_none=True, metadata={"description": "附件张数 (manual entries; else null)"})
 
 
 class EntryList(Schema):

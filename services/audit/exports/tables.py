@@ -30,8 +30,8 @@ def _amount(fen: int) -> Decimal:
 
 TRIAL_BALANCE_HEADER = ("村集体编号", "村集体", "截止日期", "科目编码", "科目名称", "余额方向", "借方累计", "贷方累计",
                         "期末余额")
-ENTRIES_HEADER = ("村集体编号", "村集体", "日期", "凭证编号", "摘要", "来源", "来源编号", "科目编码", "科目名称",
-                  "借方金额", "贷方金额")
+ENTRIES_HEADER = ("村集体编号", "村集体", "日期", "凭证编号", "摘要", "来源", "来源编号", "附件张数", "科目编码",
+                  "科目名称", "借方金额", "贷方金额", "分录编号")
 DIVIDENDS_HEADER = ("分配编号", "项目", "期间起", "期间止", "状态", "投资方编号", "投资方", "投资方类型",
                     "资本日积数(元·日)", "按比例分配", "保底收益", "保底补足", "应付分红", "已付金额")
 
@@ -55,16 +55,20 @@ def _row_name(code: str) -> str:
 
 
 def entry_rows(books: Books, collective_id: str | None = None) -> Iterator[tuple[Any, ...]]:
-    """凭证明细: one row per journal line, by collective, date and log order."""
+    """凭证明细: one row per journal line, by collective, date and log order, with the entry's voucher number
+    (记-YYYY-MM-NNNN, the ledger's) and its entry id."""
     ids = [collective_id] if collective_id else books.collective_ids()
     for cid in ids:
         name = books.name_of(cid)
+        vouchers = books.voucher_numbers(cid)
         for entry in books_entries(books, cid):
+            attachments = "" if entry.attachments is None else entry.attachments
             for account, debit, credit in entry.lines:
                 known = on_chart(account)
-                yield (cid, name, entry.date, entry.entry_id, entry.memo, ORIGIN.get(entry.origin_kind,
-                       entry.origin_kind), entry.origin_ref or "", account, _row_name(account) if known else "?",
-                       _amount(debit) if debit else "", _amount(credit) if credit else "")
+                yield (cid, name, entry.date, vouchers[entry.entry_id], entry.memo,
+                       ORIGIN.get(entry.origin_kind, entry.origin_kind), entry.origin_ref or "", attachments,
+                       account, _row_name(account) if known else "?", _amount(debit) if debit else "",
+                       _amount(credit) if credit else "", entry.entry_id)
 
 
 def dividend_rows(books: Books, payouts: Payouts, collective_id: str | None = None) -> Iterator[tuple[Any, ...]]:
@@ -110,7 +114,7 @@ def write_xlsx(books: Books, payouts: Payouts, target: Path | IO[bytes], collect
 
     workbook = Workbook()
     sheets = (("科目余额表", TRIAL_BALANCE_HEADER, trial_balance_rows(books, collective_id), (6, 7, 8)),
-              ("凭证明细", ENTRIES_HEADER, entry_rows(books, collective_id), (9, 10)),
+              ("凭证明细", ENTRIES_HEADER, entry_rows(books, collective_id), (10, 11)),
               ("分红明细", DIVIDENDS_HEADER, dividend_rows(books, payouts, collective_id), (8, 9, 10, 11, 12, 13)))
     first = True
     for title, header, rows, money_columns in sheets:

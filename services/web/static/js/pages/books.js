@@ -72,11 +72,12 @@ export async function booksPage(root) {
     try {
       const entries = (await api("ledger", `/v1/collectives/${encodeURIComponent(cid)}/entries`)).items || [];
       if (!current()) return;
-      entries.sort((a, b) => (b.date || "").localeCompare(a.date || ""));
+      entries.sort((a, b) => (b.date || "").localeCompare(a.date || "") || (b.voucher_no || "").localeCompare(a.voucher_no || ""));
       const mayReverse = session.can("accountant");
       replace(entriesSlot, table([
         { key: "date", label: t("date") },
-        { key: "entry_id", label: t("books.entry_id"), render: (e) => h("code", { title: e.entry_id }, shortId(e.entry_id)) },
+        { key: "voucher_no", label: t("books.voucher_no"), render: (e) => h("code", { title: e.entry_id, "data-testid": "voucher-no" }, e.voucher_no || shortId(e.entry_id)) },
+        { key: "attachments", label: t("books.attachments"), class: "num", render: (e) => (e.attachments ?? "") === "" ? "" : String(e.attachments) },
         { key: "memo", label: t("memo"), render: (e) => [e.memo || "", e.reverses ? h("small", { class: "muted" }, ` ${t("books.reverses")} ${shortId(e.reverses)}`) : null] },
         { key: "lines", label: t("books.lines"), render: (e) => (e.lines || []).map(lineText) },
         { key: "origin", label: t("books.origin"), render: (e) => t(`origin.${e.origin?.kind || "manual"}`) },
