@@ -37,6 +37,7 @@ from services.ledger.domain import CHINA_STANDARD_TIME
 from services.ledger.reads import LedgerReads
 from services.ledger.reports import MILLION_TARGET_FEN, WEAK_THRESHOLD_FEN, IncomeSubtotal, Section
 from services.ledger.schemas import (
+    AccountBalancesBody,
     AccountList,
     AsOfQuery,
     BalanceSheetBody,
@@ -56,6 +57,7 @@ from services.ledger.schemas import (
     InvestorBody,
     InvestorList,
     InvestorRequest,
+    MonthRangeQuery,
     PeriodBody,
     PeriodList,
     PeriodRequest,
@@ -468,6 +470,26 @@ def get_trial_balance(query: dict[str, Any], collective_id: str) -> Any:
             "accounts": [{"code": row.code, "name": row.name, "debit": _money(row.debit),
                           "credit": _money(row.credit), "balance": _money(row.balance)} for row in tb.rows],
             "totals": {"debit": _money(tb.total_debit), "credit": _money(tb.total_credit)}}
+
+
+@books_blp.route("/collectives/<collective_id>/account-balances", methods=["GET"])
+@books_blp.arguments(MonthRangeQuery, location="query")
+@books_blp.response(200, AccountBalancesBody)
+def get_account_balances(query: dict[str, Any], collective_id: str) -> Any:
+    """科目余额表 of the months ``from``–``to``: per account and sub-account, the opening balance, the period's
+    debits and credits and the closing balance (balances on the account's normal side)."""
+    reads = _reads()
+    handlers.require_collective(collective_id, reads)
+    first, last = handlers.month_range(query["first"], query["last"])
+    table = reads.account_balances(collective_id, first, last)
+    return {"collective_id": collective_id, "first": first, "last": last,
+            "accounts": [{"code": row.code, "name": row.name, "normal_side": row.normal_side,
+                          "opening_balance": _money(row.opening), "debit": _money(row.debit),
+                          "credit": _money(row.credit), "closing_balance": _money(row.closing)}
+                         for row in table.rows],
+            "totals": {"opening_debit": _money(table.opening_debit), "opening_credit": _money(table.opening_credit),
+                       "debit": _money(table.total_debit), "credit": _money(table.total_credit),
+                       "closing_debit": _money(table.closing_debit), "closing_credit": _money(table.closing_credit)}}
 
 
 @books_blp.route("/collectives/<collective_id>/balance-sheet", methods=["GET"])

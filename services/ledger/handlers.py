@@ -274,6 +274,22 @@ def handle_close_period(command: ClosePeriod, reads: LedgerReads) -> Decision:
     return Decision([NewEvent("PeriodClosed", command.collective_id, data)], dict(data))
 
 
+#: The longest range of months a 科目余额表 covers (the opening balance carries everything before it).
+MAX_BALANCE_MONTHS = 120
+
+
+def month_range(first: str, last: str) -> tuple[str, str]:
+    """The months ``first``–``last`` of a 科目余额表 (``YYYY-MM``, already of that form): 422 ``to`` when the
+    range runs backwards or is longer than ``MAX_BALANCE_MONTHS``."""
+    span = (int(last[:4]) * 12 + int(last[5:7])) - (int(first[:4]) * 12 + int(first[5:7])) + 1
+    if span < 1:
+        raise Refused(422, "invalid_range", f"to ({last}) is before from ({first})", "to")
+    if span > MAX_BALANCE_MONTHS:
+        raise Refused(422, "invalid_range", f"a 科目余额表 covers at most {MAX_BALANCE_MONTHS} months "
+                      f"({span} asked); the opening balance carries what came before", "to")
+    return first, last
+
+
 def find_entry(collective_id: str, entry_id: str, reads: LedgerReads) -> dict[str, Any]:
     """A posted entry of a collective's books (404 for an unknown collective, or an entry not in its books)."""
     require_collective(collective_id, reads)

@@ -17,12 +17,14 @@ from services.contracts.money import format_yuan
 from services.ledger.capital import CapitalChange, holdings
 from services.ledger.domain import ENTRY_QUALIFIER, AutomaticEntryIds, Line, automatic_entry_ids, line_to_wire
 from services.ledger.reports import (
+    AccountBalances,
     BalanceSheet,
     CollectiveInfo,
     IncomeStatement,
     PostedLine,
     TrialBalance,
     VillageIncomeReport,
+    account_balances,
     balance_sheet,
     income_statement,
     trial_balance,
@@ -267,6 +269,18 @@ class LedgerReads:
                            sum_of(row[5], row[6])) for row in rows]
 
     # -- reports -------------------------------------------------------------------------------------------
+
+    def account_balances(self, collective_id: str, first: str, last: str) -> AccountBalances:
+        """科目余额表 of the months ``first``–``last`` (``YYYY-MM``, both included); sums exact however big."""
+        start, end = f"{first}-01", f"{last}-31"  # ISO dates compare as text: every day of ``last`` is <= end
+
+        def summed(condition: str, params: tuple[str, ...]) -> list[PostedLine]:
+            rows = self.store.query(f"SELECT account, {exact_sum('debit')}, {exact_sum('credit')} FROM entry_lines "
+                                    f"WHERE collective_id=? AND {condition} GROUP BY account", (collective_id, *params))
+            return [PostedLine(collective_id, "", dt.date.min, row[0], sum_of(row[1], row[2]), sum_of(row[3], row[4]))
+                    for row in rows]
+
+        return account_balances(summed("date<?", (start,)), summed("date>=? AND date<=?", (start, end)), first, last)
 
     def trial_balance(self, collective_id: str, as_of: dt.date) -> TrialBalance:
         return trial_balance(self.balances_to(collective_id, as_of), as_of)

@@ -119,6 +119,84 @@ def trial_balance(
     )
 
 
+# --- 科目余额表 over a range of months ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AccountBalanceRow:
+    """One account (or sub-account) of the 科目余额表 of a range of months.
+
+    ``opening`` and ``closing`` are balances on the account's normal side (negative when the
+    account stands on the other side); ``debit`` and ``credit`` are the period's movements.
+    ``closing == opening + (debit − credit)`` for a debit-normal account, ``+ (credit − debit)`` else.
+    """
+
+    code: str
+    name: str
+    normal_side: str
+    opening: int
+    debit: int
+    credit: int
+    closing: int
+
+    def side_amounts(self, balance: int) -> tuple[int, int]:
+        """A balance on this account's normal side as (debit-side, credit-side) amounts, one of them 0."""
+        as_debit = balance if self.normal_side == "debit" else -balance
+        return (as_debit, 0) if as_debit >= 0 else (0, -as_debit)
+
+
+@dataclass(frozen=True)
+class AccountBalances:
+    """科目余额表 from the first day of ``first`` to the last day of ``last`` (months ``YYYY-MM``).
+
+    Every total is an exact int of fen. For balanced books ``opening_debit == opening_credit``,
+    ``total_debit == total_credit`` and ``closing_debit == closing_credit``.
+    """
+
+    first: str
+    last: str
+    rows: tuple[AccountBalanceRow, ...]
+    opening_debit: int
+    opening_credit: int
+    total_debit: int
+    total_credit: int
+    closing_debit: int
+    closing_credit: int
+
+
+def account_balances(before: Iterable[PostedLine], during: Iterable[PostedLine], first: str,
+                     last: str) -> AccountBalances:
+    """科目余额表 of one collective: ``before`` are its lines dated before the range (or their sums per
+    account), ``during`` those dated inside it. One row per account used (sub-accounts apart), in chart
+    order; an account with nothing to show (zero opening, no movement) is left out."""
+    opening_net: dict[str, int] = {}  # debit − credit before the range
+    debits: dict[str, int] = {}
+    credits: dict[str, int] = {}
+    for line in before:
+        opening_net[line.account] = opening_net.get(line.account, 0) + line.debit - line.credit
+    for line in during:
+        debits[line.account] = debits.get(line.account, 0) + line.debit
+        credits[line.account] = credits.get(line.account, 0) + line.credit
+    rows = []
+    for code in sorted(set(opening_net) | set(debits), key=_code_key):
+        account = lookup(code)
+        net = opening_net.get(code, 0)
+        debit, credit = debits.get(code, 0), credits.get(code, 0)
+        if net == 0 and debit == 0 and credit == 0:
+            continue
+        opening = _signed(account, max(net, 0), max(-net, 0))
+        closing = _signed(account, max(net, 0) + debit, max(-net, 0) + credit)
+        rows.append(AccountBalanceRow(code, account.name, account.normal_side, opening, debit, credit, closing))
+    opening_sides = [row.side_amounts(row.opening) for row in rows]
+    closing_sides = [row.side_amounts(row.closing) for row in rows]
+    return AccountBalances(
+        first=first, last=last, rows=tuple(rows),
+        opening_debit=sum(d for d, _ in opening_sides), opening_credit=sum(c for _, c in opening_sides),
+        total_debit=sum(row.debit for row in rows), total_credit=sum(row.credit for row in rows),
+        closing_debit=sum(d for d, _ in closing_sides), closing_credit=sum(c for _, c in closing_sides),
+    )
+
+
 # --- balance sheet ----------------------------------------------------------------------
 
 

@@ -162,6 +162,12 @@ class AsOfQuery(Schema):
     as_of = IsoDate(load_default=None, metadata={"description": "default: today (China Standard Time)"})
 
 
+class MonthRangeQuery(Schema):
+    first = Period(data_key="from", required=True, metadata={"description": "the first month, YYYY-MM"})
+    last = Period(data_key="to", required=True, metadata={"description": "the last month, YYYY-MM (at most "
+                                                                          "120 months after from)"})
+
+
 class YearQuery(Schema):
     year = fields.Integer(required=True, validate=validate.Range(min=1900, max=9999))
 
@@ -317,6 +323,33 @@ class TrialBalanceBody(Schema):
     as_of = fields.String()
     accounts = fields.List(fields.Nested(TrialBalanceRow))
     totals = fields.Nested(Totals)
+
+
+class AccountBalanceRowBody(Schema):
+    code = fields.String(metadata={"description": "an account of the chart or a sub-account (141/binhai-park)"})
+    name = fields.String(metadata={"description": "the chart's name of the (base) account"})
+    normal_side = fields.String(metadata={"description": "debit or credit"})
+    opening_balance = fields.String(metadata={"description": "期初余额, on the normal side (negative: the other)"})
+    debit = fields.String(metadata={"description": "本期借方发生额"})
+    credit = fields.String(metadata={"description": "本期贷方发生额"})
+    closing_balance = fields.String(metadata={"description": "期末余额, on the normal side"})
+
+
+class AccountBalanceTotals(Schema):
+    opening_debit = fields.String(metadata={"description": "Σ opening balances standing on the debit side"})
+    opening_credit = fields.String()
+    debit = fields.String()
+    credit = fields.String()
+    closing_debit = fields.String()
+    closing_credit = fields.String()
+
+
+class AccountBalancesBody(Schema):
+    collective_id = fields.String()
+    first = fields.String(data_key="from")
+    last = fields.String(data_key="to")
+    accounts = fields.List(fields.Nested(AccountBalanceRowBody))
+    totals = fields.Nested(AccountBalanceTotals)
 
 
 class StatementRow(Schema):

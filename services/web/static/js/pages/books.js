@@ -22,19 +22,26 @@ export async function booksPage(root) {
   await accounts();
   const asOf = h("input", { type: "date", value: today(), "data-testid": "as-of", name: "as_of" });
   const tbSlot = h("div", { "data-testid": "trial-balance" });
+  const month = today().slice(0, 7);
+  const monthFrom = h("input", { type: "month", value: `${month.slice(0, 4)}-01`, "data-testid": "balances-from", name: "from", "data-field": "from" });
+  const monthTo = h("input", { type: "month", value: month, "data-testid": "balances-to", name: "to", "data-field": "to" });
+  const balancesSlot = h("div", { "data-testid": "account-balances" });
   const entriesSlot = h("div", { "data-testid": "entries" });
   const exportButton = session.who.features?.export_xlsx
     ? h("button", { type: "button", "data-testid": "export-xlsx", onclick: () => exportXlsx(exportButton) }, t("books.export"))
     : null;
-  const turns = { tb: latest(), entries: latest() };
+  const turns = { tb: latest(), entries: latest(), balances: latest() };
   const picker = await collectivePicker(() => load());
   root.append(
     h("h1", {}, t("nav.books")),
     toolbar(field(t("collective"), picker), field(t("books.as_of"), asOf), exportButton),
     section(t("books.trial_balance"), tbSlot),
+    section(t("books.account_balances"), toolbar(field(t("books.from_month"), monthFrom), field(t("books.to_month"), monthTo)), balancesSlot),
     section(t("books.entries"), entriesSlot),
   );
   asOf.addEventListener("change", () => load());
+  monthFrom.addEventListener("change", () => session.collectiveId && loadBalances(session.collectiveId));
+  monthTo.addEventListener("change", () => session.collectiveId && loadBalances(session.collectiveId));
 
   async function load() {
     const cid = session.collectiveId;
@@ -42,7 +49,28 @@ export async function booksPage(root) {
       replace(tbSlot, h("p", { class: "muted" }, t("books.no_collective")));
       return;
     }
-    await Promise.all([loadTrialBalance(cid), loadEntries(cid)]);
+    await Promise.all([loadTrialBalance(cid), loadBalances(cid), loadEntries(cid)]);
+  }
+
+  async function loadBalances(cid) {
+    const current = turns.balances();
+    try {
+      const body = await api("ledger", `/v1/collectives/${encodeURIComponent(cid)}/account-balances`, { query: { from: monthFrom.value, to: monthTo.value } });
+      if (!current()) return;
+      const totals = body.totals || {};
+      const side = (r) => t(`side.${r.normal_side}`);
+      replace(balancesSlot, table([
+        { key: "code", label: t("account.code"), render: (r) => h("code", {}, r.code) },
+        { key: "name", label: t("account.name") },
+        { key: "normal_side", label: t("books.normal_side"), render: side },
+        { key: "opening_balance", label: t("books.opening"), money: true },
+        { key: "debit", label: t("books.period_debit"), money: true },
+        { key: "credit", label: t("books.period_credit"), money: true },
+        { key: "closing_balance", label: t("books.closing"), money: true },
+      ], body.accounts || [], { footer: { code: t("total"), debit: totals.debit, credit: totals.credit }, testid: "account-balances-table", rowKey: "code", empty: t("books.no_entries") }));
+    } catch (exc) {
+      if (current()) replace(balancesSlot, failure(exc));
+    }
   }
 
   async function loadTrialBalance(cid) {
