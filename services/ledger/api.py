@@ -32,10 +32,11 @@ from services.ledger.commands import (
     RegisterProject,
     ReverseEntry,
     Withdraw,
+    YearEndClose,
 )
 from services.ledger.domain import CHINA_STANDARD_TIME
 from services.ledger.reads import LedgerReads
-from services.ledger.reports import MILLION_TARGET_FEN, WEAK_THRESHOLD_FEN, IncomeSubtotal, Section
+from services.ledger.reports import DISTRIBUTION_ITEMS, MILLION_TARGET_FEN, WEAK_THRESHOLD_FEN, IncomeSubtotal, Section
 from services.ledger.schemas import (
     AccountBalancesBody,
     AccountList,
@@ -72,6 +73,8 @@ from services.ledger.schemas import (
     VillageIncomeQuery,
     WithdrawalBody,
     WithdrawalRequest,
+    YearEndCloseBody,
+    YearEndCloseRequest,
     YearQuery,
 )
 from services.runtime.auth import Forbidden, Principal
@@ -439,6 +442,33 @@ def close_period(body: dict[str, Any], collective_id: str) -> Any:
                                                               "period": r["period"]})
 
 
+@books_blp.route("/collectives/<collective_id>/year-end-close", methods=["POST"])
+@books_blp.arguments(YearEndCloseRequest)
+@books_blp.response(201, YearEndCloseBody)
+@books_blp.doc(**WRITE_DOC)
+def year_end_close(body: dict[str, Any], collective_id: str) -> Any:
+    """Close a year (结转, DESIGN §11): entries dated 31 December carry each income and expense account's
+    balance of the year into 321 本年收益, then the net income into 322/undistributed."""
+    command = YearEndClose(collective_id, body["year"], _today())
+
+    def write(publish: Publisher) -> dict[str, Any]:
+        # The automatic entries owed to these books are posted first, at their own dates (a dividend of the
+        # year approved but not yet posted is income of the year the close must carry).
+        while service().publish_owed(collective_id):
+            pass
+        return _publish(publish, handlers.handle_year_end_close(command, _reads()))
+
+    return idempotent(_request_body(body), write,
+                      lambda r: handlers.find_year_end_close(collective_id, r["year"], _reads()))
+
+
+@books_blp.route("/collectives/<collective_id>/year-end-close/<int:year>", methods=["GET"])
+@books_blp.response(200, YearEndCloseBody)
+def get_year_end_close(collective_id: str, year: int) -> Any:
+    """The year-end close of ``year``: whether it stands, the net income it carried, its entries."""
+    return handlers.find_year_end_close(collective_id, year, _reads())
+
+
 @books_blp.route("/collectives/<collective_id>/periods", methods=["GET"])
 @books_blp.response(200, PeriodList)
 def list_periods(collective_id: str) -> Any:
@@ -511,13 +541,17 @@ def get_balance_sheet(query: dict[str, Any], collective_id: str) -> Any:
 @books_blp.arguments(YearQuery, location="query")
 @books_blp.response(200, IncomeStatementBody)
 def get_income_statement(query: dict[str, Any], collective_id: str) -> Any:
-    """收益及收益分配表 (the 收益 part) for ``year``."""
+    """收益及收益分配表 for ``year``: the year's income and expenses (the year-end close left out) and 收益分配."""
     reads = _reads()
     handlers.require_collective(collective_id, reads)
     year = query["year"]
     statement = reads.income_statement(collective_id, year)
+    shared = statement.distribution
+    items = [] if shared is None else [{"item": key, "name": name, "amount": _money(getattr(shared, key))}
+                                       for key, name in DISTRIBUTION_ITEMS]
     return {"collective_id": collective_id, "year": year, "income": _section(statement.income),
-            "expenses": _section(statement.expenses), "net_income": _money(statement.net_income)}
+            "expenses": _section(statement.expenses), "net_income": _money(statement.net_income),
+            "distribution": items}
 
 
 # -- reports across collectives ------------------------------------------------------------------------------

@@ -315,6 +315,7 @@ class IncomeStatement:
     income: Section
     expenses: Section
     net_income: int
+    distribution: Distribution | None = None
 
     def amount(self, code: str) -> int:
         """The year's amount of one item by base code (e.g. ``"502"``)."""
@@ -336,15 +337,71 @@ def _movements(lines: Iterable[PostedLine], year: int) -> dict[str, int]:
 
 
 def income_statement(
-    lines: Iterable[PostedLine], year: int, *, collective_id: str | None = None
+    lines: Iterable[PostedLine], year: int, *, collective_id: str | None = None,
+    brought_forward: int | None = None, appropriations: Iterable[PostedLine] = (),
 ) -> IncomeStatement:
     """收益及收益分配表 for ``year``: 经营收入, 投资收益, 补助收入, 其他收入, less 经营支出,
-    税金及附加, 管理费用, 公益支出, 其他支出, 所得税费用 → 本年收益."""
+    税金及附加, 管理费用, 公益支出, 其他支出, 所得税费用 → 本年收益 (``lines`` without the year-end
+    close, which empties these accounts); with ``brought_forward`` (322 at the start of the year) the
+    收益分配 part too (see :func:`distribution`)."""
     moves = _movements(_select(lines, collective_id), year)
     income = _section("收入", [ReportRow(c, BY_CODE[c].name, -moves.get(c, 0)) for c in INCOME_CODES])
     expenses = _section("支出", [ReportRow(c, BY_CODE[c].name, moves.get(c, 0)) for c in EXPENSE_CODES])
     net_income = income.total - expenses.total
-    return IncomeStatement(year=year, income=income, expenses=expenses, net_income=net_income)
+    shared = None if brought_forward is None else distribution(net_income, brought_forward, appropriations)
+    return IncomeStatement(year=year, income=income, expenses=expenses, net_income=net_income, distribution=shared)
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """收益分配 (the 分配 part of 收益及收益分配表) of a year, in fen, from the accounts' movements.
+
+    ``distributable = net_income + brought_forward`` (本年收益 + 年初未分配收益); the appropriations are
+    what the year's entries against 322 收益分配 credited elsewhere: 311 公积公益金 (提取公积公益金),
+    211/welfare (应付福利费), 211/member-dividends (应付成员收益), anything else (其他); and
+    ``undistributed = distributable − every appropriation`` (年末未分配收益).
+    """
+
+    net_income: int
+    brought_forward: int
+    reserve: int
+    welfare: int
+    member_dividends: int
+    other: int
+
+    @property
+    def distributable(self) -> int:
+        return self.net_income + self.brought_forward
+
+    @property
+    def undistributed(self) -> int:
+        return self.distributable - self.reserve - self.welfare - self.member_dividends - self.other
+
+
+#: The items of 收益分配, in the statement's order: (key, name).
+DISTRIBUTION_ITEMS: tuple[tuple[str, str], ...] = (
+    ("net_income", "本年收益"), ("brought_forward", "年初未分配收益"), ("distributable", "可分配收益"),
+    ("reserve", "提取公积公益金"), ("welfare", "应付福利费"), ("member_dividends", "应付成员收益"),
+    ("other", "其他分配"), ("undistributed", "年末未分配收益"),
+)
+
+
+def distribution(net_income: int, brought_forward: int, appropriations: Iterable[PostedLine]) -> Distribution:
+    """收益分配 of a year: ``brought_forward`` is 322's credit balance at the start of the year;
+    ``appropriations`` the year's lines, other than on 322, of the entries that moved 322 (the close left out)."""
+    sums = {"reserve": 0, "welfare": 0, "member_dividends": 0, "other": 0}
+    for line in appropriations:
+        base = split(line.account)[0]
+        if base == "311":
+            key = "reserve"
+        elif line.account == "211/welfare":
+            key = "welfare"
+        elif line.account == "211/member-dividends":
+            key = "member_dividends"
+        else:
+            key = "other"
+        sums[key] += line.credit - line.debit
+    return Distribution(net_income, brought_forward, **sums)
 
 
 def collective_income(lines: Iterable[PostedLine], year: int, *, collective_id: str | None = None) -> int:

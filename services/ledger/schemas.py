@@ -162,6 +162,12 @@ class AsOfQuery(Schema):
     as_of = IsoDate(load_default=None, metadata={"description": "default: today (China Standard Time)"})
 
 
+class YearEndCloseRequest(Schema):
+    """POST /v1/collectives/{collective_id}/year-end-close."""
+
+    year = fields.Integer(required=True, strict=True, validate=validate.Range(min=1900, max=9999))
+
+
 class MonthRangeQuery(Schema):
     first = Period(data_key="from", required=True, metadata={"description": "the first month, YYYY-MM"})
     last = Period(data_key="to", required=True, metadata={"description": "the last month, YYYY-MM (at most "
@@ -352,6 +358,24 @@ class AccountBalancesBody(Schema):
     totals = fields.Nested(AccountBalanceTotals)
 
 
+class YearEndCloseBody(Schema):
+    collective_id = fields.String()
+    year = fields.Integer()
+    closed = fields.Boolean(metadata={"description": "whether the close stands (not reversed)"})
+    net_income = fields.String(metadata={"description": "what the standing close carried into 322/undistributed "
+                                                        "(negative: a loss)"})
+    entries = fields.List(fields.Nested(EntryBody), metadata={"description": "every close entry of the year, "
+                                                                            "reversed ones too"})
+
+
+class DistributionItem(Schema):
+    item = fields.String(metadata={"description": "net_income, brought_forward, distributable, reserve, welfare, "
+                                                  "member_dividends, other or undistributed"})
+    name = fields.String(metadata={"description": "本年收益, 年初未分配收益, 可分配收益, 提取公积公益金, 应付福利费, "
+                                                  "应付成员收益, 其他分配, 年末未分配收益"})
+    amount = fields.String()
+
+
 class StatementRow(Schema):
     code = fields.String()
     name = fields.String()
@@ -381,6 +405,8 @@ class IncomeStatementBody(Schema):
     income = fields.Nested(StatementSection)
     expenses = fields.Nested(StatementSection)
     net_income = fields.String()
+    distribution = fields.List(fields.Nested(DistributionItem), metadata={
+        "description": "收益分配, in the statement's order, from the accounts' movements of the year"})
 
 
 class VillageIncomeRow(Schema):

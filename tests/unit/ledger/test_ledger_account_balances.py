@@ -37,7 +37,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 
 def balances(world: World, first: str, last: str, collective_id: str | None = None) -> dict[str, Any]:
-    return world.ok(f"/v1/collectives/{collective_id or world.village}/account-balances?from={first}&to={last}")
+    return dict(world.ok(f"/v1/collectives/{collective_id or world.village}/account-balances?from={first}&to={last}"))
 
 
 def test_opening_period_movements_and_closing_per_account_and_sub_account(world: World) -> None:

@@ -46,11 +46,11 @@ def entries_path(world: World, collective_id: str | None = None) -> str:
 
 
 def post(world: World, day: str, collective_id: str | None = None, **extra: Any) -> dict[str, Any]:
-    return world.created(entries_path(world, collective_id), {"date": day, "lines": LINES, **extra})
+    return dict(world.created(entries_path(world, collective_id), {"date": day, "lines": LINES, **extra}))
 
 
 def month_entries(world: World, collective_id: str, month: str) -> list[dict[str, Any]]:
-    return world.ok(f"{entries_path(world, collective_id)}?from={month}-01&to={month}-31")["items"]
+    return list(world.ok(f"{entries_path(world, collective_id)}?from={month}-01&to={month}-31")["items"])
 
 
 def log_order(log: InMemoryLog, collective_id: str) -> list[str]:

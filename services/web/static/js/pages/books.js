@@ -218,12 +218,49 @@ export async function statementPage(root) {
   const year = yearInput();
   const slot = h("div", { "data-testid": "income-statement" });
   const picker = await collectivePicker(() => load());
-  root.append(h("h1", {}, t("statement.title")), toolbar(field(t("collective"), picker), field(t("year"), year)), section(t("statement.title"), slot));
+  const closeSlot = h("div", { "data-testid": "year-end-close" });
+  root.append(h("h1", {}, t("statement.title")), toolbar(field(t("collective"), picker), field(t("year"), year)),
+    section(t("close.title"), closeSlot), section(t("statement.title"), slot));
   year.addEventListener("change", () => load());
   const turn = latest();
 
+  async function loadClose() {
+    const cid = session.collectiveId;
+    let shown = null;
+    try {
+      shown = await api("ledger", `/v1/collectives/${encodeURIComponent(cid)}/year-end-close/${encodeURIComponent(year.value)}`);
+    } catch (exc) {
+      if (exc.status !== 404) { replace(closeSlot, failure(exc)); return; }
+    }
+    const parts = [];
+    if (shown && shown.closed) {
+      const vouchers = shown.entries.filter((e) => !e.reversed_by).map((e) => e.voucher_no).join("、");
+      parts.push(h("p", { class: "badge ok", "data-testid": "close-status" }, `${t("close.done")} ${money(shown.net_income)}（${vouchers}）`));
+    } else {
+      parts.push(h("p", { class: "muted", "data-testid": "close-status" }, t("close.not_yet")));
+      if (session.can("accountant")) {
+        const button = h("button", { type: "button", class: "primary", "data-testid": "close-year" }, t("close.submit"));
+        const submission = new Submission();
+        button.addEventListener("click", async () => {
+          busy(button, true);
+          try {
+            await api("ledger", `/v1/collectives/${encodeURIComponent(cid)}/year-end-close`, { method: "POST", body: { year: Number(year.value) }, submission });
+            await load();
+          } catch (exc) {
+            button.after(failure(exc));
+          } finally {
+            busy(button, false);
+          }
+        });
+        parts.push(button);
+      }
+    }
+    replace(closeSlot, parts);
+  }
+
   async function load() {
     const current = turn();
+    loadClose();
     try {
       const st = await api("ledger", `/v1/collectives/${encodeURIComponent(session.collectiveId)}/income-statement`, { query: { year: year.value } });
       if (!current()) return;
@@ -237,8 +274,9 @@ export async function statementPage(root) {
       addSection(st.income, t("statement.income"));
       addSection(st.expenses, t("statement.expenses"));
       rows.push({ label: h("strong", {}, t("statement.net_income")), amount: st.net_income, cls: "grand" });
-      if (st.distribution) {
-        for (const [key, value] of Object.entries(st.distribution)) rows.push({ label: t(`statement.${key}`), amount: value });
+      for (const item of st.distribution || []) {
+        const strong = item.item === "distributable" || item.item === "undistributed";
+        rows.push({ label: strong ? h("strong", {}, item.name) : item.name, amount: item.amount, cls: strong ? "subtotal" : "" });
       }
       replace(slot, table([
         { key: "label", label: t("statement.item") },
