@@ -13,7 +13,7 @@ from services.contracts.topics import WRITERS
 from services.runtime.config import PROJECT_ROOT
 
 SERVICES = WRITERS
-DEFAULT_PORTS = {"ledger": 8001, "rentals": 8002, "dividends": 8003}
+DEFAULT_PORTS = {"ledger": 8001, "rentals": 8002, "dividends": 8003, "members": 8004}
 
 #: Commands that live beside what they drive (the launcher, the loader, the web page, the audit): name ->
 #: ``module:attribute``, imported only when the command runs (or help lists it), so that ``baotuan serve``
@@ -114,7 +114,7 @@ def topics(bootstrap: str) -> None:
 @main.command("serve")
 @click.argument("service", type=click.Choice(SERVICES))
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=None, help="default: ledger 8001, rentals 8002, dividends 8003")
+@click.option("--port", type=int, default=None, help="default: ledger 8001, rentals 8002, dividends 8003, members 8004")
 @click.option("--threads", type=int, default=8, show_default=True)
 def serve(service: str, host: str, port: int | None, threads: int) -> None:
     """Run a service under gunicorn (one worker process: it is the single writer of its streams)."""

@@ -36,6 +36,7 @@ CHANNEL_IDS = {
     "baotuan.rentals.v1": "rentals",
     "baotuan.dividends.v1": "dividends",
     "baotuan.accounts.v1": "accounts",
+    "baotuan.members.v1": "members",
     "baotuan.deadletter.v1": "deadLetters",
     "baotuan.checkpoints.v1": "checkpoints",
 }

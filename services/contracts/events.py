@@ -317,6 +317,184 @@ class DistributionCancelled(EventData):
     reason = Text(required=True, max_length=500)
 
 
+# -- members (DESIGN §11) ------------------------------------------------------------------------------
+
+#: A number of shares, or a share kind's weight: a decimal ≥ 0 with at most 4 places ("12", "0.5", "1.2500").
+SHARES_RE = re.compile(r"^(0|[1-9][0-9]{0,8})(\.[0-9]{1,4})?$")
+#: A household's weight, or the sum of the weights (Σ shares × kind weight): a product of two 4-place decimals has
+#: up to 8 places, and a village's sum of them up to 20 integer digits.
+WEIGHT_RE = re.compile(r"^(0|[1-9][0-9]{0,19})(\.[0-9]{1,8})?$")
+#: A fraction of a vote rule, "2/3": the charter's quorum (present/entitled) or majority (for/present).
+FRACTION_RE = re.compile(r"^[1-9][0-9]{0,2}/[1-9][0-9]{0,2}$")
+TRANSFER_REASONS = ("inheritance", "gift", "court", "other")
+VOTE_BODIES = ("members", "representatives")
+#: A share certificate's number (股权证号), e.g. "JQLM-2025-0001".
+CERTIFICATE_RE = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,39}$")
+
+
+def _shares(**kwargs: Any) -> fields.String:
+    return fields.String(validate=FullMatch(SHARES_RE.pattern,
+                                            error="must be a decimal ≥ 0 with at most 4 places, such as 1.5"),
+                         **kwargs)
+
+
+def _weight(**kwargs: Any) -> fields.String:
+    return fields.String(validate=FullMatch(WEIGHT_RE.pattern,
+                                            error="must be a decimal ≥ 0 with at most 8 places, such as 2.25"),
+                         **kwargs)
+
+
+def _fraction(**kwargs: Any) -> fields.String:
+    return fields.String(validate=FullMatch(FRACTION_RE.pattern, error='must be a fraction such as "2/3"'), **kwargs)
+
+
+class ShareKind(Schema):
+    class Meta:
+        unknown = RAISE
+
+    kind = Slug(required=True)
+    name = Text(required=True, max_length=50)
+    weight = _shares(required=True)
+
+
+class CharterSet(EventData):
+    """The collective's charter (章程) as far as distribution goes; a later CharterSet replaces it whole."""
+
+    collective_id = Slug(required=True)
+    share_kinds = fields.List(fields.Nested(ShareKind), required=True, validate=validate.Length(min=1, max=10))
+    reserve_rate_min = Rate(required=True)
+    shares_fixed_on = IsoDate(load_default=None, allow_none=True)
+    #: present/entitled must reach it (DESIGN §11: at least 2/3).
+    quorum = _fraction(required=True)
+    #: for/present must pass it, strictly (DESIGN §11: more than 1/2).
+    majority = _fraction(required=True)
+    adopted_on = IsoDate(required=True)
+
+
+class HouseholdRegistered(EventData):
+    collective_id = Slug(required=True)
+    household_id = Slug(required=True)
+    head_name = Text(required=True, max_length=50)
+    address = Text(load_default="", allow_empty=True, max_length=200)
+    registered_on = IsoDate(required=True)
+
+
+class MemberRegistered(EventData):
+    collective_id = Slug(required=True)
+    member_id = Slug(required=True)
+    household_id = Slug(required=True)
+    name = Text(required=True, max_length=50)
+    relation = Text(load_default="", allow_empty=True, max_length=20)
+    born_on = IsoDate(load_default=None, allow_none=True)
+    joined_on = IsoDate(required=True)
+
+
+class HoldingsSet(EventData):
+    """A household's holdings of every kind, from ``effective_on`` (only before the shares were fixed)."""
+
+    collective_id = Slug(required=True)
+    household_id = Slug(required=True)
+    holdings = fields.Dict(keys=Slug(), values=_shares(), required=True)
+    effective_on = IsoDate(required=True)
+
+
+class SharesTransferred(EventData):
+    collective_id = Slug(required=True)
+    transfer_id = Slug(required=True)
+    from_household = Slug(required=True)
+    to_household = Slug(required=True)
+    kind = Slug(required=True)
+    shares = _shares(required=True)
+    effective_on = IsoDate(required=True)
+    reason = fields.String(required=True, validate=validate.OneOf(TRANSFER_REASONS))
+    note = Text(load_default="", allow_empty=True, max_length=500)
+
+
+class CertificateIssued(EventData):
+    collective_id = Slug(required=True)
+    certificate_no = fields.String(required=True, validate=FullMatch(CERTIFICATE_RE.pattern,
+                                                                     error="must be a certificate number such as "
+                                                                           "JQLM-2025-0001"))
+    household_id = Slug(required=True)
+    holdings = fields.Dict(keys=Slug(), values=_shares(), required=True)
+    issued_on = IsoDate(required=True)
+    #: The certificate this one replaces (reissued on a change of holdings), if any.
+    replaces = fields.String(load_default=None, allow_none=True, validate=FullMatch(CERTIFICATE_RE.pattern))
+
+
+class PlanProposed(EventData):
+    """A 收益分配方案 for ``year``: the appropriations of DESIGN §11 and the household split at ``record_date``
+    (its HouseholdAllocated events follow it in the same transaction)."""
+
+    collective_id = Slug(required=True)
+    plan_id = Slug(required=True)
+    year = fields.Integer(strict=True, required=True, validate=validate.Range(min=1900, max=9999))
+    net_income = Yuan(required=True, allow_negative=True)
+    brought_forward = Yuan(required=True, allow_negative=True)
+    distributable = Yuan(required=True, allow_negative=True)
+    reserve_rate = Rate(required=True)
+    reserve = Yuan(required=True)
+    welfare = Yuan(required=True)
+    members_total = Yuan(required=True)
+    undistributed = Yuan(required=True, allow_negative=True)
+    record_date = IsoDate(required=True)
+    total_weight = _weight(required=True)
+    households = fields.Integer(strict=True, required=True, validate=validate.Range(min=0))
+    proposed_by = Text(required=True, max_length=100)
+
+
+class HouseholdAllocated(EventData):
+    collective_id = Slug(required=True)
+    plan_id = Slug(required=True)
+    household_id = Slug(required=True)
+    holdings = fields.Dict(keys=Slug(), values=_shares(), required=True)
+    weight = _weight(required=True)
+    amount = Yuan(required=True)
+
+
+_HEADS = validate.Range(min=0, max=10_000_000)
+#: The vote of a 成员(代表)大会 (DESIGN §11); "for" is a Python keyword, hence the schema from a dict.
+Vote = Schema.from_dict({
+    "body": fields.String(required=True, validate=validate.OneOf(VOTE_BODIES)),
+    "meeting_on": IsoDate(required=True),
+    "entitled": fields.Integer(strict=True, required=True, validate=validate.Range(min=1, max=10_000_000)),
+    "present": fields.Integer(strict=True, required=True, validate=_HEADS),
+    "for": fields.Integer(strict=True, required=True, validate=_HEADS),
+    "against": fields.Integer(strict=True, required=True, validate=_HEADS),
+    "abstain": fields.Integer(strict=True, required=True, validate=_HEADS),
+}, name="Vote")
+
+
+class PlanApproved(EventData):
+    """The meeting's vote carried the plan; the ledger posts its appropriations dated ``vote.meeting_on``."""
+
+    collective_id = Slug(required=True)
+    plan_id = Slug(required=True)
+    year = fields.Integer(strict=True, required=True, validate=validate.Range(min=1900, max=9999))
+    vote = fields.Nested(Vote, required=True)
+    reserve = Yuan(required=True)
+    welfare = Yuan(required=True)
+    members_total = Yuan(required=True)
+    approved_by = Text(required=True, max_length=100)
+
+
+class HouseholdDividendPaid(EventData):
+    collective_id = Slug(required=True)
+    plan_id = Slug(required=True)
+    payment_id = Slug(required=True)
+    household_id = Slug(required=True)
+    amount = Yuan(required=True, positive=True)
+    paid_on = IsoDate(required=True)
+    bank_reference = Text(required=True, max_length=100)
+
+
+class PlanCancelled(EventData):
+    collective_id = Slug(required=True)
+    plan_id = Slug(required=True)
+    reason = Text(required=True, max_length=500)
+
+
+
 # -- checkpoints (DESIGN §4, "Anchoring"; services.contracts.anchoring) -------------------------------------
 
 
@@ -454,6 +632,8 @@ SCHEMAS: dict[tuple[str, int], type[EventData]] = {
         DistributionCancelled, ChainCheckpoint, DeadLetter,
         AccountCreated, AccountChanged, AccountDisabled, AccountEnabled, PasswordSet, SessionStarted, SessionEnded,
         SignInFailed, ApiTokenIssued, ApiTokenRevoked,
+        CharterSet, HouseholdRegistered, MemberRegistered, HoldingsSet, SharesTransferred, CertificateIssued,
+        PlanProposed, HouseholdAllocated, PlanApproved, HouseholdDividendPaid, PlanCancelled,
     )
 }
 

@@ -63,6 +63,25 @@ EVENT_DESCRIPTIONS: dict[str, str] = {
                             "income.",
     "DividendPaid": "An approved allocation is paid to the investor, once and in full.",
     "DistributionCancelled": "A declared distribution is cancelled before approval.",
+    "CharterSet": "A collective's charter (章程) as far as distribution goes: the share kinds and their weights, "
+                  "the reserve minimum, the date shares were fixed (股权固化), the quorum and majority of its "
+                  "meetings; a later CharterSet replaces it whole.",
+    "HouseholdRegistered": "A member household (户) of a collective is registered, with its head's name.",
+    "MemberRegistered": "A member (成员) of a household is registered.",
+    "HoldingsSet": "A household's holdings of every share kind from effective_on (only before the shares were "
+                   "fixed; after that holdings change only by transfers).",
+    "SharesTransferred": "Shares of one kind pass from one household to another of the same collective from "
+                         "effective_on, with the reason (inheritance, gift, court decision, other).",
+    "CertificateIssued": "A share certificate (股权证) with its number and the household's holdings; it replaces "
+                         "the household's previous certificate, if any.",
+    "PlanProposed": "A year's distribution plan (收益分配方案): the distributable amount from the books, the "
+                    "appropriations in order and the record date of the household split.",
+    "HouseholdAllocated": "One household's share of a proposed plan: its holdings on the record date, its "
+                          "weight and its amount (largest remainder, exact to the fen).",
+    "PlanApproved": "The members' (representatives') meeting approved the plan with the recorded vote; the "
+                    "books post its appropriations dated the meeting.",
+    "HouseholdDividendPaid": "A household's amount of an approved plan is paid, once and in full.",
+    "PlanCancelled": "A proposed plan is cancelled before approval.",
     "ChainCheckpoint": "A writer's signed checkpoint of one of its topics (DESIGN §4, Anchoring): for every "
                        "partition, the end offset and the heads (subject, seq, hash) of the streams that moved "
                        "since the previous checkpoint, chained into heads_digest; signed with Ed25519 by the key "

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 
 #: The services that write events (each the only writer of its own topics of record).
-WRITERS = ("ledger", "rentals", "dividends")
+WRITERS = ("ledger", "rentals", "dividends", "members")
 #: The principal that reads every topic and writes none (``baotuan audit``, ``export``, the web page's download).
 AUDITOR = "auditor"
 #: Every baotuan topic starts with this; every principal may DESCRIBE them all (to find they exist).
@@ -40,8 +40,9 @@ DIVIDENDS = "baotuan.dividends.v1"
 DEADLETTER = "baotuan.deadletter.v1"
 CHECKPOINTS = "baotuan.checkpoints.v1"
 ACCOUNTS = "baotuan.accounts.v1"
+MEMBERS = "baotuan.members.v1"
 #: The topics whose streams are hash-chained and anchored by signed checkpoints.
-RECORD_TOPICS = (LEDGER_ENTRIES, LEDGER_INVESTMENTS, RENTALS, DIVIDENDS, ACCOUNTS)
+RECORD_TOPICS = (LEDGER_ENTRIES, LEDGER_INVESTMENTS, RENTALS, DIVIDENDS, ACCOUNTS, MEMBERS)
 
 TOPICS: dict[str, Topic] = {
     t.name: t
@@ -49,7 +50,8 @@ TOPICS: dict[str, Topic] = {
         Topic(LEDGER_ENTRIES, "ledger", "collective_id (investor_id for InvestorRegistered)",
               ("CollectiveRegistered", "InvestorRegistered", "EntryPosted", "EntryReversed", "PeriodClosed"),
               "Each village's books: registrations, journal entries, reversals and closed periods.",
-              writers=("ledger",), readers=("ledger", AUDITOR)),
+              # The members service reads a village's books for the distributable amount of a year (DESIGN §11).
+              writers=("ledger",), readers=("ledger", "members", AUDITOR)),
         Topic(LEDGER_INVESTMENTS, "ledger", "project_id",
               ("ProjectRegistered", "LandShareInvested", "CashInvested", "InvestmentWithdrawn"),
               "Projects and the capital each investor holds in them.",
@@ -74,7 +76,16 @@ TOPICS: dict[str, Topic] = {
               "People's accounts (role, scope, status; the password hash only sealed), their sign-ins, sessions and "
               "API tokens; every service folds it to know who a session or an account's token is "
               "(docs/security.md).",
-              writers=("ledger",), readers=("ledger", "rentals", "dividends", AUDITOR)),
+              writers=("ledger",), readers=("ledger", "rentals", "dividends", "members", AUDITOR)),
+        # A village's own side (DESIGN §11): its register of members and shares and its year-end plans; the
+        # ledger posts the plan's appropriations and the households' payments.
+        Topic(MEMBERS, "members", "collective_id",
+              ("CharterSet", "HouseholdRegistered", "MemberRegistered", "HoldingsSet", "SharesTransferred",
+               "CertificateIssued", "PlanProposed", "HouseholdAllocated", "PlanApproved", "HouseholdDividendPaid",
+               "PlanCancelled"),
+              "Each village's register of households, members and shares, and its year-end distribution plans "
+              "(收益分配方案) with the household allocations and payments.",
+              writers=("members",), readers=("members", "ledger", AUDITOR)),
         Topic(DEADLETTER, "any consumer", "original key", ("DeadLetter",),
               "Records a consumer could not process, with the reason.",
               writers=WRITERS, readers=(AUDITOR,)),

@@ -252,6 +252,35 @@ class LogWriter:
                                                              "alliances": list(alliances)})
         self._collectives.add(collective_id)
 
+    # -- the members' part (DESIGN §11) -----------------------------------------------------------------------
+
+    def register_members(self, collective_id: str, households: Sequence[tuple[str, str, Mapping[str, str]]], *,
+                         fixed_on: str = "2025-06-30", adopted_on: str = "2025-03-01",
+                         by: str = "accountant:synthetic") -> None:
+        """A charter (人口股 and 农龄股, weight 1 each; shares fixed on ``fixed_on``), then each household
+        (id, head's name, holdings) registered with its head as a member, its holdings from ``adopted_on`` and
+        a certificate: what the members service publishes for a register."""
+        self.publish("CharterSet", collective_id, {
+            "collective_id": collective_id, "reserve_rate_min": "0.10", "shares_fixed_on": fixed_on,
+            "quorum": "2/3", "majority": "1/2", "adopted_on": adopted_on,
+            "share_kinds": [{"kind": "population", "name": "人口股", "weight": "1"},
+                            {"kind": "farm-age", "name": "农龄股", "weight": "1"}]}, actor=by)
+        prefix = "".join(part[:2] for part in collective_id.split("-")).upper()[:8]
+        for n, (household_id, head_name, holdings) in enumerate(households, start=1):
+            self.publish("HouseholdRegistered", collective_id, {
+                "collective_id": collective_id, "household_id": household_id, "head_name": head_name,
+                "address": "", "registered_on": adopted_on}, actor=by)
+            self.publish("MemberRegistered", collective_id, {
+                "collective_id": collective_id, "member_id": f"{household_id}-1", "household_id": household_id,
+                "name": head_name, "relation": "户主", "born_on": None, "joined_on": adopted_on}, actor=by)
+            self.publish("HoldingsSet", collective_id, {
+                "collective_id": collective_id, "household_id": household_id, "holdings": dict(holdings),
+                "effective_on": adopted_on}, actor=by)
+            self.publish("CertificateIssued", collective_id, {
+                "collective_id": collective_id, "certificate_no": f"{prefix}-{adopted_on[:4]}-{n:04d}",
+                "household_id": household_id, "holdings": dict(holdings), "issued_on": adopted_on,
+                "replaces": None}, actor=by)
+
     def register_investor(self, investor_id: str, name: str, investor_type: str = "government") -> None:
         self.publish("InvestorRegistered", investor_id, {"investor_id": investor_id, "name": name,
                                                          "investor_type": investor_type})
@@ -418,7 +447,8 @@ def small_scenario(writer: LogWriter | None = None, *, villages: int = 3, months
                    rents_per_month: int = 4, seed: int = 7) -> LogWriter:
     """A park of ``villages`` villages and a state co-investor over a year: investments, a development fund,
     monthly rent and expenses, two half-year distributions declared, approved and paid (the second
-    unpaid for the last village), one manual entry reversed."""
+    unpaid for the last village), one manual entry reversed; and the first village's member register (a
+    charter, three households with their shares and certificates)."""
     rng = random.Random(seed)
     log = writer or LogWriter()
     project = "binhai-park"
@@ -459,6 +489,9 @@ def small_scenario(writer: LogWriter | None = None, *, villages: int = 3, months
             for collective_id, _ in chosen[:-1]:
                 log.pay(second_half, "2026-01-10", investor_id=collective_id)
             log.pay(second_half, "2026-01-10", investor_id="luqiao-state-co")
+    log.register_members(first, [("hu-001", "张小明", {"population": "3", "farm-age": "12.5"}),
+                                 ("hu-002", "王五", {"population": "2", "farm-age": "8"}),
+                                 ("hu-003", "欧阳小明", {"farm-age": "20"})])
     return log
 
 

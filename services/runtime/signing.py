@@ -24,8 +24,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from services.contracts.anchoring import key_id
+from services.contracts.topics import WRITERS
 
-SERVICES = ("ledger", "rentals", "dividends")
+SERVICES = WRITERS  # every writer signs the checkpoints of its own topics
 
 
 class KeyFileError(RuntimeError):

@@ -33,7 +33,7 @@ def test_compose_runs_the_pinned_kafka_in_kraft_mode_with_single_node_replicatio
 def test_compose_services_use_the_one_dockerfile_and_real_serve_commands() -> None:
     services = compose()["services"]
     runner = CliRunner()
-    for name, port in (("ledger", 8001), ("rentals", 8002), ("dividends", 8003)):
+    for name, port in (("ledger", 8001), ("rentals", 8002), ("dividends", 8003), ("members", 8004)):
         svc = services[name]
         build = svc["build"]
         assert (DEPLOY / build["context"] / build["dockerfile"]).resolve() == (DEPLOY / "Dockerfile").resolve()

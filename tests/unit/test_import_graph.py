@@ -217,7 +217,7 @@ def test_no_private_name_is_imported_from_another_module() -> None:
 def test_serving_a_service_loads_no_dev_tool() -> None:
     """``baotuan serve`` (every service process) and the service apps load nothing of the dev tools."""
     script = ("import sys, services.cli, services.ledger.app, services.rentals.app, services.dividends.app, "
-              "services.web.app, services.audit.cli\n"
+              "services.members.app, services.web.app, services.audit.cli\n"
               "services.cli.main.get_command(None, 'serve')\n"
               f"print(sorted(m for m in sys.modules if m == {DEV_TOOLS!r} or m.startswith({DEV_TOOLS + '.'!r})))")
     done = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, capture_output=True, text=True,

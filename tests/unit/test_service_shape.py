@@ -11,7 +11,7 @@ import pytest
 
 from services.runtime.config import PROJECT_ROOT
 
-SERVICES = ("ledger", "rentals", "dividends")
+SERVICES = ("ledger", "rentals", "dividends", "members")
 ROLES = ("app.py", "api.py", "schemas.py", "commands.py", "handlers.py", "reads.py", "projection.py", "domain.py")
 #: SQL as the services write it (upper-case keywords).
 SQL = re.compile(r"\b(SELECT\s+.+\s+FROM|INSERT\s+(OR\s+\w+\s+)?INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM)\b", re.S)

@@ -1,7 +1,7 @@
 """``baotuan run``: the whole system on one machine (what ``make run`` does).
 
 Starts (or reuses) the local Kafka broker, creates the topics and the demo tokens, starts
-the three services as separate processes, waits until they are healthy, imports the
+the four services as separate processes, waits until they are healthy, imports the
 scenario through their public APIs and prints each distribution's payout table and the
 services' URLs. Then it stays up until Ctrl-C (SIGINT) or SIGTERM, and stops what it
 started: the services, and the broker only if this run started it. ``--no-wait`` exits
@@ -84,7 +84,7 @@ class LocalRun:
 
     @property
     def web_port(self) -> int:
-        return self.base_port - 1  # 8000 beside 8001-8003
+        return self.base_port - 1  # 8000 beside 8001-8004
 
     @property
     def tokens_file(self) -> Path:
@@ -95,7 +95,7 @@ class LocalRun:
         return self.var / "demo-tokens.json"
 
     def bring_up(self, scenario: Scenario) -> None:
-        """Broker, topics, tokens, and the three services healthy."""
+        """Broker, topics, tokens, and the four services healthy."""
         ports = [self.base_port + i for i in range(len(SERVICES))] + [self.web_port]
         busy = [str(port) for port in ports if not port_is_free(port)]
         if busy:
@@ -115,9 +115,9 @@ class LocalRun:
                          for name, port in zip(SERVICES, ports[:len(SERVICES)], strict=True)]
         env = service_env(self.broker.bootstrap, self.var, self.tokens_file)
         env.update({f"BAOTUAN_{svc.name.upper()}_URL": svc.url for svc in self.services})
-        # The web page for accountants, operators and boards, in front of the three services.
+        # The web page for accountants, operators and boards, in front of the services.
         self.services.append(ServiceProcess("web", self.web_port, self.var / "log" / "web.log"))
-        with self.err.status("starting ledger, rentals, dividends and the web page …"):
+        with self.err.status("starting ledger, rentals, dividends, members and the web page …"):
             took = start_services(self.services, env)
         self.done("healthy: " + ", ".join(f"{s.name} :{s.port} ({took[s.name]:.1f}s)" for s in self.services))
 
@@ -127,7 +127,7 @@ class LocalRun:
         admin = demo_token("admin", self.demo_file)
         if admin is None:
             raise StackError(f"no admin token in {_rel(self.demo_file)}")
-        client = ApiClient(Endpoints(*(s.url for s in self.services if s.name != "web")), admin)
+        client = ApiClient(Endpoints(**{s.name: s.url for s in self.services if s.name != "web"}), admin)
         before = _log_ends(self.broker)
         try:
             load_and_report(scenario, client, json_output=False, out=self.out, err=self.err,
@@ -224,7 +224,7 @@ def _log_ends(broker: Broker) -> dict[tuple[str, int], int]:
               default=DEFAULT_SCENARIO, show_default=True, help="the scenario to import")
 @click.option("--no-wait", is_flag=True, help="stop everything and exit once the tables are printed")
 @click.option("--base-port", type=int, default=8001, show_default=True,
-              help="ledger on this port, rentals on +1, dividends on +2, the web page on -1")
+              help="ledger on this port, rentals on +1, dividends on +2, members on +3, the web page on -1")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), envvar="BAOTUAN_DATA_DIR",
               default=None, help="projections, tokens, logs and the local broker's log  [default: var/]")
 def run_command(scenario_file: Path, no_wait: bool, base_port: int, data_dir: Path | None) -> None:

@@ -1,4 +1,4 @@
-"""The local stack of ``baotuan run``: a broker (started or reused) and the three services as processes.
+"""The local stack of ``baotuan run``: a broker (started or reused) and the four services as processes.
 
 Each service runs as its own ``baotuan serve <svc>`` process (gunicorn, one worker: the
 single writer of its streams) in its own session, so a Ctrl-C reaches only the launcher,

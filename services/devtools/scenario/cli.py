@@ -111,8 +111,9 @@ def load_and_report(scenario: Scenario, client: ApiClient, *, json_output: bool,
 @click.option("--ledger-url", envvar="BAOTUAN_LEDGER_URL", default=DEFAULT_URLS["ledger"], show_default=True)
 @click.option("--rentals-url", envvar="BAOTUAN_RENTALS_URL", default=DEFAULT_URLS["rentals"], show_default=True)
 @click.option("--dividends-url", envvar="BAOTUAN_DIVIDENDS_URL", default=DEFAULT_URLS["dividends"], show_default=True)
+@click.option("--members-url", envvar="BAOTUAN_MEMBERS_URL", default=DEFAULT_URLS["members"], show_default=True)
 def load_command(file: Path, json_output: bool, token: str | None, ledger_url: str, rentals_url: str,
-                 dividends_url: str) -> None:
+                 dividends_url: str, members_url: str) -> None:
     """Import a scenario FILE (collectives, projects, investments, leases, rent, ...) through the APIs.
 
     The whole file is checked first: if any record is bad, nothing is sent and the error
@@ -126,7 +127,7 @@ def load_command(file: Path, json_output: bool, token: str | None, ledger_url: s
     except ScenarioError as exc:
         err.print(f"[red]✗ {escape(str(file))}: {escape(str(exc))}[/]\nnothing was imported")
         sys.exit(EXIT_BAD_FILE)
-    client = ApiClient(Endpoints(ledger_url, rentals_url, dividends_url), resolve_token(token))
+    client = ApiClient(Endpoints(ledger_url, rentals_url, dividends_url, members_url), resolve_token(token))
     try:
         load_and_report(scenario, client, json_output=json_output, out=console_for(sys.stdout), err=err,
                         show_progress=sys.stdout.isatty() and sys.stderr.isatty())
@@ -153,10 +154,12 @@ def health_of(url: str) -> dict[str, Any]:
 @click.option("--ledger-url", envvar="BAOTUAN_LEDGER_URL", default=DEFAULT_URLS["ledger"], show_default=True)
 @click.option("--rentals-url", envvar="BAOTUAN_RENTALS_URL", default=DEFAULT_URLS["rentals"], show_default=True)
 @click.option("--dividends-url", envvar="BAOTUAN_DIVIDENDS_URL", default=DEFAULT_URLS["dividends"], show_default=True)
+@click.option("--members-url", envvar="BAOTUAN_MEMBERS_URL", default=DEFAULT_URLS["members"], show_default=True)
 @click.option("--json", "json_output", is_flag=True, help="print the health documents as JSON")
-def status_command(ledger_url: str, rentals_url: str, dividends_url: str, json_output: bool) -> None:
+def status_command(ledger_url: str, rentals_url: str, dividends_url: str, members_url: str,
+                   json_output: bool) -> None:
     """Summarise each service's /health: up, broker reachable, consumer lag, dead letters. Exit 1 unless all ok."""
-    urls = {"ledger": ledger_url, "rentals": rentals_url, "dividends": dividends_url}
+    urls = {"ledger": ledger_url, "rentals": rentals_url, "dividends": dividends_url, "members": members_url}
     healths = {name: health_of(url) for name, url in urls.items()}
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
     from services.devtools.broker import broker_answers

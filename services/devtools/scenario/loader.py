@@ -23,7 +23,7 @@ from services.devtools.scenario.schemas import Scenario
 from services.devtools.scenario.table import PayoutView
 
 DEFAULT_URLS = {"ledger": "http://127.0.0.1:8001", "rentals": "http://127.0.0.1:8002",
-                "dividends": "http://127.0.0.1:8003"}
+                "dividends": "http://127.0.0.1:8003", "members": "http://127.0.0.1:8004"}
 
 #: Statuses worth retrying with the same Idempotency-Key: the service or its broker is
 #: momentarily unavailable, and a repeat cannot apply a record twice.
@@ -32,15 +32,17 @@ RETRYABLE = frozenset({502, 503, 504})
 
 @dataclass(frozen=True)
 class Endpoints:
-    """Base URLs of the three services."""
+    """Base URLs of the services."""
 
     ledger: str = DEFAULT_URLS["ledger"]
     rentals: str = DEFAULT_URLS["rentals"]
     dividends: str = DEFAULT_URLS["dividends"]
+    members: str = DEFAULT_URLS["members"]
 
     @classmethod
     def from_env(cls) -> Endpoints:
-        """``BAOTUAN_LEDGER_URL``, ``BAOTUAN_RENTALS_URL``, ``BAOTUAN_DIVIDENDS_URL`` (defaults: 8001-8003)."""
+        """``BAOTUAN_LEDGER_URL``, ``BAOTUAN_RENTALS_URL``, ``BAOTUAN_DIVIDENDS_URL``, ``BAOTUAN_MEMBERS_URL``
+        (defaults: 8001-8004)."""
         return cls(**{svc: os.environ.get(f"BAOTUAN_{svc.upper()}_URL", url) for svc, url in DEFAULT_URLS.items()})
 
     def url(self, service: str, path: str) -> str:
@@ -48,7 +50,7 @@ class Endpoints:
         return base.rstrip("/") + path
 
     def as_dict(self) -> dict[str, str]:
-        return {"ledger": self.ledger, "rentals": self.rentals, "dividends": self.dividends}
+        return {"ledger": self.ledger, "rentals": self.rentals, "dividends": self.dividends, "members": self.members}
 
 
 @dataclass(frozen=True)

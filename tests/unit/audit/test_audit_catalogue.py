@@ -74,7 +74,7 @@ def test_the_command_writes_and_checks_the_catalogue(tmp_path: Path) -> None:
     runner = CliRunner()
     assert runner.invoke(catalogue_command, ["--output", str(tmp_path), "--check"]).exit_code == 1
     written = runner.invoke(catalogue_command, ["--output", str(tmp_path)])
-    assert written.exit_code == 0 and "wrote 36 files" in written.output
+    assert written.exit_code == 0 and f"wrote {len(catalogue.generate())} files" in written.output
     assert runner.invoke(catalogue_command, ["--output", str(tmp_path), "--check"]).exit_code == 0
     (tmp_path / "events" / "Stale.v9.schema.json").write_text("{}")
     assert catalogue.differences(tmp_path) == ["events/Stale.v9.schema.json"]

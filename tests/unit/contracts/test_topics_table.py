@@ -19,6 +19,7 @@ from services.contracts.topics import (
     DIVIDENDS,
     LEDGER_ENTRIES,
     LEDGER_INVESTMENTS,
+    MEMBERS,
     RECORD_TOPICS,
     RENTALS,
     TOPICS,
@@ -33,12 +34,14 @@ from services.runtime.eventlog import InMemoryLog
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
-#: DESIGN §2 (and §6 step 1: rentals reads the declared distributions to tell a late payment or expense);
+#: DESIGN §2 (and §6 step 1: rentals reads the declared distributions to tell a late payment or expense; §11:
+#: members reads the villages' books for the distributable amount, the ledger posts the plans' entries);
 #: people's accounts are the ledger's, and every service reads them (docs/security.md).
 EXPECTED = {
-    "ledger": ([LEDGER_ENTRIES, LEDGER_INVESTMENTS, ACCOUNTS], [DIVIDENDS]),
+    "ledger": ([LEDGER_ENTRIES, LEDGER_INVESTMENTS, ACCOUNTS], [DIVIDENDS, MEMBERS]),
     "rentals": ([RENTALS], [LEDGER_INVESTMENTS, DIVIDENDS, ACCOUNTS]),
     "dividends": ([DIVIDENDS], [LEDGER_INVESTMENTS, RENTALS, ACCOUNTS]),
+    "members": ([MEMBERS], [LEDGER_ENTRIES, ACCOUNTS]),
 }
 
 

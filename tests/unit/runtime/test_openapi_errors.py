@@ -1,4 +1,4 @@
-"""The OpenAPI documents of the three services describe the error body the services answer, and
+"""The OpenAPI documents of the services describe the error body the services answer, and
 on each operation the error statuses it can give (services.runtime.openapi). No broker: the
 apps are built without their event service; only authentication and parsing run."""
 
@@ -14,6 +14,7 @@ from flask import Flask
 
 import services.dividends.api as dividends_api
 import services.ledger.api as ledger_api
+import services.members.api as members_api
 import services.rentals.api as rentals_api
 from services.runtime.auth import add_token
 from services.runtime.config import Settings
@@ -28,7 +29,7 @@ def apps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, F
     settings = Settings(bootstrap_servers="127.0.0.1:1", data_dir=root, tokens_file=root / "tokens.json")
     admin = add_token(Path(root / "tokens.json"), name="admin", role="admin")
     blueprints = {"ledger": ledger_api.blueprints(), "rentals": [rentals_api.blp],
-                  "dividends": [dividends_api.blp]}
+                  "dividends": [dividends_api.blp], "members": [members_api.blp]}
     yield {name: create_service_app(title=f"baotuan {name}", service=None, settings=settings, blueprints=blps)
            for name, blps in blueprints.items()}, admin
 
@@ -69,7 +70,7 @@ def documented_error(spec: dict[str, Any], operation: dict[str, Any], status: in
     return json_schema(spec, response["content"]["application/json"]["schema"])
 
 
-@pytest.mark.parametrize("name", ["ledger", "rentals", "dividends"])
+@pytest.mark.parametrize("name", ["ledger", "rentals", "dividends", "members"])
 def test_every_operation_lists_its_error_statuses_with_the_real_body_and_no_catch_all(
         apps: tuple[dict[str, Flask], str], name: str) -> None:
     spec = spec_of(apps[0][name])
