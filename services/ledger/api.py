@@ -32,11 +32,13 @@ from services.ledger.commands import (
     RegisterProject,
     ReverseEntry,
     Withdraw,
+    YearEndClose,
 )
 from services.ledger.domain import CHINA_STANDARD_TIME
 from services.ledger.reads import LedgerReads
-from services.ledger.reports import MILLION_TARGET_FEN, WEAK_THRESHOLD_FEN, IncomeSubtotal, Section
+from services.ledger.reports import DISTRIBUTION_ITEMS, MILLION_TARGET_FEN, WEAK_THRESHOLD_FEN, IncomeSubtotal, Section
 from services.ledger.schemas import (
+    AccountBalancesBody,
     AccountList,
     AsOfQuery,
     BalanceSheetBody,
@@ -56,6 +58,7 @@ from services.ledger.schemas import (
     InvestorBody,
     InvestorList,
     InvestorRequest,
+    MonthRangeQuery,
     PeriodBody,
     PeriodList,
     PeriodRequest,
@@ -70,6 +73,8 @@ from services.ledger.schemas import (
     VillageIncomeQuery,
     WithdrawalBody,
     WithdrawalRequest,
+    YearEndCloseBody,
+    YearEndCloseRequest,
     YearQuery,
 )
 from services.runtime.auth import Forbidden, Principal
@@ -329,7 +334,7 @@ def _render_entry(result: dict[str, Any]) -> dict[str, Any]:
 def post_entry(body: dict[str, Any], collective_id: str) -> Any:
     """Post a balanced journal entry (the collective's accountant, or admin)."""
     command = PostEntry(collective_id, str(fresh_uuid("entry")), body["date"], body["memo"] or "",
-                        tuple(body["lines"]), idempotency_key())
+                        tuple(body["lines"]), idempotency_key(), body.get("attachments"))
     return idempotent(_request_body(body), _decide(handlers.handle_post_entry, command), _render_entry)
 
 
@@ -337,9 +342,14 @@ def post_entry(body: dict[str, Any], collective_id: str) -> Any:
 @books_blp.arguments(EntryRangeQuery, location="query")
 @books_blp.response(200, EntryList)
 def list_entries(query: dict[str, Any], collective_id: str) -> Any:
-    """Entries dated between ``from`` and ``to`` (inclusive), in date then posting order."""
+    """Entries dated between ``from`` and ``to`` (inclusive), in date then posting order; or, with
+    ``voucher_no``, the one entry of that voucher number (if it is dated within the range)."""
     reads = _reads()
     handlers.require_collective(collective_id, reads)
+    if query["voucher_no"] is not None:
+        found = reads.entry_by_voucher(collective_id, query["voucher_no"])
+        inside = found is not None and (query["date_from"] or "") <= found["date"] <= (query["date_to"] or "9999")
+        return {"items": [found] if inside else []}
     return {"items": reads.entries(collective_id, query["date_from"], query["date_to"])}
 
 
@@ -375,7 +385,7 @@ def _batch_item(index: int, raw: Any, who: Principal, key: str | None) -> PostEn
     except Forbidden as exc:
         return _forbidden_item(exc)
     return PostEntry(item["collective_id"], str(fresh_uuid(f"batch-{index}")), item["date"], item.get("memo") or "",
-                     tuple(item["lines"]), key)
+                     tuple(item["lines"]), key, item.get("attachments"))
 
 
 def _render_batch(result: dict[str, Any], who: Principal) -> Any:
@@ -432,6 +442,33 @@ def close_period(body: dict[str, Any], collective_id: str) -> Any:
                                                               "period": r["period"]})
 
 
+@books_blp.route("/collectives/<collective_id>/year-end-close", methods=["POST"])
+@books_blp.arguments(YearEndCloseRequest)
+@books_blp.response(201, YearEndCloseBody)
+@books_blp.doc(**WRITE_DOC)
+def year_end_close(body: dict[str, Any], collective_id: str) -> Any:
+    """Close a year (结转, DESIGN §11): entries dated 31 December carry each income and expense account's
+    balance of the year into 321 本年收益, then the net income into 322/undistributed."""
+    command = YearEndClose(collective_id, body["year"], _today())
+
+    def write(publish: Publisher) -> dict[str, Any]:
+        # The automatic entries owed to these books are posted first, at their own dates (a dividend of the
+        # year approved but not yet posted is income of the year the close must carry).
+        while service().publish_owed(collective_id):
+            pass
+        return _publish(publish, handlers.handle_year_end_close(command, _reads()))
+
+    return idempotent(_request_body(body), write,
+                      lambda r: handlers.find_year_end_close(collective_id, r["year"], _reads()))
+
+
+@books_blp.route("/collectives/<collective_id>/year-end-close/<int:year>", methods=["GET"])
+@books_blp.response(200, YearEndCloseBody)
+def get_year_end_close(collective_id: str, year: int) -> Any:
+    """The year-end close of ``year``: whether it stands, the net income it carried, its entries."""
+    return handlers.find_year_end_close(collective_id, year, _reads())
+
+
 @books_blp.route("/collectives/<collective_id>/periods", methods=["GET"])
 @books_blp.response(200, PeriodList)
 def list_periods(collective_id: str) -> Any:
@@ -465,6 +502,26 @@ def get_trial_balance(query: dict[str, Any], collective_id: str) -> Any:
             "totals": {"debit": _money(tb.total_debit), "credit": _money(tb.total_credit)}}
 
 
+@books_blp.route("/collectives/<collective_id>/account-balances", methods=["GET"])
+@books_blp.arguments(MonthRangeQuery, location="query")
+@books_blp.response(200, AccountBalancesBody)
+def get_account_balances(query: dict[str, Any], collective_id: str) -> Any:
+    """科目余额表 of the months ``from``–``to``: per account and sub-account, the opening balance, the period's
+    debits and credits and the closing balance (balances on the account's normal side)."""
+    reads = _reads()
+    handlers.require_collective(collective_id, reads)
+    first, last = handlers.month_range(query["first"], query["last"])
+    table = reads.account_balances(collective_id, first, last)
+    return {"collective_id": collective_id, "first": first, "last": last,
+            "accounts": [{"code": row.code, "name": row.name, "normal_side": row.normal_side,
+                          "opening_balance": _money(row.opening), "debit": _money(row.debit),
+                          "credit": _money(row.credit), "closing_balance": _money(row.closing)}
+                         for row in table.rows],
+            "totals": {"opening_debit": _money(table.opening_debit), "opening_credit": _money(table.opening_credit),
+                       "debit": _money(table.total_debit), "credit": _money(table.total_credit),
+                       "closing_debit": _money(table.closing_debit), "closing_credit": _money(table.closing_credit)}}
+
+
 @books_blp.route("/collectives/<collective_id>/balance-sheet", methods=["GET"])
 @books_blp.arguments(YearQuery, location="query")
 @books_blp.response(200, BalanceSheetBody)
@@ -484,13 +541,17 @@ def get_balance_sheet(query: dict[str, Any], collective_id: str) -> Any:
 @books_blp.arguments(YearQuery, location="query")
 @books_blp.response(200, IncomeStatementBody)
 def get_income_statement(query: dict[str, Any], collective_id: str) -> Any:
-    """收益及收益分配表 (the 收益 part) for ``year``."""
+    """收益及收益分配表 for ``year``: the year's income and expenses (the year-end close left out) and 收益分配."""
     reads = _reads()
     handlers.require_collective(collective_id, reads)
     year = query["year"]
     statement = reads.income_statement(collective_id, year)
+    shared = statement.distribution
+    items = [] if shared is None else [{"item": key, "name": name, "amount": _money(getattr(shared, key))}
+                                       for key, name in DISTRIBUTION_ITEMS]
     return {"collective_id": collective_id, "year": year, "income": _section(statement.income),
-            "expenses": _section(statement.expenses), "net_income": _money(statement.net_income)}
+            "expenses": _section(statement.expenses), "net_income": _money(statement.net_income),
+            "distribution": items}
 
 
 # -- reports across collectives ------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 
 from services.runtime.handling import Refused
 
@@ -87,6 +88,7 @@ class PostEntry:
     memo: str
     lines: tuple[WireLine, ...]
     idempotency_key: str | None = None
+    attachments: int | None = None  # 附件张数
 
 
 @dataclass(frozen=True)
@@ -109,3 +111,12 @@ class ReverseEntry:
 class ClosePeriod:
     collective_id: str
     period: str
+
+
+@dataclass(frozen=True)
+class YearEndClose:
+    """The year-end close (结转) of ``year``; ``today`` (China Standard Time) is the caller's."""
+
+    collective_id: str
+    year: int
+    today: date

@@ -25,8 +25,11 @@ __all__ = [
     "CHINA_STANDARD_TIME",
     "DERIVED_ENTRY_NAMESPACE",
     "ENTRY_QUALIFIER",
+    "UNDISTRIBUTED",
+    "YEAR_END_CLOSE",
     "AlreadyReversed",
     "AutomaticEntryIds",
+    "CloseEntry",
     "ClosedPeriod",
     "InvalidDate",
     "InvalidEntry",
@@ -35,24 +38,33 @@ __all__ = [
     "InvalidPeriod",
     "LedgerError",
     "Line",
+    "NothingToClose",
     "PeriodAlreadyClosed",
     "ReversalOfReversal",
     "UnbalancedEntry",
     "UnknownAccount",
     "UnknownEventType",
+    "YearAlreadyClosed",
+    "YearClosed",
     "automatic_entry_ids",
     "automatic_entry_lines",
     "check_close_period",
     "check_entry",
     "check_reversal",
+    "check_year_open",
     "derived_entry_id",
+    "is_result_account",
     "line_from_wire",
     "line_to_wire",
     "local_date",
     "period_of",
     "posting_date",
+    "results_posting_date",
     "reversal_entry_id",
     "reversing_lines",
+    "touches_results",
+    "year_end_close_cause",
+    "year_end_close_entries",
 ]
 
 
@@ -412,3 +424,115 @@ def local_date(instant: str) -> dt.date:
     """The calendar date in China Standard Time of a UTC instant ``YYYY-MM-DDTHH:MM:SS[.f]Z``."""
     moment = dt.datetime.fromisoformat(instant.replace("Z", "+00:00"))
     return moment.astimezone(CHINA_STANDARD_TIME).date()
+
+
+# --- the year-end close (结转, DESIGN §11) ------------------------------------------------------------
+
+
+class YearClosed(LedgerError):
+    """An entry dated in a closed year that touches its income or expense accounts (501–521)."""
+
+    code = "year_closed"
+
+
+class YearAlreadyClosed(LedgerError):
+    """The year-end close of a year whose close stands (not reversed)."""
+
+    code = "year_already_closed"
+
+
+class NothingToClose(LedgerError):
+    """A year without any income or expense to carry forward."""
+
+    code = "nothing_to_close"
+
+
+#: Where the close carries the year's net income (本年收益 → 收益分配, the undistributed part).
+UNDISTRIBUTED: Final = "322/undistributed"
+#: The origin kind of the close's entries (ref: the year, ``"2025"``).
+YEAR_END_CLOSE: Final = "year_end_close"
+#: At most this many accounts on one close entry (an entry has at most 200 lines; one is 321's).
+_CLOSE_ACCOUNTS_PER_ENTRY: Final = 199
+
+
+def is_result_account(account: str) -> bool:
+    """The income and expense accounts 501–521 (and their sub-accounts): what a year-end close empties."""
+    return lookup(account).account_class == "损益"
+
+
+def touches_results(lines: Sequence[Line]) -> bool:
+    return any(is_result_account(line.account) for line in lines)
+
+
+@dataclass(frozen=True)
+class CloseEntry:
+    """One entry of a year-end close: its qualifier (for its derived ids), memo and lines."""
+
+    qualifier: str
+    memo: str
+    lines: tuple[Line, ...]
+
+
+def _closing(accounts: Mapping[str, int], year: int, what: str, qualifier: str, income: bool) -> list[CloseEntry]:
+    """Entries moving each account's balance of the year into 321 (``accounts``: account -> balance on its
+    normal side, zeros left out), at most ``_CLOSE_ACCOUNTS_PER_ENTRY`` accounts an entry."""
+    codes = [code for code in sorted(accounts) if accounts[code] != 0]
+    out = []
+    for start in range(0, len(codes), _CLOSE_ACCOUNTS_PER_ENTRY):
+        chunk = codes[start:start + _CLOSE_ACCOUNTS_PER_ENTRY]
+        lines = []
+        for code in chunk:
+            balance = accounts[code]
+            # An income account (credit-normal) is emptied by a debit, an expense account by a credit.
+            emptying = balance if income else -balance
+            lines.append(Line(code, emptying, 0) if emptying > 0 else Line(code, 0, -emptying))
+        net = sum(line.debit - line.credit for line in lines)  # what 321 takes on the other side
+        if net:
+            lines.append(Line("321", 0, net) if net > 0 else Line("321", -net, 0))
+        name = qualifier if start == 0 else f"{qualifier}-{start // _CLOSE_ACCOUNTS_PER_ENTRY + 1}"
+        out.append(CloseEntry(name, f"{year}年 {what}", tuple(lines)))
+    return out
+
+
+def year_end_close_entries(movements: Mapping[str, int], year: int) -> tuple[list[CloseEntry], int]:
+    """The entries of the year-end close of ``year`` and the net income they carry into 322/undistributed.
+
+    ``movements``: each income or expense account (501–521, sub-accounts apart) -> its net debit movement
+    (debit − credit) of the year. DESIGN §11: each 501–504 balance into 321 本年收益 (结转收入), 321 against
+    each 511–521 balance (结转支出), then 321 into 322/undistributed (结转本年收益): net income =
+    income − expenses. Zero balances are left out; a loss moves 322/undistributed the other way.
+    Raises NothingToClose (field ``year``) when every balance is zero.
+    """
+    income = {code: -net for code, net in movements.items() if lookup(code).normal_side == "credit"}
+    expenses = {code: net for code, net in movements.items() if lookup(code).normal_side == "debit"}
+    entries = _closing(income, year, "结转收入", "income", income=True)
+    entries += _closing(expenses, year, "结转支出", "expenses", income=False)
+    if not entries:
+        raise NothingToClose(f"the books have no income or expense in {year} to carry forward", "year")
+    net_income = sum(income.values()) - sum(expenses.values())
+    if net_income:
+        transfer = ((Line("321", net_income, 0), Line(UNDISTRIBUTED, 0, net_income)) if net_income > 0
+                    else (Line(UNDISTRIBUTED, -net_income, 0), Line("321", 0, -net_income)))
+        entries.append(CloseEntry("transfer", f"{year}年 结转本年收益", transfer))
+    return entries, net_income
+
+
+def year_end_close_cause(collective_id: str, year: int, round_no: int) -> str:
+    """The deterministic cause of the ids of a year-end close: the collective, the year and which close of
+    that year it is (0 the first; a close reversed and posted again is the next round)."""
+    return f"{YEAR_END_CLOSE}:{collective_id}:{year}:{round_no}"
+
+
+def check_year_open(lines: Sequence[Line], date: dt.date, closed_years: Collection[int]) -> None:
+    """An entry dated in a closed year may not touch its income or expense accounts (DESIGN §11)."""
+    if date.year in closed_years and touches_results(lines):
+        raise YearClosed(f"the year {date.year} is closed (year-end close posted): no entry dated in it may touch "
+                         "the income and expense accounts 501–521 until the close is reversed", "date")
+
+
+def results_posting_date(day: dt.date, closed_years: Collection[int]) -> dt.date:
+    """The date of an automatic entry touching 501–521: ``day``, or 1 January after the closed years it
+    falls in (a closed year's income is never added to after its close)."""
+    while day.year in closed_years:
+        day = dt.date(day.year + 1, 1, 1)
+    return day

@@ -26,22 +26,31 @@ from services.ledger.commands import (
     RegisterProject,
     ReverseEntry,
     Withdraw,
+    YearEndClose,
 )
 from services.ledger.domain import (
+    UNDISTRIBUTED,
+    YEAR_END_CLOSE,
+    InvalidDate,
+    automatic_entry_ids,
     check_close_period,
     check_entry,
     check_reversal,
+    check_year_open,
     line_from_wire,
     line_to_wire,
     period_of,
     reversal_entry_id,
+    year_end_close_cause,
+    year_end_close_entries,
 )
 from services.ledger.reads import LedgerReads
 from services.runtime.handling import Decision, Refused
 from services.runtime.service import NewEvent
 
 #: Refusals that are conflicts with the books' state rather than bad input.
-CONFLICTS = frozenset({"already_reversed", "reversal_of_reversal", "period_already_closed"})
+CONFLICTS = frozenset({"already_reversed", "reversal_of_reversal", "period_already_closed", "year_closed",
+                       "year_already_closed"})
 
 
 def _dotted(field: str) -> str:
@@ -195,11 +204,13 @@ def handle_withdraw(command: Withdraw, reads: LedgerReads) -> Decision:
 # -- the books ---------------------------------------------------------------------------------------------
 
 
-def _entry_event(command: PostEntry, closed: Collection[str]) -> NewEvent:
-    """The EntryPosted of a manual entry, after the rules of DESIGN §7."""
+def _entry_event(command: PostEntry, closed: Collection[str], closed_years: Collection[int]) -> NewEvent:
+    """The EntryPosted of a manual entry, after the rules of DESIGN §7 (and §11: not into a closed year's
+    income and expense accounts)."""
     lines = [line_from_wire(raw) for raw in command.lines]
     try:
         check_entry(lines, dt.date.fromisoformat(command.date), closed)
+        check_year_open(lines, dt.date.fromisoformat(command.date), closed_years)
     except LedgerError as exc:
         raise refusal(exc) from None
     data: dict[str, Any] = {"entry_id": command.entry_id, "collective_id": command.collective_id,
@@ -208,13 +219,16 @@ def _entry_event(command: PostEntry, closed: Collection[str]) -> NewEvent:
                                "origin": {"kind": "manual", "ref": None}}
     if command.idempotency_key:
         data["idempotency_key"] = command.idempotency_key
+    if command.attachments is not None:
+        data["attachments"] = command.attachments
     return NewEvent("EntryPosted", command.collective_id, data)
 
 
 def handle_post_entry(command: PostEntry, reads: LedgerReads) -> Decision:
     """A balanced journal entry in one collective's books, outside its closed periods."""
     require_collective(command.collective_id, reads)
-    event = _entry_event(command, reads.closed_periods(command.collective_id))
+    event = _entry_event(command, reads.closed_periods(command.collective_id),
+                         reads.closed_years(command.collective_id))
     return Decision([event], {"entry_id": command.entry_id})
 
 
@@ -224,6 +238,7 @@ def handle_post_batch(command: PostBatch, reads: LedgerReads) -> Decision:
     results: list[dict[str, Any]] = []
     events: list[NewEvent] = []
     closed: dict[str, list[str]] = {}
+    closed_years: dict[str, set[int]] = {}
     for index, item in enumerate(command.items):
         if isinstance(item, Refused):  # refused by the HTTP layer already (unparsable, or out of scope)
             results.append({"index": index, "status": item.status, "error": item.to_dict()["error"]})
@@ -233,7 +248,8 @@ def handle_post_batch(command: PostBatch, reads: LedgerReads) -> Decision:
                 if reads.collective(item.collective_id) is None:
                     raise Refused(422, "unknown_collective", f"no collective {item.collective_id!r}", "collective_id")
                 closed[item.collective_id] = reads.closed_periods(item.collective_id)
-            event = _entry_event(item, closed[item.collective_id])
+                closed_years[item.collective_id] = reads.closed_years(item.collective_id)
+            event = _entry_event(item, closed[item.collective_id], closed_years[item.collective_id])
         except Refused as exc:
             results.append({"index": index, "status": exc.status, "error": exc.to_dict()["error"]})
             continue
@@ -248,10 +264,18 @@ def handle_reverse_entry(command: ReverseEntry, reads: LedgerReads) -> Decision:
     original = reads.posted_entry(command.entry_id)
     if original is None or original.collective_id != command.collective_id:
         raise _not_found("entry", "entry_id", command.entry_id)
+    date = dt.date.fromisoformat(command.date)
     try:
         check_reversal(original_date=original.date, reversed_by=original.reversed_by,
-                       is_reversal=original.reverses is not None, date=dt.date.fromisoformat(command.date),
+                       is_reversal=original.reverses is not None, date=date,
                        closed_periods=reads.closed_periods(command.collective_id))
+        if original.origin_kind == YEAR_END_CLOSE:
+            # A close is undone where it was made: a reversal in a later year would move the closed year's
+            # income into that year's accounts.
+            if date != original.date:
+                raise InvalidDate(f"a year-end close entry is reversed on its own date, {original.date}", "date")
+        else:
+            check_year_open(original.lines, date, reads.closed_years(command.collective_id))
     except LedgerError as exc:
         raise refusal(exc) from None
     reversal_id = reversal_entry_id(command.entry_id)
@@ -270,6 +294,73 @@ def handle_close_period(command: ClosePeriod, reads: LedgerReads) -> Decision:
         raise refusal(exc) from None
     data = {"collective_id": command.collective_id, "period": command.period}
     return Decision([NewEvent("PeriodClosed", command.collective_id, data)], dict(data))
+
+
+def handle_year_end_close(command: YearEndClose, reads: LedgerReads) -> Decision:
+    """The year-end close (结转) of a year (DESIGN §11), dated Y-12-31, origin {year_end_close, "Y"}: derived
+    EntryPosted events whose ids come from the collective, the year and the round (a close reversed and made
+    again is the next round), so a retry can never post a close twice. Refused for a year to come, a year
+    whose December is closed, a year already closed, a year with nothing to close."""
+    require_collective(command.collective_id, reads)
+    year = command.year
+    if year > command.today.year:
+        raise Refused(422, "invalid_year", f"{year} has not begun; a year is closed at its end", "year")
+    if f"{year:04d}-12" in reads.closed_periods(command.collective_id):
+        raise Refused(409, "closed_period", f"period {year:04d}-12 is closed: the close of {year}, dated "
+                      f"{year:04d}-12-31, can no longer be posted", "year")
+    earlier = reads.year_end_close(command.collective_id, year)
+    if any(entry["reversed_by"] is None for entry in earlier):
+        raise Refused(409, "year_already_closed", f"the year {year} is closed already (reverse its close entries "
+                      "to close it again)", "year")
+    try:
+        entries, net_income = year_end_close_entries(reads.result_movements(command.collective_id, year), year)
+    except LedgerError as exc:
+        raise refusal(exc) from None
+    cause = year_end_close_cause(command.collective_id, year, len(earlier))
+    events = []
+    for entry in entries:
+        ids = automatic_entry_ids(cause, entry.qualifier)
+        data = {"entry_id": ids.entry_id, "collective_id": command.collective_id, "date": f"{year:04d}-12-31",
+                "memo": entry.memo, "lines": [line_to_wire(line) for line in entry.lines],
+                "origin": {"kind": YEAR_END_CLOSE, "ref": str(year)}}
+        events.append(NewEvent("EntryPosted", command.collective_id, data, event_id=ids.event_id))
+    return Decision(events, {"collective_id": command.collective_id, "year": year,
+                             "entry_ids": [event.data["entry_id"] for event in events],
+                             "net_income": format_yuan(net_income)})
+
+
+def find_year_end_close(collective_id: str, year: int, reads: LedgerReads) -> dict[str, Any]:
+    """The year-end close of ``year``: whether it stands, the net income it carried into 322/undistributed and
+    every close entry ever posted for the year (reversed ones marked); 404 ``year`` when it was never closed."""
+    require_collective(collective_id, reads)
+    entries = reads.year_end_close(collective_id, year)
+    if not entries:
+        raise _not_found("year-end close of", "year", str(year))
+    standing = [entry for entry in entries if entry["reversed_by"] is None]
+    net_income = 0
+    for entry in standing:
+        for raw in entry["lines"]:
+            line = line_from_wire(raw)
+            if line.account == UNDISTRIBUTED:
+                net_income += line.credit - line.debit
+    return {"collective_id": collective_id, "year": year, "closed": bool(standing),
+            "net_income": format_yuan(net_income), "entries": entries}
+
+
+#: The longest range of months a 科目余额表 covers (the opening balance carries everything before it).
+MAX_BALANCE_MONTHS = 120
+
+
+def month_range(first: str, last: str) -> tuple[str, str]:
+    """The months ``first``–``last`` of a 科目余额表 (``YYYY-MM``, already of that form): 422 ``to`` when the
+    range runs backwards or is longer than ``MAX_BALANCE_MONTHS``."""
+    span = (int(last[:4]) * 12 + int(last[5:7])) - (int(first[:4]) * 12 + int(first[5:7])) + 1
+    if span < 1:
+        raise Refused(422, "invalid_range", f"to ({last}) is before from ({first})", "to")
+    if span > MAX_BALANCE_MONTHS:
+        raise Refused(422, "invalid_range", f"a 科目余额表 covers at most {MAX_BALANCE_MONTHS} months "
+                      f"({span} asked); the opening balance carries what came before", "to")
+    return first, last
 
 
 def find_entry(collective_id: str, entry_id: str, reads: LedgerReads) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from typing import Any
 from services.contracts.money import format_yuan, parse_yuan
 from services.ledger.domain import (
     ENTRY_QUALIFIER,
+    YEAR_END_CLOSE,
     Line,
     automatic_entry_ids,
     automatic_entry_lines,
@@ -30,8 +31,11 @@ from services.ledger.domain import (
     line_to_wire,
     local_date,
     posting_date,
+    results_posting_date,
     reversing_lines,
+    touches_results,
 )
+from services.ledger.vouchers import number_vouchers
 from services.runtime.store import emit
 
 SCHEMA = """
@@ -58,6 +62,12 @@ CREATE TABLE IF NOT EXISTS entry_lines (entry_id TEXT NOT NULL, line_no INTEGER 
     collective_id TEXT NOT NULL, date TEXT NOT NULL, account TEXT NOT NULL, debit INTEGER NOT NULL,
     credit INTEGER NOT NULL, PRIMARY KEY (entry_id, line_no));
 CREATE INDEX IF NOT EXISTS lines_by_collective ON entry_lines (collective_id, date);
+CREATE TABLE IF NOT EXISTS vouchers (entry_id TEXT PRIMARY KEY, collective_id TEXT NOT NULL, period TEXT NOT NULL,
+    sequence INTEGER NOT NULL, voucher_no TEXT NOT NULL, attachments INTEGER,
+    UNIQUE (collective_id, period, sequence));
+CREATE UNIQUE INDEX IF NOT EXISTS vouchers_by_number ON vouchers (collective_id, voucher_no);
+CREATE TABLE IF NOT EXISTS closing_entries (entry_id TEXT PRIMARY KEY, collective_id TEXT NOT NULL,
+    year INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS closed_periods (collective_id TEXT NOT NULL, period TEXT NOT NULL,
     PRIMARY KEY (collective_id, period));
 CREATE TABLE IF NOT EXISTS distributions (distribution_id TEXT PRIMARY KEY, project_id TEXT NOT NULL,
@@ -96,12 +106,28 @@ def _project_registered(conn: sqlite3.Connection, e: Envelope) -> None:
 
 def _book(conn: sqlite3.Connection, *, entry_id: str, collective_id: str, date: str, lines: list[Line],
           memo: str, origin_kind: str, origin_ref: str | None, idempotency_key: str | None,
-          reverses: str | None, event_id: str) -> None:
-    conn.execute("INSERT OR IGNORE INTO entries VALUES (?,?,?,?,?,?,?,?,NULL,?)",
-                 (entry_id, collective_id, date, memo, origin_kind, origin_ref, idempotency_key, reverses, event_id))
+          reverses: str | None, event_id: str, attachments: int | None = None) -> None:
+    booked = conn.execute("INSERT OR IGNORE INTO entries VALUES (?,?,?,?,?,?,?,?,NULL,?)",
+                          (entry_id, collective_id, date, memo, origin_kind, origin_ref, idempotency_key, reverses,
+                           event_id)).rowcount
+    if booked:  # an entry id booked before keeps its voucher; a copy gets none
+        _number(conn, entry_id, collective_id, date, attachments)
     conn.executemany("INSERT OR IGNORE INTO entry_lines VALUES (?,?,?,?,?,?,?)",
                      [(entry_id, i, collective_id, date, line.account, line.debit, line.credit)
                       for i, line in enumerate(lines)])
+
+
+def _number(conn: sqlite3.Connection, entry_id: str, collective_id: str, date: str, attachments: int | None) -> None:
+    """The entry's voucher: the next number of its collective's month, in log order (``vouchers``)."""
+
+    def issued(collective: str, period: str) -> int:
+        row = conn.execute("SELECT MAX(sequence) FROM vouchers WHERE collective_id=? AND period=?",
+                           (collective, period)).fetchone()
+        return int(row[0] or 0)
+
+    (voucher,) = number_vouchers([(collective_id, date)], issued)
+    conn.execute("INSERT INTO vouchers VALUES (?,?,?,?,?,?)",
+                 (entry_id, collective_id, voucher.period, voucher.sequence, voucher.number, attachments))
 
 
 def _entry_posted(conn: sqlite3.Connection, e: Envelope) -> None:
@@ -110,7 +136,12 @@ def _entry_posted(conn: sqlite3.Connection, e: Envelope) -> None:
     _book(conn, entry_id=d["entry_id"], collective_id=d["collective_id"], date=d["date"],
           lines=[line_from_wire(raw) for raw in d["lines"]], memo=d.get("memo") or "",
           origin_kind=origin.get("kind", "manual"), origin_ref=origin.get("ref"),
-          idempotency_key=d.get("idempotency_key"), reverses=None, event_id=e["event_id"])
+          idempotency_key=d.get("idempotency_key"), reverses=None, event_id=e["event_id"],
+          attachments=d.get("attachments"))
+    if origin.get("kind") == YEAR_END_CLOSE and str(origin.get("ref") or "").isdigit():
+        conn.execute("INSERT OR IGNORE INTO closing_entries VALUES (?,?,?)",
+                     (d["entry_id"], d["collective_id"], int(origin["ref"])))
+        _redate_owed(conn, d["collective_id"])  # an entry still owed into the year just closed moves out of it
 
 
 def _entry_reversed(conn: sqlite3.Connection, e: Envelope) -> None:
@@ -123,21 +154,44 @@ def _entry_reversed(conn: sqlite3.Connection, e: Envelope) -> None:
           origin_ref=d["reverses"], idempotency_key=None, reverses=d["reverses"], event_id=e["event_id"])
     conn.execute("UPDATE entries SET reversed_by=? WHERE entry_id=? AND reversed_by IS NULL",
                  (d["entry_id"], d["reverses"]))
+    # The reversal of a close entry belongs to the close (neither counts in the year's income statement).
+    conn.execute("INSERT OR IGNORE INTO closing_entries SELECT ?, collective_id, year FROM closing_entries "
+                 "WHERE entry_id=?", (d["entry_id"], d["reverses"]))
 
 
 def _period_closed(conn: sqlite3.Connection, e: Envelope) -> None:
     d = e["data"]
     conn.execute("INSERT OR IGNORE INTO closed_periods VALUES (?,?)", (d["collective_id"], d["period"]))
-    # An automatic entry still owed (its cause folded, the entry not yet in the log) that is dated in the
-    # month just closed moves to the first open day after it, as if its cause came now: closed books are
-    # never touched, whatever the order in which the consumer and the writer ran.
+    _redate_owed(conn, d["collective_id"])
+
+
+def _closed_years(conn: sqlite3.Connection, collective_id: str) -> set[int]:
+    """The years whose year-end close stands (some close entry of the year not reversed)."""
+    return {int(row[0]) for row in conn.execute(
+        "SELECT DISTINCT c.year FROM closing_entries c JOIN entries e USING (entry_id) WHERE c.collective_id=? "
+        "AND e.origin_kind=? AND e.reversed_by IS NULL", (collective_id, YEAR_END_CLOSE))}
+
+
+def _automatic_date(conn: sqlite3.Connection, collective_id: str, day: dt.date, lines: list[Line]) -> dt.date:
+    """Where an automatic entry lands: out of a closed year if it touches 501–521, then out of closed months."""
+    if touches_results(lines):
+        day = results_posting_date(day, _closed_years(conn, collective_id))
     closed = {row[0] for row in conn.execute("SELECT period FROM closed_periods WHERE collective_id=?",
-                                             (d["collective_id"],))}
+                                             (collective_id,))}
+    return posting_date(day, closed)
+
+
+def _redate_owed(conn: sqlite3.Connection, collective_id: str) -> None:
+    """An automatic entry still owed (its cause folded, the entry not yet in the log) that is dated in a month
+    just closed, or in a year just closed while it touches 501–521, moves to the first open day after it, as
+    if its cause came now: closed books are never touched, whatever the order in which the consumer and the
+    writer ran."""
     owed = conn.execute("SELECT event_id, data FROM _outbox WHERE type='EntryPosted' AND subject=?",
-                        (d["collective_id"],)).fetchall()
+                        (collective_id,)).fetchall()
     for event_id, raw in owed:
         data = json.loads(raw)
-        day = posting_date(dt.date.fromisoformat(data["date"]), closed).isoformat()
+        lines = [line_from_wire(line) for line in data["lines"]]
+        day = _automatic_date(conn, collective_id, dt.date.fromisoformat(data["date"]), lines).isoformat()
         if day != data["date"]:
             data["date"] = day
             conn.execute("UPDATE _outbox SET data=? WHERE event_id=?", (json.dumps(data, ensure_ascii=False), event_id))
@@ -157,13 +211,11 @@ def _owe_entry(conn: sqlite3.Connection, cause: Envelope, *, qualifier: str, col
     """Owe the EntryPosted an event causes, under ids derived from the cause (never posted twice)."""
     if not lines:
         return
-    closed = {row[0] for row in conn.execute("SELECT period FROM closed_periods WHERE collective_id=?",
-                                             (collective_id,))}
     ids = automatic_entry_ids(cause["event_id"], qualifier)
     data = {
         "entry_id": ids.entry_id,
         "collective_id": collective_id,
-        "date": posting_date(day, closed).isoformat(),
+        "date": _automatic_date(conn, collective_id, day, list(lines)).isoformat(),
         "memo": memo,
         "lines": [line_to_wire(line) for line in lines],
         "origin": {"kind": origin_kind, "ref": origin_ref},

@@ -15,14 +15,23 @@ from typing import Any
 
 from services.contracts.money import format_yuan
 from services.ledger.capital import CapitalChange, holdings
-from services.ledger.domain import ENTRY_QUALIFIER, AutomaticEntryIds, Line, automatic_entry_ids, line_to_wire
+from services.ledger.domain import (
+    ENTRY_QUALIFIER,
+    YEAR_END_CLOSE,
+    AutomaticEntryIds,
+    Line,
+    automatic_entry_ids,
+    line_to_wire,
+)
 from services.ledger.reports import (
+    AccountBalances,
     BalanceSheet,
     CollectiveInfo,
     IncomeStatement,
     PostedLine,
     TrialBalance,
     VillageIncomeReport,
+    account_balances,
     balance_sheet,
     income_statement,
     trial_balance,
@@ -41,6 +50,9 @@ class PostedEntry:
     date: dt.date
     reversed_by: str | None
     reverses: str | None
+    origin_kind: str = "manual"
+    origin_ref: str | None = None
+    lines: tuple[Line, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -206,19 +218,56 @@ class LedgerReads:
         return self._entry_dicts("collective_id=? AND date>=? AND date<=?",
                                  (collective_id, date_from or "0000-01-01", date_to or "9999-12-31"))
 
+    def entry_by_voucher(self, collective_id: str, voucher_no: str) -> dict[str, Any] | None:
+        """The entry of ``collective_id``'s books numbered ``voucher_no``, or None."""
+        row = self.store.query_one("SELECT entry_id FROM vouchers WHERE collective_id=? AND voucher_no=?",
+                                   (collective_id, voucher_no))
+        return self.entry(str(row[0])) if row else None
+
     def posted_entry(self, entry_id: str) -> PostedEntry | None:
-        row = self.store.query_one("SELECT entry_id, collective_id, date, reversed_by, reverses FROM entries "
-                                   "WHERE entry_id=?", (entry_id,))
+        row = self.store.query_one("SELECT entry_id, collective_id, date, reversed_by, reverses, origin_kind, "
+                                   "origin_ref FROM entries WHERE entry_id=?", (entry_id,))
         if row is None:
             return None
         return PostedEntry(row["entry_id"], row["collective_id"], dt.date.fromisoformat(row["date"]),
-                           row["reversed_by"], row["reverses"])
+                           row["reversed_by"], row["reverses"], row["origin_kind"], row["origin_ref"],
+                           tuple(self._lines(entry_id)))
+
+    def _lines(self, entry_id: str) -> list[Line]:
+        rows = self.store.query("SELECT account, debit, credit FROM entry_lines WHERE entry_id=? ORDER BY line_no",
+                                (entry_id,))
+        return [Line(row[0], row[1], row[2]) for row in rows]
+
+    # -- the year-end close --------------------------------------------------------------------------------
+
+    def closed_years(self, collective_id: str) -> set[int]:
+        """The years whose year-end close stands (a close entry of the year not reversed)."""
+        rows = self.store.query("SELECT DISTINCT c.year FROM closing_entries c JOIN entries e USING (entry_id) "
+                                "WHERE c.collective_id=? AND e.origin_kind=? AND e.reversed_by IS NULL",
+                                (collective_id, YEAR_END_CLOSE))
+        return {int(row[0]) for row in rows}
+
+    def year_end_close(self, collective_id: str, year: int) -> list[dict[str, Any]]:
+        """Every close entry of ``year`` ever posted in the collective's books (reversed ones too), in log order."""
+        return self._entry_dicts("collective_id=? AND origin_kind=? AND origin_ref=?",
+                                 (collective_id, YEAR_END_CLOSE, str(year)))
+
+    def result_movements(self, collective_id: str, year: int) -> dict[str, int]:
+        """Each income and expense account (501–521, sub-accounts apart) -> its net debit movement in ``year``
+        (the close entries of earlier rounds, reversed, net out)."""
+        rows = self.store.query(f"SELECT account, {exact_sum('debit')}, {exact_sum('credit')} FROM entry_lines "
+                                "WHERE collective_id=? AND date>=? AND date<=? AND substr(account, 1, 1)='5' "
+                                "GROUP BY account", (collective_id, f"{year:04d}-01-01", f"{year:04d}-12-31"))
+        return {row[0]: sum_of(row[1], row[2]) - sum_of(row[3], row[4]) for row in rows}
 
     def _entry_dicts(self, where: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
         """Entries matching ``where`` (a condition on the entries table), lines included, in date then posting
         order."""
         with self.store.reading() as conn:
-            rows = conn.execute(f"SELECT * FROM entries WHERE {where} ORDER BY date, rowid", params).fetchall()
+            rows = conn.execute("SELECT *, (SELECT voucher_no FROM vouchers v WHERE v.entry_id=entries.entry_id) "
+                                "AS voucher_no, (SELECT attachments FROM vouchers v WHERE "
+                                f"v.entry_id=entries.entry_id) AS attachments FROM entries WHERE {where} "
+                                "ORDER BY date, rowid", params).fetchall()
             lines: dict[str, list[Line]] = {row["entry_id"]: [] for row in rows}
             for line in conn.execute("SELECT entry_id, account, debit, credit FROM entry_lines WHERE entry_id IN "
                                      f"(SELECT entry_id FROM entries WHERE {where}) ORDER BY entry_id, line_no",
@@ -238,7 +287,7 @@ class LedgerReads:
                 for row in rows]
 
     def movements_by_year(self, collective_id: str | None, to_year: int, *,
-                          income_only: bool = False) -> list[PostedLine]:
+                          income_only: bool = False, without_close: bool = False) -> list[PostedLine]:
         """Summed lines per collective, account and year up to ``to_year`` (dated 1 January of their year).
 
         Enough for the balance sheet, the income statement and the village income report, which
@@ -253,11 +302,25 @@ class LedgerReads:
         if income_only:
             sql += " AND date >= ? AND substr(account, 1, 3) IN ('501', '502', '503', '504')"
             params.append(f"{to_year:04d}-01-01")
+        if without_close:  # the year-end close and its reversals empty 501–521: a year's income is before them
+            sql += " AND entry_id NOT IN (SELECT entry_id FROM closing_entries)"
         rows = self.store.query(sql + " GROUP BY collective_id, account, year", tuple(params))
         return [PostedLine(row[0], "", dt.date(int(row[2]), 1, 1), row[1], sum_of(row[3], row[4]),
                            sum_of(row[5], row[6])) for row in rows]
 
     # -- reports -------------------------------------------------------------------------------------------
+
+    def account_balances(self, collective_id: str, first: str, last: str) -> AccountBalances:
+        """科目余额表 of the months ``first``–``last`` (``YYYY-MM``, both included); sums exact however big."""
+        start, end = f"{first}-01", f"{last}-31"  # ISO dates compare as text: every day of ``last`` is <= end
+
+        def summed(condition: str, params: tuple[str, ...]) -> list[PostedLine]:
+            rows = self.store.query(f"SELECT account, {exact_sum('debit')}, {exact_sum('credit')} FROM entry_lines "
+                                    f"WHERE collective_id=? AND {condition} GROUP BY account", (collective_id, *params))
+            return [PostedLine(collective_id, "", dt.date.min, row[0], sum_of(row[1], row[2]), sum_of(row[3], row[4]))
+                    for row in rows]
+
+        return account_balances(summed("date<?", (start,)), summed("date>=? AND date<=?", (start, end)), first, last)
 
     def trial_balance(self, collective_id: str, as_of: dt.date) -> TrialBalance:
         return trial_balance(self.balances_to(collective_id, as_of), as_of)
@@ -266,13 +329,29 @@ class LedgerReads:
         return balance_sheet(self.movements_by_year(collective_id, year), year)
 
     def income_statement(self, collective_id: str, year: int) -> IncomeStatement:
-        return income_statement(self.movements_by_year(collective_id, year), year)
+        start, end = f"{year:04d}-01-01", f"{year:04d}-12-31"
+        row = self.store.query_one(f"SELECT {exact_sum('debit')}, {exact_sum('credit')} FROM entry_lines "
+                                   "WHERE collective_id=? AND date<? AND substr(account, 1, 3)='322'",
+                                   (collective_id, start))
+        brought_forward = sum_of(row[2], row[3]) - sum_of(row[0], row[1]) if row else 0
+        # The lines, other than on 322, of the year's entries that moved 322 (the close left out): the appropriations.
+        rows = self.store.query(
+            f"SELECT account, {exact_sum('debit')}, {exact_sum('credit')} FROM entry_lines WHERE collective_id=? "
+            "AND date>=? AND date<=? AND substr(account, 1, 3)!='322' AND entry_id NOT IN "
+            "(SELECT entry_id FROM closing_entries) AND entry_id IN (SELECT entry_id FROM entry_lines WHERE "
+            "collective_id=? AND date>=? AND date<=? AND substr(account, 1, 3)='322') GROUP BY account",
+            (collective_id, start, end, collective_id, start, end))
+        appropriations = [PostedLine(collective_id, "", dt.date(year, 1, 1), r[0], sum_of(r[1], r[2]),
+                                     sum_of(r[3], r[4])) for r in rows]
+        return income_statement(self.movements_by_year(collective_id, year, without_close=True), year,
+                                brought_forward=brought_forward, appropriations=appropriations)
 
     def village_income(self, year: int, town: str | None, alliance: str | None) -> VillageIncomeReport:
         """The village income report of ``year`` over the collectives of ``town`` and ``alliance`` (None: all)."""
         infos = [info for info in self.collective_infos()
                  if (town is None or info.town == town) and (alliance is None or alliance in info.alliances)]
-        return village_income_report(infos, self.movements_by_year(None, year, income_only=True), year)
+        return village_income_report(infos, self.movements_by_year(None, year, income_only=True, without_close=True),
+                                     year)
 
 
 def _collective_dict(row: sqlite3.Row) -> dict[str, Any]:
@@ -286,6 +365,7 @@ def _entry_dict(row: sqlite3.Row, lines: list[Line]) -> dict[str, Any]:
         "memo": row["memo"], "lines": [line_to_wire(line) for line in lines],
         "origin": {"kind": row["origin_kind"], "ref": row["origin_ref"]},
         "reversed_by": row["reversed_by"], "reverses": row["reverses"],
+        "voucher_no": row["voucher_no"], "attachments": row["attachments"],
     }
     if row["idempotency_key"] is not None:
         out["idempotency_key"] = row["idempotency_key"]

@@ -119,6 +119,84 @@ def trial_balance(
     )
 
 
+# --- 科目余额表 over a range of months ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AccountBalanceRow:
+    """One account (or sub-account) of the 科目余额表 of a range of months.
+
+    ``opening`` and ``closing`` are balances on the account's normal side (negative when the
+    account stands on the other side); ``debit`` and ``credit`` are the period's movements.
+    ``closing == opening + (debit − credit)`` for a debit-normal account, ``+ (credit − debit)`` else.
+    """
+
+    code: str
+    name: str
+    normal_side: str
+    opening: int
+    debit: int
+    credit: int
+    closing: int
+
+    def side_amounts(self, balance: int) -> tuple[int, int]:
+        """A balance on this account's normal side as (debit-side, credit-side) amounts, one of them 0."""
+        as_debit = balance if self.normal_side == "debit" else -balance
+        return (as_debit, 0) if as_debit >= 0 else (0, -as_debit)
+
+
+@dataclass(frozen=True)
+class AccountBalances:
+    """科目余额表 from the first day of ``first`` to the last day of ``last`` (months ``YYYY-MM``).
+
+    Every total is an exact int of fen. For balanced books ``opening_debit == opening_credit``,
+    ``total_debit == total_credit`` and ``closing_debit == closing_credit``.
+    """
+
+    first: str
+    last: str
+    rows: tuple[AccountBalanceRow, ...]
+    opening_debit: int
+    opening_credit: int
+    total_debit: int
+    total_credit: int
+    closing_debit: int
+    closing_credit: int
+
+
+def account_balances(before: Iterable[PostedLine], during: Iterable[PostedLine], first: str,
+                     last: str) -> AccountBalances:
+    """科目余额表 of one collective: ``before`` are its lines dated before the range (or their sums per
+    account), ``during`` those dated inside it. One row per account used (sub-accounts apart), in chart
+    order; an account with nothing to show (zero opening, no movement) is left out."""
+    opening_net: dict[str, int] = {}  # debit − credit before the range
+    debits: dict[str, int] = {}
+    credits: dict[str, int] = {}
+    for line in before:
+        opening_net[line.account] = opening_net.get(line.account, 0) + line.debit - line.credit
+    for line in during:
+        debits[line.account] = debits.get(line.account, 0) + line.debit
+        credits[line.account] = credits.get(line.account, 0) + line.credit
+    rows = []
+    for code in sorted(set(opening_net) | set(debits), key=_code_key):
+        account = lookup(code)
+        net = opening_net.get(code, 0)
+        debit, credit = debits.get(code, 0), credits.get(code, 0)
+        if net == 0 and debit == 0 and credit == 0:
+            continue
+        opening = _signed(account, max(net, 0), max(-net, 0))
+        closing = _signed(account, max(net, 0) + debit, max(-net, 0) + credit)
+        rows.append(AccountBalanceRow(code, account.name, account.normal_side, opening, debit, credit, closing))
+    opening_sides = [row.side_amounts(row.opening) for row in rows]
+    closing_sides = [row.side_amounts(row.closing) for row in rows]
+    return AccountBalances(
+        first=first, last=last, rows=tuple(rows),
+        opening_debit=sum(d for d, _ in opening_sides), opening_credit=sum(c for _, c in opening_sides),
+        total_debit=sum(row.debit for row in rows), total_credit=sum(row.credit for row in rows),
+        closing_debit=sum(d for d, _ in closing_sides), closing_credit=sum(c for _, c in closing_sides),
+    )
+
+
 # --- balance sheet ----------------------------------------------------------------------
 
 
@@ -237,6 +315,7 @@ class IncomeStatement:
     income: Section
     expenses: Section
     net_income: int
+    distribution: Distribution | None = None
 
     def amount(self, code: str) -> int:
         """The year's amount of one item by base code (e.g. ``"502"``)."""
@@ -258,15 +337,71 @@ def _movements(lines: Iterable[PostedLine], year: int) -> dict[str, int]:
 
 
 def income_statement(
-    lines: Iterable[PostedLine], year: int, *, collective_id: str | None = None
+    lines: Iterable[PostedLine], year: int, *, collective_id: str | None = None,
+    brought_forward: int | None = None, appropriations: Iterable[PostedLine] = (),
 ) -> IncomeStatement:
     """收益及收益分配表 for ``year``: 经营收入, 投资收益, 补助收入, 其他收入, less 经营支出,
-    税金及附加, 管理费用, 公益支出, 其他支出, 所得税费用 → 本年收益."""
+    税金及附加, 管理费用, 公益支出, 其他支出, 所得税费用 → 本年收益 (``lines`` without the year-end
+    close, which empties these accounts); with ``brought_forward`` (322 at the start of the year) the
+    收益分配 part too (see :func:`distribution`)."""
     moves = _movements(_select(lines, collective_id), year)
     income = _section("收入", [ReportRow(c, BY_CODE[c].name, -moves.get(c, 0)) for c in INCOME_CODES])
     expenses = _section("支出", [ReportRow(c, BY_CODE[c].name, moves.get(c, 0)) for c in EXPENSE_CODES])
     net_income = income.total - expenses.total
-    return IncomeStatement(year=year, income=income, expenses=expenses, net_income=net_income)
+    shared = None if brought_forward is None else distribution(net_income, brought_forward, appropriations)
+    return IncomeStatement(year=year, income=income, expenses=expenses, net_income=net_income, distribution=shared)
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """收益分配 (the 分配 part of 收益及收益分配表) of a year, in fen, from the accounts' movements.
+
+    ``distributable = net_income + brought_forward`` (本年收益 + 年初未分配收益); the appropriations are
+    what the year's entries against 322 收益分配 credited elsewhere: 311 公积公益金 (提取公积公益金),
+    211/welfare (应付福利费), 211/member-dividends (应付成员收益), anything else (其他); and
+    ``undistributed = distributable − every appropriation`` (年末未分配收益).
+    """
+
+    net_income: int
+    brought_forward: int
+    reserve: int
+    welfare: int
+    member_dividends: int
+    other: int
+
+    @property
+    def distributable(self) -> int:
+        return self.net_income + self.brought_forward
+
+    @property
+    def undistributed(self) -> int:
+        return self.distributable - self.reserve - self.welfare - self.member_dividends - self.other
+
+
+#: The items of 收益分配, in the statement's order: (key, name).
+DISTRIBUTION_ITEMS: tuple[tuple[str, str], ...] = (
+    ("net_income", "本年收益"), ("brought_forward", "年初未分配收益"), ("distributable", "可分配收益"),
+    ("reserve", "提取公积公益金"), ("welfare", "应付福利费"), ("member_dividends", "应付成员收益"),
+    ("other", "其他分配"), ("undistributed", "年末未分配收益"),
+)
+
+
+def distribution(net_income: int, brought_forward: int, appropriations: Iterable[PostedLine]) -> Distribution:
+    """收益分配 of a year: ``brought_forward`` is 322's credit balance at the start of the year;
+    ``appropriations`` the year's lines, other than on 322, of the entries that moved 322 (the close left out)."""
+    sums = {"reserve": 0, "welfare": 0, "member_dividends": 0, "other": 0}
+    for line in appropriations:
+        base = split(line.account)[0]
+        if base == "311":
+            key = "reserve"
+        elif line.account == "211/welfare":
+            key = "welfare"
+        elif line.account == "211/member-dividends":
+            key = "member_dividends"
+        else:
+            key = "other"
+        sums[key] += line.credit - line.debit
+    return Distribution(net_income, brought_forward, **sums)
 
 
 def collective_income(lines: Iterable[PostedLine], year: int, *, collective_id: str | None = None) -> int:

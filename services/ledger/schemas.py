@@ -13,6 +13,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from services.contracts.fields import ONE_SIDE_RULE, Amount, IsoDate, Mu, Period, Slug, Text, Uscc, json_schema_rule
+from services.ledger.vouchers import VOUCHER_PATTERN
 from services.runtime.openapi import ErrorDetailSchema
 
 INVESTOR_TYPES = ("collective", "company", "government")
@@ -117,6 +118,9 @@ class EntryRequest(Schema):
     date = IsoDate(required=True)
     memo = Text(load_default="", allow_empty=True, max_length=500)
     lines = fields.List(fields.Nested(LineRequest), required=True, validate=validate.Length(max=200))
+    attachments = fields.Integer(strict=True, load_default=None, allow_none=True,
+                                 validate=validate.Range(min=0, max=999),
+                                 metadata={"description": "附件张数: how many papers are attached to the voucher"})
 
 
 class BatchEntryRequest(EntryRequest):
@@ -149,10 +153,25 @@ class PeriodRequest(Schema):
 class EntryRangeQuery(Schema):
     date_from = IsoDate(data_key="from", load_default=None)
     date_to = IsoDate(data_key="to", load_default=None)
+    voucher_no = fields.String(load_default=None, validate=validate.Regexp(f"^{VOUCHER_PATTERN}$", error=(
+        'a voucher number is written 记-YYYY-MM-NNNN, e.g. "记-2026-03-0001"')), metadata={
+        "description": "only the entry with this voucher number (an empty list when there is none)"})
 
 
 class AsOfQuery(Schema):
     as_of = IsoDate(load_default=None, metadata={"description": "default: today (China Standard Time)"})
+
+
+class YearEndCloseRequest(Schema):
+    """POST /v1/collectives/{collective_id}/year-end-close."""
+
+    year = fields.Integer(required=True, strict=True, validate=validate.Range(min=1900, max=9999))
+
+
+class MonthRangeQuery(Schema):
+    first = Period(data_key="from", required=True, metadata={"description": "the first month, YYYY-MM"})
+    last = Period(data_key="to", required=True, metadata={"description": "the last month, YYYY-MM (at most "
+                                                                          "120 months after from)"})
 
 
 class YearQuery(Schema):
@@ -247,7 +266,9 @@ class LineBody(Schema):
 
 
 class OriginBody(Schema):
-    kind = fields.String(metadata={"description": "manual, investment, withdrawal, dividend, payment or reversal"})
+    kind = fields.String(metadata={"description": "manual, investment, withdrawal, dividend, payment, "
+                                                  "development_fund, year_end_close, member_plan, member_dividend "
+                                                  "or reversal"})
     ref = fields.String(allow_none=True)
 
 
@@ -261,6 +282,9 @@ class EntryBody(Schema):
     reversed_by = fields.String(allow_none=True)
     reverses = fields.String(allow_none=True)
     idempotency_key = fields.String()
+    voucher_no = fields.String(metadata={"description": "记-YYYY-MM-NNNN: consecutive per collective within the "
+                                                        "month of the entry's date, in log order, never reused"})
+    attachments = fields.Integer(allow_none=True, metadata={"description": "附件张数 (manual entries; else null)"})
 
 
 class EntryList(Schema):
@@ -307,6 +331,51 @@ class TrialBalanceBody(Schema):
     totals = fields.Nested(Totals)
 
 
+class AccountBalanceRowBody(Schema):
+    code = fields.String(metadata={"description": "an account of the chart or a sub-account (141/binhai-park)"})
+    name = fields.String(metadata={"description": "the chart's name of the (base) account"})
+    normal_side = fields.String(metadata={"description": "debit or credit"})
+    opening_balance = fields.String(metadata={"description": "期初余额, on the normal side (negative: the other)"})
+    debit = fields.String(metadata={"description": "本期借方发生额"})
+    credit = fields.String(metadata={"description": "本期贷方发生额"})
+    closing_balance = fields.String(metadata={"description": "期末余额, on the normal side"})
+
+
+class AccountBalanceTotals(Schema):
+    opening_debit = fields.String(metadata={"description": "Σ opening balances standing on the debit side"})
+    opening_credit = fields.String()
+    debit = fields.String()
+    credit = fields.String()
+    closing_debit = fields.String()
+    closing_credit = fields.String()
+
+
+class AccountBalancesBody(Schema):
+    collective_id = fields.String()
+    first = fields.String(data_key="from")
+    last = fields.String(data_key="to")
+    accounts = fields.List(fields.Nested(AccountBalanceRowBody))
+    totals = fields.Nested(AccountBalanceTotals)
+
+
+class YearEndCloseBody(Schema):
+    collective_id = fields.String()
+    year = fields.Integer()
+    closed = fields.Boolean(metadata={"description": "whether the close stands (not reversed)"})
+    net_income = fields.String(metadata={"description": "what the standing close carried into 322/undistributed "
+                                                        "(negative: a loss)"})
+    entries = fields.List(fields.Nested(EntryBody), metadata={"description": "every close entry of the year, "
+                                                                            "reversed ones too"})
+
+
+class DistributionItem(Schema):
+    item = fields.String(metadata={"description": "net_income, brought_forward, distributable, reserve, welfare, "
+                                                  "member_dividends, other or undistributed"})
+    name = fields.String(metadata={"description": "本年收益, 年初未分配收益, 可分配收益, 提取公积公益金, 应付福利费, "
+                                                  "应付成员收益, 其他分配, 年末未分配收益"})
+    amount = fields.String()
+
+
 class StatementRow(Schema):
     code = fields.String()
     name = fields.String()
@@ -336,6 +405,8 @@ class IncomeStatementBody(Schema):
     income = fields.Nested(StatementSection)
     expenses = fields.Nested(StatementSection)
     net_income = fields.String()
+    distribution = fields.List(fields.Nested(DistributionItem), metadata={
+        "description": "收益分配, in the statement's order, from the accounts' movements of the year"})
 
 
 class VillageIncomeRow(Schema):

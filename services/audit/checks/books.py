@@ -31,6 +31,7 @@ from services.contracts.topics import LEDGER_ENTRIES
 from services.ledger.chart import UnknownAccount, lookup
 from services.ledger.domain import LedgerError, check_reversal, period_of
 from services.ledger.reports import CollectiveInfo, PostedLine, TrialBalance, trial_balance
+from services.ledger.vouchers import number_vouchers
 
 Report = Callable[[str, Where | None, str | None, str], None]
 #: A journal line as kept here: (account, debit fen, credit fen).
@@ -68,6 +69,7 @@ class BookEntry:
     where: Where
     reverses: str | None = None
     reversed_by: str | None = None
+    attachments: int | None = None  # 附件张数 of a manual entry, when it said
 
 
 @dataclass
@@ -104,6 +106,7 @@ class Books:
     _reverses: dict[bytes, bytes] = field(default_factory=dict)
     _reversed_by: dict[bytes, bytes] = field(default_factory=dict)
     _memos: dict[bytes, str] = field(default_factory=dict)
+    _attachments: dict[bytes, int] = field(default_factory=dict)
     _names: list[str] = field(default_factory=list)  # collectives and accounts, by index
     _index: dict[str, int] = field(default_factory=dict)
     _keys_of: dict[int, list[bytes]] = field(default_factory=dict)  # collective index -> its entries, in log order
@@ -173,6 +176,8 @@ class Books:
         origin = data.get("origin") or {}
         self._book(key, collective_id, day, lines, origin.get("kind", "manual"), origin.get("ref"),
                    data.get("memo") or "", where)
+        if data.get("attachments") is not None:
+            self._attachments[key] = data["attachments"]
 
     def _reversed(self, where: Where, data: dict[str, Any]) -> None:
         key = self._common(where, data, "reversal")
@@ -266,7 +271,7 @@ class Books:
         return BookEntry(_entry_id(key), self._names[collective], dt.date.fromordinal(ordinal).isoformat(),
                          tuple(lines), _ORIGINS[origin], self._refs.get(key), self._memos.get(key, ""),
                          Where(LEDGER_ENTRIES, partition, offset), _entry_id(reverses) if reverses else None,
-                         _entry_id(reversed_by) if reversed_by else None)
+                         _entry_id(reversed_by) if reversed_by else None, self._attachments.get(key))
 
     def entry(self, entry_id: str) -> BookEntry | None:
         """One entry (or reversal) by id, or None."""
@@ -316,6 +321,16 @@ class Books:
         wanted = self._index.get(collective_id)
         for key in self._keys_of.get(wanted, ()) if wanted is not None else ():
             yield self._unpack(key, self._packed[key])
+
+    def voucher_numbers(self, collective_id: str) -> dict[str, str]:
+        """entry_id -> voucher number (记-YYYY-MM-NNNN) of the collective's entries: the ledger's numbering
+        (``services.ledger.vouchers.number_vouchers``) of the entries in log order, as the ledger folds them."""
+        keys = self._keys_of.get(self._index.get(collective_id, -1), [])
+        dated = []
+        for key in keys:
+            _, ordinal, _, _, _ = _HEAD.unpack_from(self._packed[key])
+            dated.append((collective_id, dt.date.fromordinal(ordinal).isoformat()))
+        return {_entry_id(key): voucher.number for key, voucher in zip(keys, number_vouchers(dated), strict=True)}
 
     def name_of(self, collective_id: str) -> str:
         found = self.collectives.get(collective_id)

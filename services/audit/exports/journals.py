@@ -24,7 +24,8 @@ from services.ledger.chart import Account, lookup, split
 CURRENCY = "CNY"
 #: How each origin of an entry is called in Chinese (beancount narrations, the tables' 来源 column).
 ORIGIN = {"manual": "手工", "investment": "投资入账", "withdrawal": "撤资", "dividend": "投资收益",
-          "payment": "收到分红", "development_fund": "发展资金", "reversal": "冲销"}
+          "payment": "收到分红", "development_fund": "发展资金", "year_end_close": "年终结转",
+          "member_plan": "收益分配方案", "member_dividend": "成员分红", "reversal": "冲销"}
 
 
 # -- names -----------------------------------------------------------------------------------------
@@ -106,10 +107,14 @@ def hledger_journal(books: Books, collective_id: str) -> str:
         kind = kind or ("R" if chart.normal_side == "credit" else "X")
         out.append(f"account {hledger_account(code)}  ; type: {kind}")
     out.append("")
+    vouchers = books.voucher_numbers(collective_id)
     for entry in books_entries(books, collective_id):
         memo = _text(entry.memo).replace(";", "；").replace("|", "｜") or entry.origin_kind
-        out.append(f"{entry.date} * {memo}  ; entry:{entry.entry_id}, origin:{entry.origin_kind}"
-                   + (f", ref:{_text(entry.origin_ref)}" if entry.origin_ref else ""))
+        # The voucher number is the transaction's code (hledger's "(CODE)"), and a tag too.
+        out.append(f"{entry.date} * ({vouchers[entry.entry_id]}) {memo}  ; voucher:{vouchers[entry.entry_id]}, "
+                   f"entry:{entry.entry_id}, origin:{entry.origin_kind}"
+                   + (f", ref:{_text(entry.origin_ref)}" if entry.origin_ref else "")
+                   + (f", attachments:{entry.attachments}" if entry.attachments is not None else ""))
         for account, debit, credit in entry.lines:
             out.append(f"    {hledger_account(account)}  {_yuan(debit - credit)}")
         out.append("")
@@ -154,8 +159,12 @@ def beancount_file(books: Books, collective_id: str) -> str:
         out += [f"{opened} open {beancount_account(code)} {CURRENCY}",
                 f"  name: {_quoted(label)}", f"  code: {_quoted(code)}"]
     out.append("")
+    vouchers = books.voucher_numbers(collective_id)
     for entry in entries:
         out.append(f"{entry.date} * {_quoted(entry.memo or ORIGIN.get(entry.origin_kind, entry.origin_kind))}")
+        out.append(f"  voucher: {_quoted(vouchers[entry.entry_id])}")
+        if entry.attachments is not None:
+            out.append(f"  attachments: {entry.attachments}")
         out.append(f"  entry_id: {_quoted(entry.entry_id)}")
         out.append(f"  origin: {_quoted(entry.origin_kind)}")
         if entry.origin_ref:

@@ -117,7 +117,7 @@ def test_bean_check_refuses_books_whose_balances_no_longer_hold(replayed: AuditR
 def test_the_csv_files_open_with_chinese_headers_and_add_up(replayed: AuditResult, tmp_path: Path) -> None:
     books, payouts = replayed.auditor.books, replayed.auditor.payouts
     written = write_csv(books, payouts, tmp_path)
-    assert [p.name for p in written] == ["trial_balance.csv", "entries.csv", "dividends.csv"]
+    assert [p.name for p in written] == ["trial_balance.csv", "entries.csv", "dividends.csv", "account_balances.csv"]
     assert written[0].read_bytes().startswith(b"\xef\xbb\xbf")  # BOM: Excel and WPS read it as UTF-8
     with written[0].open(encoding="utf-8-sig") as handle:
         trial = list(csv.DictReader(handle))
@@ -134,13 +134,21 @@ def test_the_csv_files_open_with_chinese_headers_and_add_up(replayed: AuditResul
     assert {r["状态"] for r in dividends} == {"已批准"}
     unpaid = [r for r in dividends if r["已付金额"] == "0.00"]
     assert [r["投资方编号"] for r in unpaid] == ["jinqing-huangjiao"]  # the last village, second half-year
+    with written[3].open(encoding="utf-8-sig") as handle:
+        balances = [r for r in csv.DictReader(handle) if r["村集体编号"] == V1]
+    # The year to date ends where the trial balance is taken: every closing balance is the trial balance's.
+    closing = {r["科目编码"]: parse_yuan(r["期末余额"], allow_negative=True) for r in balances if r["科目编码"]}
+    assert closing == {row.code: row.balance for row in tb.rows if row.balance or row.code in closing}
+    total = next(r for r in balances if r["科目名称"] == "合计")
+    assert total["本期借方"] == total["本期贷方"] != "0.00"
+    assert sum(parse_yuan(r["本期借方"]) for r in balances if r["科目编码"]) == parse_yuan(total["本期借方"])
 
 
 def test_the_workbook_has_the_three_tables_with_amounts_as_numbers(replayed: AuditResult, tmp_path: Path) -> None:
     books, payouts = replayed.auditor.books, replayed.auditor.payouts
     write_xlsx(books, payouts, tmp_path / "books.xlsx", V1)
     workbook = load_workbook(tmp_path / "books.xlsx")
-    assert workbook.sheetnames == ["科目余额表", "凭证明细", "分红明细", "说明"]
+    assert workbook.sheetnames == ["科目余额表", "凭证明细", "分红明细", "本年科目余额表", "说明"]
     sheet = workbook["科目余额表"]
     header = [cell.value for cell in sheet[1]]
     assert header[:5] == ["村集体编号", "村集体", "截止日期", "科目编码", "科目名称"]

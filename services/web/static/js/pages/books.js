@@ -22,19 +22,26 @@ export async function booksPage(root) {
   await accounts();
   const asOf = h("input", { type: "date", value: today(), "data-testid": "as-of", name: "as_of" });
   const tbSlot = h("div", { "data-testid": "trial-balance" });
+  const month = today().slice(0, 7);
+  const monthFrom = h("input", { type: "month", value: `${month.slice(0, 4)}-01`, "data-testid": "balances-from", name: "from", "data-field": "from" });
+  const monthTo = h("input", { type: "month", value: month, "data-testid": "balances-to", name: "to", "data-field": "to" });
+  const balancesSlot = h("div", { "data-testid": "account-balances" });
   const entriesSlot = h("div", { "data-testid": "entries" });
   const exportButton = session.who.features?.export_xlsx
     ? h("button", { type: "button", "data-testid": "export-xlsx", onclick: () => exportXlsx(exportButton) }, t("books.export"))
     : null;
-  const turns = { tb: latest(), entries: latest() };
+  const turns = { tb: latest(), entries: latest(), balances: latest() };
   const picker = await collectivePicker(() => load());
   root.append(
     h("h1", {}, t("nav.books")),
     toolbar(field(t("collective"), picker), field(t("books.as_of"), asOf), exportButton),
     section(t("books.trial_balance"), tbSlot),
+    section(t("books.account_balances"), toolbar(field(t("books.from_month"), monthFrom), field(t("books.to_month"), monthTo)), balancesSlot),
     section(t("books.entries"), entriesSlot),
   );
   asOf.addEventListener("change", () => load());
+  monthFrom.addEventListener("change", () => session.collectiveId && loadBalances(session.collectiveId));
+  monthTo.addEventListener("change", () => session.collectiveId && loadBalances(session.collectiveId));
 
   async function load() {
     const cid = session.collectiveId;
@@ -42,7 +49,28 @@ export async function booksPage(root) {
       replace(tbSlot, h("p", { class: "muted" }, t("books.no_collective")));
       return;
     }
-    await Promise.all([loadTrialBalance(cid), loadEntries(cid)]);
+    await Promise.all([loadTrialBalance(cid), loadBalances(cid), loadEntries(cid)]);
+  }
+
+  async function loadBalances(cid) {
+    const current = turns.balances();
+    try {
+      const body = await api("ledger", `/v1/collectives/${encodeURIComponent(cid)}/account-balances`, { query: { from: monthFrom.value, to: monthTo.value } });
+      if (!current()) return;
+      const totals = body.totals || {};
+      const side = (r) => t(`side.${r.normal_side}`);
+      replace(balancesSlot, table([
+        { key: "code", label: t("account.code"), render: (r) => h("code", {}, r.code) },
+        { key: "name", label: t("account.name") },
+        { key: "normal_side", label: t("books.normal_side"), render: side },
+        { key: "opening_balance", label: t("books.opening"), money: true },
+        { key: "debit", label: t("books.period_debit"), money: true },
+        { key: "credit", label: t("books.period_credit"), money: true },
+        { key: "closing_balance", label: t("books.closing"), money: true },
+      ], body.accounts || [], { footer: { code: t("total"), debit: totals.debit, credit: totals.credit }, testid: "account-balances-table", rowKey: "code", empty: t("books.no_entries") }));
+    } catch (exc) {
+      if (current()) replace(balancesSlot, failure(exc));
+    }
   }
 
   async function loadTrialBalance(cid) {
@@ -72,11 +100,12 @@ export async function booksPage(root) {
     try {
       const entries = (await api("ledger", `/v1/collectives/${encodeURIComponent(cid)}/entries`)).items || [];
       if (!current()) return;
-      entries.sort((a, b) => (b.date || "").localeCompare(a.date || ""));
+      entries.sort((a, b) => (b.date || "").localeCompare(a.date || "") || (b.voucher_no || "").localeCompare(a.voucher_no || ""));
       const mayReverse = session.can("accountant");
       replace(entriesSlot, table([
         { key: "date", label: t("date") },
-        { key: "entry_id", label: t("books.entry_id"), render: (e) => h("code", { title: e.entry_id }, shortId(e.entry_id)) },
+        { key: "voucher_no", label: t("books.voucher_no"), render: (e) => h("code", { title: e.entry_id, "data-testid": "voucher-no" }, e.voucher_no || shortId(e.entry_id)) },
+        { key: "attachments", label: t("books.attachments"), class: "num", render: (e) => (e.attachments ?? "") === "" ? "" : String(e.attachments) },
         { key: "memo", label: t("memo"), render: (e) => [e.memo || "", e.reverses ? h("small", { class: "muted" }, ` ${t("books.reverses")} ${shortId(e.reverses)}`) : null] },
         { key: "lines", label: t("books.lines"), render: (e) => (e.lines || []).map(lineText) },
         { key: "origin", label: t("books.origin"), render: (e) => t(`origin.${e.origin?.kind || "manual"}`) },
@@ -189,12 +218,49 @@ export async function statementPage(root) {
   const year = yearInput();
   const slot = h("div", { "data-testid": "income-statement" });
   const picker = await collectivePicker(() => load());
-  root.append(h("h1", {}, t("statement.title")), toolbar(field(t("collective"), picker), field(t("year"), year)), section(t("statement.title"), slot));
+  const closeSlot = h("div", { "data-testid": "year-end-close" });
+  root.append(h("h1", {}, t("statement.title")), toolbar(field(t("collective"), picker), field(t("year"), year)),
+    section(t("close.title"), closeSlot), section(t("statement.title"), slot));
   year.addEventListener("change", () => load());
   const turn = latest();
 
+  async function loadClose() {
+    const cid = session.collectiveId;
+    let shown = null;
+    try {
+      shown = await api("ledger", `/v1/collectives/${encodeURIComponent(cid)}/year-end-close/${encodeURIComponent(year.value)}`);
+    } catch (exc) {
+      if (exc.status !== 404) { replace(closeSlot, failure(exc)); return; }
+    }
+    const parts = [];
+    if (shown && shown.closed) {
+      const vouchers = shown.entries.filter((e) => !e.reversed_by).map((e) => e.voucher_no).join("、");
+      parts.push(h("p", { class: "badge ok", "data-testid": "close-status" }, `${t("close.done")} ${money(shown.net_income)}（${vouchers}）`));
+    } else {
+      parts.push(h("p", { class: "muted", "data-testid": "close-status" }, t("close.not_yet")));
+      if (session.can("accountant")) {
+        const button = h("button", { type: "button", class: "primary", "data-testid": "close-year" }, t("close.submit"));
+        const submission = new Submission();
+        button.addEventListener("click", async () => {
+          busy(button, true);
+          try {
+            await api("ledger", `/v1/collectives/${encodeURIComponent(cid)}/year-end-close`, { method: "POST", body: { year: Number(year.value) }, submission });
+            await load();
+          } catch (exc) {
+            button.after(failure(exc));
+          } finally {
+            busy(button, false);
+          }
+        });
+        parts.push(button);
+      }
+    }
+    replace(closeSlot, parts);
+  }
+
   async function load() {
     const current = turn();
+    loadClose();
     try {
       const st = await api("ledger", `/v1/collectives/${encodeURIComponent(session.collectiveId)}/income-statement`, { query: { year: year.value } });
       if (!current()) return;
@@ -208,8 +274,9 @@ export async function statementPage(root) {
       addSection(st.income, t("statement.income"));
       addSection(st.expenses, t("statement.expenses"));
       rows.push({ label: h("strong", {}, t("statement.net_income")), amount: st.net_income, cls: "grand" });
-      if (st.distribution) {
-        for (const [key, value] of Object.entries(st.distribution)) rows.push({ label: t(`statement.${key}`), amount: value });
+      for (const item of st.distribution || []) {
+        const strong = item.item === "distributable" || item.item === "undistributed";
+        rows.push({ label: strong ? h("strong", {}, item.name) : item.name, amount: item.amount, cls: strong ? "subtotal" : "" });
       }
       replace(slot, table([
         { key: "label", label: t("statement.item") },

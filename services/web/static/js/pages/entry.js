@@ -13,6 +13,7 @@ export async function entryPage(root) {
   const datalist = h("datalist", { id: "chart" }, chart.map((a) => h("option", { value: a.code }, `${a.code} ${a.name}`)));
   const date = h("input", { type: "date", name: "date", value: today(), required: true, "data-field": "date", "data-testid": "entry-date" });
   const memo = h("input", { type: "text", name: "memo", maxlength: 200, "data-field": "memo", "data-testid": "entry-memo", class: "wide" });
+  const attachments = h("input", { type: "number", name: "attachments", min: 0, max: 999, step: 1, "data-field": "attachments", "data-testid": "entry-attachments", class: "year" });
   const body = h("tbody", {});
   const totals = { debit: h("td", { class: "num", "data-testid": "total-debit" }), credit: h("td", { class: "num", "data-testid": "total-credit" }) };
   const status = h("p", { class: "badge", "data-testid": "balance-status", "aria-live": "polite" });
@@ -28,7 +29,7 @@ export async function entryPage(root) {
     h("tfoot", {}, h("tr", {}, h("td", { colspan: 2 }, t("total")), totals.debit, totals.credit, h("td", {}))));
 
   const form = h("form", { class: "card entry-form", "data-testid": "entry-form", novalidate: true },
-    h("div", { class: "toolbar" }, field(t("collective"), picker), field(t("date"), date), field(t("memo"), memo)),
+    h("div", { class: "toolbar" }, field(t("collective"), picker), field(t("date"), date), field(t("memo"), memo), field(t("entry.attachments"), attachments)),
     datalist,
     linesTable,
     h("div", { class: "toolbar" },
@@ -115,13 +116,15 @@ export async function entryPage(root) {
     busy(submit, true);
     try {
       const posted = await api("ledger", `/v1/collectives/${encodeURIComponent(session.collectiveId)}/entries`,
-        { method: "POST", body: { date: date.value, ...(memo.value ? { memo: memo.value } : {}), lines }, submission });
+        { method: "POST", body: { date: date.value, ...(memo.value ? { memo: memo.value } : {}),
+          ...(attachments.value !== "" ? { attachments: Number(attachments.value) } : {}), lines }, submission });
       replace(result, h("p", { class: "notice ok", role: "status", "data-testid": "entry-posted" },
-        `${t("entry.posted")} ${posted.entry_id || ""}`, " ", h("a", { href: "#/books" }, t("entry.see_books"))));
+        `${t("entry.posted")} ${posted.voucher_no || posted.entry_id || ""}`, " ", h("a", { href: "#/books" }, t("entry.see_books"))));
       body.replaceChildren();
       addLine();
       addLine();
       memo.value = "";
+      attachments.value = "";
     } catch (exc) {
       showError(form, exc);
     } finally {
