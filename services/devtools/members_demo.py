@@ -97,8 +97,8 @@ def household(rng: random.Random, number: int) -> dict[str, Any]:
         "collective_id": VILLAGE, "household_id": hid, "head_name": people[0][0],
         "address": f"金清镇联盟村{rng.choice(HAMLETS)}{rng.randint(1, 120)}号", "registered_on": "2020-11-30",
         "members": members,
+        # Counted at the registration (the census before the shares were fixed): effective from registered_on.
         "holdings": {"population": str(population), "farm-age": _tenths(farm_tenths)},
-        "holdings_effective_on": FIXED_ON,
     }
 
 

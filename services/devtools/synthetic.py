@@ -458,7 +458,7 @@ class LogWriter:
         self._charters[collective_id] = {k: Fraction(w) for k, w in kinds.items()}
 
     def register_household(self, collective_id: str, household_id: str, head_name: str, holdings: Mapping[str, str],
-                           effective_on: str = "2020-12-31") -> None:
+                           effective_on: str = "2020-11-30") -> None:
         self.publish("HouseholdRegistered", collective_id, {
             "collective_id": collective_id, "household_id": household_id, "head_name": head_name, "address": "",
             "registered_on": "2020-11-30"}, actor=f"accountant:{collective_id}")

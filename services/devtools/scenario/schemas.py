@@ -231,12 +231,8 @@ class HouseholdRecord(Record):
     registered_on = IsoDate(required=True)
     members = fields.List(fields.Nested(MemberRecord), validate=validate.Length(max=50))
     holdings = fields.Dict(keys=Slug(), values=_shares())
-    holdings_effective_on = IsoDate()
-
-    @validates_schema
-    def _holdings_dated(self, data: Mapping[str, Any], **kwargs: Any) -> None:
-        if data.get("holdings") and "holdings_effective_on" not in data:
-            raise ValidationError("holdings need the date they take effect", field_name="holdings_effective_on")
+    #: When the holdings apply from (default: registered_on); before the charter's shares_fixed_on.
+    effective_on = IsoDate()
 
 
 class ShareTransferRecord(Record):
@@ -468,9 +464,15 @@ def _check_members(sections: dict[str, list[dict[str, Any]]], collectives: Mappi
                     raise ScenarioError(f"households[{index}].members[{number}].member_id",
                                         f"{member['member_id']!r} is registered twice")
                 seen.add(member["member_id"])
+    fixed_on = {r["collective_id"]: r.get("shares_fixed_on") for r in sections["charters"]}
     for index, record in enumerate(sections["households"]):
         if record["collective_id"] not in charters and record.get("holdings"):
             raise ScenarioError(f"households[{index}].holdings", "the collective has no charter in the file")
+        fixed = fixed_on.get(record["collective_id"])
+        since = record.get("effective_on", record["registered_on"])
+        if record.get("holdings") and fixed is not None and since >= fixed:
+            raise ScenarioError(f"households[{index}].effective_on", f"holdings are set before the shares were fixed "
+                                f"({fixed}); after that they change only by share_transfers")
         for kind in sorted(record.get("holdings", {})):
             if kind not in kinds.get(record["collective_id"], set()):
                 raise ScenarioError(f"households[{index}].holdings.{kind}", "not a share kind of the charter")

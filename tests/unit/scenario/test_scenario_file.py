@@ -193,7 +193,10 @@ BAD_FILES = [
      "households[4].holdings.population.value"),
     ("holding of a kind not in the charter", _set("households", 6, "holdings", {"land": "1"}),
      "households[6].holdings.land"),
-    ("holdings without a date", _drop("households", 8, "holdings_effective_on"), "households[8].holdings_effective_on"),
+    ("holdings set after the shares were fixed", _set("households", 8, "effective_on", "2021-03-01"),
+     "households[8].effective_on"),
+    ("household registered after the shares were fixed", _set("households", 8, "registered_on", "2020-12-31"),
+     "households[8].effective_on"),
     ("duplicate household", _set("households", 9, "household_id", "lm-h001"), "households[9].household_id"),
     ("member registered twice", lambda raw: raw["households"][10]["members"].insert(
         1, copy.deepcopy(raw["households"][0]["members"][0])), "households[10].members[1].member_id"),

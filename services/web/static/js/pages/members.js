@@ -116,7 +116,7 @@ export async function membersPage(root) {
       replace(registerSlot, table([
         { key: "household_id", label: t("members.household") },
         { key: "head_name", label: t("members.head") },
-        { key: "members", label: t("members.people"), class: "num", render: (hh) => String((hh.members || []).length || hh.member_count || "") },
+        { key: "members", label: t("members.people"), class: "num", render: (hh) => String(Array.isArray(hh.members) ? hh.members.length : (hh.members ?? "")) },
         { key: "holdings", label: t("members.holdings"), render: (hh) => holdingsText(hh.holdings) },
       ], items, { testid: "households", rowKey: "household_id", empty: t("members.no_households") }));
     } catch (exc) {
