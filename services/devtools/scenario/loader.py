@@ -296,8 +296,8 @@ class MemberPlan:
     @property
     def amount_paid(self) -> int:
         """Fen paid to households so far."""
-        return sum(parse_yuan(a.get("paid_amount") or a["amount"]) for a in self.plan.get("allocations", [])
-                   if a.get("paid"))
+        return sum(parse_yuan((a.get("payment") or {}).get("amount") or a["amount"])
+                   for a in self.plan.get("allocations", []) if a.get("paid"))
 
 
 @dataclass
