@@ -1,10 +1,12 @@
-"""The Binhai scenario end to end: real broker, the three services as real processes, real HTTP.
+"""The Binhai scenario end to end: real broker, the four services as real processes, real HTTP.
 
 scenario import → distributions declared → approved → paid; each village's trial balance
-shows the dividend receivable, then the cash; the auditor reads the same numbers; a second
-import publishes nothing; a bad file publishes nothing and names the record and field.
+shows the dividend receivable, then the cash; 联盟村's own books closed and its 2025 plan
+proposed, approved and paid to its households; the auditor reads the same numbers and
+recomputes the plan; a second import publishes nothing; a bad file publishes nothing and names
+the record and field.
 
-The tests of this module share one stack (a broker of its own, with an empty log, and three
+The tests of this module share one stack (a broker of its own, with an empty log, and four
 ``baotuan serve`` processes) and run in file order: each step builds on the one before.
 """
 
@@ -79,7 +81,7 @@ class Stack:
         """The end offsets of every topic, once the services' last writes are covered by their checkpoints
         (a checkpoint follows a burst of writes within seconds: it is part of the log that burst made)."""
         deadline = time.monotonic() + 30
-        for url in (self.endpoints.ledger, self.endpoints.rentals, self.endpoints.dividends):
+        for url in (self.endpoints.ledger, self.endpoints.rentals, self.endpoints.dividends, self.endpoints.members):
             while requests.get(f"{url}/health", timeout=5).json()["checkpoints"]["uncovered_events"]:
                 assert time.monotonic() < deadline, f"{url}: the last writes were never covered by a checkpoint"
                 time.sleep(0.2)
@@ -87,13 +89,14 @@ class Stack:
 
     def cli_env(self) -> dict[str, str]:
         return {"BAOTUAN_LEDGER_URL": self.endpoints.ledger, "BAOTUAN_RENTALS_URL": self.endpoints.rentals,
-                "BAOTUAN_DIVIDENDS_URL": self.endpoints.dividends, "BAOTUAN_TOKEN": self.token("admin"),
+                "BAOTUAN_DIVIDENDS_URL": self.endpoints.dividends, "BAOTUAN_MEMBERS_URL": self.endpoints.members,
+                "BAOTUAN_TOKEN": self.token("admin"),
                 "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap}
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """A broker with an empty log (the whole scenario goes in) and the three services as processes."""
+    """A broker with an empty log (the whole scenario goes in) and the four services as processes."""
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         pytest.skip("loads fixed scenario ids: needs a broker of its own, with an empty log")
     root = tmp_path_factory.mktemp("binhai")
@@ -106,7 +109,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         demo_file, tokens_file = root / "demo-tokens.json", root / "tokens.json"
         ensure_demo_tokens(demo_principals(scenario), tokens_file=tokens_file, demo_file=demo_file)
         services = [ServiceProcess(name, free_port(), root / "log" / f"{name}.log")
-                    for name in ("ledger", "rentals", "dividends")]
+                    for name in ("ledger", "rentals", "dividends", "members")]
         start_services(services, service_env(broker.bootstrap, root / "data", tokens_file), timeout=120)
         yield Stack(root, broker.bootstrap, Endpoints(*(s.url for s in services)), demo_file, scenario)
     finally:
@@ -144,7 +147,7 @@ def payouts(distribution: dict[str, Any]) -> dict[str, str]:
 
 
 def test_importing_the_scenario_declares_three_distributions_with_exact_payouts(first_import: ImportResult) -> None:
-    assert first_import.calls == 320
+    assert first_import.calls == 639  # the park's 320 records, then 联盟村's books, register and plan
     summary = {(d.record["project_id"], d.record["period_start"]): (d.declared["gross_rent"], d.declared["pool"],
                                                                    d.declared["total_top_up"],
                                                                    d.declared["total_payout"])
@@ -162,6 +165,51 @@ def test_importing_the_scenario_declares_three_distributions_with_exact_payouts(
     # 滨港村 joined on 2025-07-01: its floor counts 184 days (3,725,000.00 × 0.10 × 184 / 365).
     assert payouts(year)["jinqing-v19"] == "187780.82"
     assert payouts(year)["luqiao-state-assets"] == "2979961.92"  # the guarantor: pro-rata only, no floor
+
+
+def village_net_income(scenario: Scenario, collective_id: str) -> int:
+    """What the file's records put in a village's income and expense accounts (fen): its development funds
+    and its own entries (the park's dividends are booked only when approved, after the plan)."""
+    net = sum(parse_yuan(f["amount"]) for f in scenario.sections["development_funds"]
+              if f["collective_id"] == collective_id)
+    for entry in scenario.sections["entries"]:
+        if entry["collective_id"] != collective_id:
+            continue
+        for line in entry["lines"]:
+            if line["account"][:1] == "5":
+                net += parse_yuan(line.get("credit", "0.00")) - parse_yuan(line.get("debit", "0.00"))
+    return net
+
+
+def test_the_villages_plan_is_the_books_distributable_split_over_its_households_and_paid(
+        stack: Stack, first_import: ImportResult) -> None:
+    [item] = first_import.member_plans
+    plan, record = item.plan, item.record
+    # 2024: the park's development fund; 2025: its own income less expenses (both years closed by the file).
+    distributable = village_net_income(stack.scenario, "jinqing-lianmeng")
+    assert distributable == 1_019_600_00
+    reserve = (distributable + 5) // 10  # 10%, half up to the fen
+    assert (plan["distributable"], plan["reserve"], plan["welfare"], plan["members_total"], plan["undistributed"]) == (
+        "1019600.00", format_yuan(reserve), "50000.00", "800000.00",
+        format_yuan(distributable - reserve - 50000_00 - 800000_00))
+    assert plan["status"] in ("approved", "paid")
+    allocations = {a["household_id"]: a for a in plan["allocations"]}
+    assert len(allocations) == 305  # 306 households, one of which passed all its shares on in 2023
+    assert sum(parse_yuan(a["amount"]) for a in allocations.values()) == 800000_00
+    unpaid = set(record["payments"]["unpaid"])
+    assert {h for h, a in allocations.items() if not a["paid"]} == unpaid
+    assert item.households_paid == 303
+    # The books: the close moved 2025's income into 322, the plan's appropriations out of it, the payments
+    # out of 211/member-dividends and the bank.
+    books = balances(stack, "jinqing-lianmeng")
+    assert books["311"] == format_yuan(parse_yuan("3550000.00") + reserve)  # the land share and the reserve
+    assert books["211/welfare"] == "50000.00"
+    assert books["211/member-dividends"] == format_yuan(800000_00 - item.amount_paid)
+    assert books["322/undistributed"] == plan["undistributed"]
+    # The same in --json, as the issue gives it.
+    [doc] = as_json(first_import)["member_distributions"]
+    assert (doc["collective_id"], doc["year"], doc["members_total"]) == ("jinqing-lianmeng", 2025, "800000.00")
+    assert len(doc["allocations"]) == 305 and set(doc["allocations"][0]) == {"household_id", "weight", "amount"}
 
 
 def test_the_ledgers_investment_register_agrees_with_the_file(stack: Stack, first_import: ImportResult) -> None:
@@ -222,7 +270,9 @@ def test_approval_books_each_village_a_receivable_and_payment_turns_it_into_cash
     owed = {v: p for v, p in payouts(year).items() if v in VILLAGES}
     assert len(owed) == 19
     cash_before = {v: balances(stack, v)["102"] for v in VILLAGES}
-    assert cash_before["jinqing-lianmeng"] == "300000.00"  # the development fund
+    # The development fund and the village's own income and expenses, less what it paid its households.
+    lianmeng_cash = village_net_income(stack.scenario, "jinqing-lianmeng") - first_import.member_plans[0].amount_paid
+    assert cash_before["jinqing-lianmeng"] == format_yuan(lianmeng_cash)
     assert cash_before["jinqing-shangtang"] == "-27575000.00"  # the same, less its 27,875,000.00 cash in the market
     assert not any("112/binhai-park" in balances(stack, v) for v in VILLAGES)
 
@@ -247,7 +297,7 @@ def test_approval_books_each_village_a_receivable_and_payment_turns_it_into_cash
 
     eventually(cash_arrived)
     lianmeng = balances(stack, "jinqing-lianmeng")
-    assert lianmeng["102"] == "655000.00"  # 300,000.00 development fund + 355,000.00 dividend
+    assert lianmeng["102"] == format_yuan(lianmeng_cash + 355000_00)  # its cash before + the 355,000.00 dividend
     for village in VILLAGES:
         books = balances(stack, village)
         cash = parse_yuan(cash_before[village], allow_negative=True) + parse_yuan(owed[village])
@@ -293,26 +343,27 @@ def test_the_example_subscriber_prints_every_declared_payout(stack: Stack, first
             "pro-rata 211577.30 + top-up 143422.70") in lines
 
 
-def test_status_reports_three_healthy_services(stack: Stack, first_import: ImportResult) -> None:
+def test_status_reports_four_healthy_services(stack: Stack, first_import: ImportResult) -> None:
     result = CliRunner().invoke(status_command, ["--json"], env=stack.cli_env())
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["broker"]["reachable"] is True
     assert {name: h["status"] for name, h in report["services"].items()} == {
-        "ledger": "ok", "rentals": "ok", "dividends": "ok"}
+        "ledger": "ok", "rentals": "ok", "dividends": "ok", "members": "ok"}
 
 
-def _three_free_ports() -> int:
+def _free_ports() -> int:
+    """A base port with the web page's port below it and the four services' from it free."""
     for _ in range(50):
         base = free_port()
-        if base < 65000 and all(port_is_free(base + i) for i in range(3)):
+        if 1024 < base < 65000 and all(port_is_free(base + i) for i in range(-1, 4)):
             return base
-    raise AssertionError("no three consecutive free ports")
+    raise AssertionError("no five consecutive free ports")
 
 
 def test_baotuan_run_reuses_the_broker_imports_nothing_new_and_stops_cleanly_on_ctrl_c(
         stack: Stack, first_import: ImportResult, tmp_path: Path) -> None:
-    base = _three_free_ports()
+    base = _free_ports()
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": stack.bootstrap, "BAOTUAN_DATA_DIR": str(tmp_path / "var")}
     env.pop("BAOTUAN_TOKENS_FILE", None)
     before = stack.log_size()
@@ -327,6 +378,11 @@ def test_baotuan_run_reuses_the_broker_imports_nothing_new_and_stops_cleanly_on_
                 break
         printed = "".join(shown)
         assert "联盟村股份经济合作社" in printed and "355,000.00" in printed, printed
+        # After the park's tables, 联盟村's own plan: distributable, 公积公益金, welfare, members' total, paid.
+        plan = printed[printed.index("2025年度收益分配方案"):]
+        assert printed.index("2025年度收益分配方案") > printed.index("355,000.00")
+        for figure in ("1,019,600.00", "101,960.00", "50,000.00", "800,000.00", "67,640.00", "303 / 305"):
+            assert figure in plan, plan
         assert f"http://127.0.0.1:{base}/docs" in printed
         run.send_signal(signal.SIGINT)
         _, err = run.communicate(timeout=60)
@@ -337,7 +393,7 @@ def test_baotuan_run_reuses_the_broker_imports_nothing_new_and_stops_cleanly_on_
     assert run.returncode == 0, err
     assert "the event log grew by 0 records" in err
     assert "stopped the services" in err and "broker was not started by this run" in err
-    assert all(port_is_free(base + i) for i in range(3))
+    assert all(port_is_free(base + i) for i in range(-1, 4))
     # The run imported nothing new: the only records it wrote are the first admin account's (made once, and the
     # ledger's checkpoint of them), and it printed how to sign in with its one-time password.
     after = stack.log_size()
