@@ -166,7 +166,7 @@ def sections() -> dict[str, list[dict[str, Any]]]:
         "share_transfers": transfers(households),
         "member_plans": [{
             "collective_id": VILLAGE, "plan_id": PLAN_ID, "year": 2025, "reserve_rate": "0.10",
-            "welfare": "50000.00", "members_total": "800000.00", "record_date": "2025-12-31",
+            "welfare": "50000.00", "members_total": "800000.00", "record_date": "2026-01-10",
             "vote": {"body": "representatives", "meeting_on": "2026-01-18", "entitled": 45, "present": 38,
                      "for": 35, "against": 1, "abstain": 2},
             "payments": {"paid_on": "2026-01-26", "bank_reference": "路桥农商银行代发2026-01", "unpaid": unpaid},

@@ -129,6 +129,21 @@ def expected_figures(raw: dict[str, Any]) -> dict[str, int]:
             "undistributed": net - reserve - welfare - total}
 
 
+#: Chromium's PDF names some glyphs by the CJK Radicals Supplement code point the font shares them with (⻩ for
+#: 黄, ⺠ for 民); NFKC folds the Kangxi radicals (⼾ → 户) but not these: their unified ideographs.
+RADICAL_FORMS = str.maketrans({
+    "\u2e9f": "母", "\u2ea0": "民", "\u2ec5": "见", "\u2ec6": "角", "\u2ec8": "讠", "\u2ec9": "贝", "\u2ecb": "车",
+    "\u2ed3": "长", "\u2ed4": "门", "\u2ed6": "阝", "\u2ed8": "青", "\u2ed9": "韦", "\u2eda": "页", "\u2edb": "风",
+    "\u2edc": "飞", "\u2edd": "食", "\u2ee2": "马", "\u2ee3": "骨", "\u2ee4": "鬼", "\u2ee5": "鱼", "\u2ee6": "鸟",
+    "\u2ee8": "麦", "\u2ee9": "黄", "\u2eec": "齐", "\u2eee": "齿", "\u2ef0": "龙", "\u2ef3": "龟",
+})
+
+
+def readable(text: str) -> str:
+    """The text a person reads in the PDF: compatibility and radical forms folded to the ideographs."""
+    return unicodedata.normalize("NFKC", text).translate(RADICAL_FORMS)
+
+
 def grouped(fen: int) -> str:
     whole, _, cents = format_yuan(fen).partition(".")
     return f"{int(whole):,}.{cents}"
@@ -187,8 +202,7 @@ def test_the_accountant_prints_the_notice_with_the_plans_totals_and_only_masked_
     reader = pypdf.PdfReader(io.BytesIO(pdf))
     first = reader.pages[0].mediabox
     assert (round(float(first.width) / 72 * 25.4), round(float(first.height) / 72 * 25.4)) == (210, 297)  # A4
-    # Chromium's PDF writes some CJK characters as their compatibility forms (⼾ for 户): NFKC folds them back.
-    text = unicodedata.normalize("NFKC", "\n".join(sheet.extract_text() for sheet in reader.pages))
+    text = readable("\n".join(sheet.extract_text() for sheet in reader.pages))
     assert "联盟村股份经济合作社2025年度收益分配方案公示" in text.replace("\n", "")
     for label, key in (("可分配收益", "distributable"), ("提取公积公益金(10%)", "reserve"), ("公益福利", "welfare"),
                        ("成员分配总额", "members_total"), ("未分配(结转下年)", "undistributed")):

@@ -273,6 +273,9 @@ class MemberPlanRecord(Record):
 
     @validates_schema
     def _vote_adds_up(self, data: Mapping[str, Any], **kwargs: Any) -> None:
+        if data.get("year") and data.get("record_date") and data["record_date"] <= f"{data['year']}-12-31":
+            raise ValidationError("the record date comes after the year the plan distributes",
+                                  field_name="record_date")
         vote = data.get("vote")
         if vote is None:
             if "payments" in data:
