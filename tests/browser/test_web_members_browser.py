@@ -24,7 +24,11 @@ import pytest
 import requests
 from conftest import Server
 
+from services.audit.checks.auditor import run_audit
+from services.audit.sources.fetch import inspect_record_value
+from services.audit.sources.records import Record
 from services.contracts.money import format_yuan, parse_yuan
+from services.contracts.topics import RECORD_TOPICS
 from services.devtools.scenario.loader import ApiClient, Endpoints, ImportResult, import_scenario
 from services.devtools.scenario.schemas import validate_scenario
 from services.runtime.auth import add_token
@@ -60,6 +64,29 @@ def village_scenario() -> dict[str, Any]:
 
 
 @dataclass
+class MemorySource:
+    """The in-memory log as ``baotuan audit`` replays Kafka: every topic of record, partition by partition."""
+
+    log: InMemoryLog
+    description: str = "in-memory log"
+
+    def records(self) -> Iterator[Record]:
+        for topic in RECORD_TOPICS:
+            for partition in range(self.log.partition_count(topic)):
+                for r in self.log.read(topic, partition):
+                    envelope, problem, intact, noncanonical = inspect_record_value(r.value)
+                    yield Record(topic, partition, r.offset, None, r.key.decode() if r.key else None, envelope,
+                                 problem, raw=r.value, intact=intact, noncanonical=noncanonical)
+
+    def progress(self) -> tuple[int, int | None]:
+        return 0, None
+
+    def stopped_at(self) -> dict[str, dict[int, int]]:
+        ends = self.log.end_offsets(list(RECORD_TOPICS))
+        return {topic: {p: end for (t, p), end in ends.items() if t == topic} for topic in RECORD_TOPICS}
+
+
+@dataclass
 class Stack:
     web: str
     ledger: str
@@ -67,6 +94,7 @@ class Stack:
     settings: Settings
     raw: dict[str, Any]
     imported: ImportResult
+    log: InMemoryLog
 
     def account(self, role: str, scope: list[str]) -> tuple[str, str]:
         name, password = f"{role}-{uuid.uuid4().hex[:6]}", f"pw-{uuid.uuid4().hex[:10]}"
@@ -105,7 +133,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             imported = import_scenario(validate_scenario(raw), client)
         finally:
             client.close()
-        yield Stack(servers[-1].url, ledger, members, settings, raw, imported)
+        yield Stack(servers[-1].url, ledger, members, settings, raw, imported, log)
     finally:
         for server in reversed(servers):
             server.stop()
@@ -161,6 +189,16 @@ def test_the_import_makes_the_plan_the_file_calls_for(stack: Stack) -> None:
     assert sum(parse_yuan(a["amount"]) for a in allocated.values()) == figures["members_total"]
     assert {hid for hid, a in allocated.items() if a["paid"]} == set(allocated) - unpaid
     assert item.households_paid == len(allocated) - len(unpaid & set(allocated))
+
+
+def test_the_audit_recomputes_the_plan_and_finds_nothing(stack: Stack) -> None:
+    """``baotuan audit``'s replay of the same log: the plan recomputed from the register and the books, its
+    entries and its payments' entries in the books (posted by the ledger)."""
+    result = run_audit(MemorySource(stack.log))
+    assert result.ok, [f"{f.check}: {f.message}" for f in result.findings.items][:20]
+    plan = result.auditor.members.plans[stack.imported.member_plans[0].plan["plan_id"]]
+    assert plan.status == "approved"
+    assert len(plan.allocations) == len(stack.imported.member_plans[0].plan["allocations"])
 
 
 def sign_in(page: Page, name: str, password: str) -> None:
