@@ -25,7 +25,10 @@ __all__ = [
     "CHINA_STANDARD_TIME",
     "DERIVED_ENTRY_NAMESPACE",
     "ENTRY_QUALIFIER",
+    "MEMBER_DIVIDENDS",
+    "MEMBER_EVENT_TYPES",
     "UNDISTRIBUTED",
+    "WELFARE",
     "YEAR_END_CLOSE",
     "AlreadyReversed",
     "AutomaticEntryIds",
@@ -57,6 +60,7 @@ __all__ = [
     "line_from_wire",
     "line_to_wire",
     "local_date",
+    "member_entry_lines",
     "period_of",
     "posting_date",
     "results_posting_date",
@@ -536,3 +540,34 @@ def results_posting_date(day: dt.date, closed_years: Collection[int]) -> dt.date
     while day.year in closed_years:
         day = dt.date(day.year + 1, 1, 1)
     return day
+
+
+# --- the entries of a village's own distribution (DESIGN §11, baotuan.members.v1) -----------------------------
+
+#: The sub-accounts a plan's entries use.
+WELFARE: Final = "211/welfare"
+MEMBER_DIVIDENDS: Final = "211/member-dividends"
+MEMBER_EVENT_TYPES: Final[frozenset[str]] = frozenset({"PlanApproved", "HouseholdDividendPaid"})
+
+
+def member_entry_lines(event_type: str, data: Mapping[str, Any]) -> tuple[Line, ...]:
+    """The lines the ledger posts for a members event in the collective's books (DESIGN §11).
+
+    ``PlanApproved``: Dr 322/undistributed (reserve + welfare + members_total), Cr 311 reserve,
+    Cr 211/welfare welfare, Cr 211/member-dividends members_total (zero lines left out).
+    ``HouseholdDividendPaid``: Dr 211/member-dividends amount, Cr 102 amount.
+    Returns ``()`` when there is nothing to post. Raises UnknownEventType or InvalidEventData.
+    """
+    if event_type not in MEMBER_EVENT_TYPES:
+        raise UnknownEventType(f"the ledger posts no entry for the members event {event_type!r}", "type")
+    if not isinstance(data, Mapping):
+        raise InvalidEventData("data must be an object", "data")
+    if event_type == "HouseholdDividendPaid":
+        amount = _amount(data, "amount")
+        return (Line(MEMBER_DIVIDENDS, amount, 0), Line("102", 0, amount)) if amount else ()
+    credits = [(account, _amount(data, key)) for account, key in
+               (("311", "reserve"), (WELFARE, "welfare"), (MEMBER_DIVIDENDS, "members_total"))]
+    total = sum(amount for _, amount in credits)
+    if total == 0:
+        return ()
+    return (Line(UNDISTRIBUTED, total, 0), *(Line(account, 0, amount) for account, amount in credits if amount))

@@ -1,10 +1,11 @@
-"""The ledger's projection: its SQLite schema and a pure left fold of its two topics and the dividends topic.
+"""The ledger's projection: its SQLite schema and a pure left fold of its topics, the dividends and the members topics.
 
 ``fold(conn, topic, envelope)`` is called by the runtime inside one SQLite transaction per
 record (with the offset and the event_id dedupe). Delete the file, restart, and the same
 records give back the same tables: nothing here reads a clock or anything but the event.
 
-Entries the ledger posts by itself (DESIGN §7) are *owed* from the fold with
+Entries the ledger posts by itself (DESIGN §7, and §11 for a plan's appropriations and a household's
+dividend) are *owed* from the fold with
 ``store.emit`` under a deterministic event id; the service's reactor publishes them on the
 entries topic, and folding them books them like any other entry. A replay finds them
 already in the log and never owes them twice. Their ids come from ``domain.automatic_entry_ids``.
@@ -30,6 +31,7 @@ from services.ledger.domain import (
     line_from_wire,
     line_to_wire,
     local_date,
+    member_entry_lines,
     posting_date,
     results_posting_date,
     reversing_lines,
@@ -305,6 +307,30 @@ def _distribution_cancelled(conn: sqlite3.Connection, e: Envelope) -> None:
                  (e["data"]["distribution_id"],))
 
 
+# -- a village's own distribution (DESIGN §11, baotuan.members.v1) ------------------------------------------
+
+
+def _plan_approved(conn: sqlite3.Connection, e: Envelope) -> None:
+    """The plan's appropriations, dated the meeting's day: Dr 322/undistributed, Cr 311, 211/welfare, 211/…"""
+    d = e["data"]
+    if not _books_kept(conn, d["collective_id"]):
+        return
+    _owe_entry(conn, e, qualifier=ENTRY_QUALIFIER, collective_id=d["collective_id"],
+               day=dt.date.fromisoformat(d["vote"]["meeting_on"]), lines=member_entry_lines("PlanApproved", d),
+               memo=f"{d['year']}年收益分配方案 {d['plan_id']}", origin_kind="member_plan", origin_ref=d["plan_id"])
+
+
+def _household_dividend_paid(conn: sqlite3.Connection, e: Envelope) -> None:
+    """A household's dividend paid: Dr 211/member-dividends, Cr 102, dated the day it was paid."""
+    d = e["data"]
+    if not _books_kept(conn, d["collective_id"]):
+        return
+    _owe_entry(conn, e, qualifier=ENTRY_QUALIFIER, collective_id=d["collective_id"],
+               day=dt.date.fromisoformat(d["paid_on"]), lines=member_entry_lines("HouseholdDividendPaid", d),
+               memo=f"支付成员分红 {d['household_id']} {d['plan_id']}"[:500], origin_kind="member_dividend",
+               origin_ref=d["payment_id"])
+
+
 HANDLERS: dict[str, Handler] = {
     "CollectiveRegistered": _collective_registered,
     "InvestorRegistered": _investor_registered,
@@ -320,6 +346,8 @@ HANDLERS: dict[str, Handler] = {
     "DistributionApproved": _distribution_approved,
     "DividendPaid": _dividend_paid,
     "DistributionCancelled": _distribution_cancelled,
+    "PlanApproved": _plan_approved,
+    "HouseholdDividendPaid": _household_dividend_paid,
 }
 
 

@@ -189,7 +189,7 @@ def test_a_repeat_download_does_not_read_the_log_again_only_what_was_written_sin
         log.flush()
         now = ok_workbook(download(client, accountant, f"collective_id={V1}"))
         added = [row for row in now["凭证明细"] if row not in first["凭证明细"]]
-        assert [(row[2], row[4], row[7]) for row in added] == [("2025-08-03", "零星收入", "101"),
+        assert [(row[2], row[4], row[8]) for row in added] == [("2025-08-03", "零星收入", "101"),
                                                               ("2025-08-03", "零星收入", "504")]
         assert [row for row in now["凭证明细"] if row not in added] == first["凭证明细"]
     finally:

@@ -88,3 +88,43 @@ assert len(ROWS) == len(ON_THE_BROKER)
 def test_a_request_refused_against_the_books_leaves_the_broker_untouched(
         world: World, case: str, method: str, path: str, body: Any, role: str, status: int, field: str) -> None:
     check_refused(world, method, path, body, role, status, field)
+
+
+def test_concurrent_posts_on_the_broker_are_numbered_in_the_topic_s_order_as_the_audit_numbers_them(
+        world: World) -> None:
+    """Vouchers (DESIGN §11) on a real broker: clerks posting at once to one village and month get 0001..N,
+    each once, in the order the entries topic holds the records; the audit's numbering of those records agrees."""
+    import threading
+
+    from services.audit.checks.books import Books
+    from services.audit.checks.findings import Where
+
+    village = f"lg-{world.u}-vouchers"
+    world.created("/v1/collectives", {"collective_id": village, "name": "凭证村", "town": world.town})
+    token = world.token("admin")
+    app = world.client.application
+    lines = [{"account": "101", "debit": "1.00"}, {"account": "504", "credit": "1.00"}]
+    failures: list[Any] = []
+
+    def clerk(n: int) -> None:
+        client = app.test_client()
+        for i in range(4):
+            response = client.post(f"/v1/collectives/{village}/entries", headers={"Authorization": f"Bearer {token}"},
+                                   json={"date": f"2026-05-{n + 1:02d}", "memo": f"{n}-{i}", "lines": lines})
+            if response.status_code != 201:
+                failures.append(response.get_json())
+
+    workers = [threading.Thread(target=clerk, args=(n,)) for n in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert failures == []
+    posted = {e["entry_id"]: e["voucher_no"] for e in world.ok(f"/v1/collectives/{village}/entries")["items"]}
+    records = read_records(world.settings.bootstrap_servers, LEDGER_ENTRIES, key=village)
+    books = Books(report=lambda *args: None)
+    for record in records:
+        books.apply(Where(LEDGER_ENTRIES, record.partition, record.offset), record.envelope)
+    in_topic_order = [r.envelope["data"]["entry_id"] for r in records if r.envelope["type"] == "EntryPosted"]
+    assert [posted[entry_id] for entry_id in in_topic_order] == [f"记-2026-05-{n:04d}" for n in range(1, 17)]
+    assert books.voucher_numbers(village) == posted
