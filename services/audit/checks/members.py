@@ -152,7 +152,8 @@ class MemberPlans:
             except (MoneyError, ValueError, KeyError, ZeroDivisionError) as exc:  # a payload the schema check reported
                 self.report("plan", plan.where, plan.collective_id,
                             f"plan {plan.plan_id} cannot be recomputed: {type(exc).__name__}: {exc}")
-            owed += self._owed(plan)
+            if plan.collective_id in books.collectives:  # the ledger keeps the books of registered collectives
+                owed += self._owed(plan)
         expected = {item.entry_id for item in owed}
         for item in owed:
             entry = books.entry(item.entry_id)
