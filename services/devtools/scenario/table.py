@@ -102,22 +102,26 @@ class PlanView:
     amount_paid: int  # fen
 
 
+PLAN_FIGURES = (("distributable", "可分配收益 distributable"), ("net_income", "  其中 本年收益 net income"),
+                ("brought_forward", "  上年结转 brought forward"), ("reserve", "提取公积公益金 reserve"),
+                ("welfare", "公益福利 welfare"), ("members_total", "成员分配总额 members' total"),
+                ("undistributed", "未分配 undistributed"))
+
+
 def plan_table(view: PlanView) -> Group:
     p = view.plan
     allocations = list(p.get("allocations", []))
     title = Text.assemble((f"{view.collective_name}", "bold"), f" · {p['year']}年度收益分配方案 · ",
                           (f"{p.get('plan_id', '')} · {p.get('status', '')}", "dim"))
-    table = Table(box=box.SIMPLE_HEAVY, show_header=True, title_justify="left", caption_justify="left",
-                  caption=f"record date {p.get('record_date', '–')}; {len(allocations)} households allocated, "
-                          f"total weight {p.get('total_weight', '–')}")
-    table.add_column("distributable 可分配收益", justify="right")
-    table.add_column("reserve 公积公益金", justify="right")
-    table.add_column("welfare 公益福利", justify="right")
-    table.add_column("members' total 成员分配", justify="right")
-    table.add_column("undistributed 未分配", justify="right")
-    table.add_column("households paid 已发放", justify="right")
-    table.add_row(grouped(p["distributable"]), grouped(p["reserve"]), grouped(p["welfare"]),
-                  Text(grouped(p["members_total"]), style="bold"), grouped(p["undistributed"]),
+    table = Table(box=box.SIMPLE_HEAVY, show_header=False, title_justify="left", caption_justify="left",
+                  caption=f"record date {p.get('record_date', '–')} · weight {p.get('total_weight', '–')}")
+    table.add_column("figure")
+    table.add_column("amount", justify="right")
+    for key, label in PLAN_FIGURES:
+        if p.get(key) is not None:
+            shown = grouped(p[key])
+            table.add_row(label, Text(shown, style="bold") if key == "members_total" else shown)
+    table.add_row("已发放 households paid",
                   f"{view.households_paid} / {len(allocations)} · {grouped(format_yuan(view.amount_paid))}")
     return Group(title, table)
 

@@ -24,7 +24,7 @@ from services.devtools.scenario.loader import (
     record_key,
 )
 from services.devtools.scenario.schemas import SECTIONS, ScenarioError, read_scenario, validate_scenario
-from services.devtools.scenario.table import PayoutView, grouped, payout_table
+from services.devtools.scenario.table import PayoutView, PlanView, grouped, payout_table, plan_table
 from services.runtime.config import PROJECT_ROOT
 
 BINHAI = PROJECT_ROOT / "data" / "binhai_scenario.json"
@@ -307,3 +307,18 @@ def test_the_payout_table_lists_villages_first_with_exact_totals() -> None:
                                                 ("3550000.00", "3,550,000.00"), ("-1234567.89", "-1,234,567.89")])
 def test_amounts_are_grouped_by_thousands(amount: str, shown: str) -> None:
     assert grouped(amount) == shown
+
+
+def test_the_plan_table_shows_the_appropriations_and_what_was_paid() -> None:
+    plan = {"plan_id": "p-2025", "year": 2025, "status": "approved", "distributable": "1019600.00",
+            "net_income": "719600.00", "brought_forward": "300000.00", "reserve": "101960.00", "welfare": "50000.00",
+            "members_total": "800000.00", "undistributed": "67640.00", "record_date": "2026-01-10",
+            "total_weight": "3", "allocations": [{"household_id": "h-1"}, {"household_id": "h-2"}]}
+    console = Console(width=140, file=io.StringIO())
+    console.print(plan_table(PlanView(plan, "甲村股份经济合作社", households_paid=1, amount_paid=533_333_34)))
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "甲村股份经济合作社 · 2025年度收益分配方案" in text
+    rows = {line.split()[0]: line.split()[-1] for line in text.splitlines() if line.strip()}
+    assert rows["可分配收益"] == "1,019,600.00" and rows["提取公积公益金"] == "101,960.00"
+    assert rows["公益福利"] == "50,000.00" and rows["成员分配总额"] == "800,000.00" and rows["未分配"] == "67,640.00"
+    assert "1 / 2 · 533,333.34" in text
