@@ -391,6 +391,9 @@ def test_register_refusals(world: World, unique: str) -> None:
     assert post("/share-transfers", {**transfer, "shares": "0"}) == (422, "validation_error", "shares")
     assert post("/share-transfers", {**transfer, "shares": "1.5e0"}) == (422, "validation_error", "shares")
     assert post("/share-transfers", {**transfer, "reason": "sale"}) == (422, "validation_error", "reason")
+    assert post("/share-transfers", {**transfer, "from_household": "hu-2\n"}) == (422, "validation_error",
+                                                                                  "from_household")
+    assert post("/share-transfers", {**transfer, "kind": " population"}) == (422, "validation_error", "kind")
     assert post("/share-transfers", {**transfer, "effective_on": "2025-07-31"})[0] == 201
     # enough on its own date, but hu-2's later transfer then leaves too little
     assert post("/share-transfers", {**transfer, "shares": "1.5", "effective_on": "2025-07-01"}) == (
@@ -414,6 +417,14 @@ def test_register_refusals(world: World, unique: str) -> None:
                                 "members": [{"member_id": "m1", "name": "a"}, {"member_id": "m1", "name": "b"}]}) \
         == (409, "already_exists", "members.1.member_id")
     assert post("/households/hu-9/members", {"name": "某人"}) == (404, "not_found", "household_id")
+    assert post("/households", {"household_id": "hu-1\n", "head_name": "张", "registered_on": "2025-01-01"}) == (
+        422, "validation_error", "household_id")
+    assert post("/households", {"household_id": "HU-10", "head_name": "张", "registered_on": "2025-01-01"})[:1] == (
+        422,)
+    assert post("/households", {"household_id": "hu-11", "head_name": "张", "registered_on": "99999-01-01"}) == (
+        422, "validation_error", "registered_on")
+    assert post("/households/hu-1/holdings", {"holdings": {"population": "1000000000"}, "effective_on": "2025-02-01"},
+                "PUT") == (422, "validation_error", "holdings.population.value")
     # un-fixing the shares, or leaving out a kind households hold
     assert post("/charter", {"share_kinds": [{"kind": "population", "name": "人口股", "weight": "1"},
                                              {"kind": "farm-age", "name": "农龄股", "weight": "0.5"}],
@@ -447,6 +458,7 @@ def test_roles_and_scopes(world: World, proposed: str, unique: str) -> None:
     cid = proposed
     other = world.village(f"w-{unique}")
     acc, board = world.accountant(cid), world.board(cid)
+    vote = {"vote": VOTE}
     auditor, admin = bearer(world.token("auditor")), bearer(world.token("admin"))
     plan = f"/v1/collectives/{cid}/plans/plan-2025"
     # reads: accountant, board, auditor, admin; not an operator, not another village's accountant or board
@@ -459,16 +471,25 @@ def test_roles_and_scopes(world: World, proposed: str, unique: str) -> None:
             resp = world.client.get(path, headers=headers)
             assert resp.status_code == 403 and "hu-1" not in resp.get_data(as_text=True), path
     assert world.client.get(plan).status_code == 401
+    # no token and a bad body: 401, before the body is read
+    nobody = world.client.post(f"/v1/collectives/{cid}/plans", json={"year": "x"})
+    assert nobody.status_code == 401 and nobody.get_json()["error"]["field"] == "Authorization"
     assert world.client.get(plan, headers=bearer("bt_not-a-token")).status_code == 401
     # another village's plan or household under one's own collective: not found, and nothing of it shown
-    world.propose(other, members_total="5.00")
+    world.propose(other, members_total="5.00", plan_id=f"w-plan-{unique}")
+    assert world.client.get(f"/v1/collectives/{other}/plans/w-plan-{unique}", headers=world.accountant(other)
+                            ).status_code == 200
+    # named under one's own collective, another village's plan is not found, and shows nothing of it
+    foreign = world.client.get(f"/v1/collectives/{cid}/plans/w-plan-{unique}", headers=acc)
+    assert foreign.status_code == 404 and "5.00" not in foreign.get_data(as_text=True)
+    foreign = world.client.post(f"/v1/collectives/{cid}/plans/w-plan-{unique}/approve", headers=board, json=vote)
+    assert foreign.status_code == 404
     assert world.client.get(f"/v1/collectives/{cid}/plans/plan-2025", headers=world.accountant(other)
                             ).status_code == 403
     assert world.client.get(f"/v1/collectives/{other}/households/hu-404", headers=world.accountant(other)
                             ).status_code == 404
     # writes: the board approves, the accountant does not; the board does not pay or register; the auditor writes
     # nothing
-    vote = {"vote": VOTE}
     assert world.client.post(f"{plan}/approve", headers=acc, json=vote).status_code == 403
     assert world.client.post(f"{plan}/approve", headers=world.board(other), json=vote).status_code == 403
     assert world.client.post(f"{plan}/approve", headers=auditor, json=vote).status_code == 403
