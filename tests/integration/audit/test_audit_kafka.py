@@ -38,6 +38,7 @@ from services.devtools.scenario.schemas import read_scenario
 from services.devtools.synthetic import archive_line
 from services.dividends.app import create_app as dividends_app
 from services.ledger.app import create_app as ledger_app
+from services.members.app import create_app as members_app
 from services.rentals.app import create_app as rentals_app
 from services.runtime.auth import add_token
 from services.runtime.config import PROJECT_ROOT, Settings
@@ -98,7 +99,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     servers: list[BaseWSGIServer] = []
     try:
         urls = {}
-        for name, factory in (("ledger", ledger_app), ("rentals", rentals_app), ("dividends", dividends_app)):
+        for name, factory in (("ledger", ledger_app), ("rentals", rentals_app), ("dividends", dividends_app),
+                              ("members", members_app)):  # the scenario's village members and plan too
             app = factory(settings)
             apps.append(app)
             urls[name], server = serve(app)
