@@ -183,7 +183,8 @@ class LocalRun:
         self.out.print("People sign in with accounts: the admin creates them on the web page (账号管理) or with "
                        "baotuan accounts add")
         self.out.print(f"Logs in {_rel(self.var / 'log')}/; demo bearer tokens for scripts (admin, auditor, "
-                       f"accountant-<village>, operator-<project>, board-<project>) in {_rel(self.demo_file)}")
+                       f"accountant-<village>, operator-<project>, board-<project>, board-<village with members>) "
+                       f"in {_rel(self.demo_file)}")
         self.out.print(f"Signing keys in {_rel(self.var / 'keys')}/; for an auditor to pin: baotuan keys export "
                        "--output DIR, then baotuan export --format jsonl -o a.jsonl and "
                        "baotuan audit --archive a.jsonl --trusted-keys DIR")

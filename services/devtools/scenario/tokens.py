@@ -41,13 +41,16 @@ class DemoPrincipal:
 
 
 def demo_principals(scenario: Scenario) -> list[DemoPrincipal]:
-    """An admin (the loader), an auditor, an accountant per village, an operator and a board per project."""
+    """An admin (the loader), an auditor, an accountant per village, an operator and a board per project, and the
+    board (理事会) of each village with members (a charter in the file: it approves the village's plans)."""
     principals = [DemoPrincipal("admin", "admin"), DemoPrincipal("auditor", "auditor")]
     for c in scenario.sections["collectives"]:
         principals.append(DemoPrincipal(f"accountant-{c['collective_id']}", "accountant", (c["collective_id"],)))
     for p in scenario.sections["projects"]:
         principals.append(DemoPrincipal(f"operator-{p['project_id']}", "operator", (p["project_id"],)))
         principals.append(DemoPrincipal(f"board-{p['project_id']}", "board", (p["project_id"],)))
+    for c in scenario.sections["charters"]:
+        principals.append(DemoPrincipal(f"board-{c['collective_id']}", "board", (c["collective_id"],)))
     return principals
 
 

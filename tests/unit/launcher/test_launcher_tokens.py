@@ -21,18 +21,19 @@ BINHAI = PROJECT_ROOT / "data" / "binhai_scenario.json"
 
 def test_every_village_project_and_role_gets_a_demo_principal() -> None:
     principals = {p.name: p for p in demo_principals(read_scenario(BINHAI))}
-    assert len(principals) == 2 + 19 + 2 + 2
+    assert len(principals) == 2 + 19 + 2 + 2 + 1  # …and the board of the one village with members
     assert principals["admin"].role == "admin"
     assert principals["auditor"].role == "auditor"
     assert principals["accountant-jinqing-lianmeng"].scope == ("jinqing-lianmeng",)
     assert principals["board-binhai-park"].scope == ("binhai-park",)
+    assert principals["board-jinqing-lianmeng"].scope == ("jinqing-lianmeng",)
     assert principals["operator-jinqing-market"].role == "operator"
 
 
 def test_tokens_are_stored_hashed_kept_private_and_reused_by_the_next_run(tmp_path: Path) -> None:
     principals = demo_principals(read_scenario(BINHAI))
     tokens, demo = tmp_path / "tokens.json", tmp_path / "demo-tokens.json"
-    assert ensure_demo_tokens(principals, tokens_file=tokens, demo_file=demo) == 25
+    assert ensure_demo_tokens(principals, tokens_file=tokens, demo_file=demo) == 26
     admin = demo_token("admin", demo)
     assert admin is not None and admin not in tokens.read_text()
     assert demo.stat().st_mode & 0o777 == 0o600

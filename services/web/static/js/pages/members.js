@@ -35,7 +35,7 @@ function allocationTable(allocations, extra = [], testid = "plan-allocations") {
 
 export async function membersPage(root) {
   const mayWrite = session.can("accountant");
-  const mayApprove = session.can("accountant", "board");
+  const mayApprove = session.can("board"); // the village's board records the meeting's vote
   const registerSlot = h("div", { "data-testid": "register" });
   const previewSlot = h("div", { "data-testid": "plan-preview" });
   const plansSlot = h("div", { "data-testid": "plans" });
