@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import unicodedata
 import uuid
 from collections.abc import Iterator
@@ -36,6 +37,9 @@ from services.runtime.config import PROJECT_ROOT, Settings
 from services.runtime.eventlog import InMemoryLog
 
 CHROMIUM = "/usr/bin/chromium"
+#: With BAOTUAN_SCREENSHOTS=<dir> the test also saves the members area and the notice as PNGs there (the ones in
+#: docs/screenshots/ were made with ``BAOTUAN_SCREENSHOTS=docs/screenshots``).
+SCREENSHOTS = os.environ.get("BAOTUAN_SCREENSHOTS")
 if not Path(CHROMIUM).exists():
     pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)", allow_module_level=True)
 playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the dev extra)")
@@ -229,9 +233,14 @@ def test_the_accountant_prints_the_notice_with_the_plans_totals_and_only_masked_
             expect(card.locator('[data-figure="members_total"]')).to_have_text(grouped(figures["members_total"]))
             expect(card.locator(f'[data-testid="notice-{plan_id}"]')).to_be_visible()
             assert not errors, errors
+            if SCREENSHOTS:
+                page.set_viewport_size({"width": 1280, "height": 900})
+                page.screenshot(path=str(Path(SCREENSHOTS) / "members-plan.png"))
             # The notice, printed as the browser prints it.
             page.goto(f"/notice/{VILLAGE}/{plan_id}")
             expect(page.get_by_test_id("notice-title")).to_have_text("联盟村股份经济合作社2025年度收益分配方案公示")
+            if SCREENSHOTS:
+                page.screenshot(path=str(Path(SCREENSHOTS) / "members-notice.png"))
             pdf = page.pdf(prefer_css_page_size=True, print_background=True)
             context.close()
         finally:
