@@ -308,6 +308,21 @@ def test_plans_that_do_not_fit_are_refused_and_write_nothing(world: World, uniqu
     assert len(members_events(world, cid)) == before
 
 
+def test_books_past_the_wire_format_are_refused_not_published(world: World, unique: str) -> None:
+    cid = world.collective(f"v-{unique}")
+    world.charter(cid)
+    world.household(cid, "hu-1", "张三", {"population": "1"})
+    world.entry(cid, "2024-12-31", [("321", "debit", "999999999999.99"),
+                                    ("322/undistributed", "credit", "999999999999.99")])
+    world.close_year(cid, 2025, "999999999999.99")
+    resp = world.client.post(f"/v1/collectives/{cid}/plans", headers=world.accountant(cid),
+                             json={"year": 2025, "reserve_rate": "0.10", "members_total": "999999999999.99",
+                                   "record_date": "2026-03-31"})
+    error = resp.get_json()["error"]
+    assert (resp.status_code, error["code"], error["field"]) == (422, "amount_out_of_range", "year")
+    assert [e["type"] for e in members_events(world, cid)] == ["CharterSet", "HouseholdRegistered", "HoldingsSet"]
+
+
 def test_a_reversed_close_leaves_the_year_open(world: World, unique: str) -> None:
     cid = world.collective(f"v-{unique}")
     world.charter(cid)
