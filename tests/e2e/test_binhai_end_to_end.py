@@ -1,10 +1,10 @@
-"""The Binhai scenario end to end: real broker, the three services as real processes, real HTTP.
+"""The Binhai scenario end to end: real broker, the four services as real processes, real HTTP.
 
 scenario import → distributions declared → approved → paid; each village's trial balance
 shows the dividend receivable, then the cash; the auditor reads the same numbers; a second
 import publishes nothing; a bad file publishes nothing and names the record and field.
 
-The tests of this module share one stack (a broker of its own, with an empty log, and three
+The tests of this module share one stack (a broker of its own, with an empty log, and four
 ``baotuan serve`` processes) and run in file order: each step builds on the one before.
 """
 
@@ -79,7 +79,7 @@ class Stack:
         """The end offsets of every topic, once the services' last writes are covered by their checkpoints
         (a checkpoint follows a burst of writes within seconds: it is part of the log that burst made)."""
         deadline = time.monotonic() + 30
-        for url in (self.endpoints.ledger, self.endpoints.rentals, self.endpoints.dividends):
+        for url in (self.endpoints.ledger, self.endpoints.rentals, self.endpoints.dividends, self.endpoints.members):
             while requests.get(f"{url}/health", timeout=5).json()["checkpoints"]["uncovered_events"]:
                 assert time.monotonic() < deadline, f"{url}: the last writes were never covered by a checkpoint"
                 time.sleep(0.2)
@@ -87,13 +87,14 @@ class Stack:
 
     def cli_env(self) -> dict[str, str]:
         return {"BAOTUAN_LEDGER_URL": self.endpoints.ledger, "BAOTUAN_RENTALS_URL": self.endpoints.rentals,
-                "BAOTUAN_DIVIDENDS_URL": self.endpoints.dividends, "BAOTUAN_TOKEN": self.token("admin"),
+                "BAOTUAN_DIVIDENDS_URL": self.endpoints.dividends, "BAOTUAN_MEMBERS_URL": self.endpoints.members,
+                "BAOTUAN_TOKEN": self.token("admin"),
                 "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap}
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """A broker with an empty log (the whole scenario goes in) and the three services as processes."""
+    """A broker with an empty log (the whole scenario goes in) and the four services as processes."""
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         pytest.skip("loads fixed scenario ids: needs a broker of its own, with an empty log")
     root = tmp_path_factory.mktemp("binhai")
@@ -106,9 +107,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         demo_file, tokens_file = root / "demo-tokens.json", root / "tokens.json"
         ensure_demo_tokens(demo_principals(scenario), tokens_file=tokens_file, demo_file=demo_file)
         services = [ServiceProcess(name, free_port(), root / "log" / f"{name}.log")
-                    for name in ("ledger", "rentals", "dividends")]
+                    for name in ("ledger", "rentals", "dividends", "members")]
         start_services(services, service_env(broker.bootstrap, root / "data", tokens_file), timeout=120)
-        yield Stack(root, broker.bootstrap, Endpoints(*(s.url for s in services)), demo_file, scenario)
+        yield Stack(root, broker.bootstrap, Endpoints(**{s.name: s.url for s in services}), demo_file, scenario)
     finally:
         stop_services(services)
         broker.stop()
@@ -293,26 +294,26 @@ def test_the_example_subscriber_prints_every_declared_payout(stack: Stack, first
             "pro-rata 211577.30 + top-up 143422.70") in lines
 
 
-def test_status_reports_three_healthy_services(stack: Stack, first_import: ImportResult) -> None:
+def test_status_reports_four_healthy_services(stack: Stack, first_import: ImportResult) -> None:
     result = CliRunner().invoke(status_command, ["--json"], env=stack.cli_env())
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["broker"]["reachable"] is True
     assert {name: h["status"] for name, h in report["services"].items()} == {
-        "ledger": "ok", "rentals": "ok", "dividends": "ok"}
+        "ledger": "ok", "rentals": "ok", "dividends": "ok", "members": "ok"}
 
 
-def _three_free_ports() -> int:
+def _four_free_ports() -> int:
     for _ in range(50):
         base = free_port()
-        if base < 65000 and all(port_is_free(base + i) for i in range(3)):
+        if base < 65000 and all(port_is_free(base + i) for i in range(4)):
             return base
-    raise AssertionError("no three consecutive free ports")
+    raise AssertionError("no four consecutive free ports")
 
 
 def test_baotuan_run_reuses_the_broker_imports_nothing_new_and_stops_cleanly_on_ctrl_c(
         stack: Stack, first_import: ImportResult, tmp_path: Path) -> None:
-    base = _three_free_ports()
+    base = _four_free_ports()
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": stack.bootstrap, "BAOTUAN_DATA_DIR": str(tmp_path / "var")}
     env.pop("BAOTUAN_TOKENS_FILE", None)
     before = stack.log_size()
@@ -337,7 +338,7 @@ def test_baotuan_run_reuses_the_broker_imports_nothing_new_and_stops_cleanly_on_
     assert run.returncode == 0, err
     assert "the event log grew by 0 records" in err
     assert "stopped the services" in err and "broker was not started by this run" in err
-    assert all(port_is_free(base + i) for i in range(3))
+    assert all(port_is_free(base + i) for i in range(4))
     # The run imported nothing new: the only records it wrote are the first admin account's (made once, and the
     # ledger's checkpoint of them), and it printed how to sign in with its one-time password.
     after = stack.log_size()
