@@ -61,7 +61,8 @@ def handle_set_charter(command: SetCharter, reads: MembersReads) -> Decision:
     """CharterSet (a new version); the charter in force again publishes nothing."""
     cid = command.collective_id
     reads.require_collective(cid)
-    kinds = [dict(k) for k in command.share_kinds]
+    kinds = [{"kind": k["kind"], "name": k["name"], "weight": format_shares(parse_shares(k["weight"]))}
+             for k in command.share_kinds]
     names = [k["kind"] for k in kinds]
     if len(set(names)) != len(names):
         raise Refused(422, "validation_error", "each share kind may be listed once", "share_kinds")
