@@ -12,7 +12,7 @@ from fractions import Fraction
 from typing import Any
 
 from services.contracts.events import CERTIFICATE_RE, SHARES_RE, WEIGHT_RE
-from services.contracts.money import format_yuan, parse_rate, parse_yuan
+from services.contracts.money import MAX_YUAN, fits_wire, format_yuan, parse_rate, parse_yuan
 from services.members.commands import (
     ApprovePlan,
     CancelPlan,
@@ -61,7 +61,8 @@ def handle_set_charter(command: SetCharter, reads: MembersReads) -> Decision:
     """CharterSet (a new version); the charter in force again publishes nothing."""
     cid = command.collective_id
     reads.require_collective(cid)
-    kinds = [dict(k) for k in command.share_kinds]
+    kinds = [{"kind": k["kind"], "name": k["name"], "weight": format_shares(parse_shares(k["weight"]))}
+             for k in command.share_kinds]
     names = [k["kind"] for k in kinds]
     if len(set(names)) != len(names):
         raise Refused(422, "validation_error", "each share kind may be listed once", "share_kinds")
@@ -275,6 +276,11 @@ def _plan_events(reads: MembersReads, figures: PlanFigures, plan_id: str, propos
     if not books.closed:
         raise Refused(409, "year_not_closed", f"the books of {year} are not closed: the year-end close (origin "
                       f"year_end_close, ref {year}) must be posted first", "year")
+    for name, fen in (("distributable", books.distributable), ("net_income", books.net_income),
+                      ("brought_forward", books.distributable - books.net_income)):
+        if not fits_wire(fen):  # DESIGN §3: refused now, never a failure when the event is published
+            raise Refused(422, "amount_out_of_range", f"the books' {name} of {year} is past the wire format "
+                          f"(±{MAX_YUAN})", "year")
     welfare, members_total = parse_yuan(figures.welfare), parse_yuan(figures.members_total)
     try:
         found = appropriations(books.distributable, rate, welfare, members_total)

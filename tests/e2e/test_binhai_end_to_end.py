@@ -111,7 +111,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         services = [ServiceProcess(name, free_port(), root / "log" / f"{name}.log")
                     for name in ("ledger", "rentals", "dividends", "members")]
         start_services(services, service_env(broker.bootstrap, root / "data", tokens_file), timeout=120)
-        yield Stack(root, broker.bootstrap, Endpoints(*(s.url for s in services)), demo_file, scenario)
+        yield Stack(root, broker.bootstrap, Endpoints(**{s.name: s.url for s in services}), demo_file, scenario)
     finally:
         stop_services(services)
         broker.stop()

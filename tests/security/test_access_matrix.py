@@ -1,4 +1,4 @@
-"""Access (DESIGN §8): every endpoint of every service × the principals that must be refused.
+"""Access (DESIGN §8, §11): every endpoint of every service × the principals that must be refused.
 
 No token or a bad one: 401. A valid token outside its role or scope: 403 — the accountant of
 another village, the operator of another project, the board of another project, and the
@@ -27,13 +27,15 @@ from flask.testing import FlaskClient
 from kafka_helpers import read_records
 
 from services.accounts.policy import AddressThrottle, Backoff, SignInPolicy
-from services.contracts.topics import ACCOUNTS, DIVIDENDS, LEDGER_ENTRIES, LEDGER_INVESTMENTS, RENTALS
+from services.contracts.topics import ACCOUNTS, DIVIDENDS, LEDGER_ENTRIES, LEDGER_INVESTMENTS, MEMBERS, RENTALS
 from services.dividends.app import create_app as dividends_app
 from services.ledger.app import create_app as ledger_app
+from services.members.app import create_app as members_app
 from services.rentals.app import create_app as rentals_app
 from services.runtime.auth import add_token
 from services.runtime.config import Settings
 from services.runtime.kafka_io import end_offsets
+from services.runtime.service import NewEvent
 
 pytestmark = pytest.mark.kafka
 
@@ -41,7 +43,7 @@ OUTSIDERS = ("accountant_other", "operator_other", "board_other", "session_other
 #: Sessions that are not (any more): signed out, of a disabled account, never started.
 DEAD_SESSIONS = ("session_signed_out", "session_disabled", "session_bad")
 PRINCIPALS = ("none", "bad", *OUTSIDERS, "auditor", *DEAD_SESSIONS)
-TOPICS = [LEDGER_ENTRIES, LEDGER_INVESTMENTS, RENTALS, DIVIDENDS]
+TOPICS = [LEDGER_ENTRIES, LEDGER_INVESTMENTS, RENTALS, DIVIDENDS, MEMBERS]
 PASSWORD = "acl-password-1"
 
 
@@ -111,6 +113,7 @@ def world(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         ledger = stack.enter_context(running(ledger_app, settings("ledger")))
         rentals = stack.enter_context(running(rentals_app, settings("rentals")))
         dividends = stack.enter_context(running(dividends_app, settings("dividends")))
+        members = stack.enter_context(running(members_app, settings("members")))
         auth = bearer(admin)
         for village in (ids["v"], ids["o"]):
             _ok(ledger.post("/v1/collectives", headers=auth, json={"collective_id": village, "name": "村",
@@ -136,6 +139,7 @@ def world(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
             "management_fee_rate": "0.05", "tax_rate": "0.06", "payout_ratio": "0.90", "guaranteed_rate": "0"}))
         ids["distribution"] = _ok(dividends.post(f"/v1/projects/{ids['p']}/distributions", headers=auth, json={
             "period_start": "2026-01-01", "period_end": "2026-01-31"}))["distribution_id"]
+        seed_members(ledger, members, auth, ids["v"])
         # People: the accountant of the other village signed in, and sessions that ended.
         # Every principal here signs in from 127.0.0.1: the address is not what is under test.
         policy = SignInPolicy(address=Backoff(slow_after=10_000, lock_after=20_000))
@@ -153,8 +157,32 @@ def world(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         assert ledger.delete("/v1/sessions/current", headers={"Authorization": tokens["session_signed_out"]}) \
             .status_code == 204
         _ok(ledger.post(f"/v1/users/{ids['session_disabled']}/disable", headers=auth, json={}))
-        wait_for_accounts(ledger, rentals, dividends)
-        yield World({"ledger": ledger, "rentals": rentals, "dividends": dividends}, tokens, ids, kafka_bootstrap)
+        wait_for_accounts(ledger, rentals, dividends, members)
+        yield World({"ledger": ledger, "rentals": rentals, "dividends": dividends, "members": members}, tokens, ids,
+                    kafka_bootstrap)
+
+
+def seed_members(ledger: FlaskClient, members: FlaskClient, auth: dict[str, str], village: str) -> None:
+    """The village's register and an approved plan of 2025. The year-end close of 2025 is written by the ledger's
+    own runtime, as its close will post it (DESIGN §11: origin year_end_close, 321 into 322/undistributed)."""
+    svc = ledger.application.extensions["baotuan_service"]
+    with svc.writing():
+        svc.publish([NewEvent("EntryPosted", village, {
+            "entry_id": str(uuid.uuid4()), "collective_id": village, "date": "2025-12-31", "memo": "年终结转",
+            "lines": [{"account": "321", "debit": "1000.00"}, {"account": "322/undistributed", "credit": "1000.00"}],
+            "origin": {"kind": "year_end_close", "ref": "2025"}, "idempotency_key": None})], actor="system:test")
+    _ok(members.put(f"/v1/collectives/{village}/charter", headers=auth, json={
+        "share_kinds": [{"kind": "population", "name": "人口股", "weight": "1"}], "shares_fixed_on": "2025-06-30",
+        "adopted_on": "2025-01-01"}))
+    for household in ("hu-1", "hu-2"):
+        _ok(members.post(f"/v1/collectives/{village}/households", headers=auth, json={
+            "household_id": household, "head_name": "张小明", "registered_on": "2025-01-01",
+            "holdings": {"population": "2"}}))
+    _ok(members.post(f"/v1/collectives/{village}/plans", headers=auth, json={
+        "year": 2025, "reserve_rate": "0.10", "members_total": "800.00", "record_date": "2026-03-31"}))
+    _ok(members.post(f"/v1/collectives/{village}/plans/plan-2025/approve", headers=auth, json={"vote": {
+        "body": "members", "meeting_on": "2026-04-10", "entitled": 3, "present": 3, "for": 2, "against": 1,
+        "abstain": 0}}))
 
 
 def wait_for_accounts(*clients: FlaskClient) -> None:
@@ -276,6 +304,44 @@ def endpoints(ids: dict[str, str]) -> list[Endpoint]:
                  open_to=(("board_other", "filtered"),)),
         Endpoint("dividends", "GET", "/v1/allocations/unpaid", "/v1/allocations/unpaid",
                  open_to=(("board_other", "filtered"),)),
+        # members (the village's accountants write, its boards approve; auditors read)
+        *members_endpoints(v),
+    ]
+
+
+def members_endpoints(v: str) -> list[Endpoint]:
+    c, h, plan = "/v1/collectives/<collective_id>", "/households/<household_id>", "/plans/<plan_id>"
+    at = f"/v1/collectives/{v}"
+    kinds = [{"kind": "population", "name": "人口股", "weight": "1"}]
+    figures = {"year": 2025, "reserve_rate": "0.10", "members_total": "1.00", "record_date": "2026-03-31"}
+    return [
+        Endpoint("members", "PUT", f"{c}/charter", f"{at}/charter",
+                 {"share_kinds": kinds, "shares_fixed_on": "2025-06-30", "adopted_on": "2025-02-01"}),
+        Endpoint("members", "GET", f"{c}/charter", f"{at}/charter"),
+        Endpoint("members", "POST", f"{c}/households", f"{at}/households",
+                 {"household_id": "hu-9", "head_name": "王五", "registered_on": "2025-01-01"}),
+        Endpoint("members", "GET", f"{c}/households", f"{at}/households"),
+        Endpoint("members", "GET", f"{c}{h}", f"{at}/households/hu-1"),
+        Endpoint("members", "POST", f"{c}{h}/members", f"{at}/households/hu-1/members", {"name": "李红"}),
+        Endpoint("members", "PUT", f"{c}{h}/holdings", f"{at}/households/hu-1/holdings",
+                 {"holdings": {"population": "3"}, "effective_on": "2025-02-01"}),
+        Endpoint("members", "POST", f"{c}/share-transfers", f"{at}/share-transfers",
+                 {"from_household": "hu-1", "to_household": "hu-2", "kind": "population", "shares": "1",
+                  "effective_on": "2026-05-01", "reason": "gift"}),
+        Endpoint("members", "POST", f"{c}{h}/certificates", f"{at}/households/hu-1/certificates",
+                 {"issued_on": "2025-07-01"}),
+        Endpoint("members", "POST", f"{c}/plans/preview", f"{at}/plans/preview", figures),
+        Endpoint("members", "POST", f"{c}/plans", f"{at}/plans", {**figures, "year": 2026,
+                                                                  "record_date": "2027-03-31"}),
+        Endpoint("members", "GET", f"{c}/plans", f"{at}/plans"),
+        Endpoint("members", "GET", f"{c}{plan}", f"{at}/plans/plan-2025"),
+        Endpoint("members", "POST", f"{c}{plan}/approve", f"{at}/plans/plan-2025/approve", {"vote": {
+            "body": "members", "meeting_on": "2026-04-10", "entitled": 3, "present": 3, "for": 3, "against": 0,
+            "abstain": 0}}),
+        Endpoint("members", "POST", f"{c}{plan}/cancel", f"{at}/plans/plan-2025/cancel", {"reason": "重算"}),
+        Endpoint("members", "POST", f"{c}{plan}/payments", f"{at}/plans/plan-2025/payments",
+                 {"household_id": "hu-1", "amount": "400.00", "paid_on": "2026-04-20", "bank_reference": "TX1"}),
+        Endpoint("members", "GET", f"{c}{plan}/notice", f"{at}/plans/plan-2025/notice"),
     ]
 
 
@@ -366,6 +432,7 @@ def test_tokens_are_stored_only_as_hashes(tmp_path: Path) -> None:
     "ledger",
     "rentals",
     "dividends",
+    "members",
 ])
 def test_a_caller_without_a_token_is_refused_before_its_body_is_even_read(world: World, service: str) -> None:
     answers = {}

@@ -1,8 +1,9 @@
 """The audit on a real log: the Binhai scenario through the three services, then `baotuan audit` from Kafka,
 the exported archive and its tampers, and the books checked by hledger and bean-check against the ledger.
 
-One broker of the module's own (an empty log: the audit reads everything on it) and the three services
-in-process, served over real HTTP so the audit can compare balances with the ledger service.
+One broker of the module's own (an empty log: the audit reads everything on it) and the services in-process,
+served over real HTTP so the audit can compare balances with the ledger service; the scenario's village with
+members (its register and 2025 plan) puts baotuan.members.v1 on the log too, so every topic of record is there.
 """
 
 from __future__ import annotations
@@ -86,6 +87,15 @@ def settle(ledger: EventService, timeout: float = 60.0) -> None:
     raise AssertionError("the ledger still owes derived entries")
 
 
+def members_covered(members: EventService) -> None:
+    """Wait for the members service's checkpoint of what the scenario wrote on baotuan.members.v1 (the
+    village's register and plan; its timer writes one once no write came for a while)."""
+    deadline = time.monotonic() + 60
+    while members.health()["checkpoints"]["uncovered_events"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert members.health()["checkpoints"]["uncovered_events"] == 0
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
@@ -130,8 +140,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                                            "paid_on": "2026-02-10", "bank_reference": f"ICBC-{n:04d}"},
                                      headers=headers, timeout=30)
                 assert paid.status_code == 201, paid.text
-        settle(apps[0].extensions["baotuan_service"])
         villages = [c["collective_id"] for c in scenario.sections["collectives"]]
+        members_covered(apps[3].extensions["baotuan_service"])
+        settle(apps[0].extensions["baotuan_service"])
         yield World(broker.bootstrap, urls["ledger"], auditor, root, villages, unpaid)
     finally:
         for server in servers:

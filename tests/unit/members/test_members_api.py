@@ -188,6 +188,10 @@ def test_the_charter_is_read_back_and_the_same_charter_again_writes_nothing(worl
                                   "shares_fixed_on": "2025-06-30", "adopted_on": "2025-01-10"})
     body = resp.get_json()
     assert resp.status_code == 200 and body["receipts"] == [] and body["version"] == 1  # defaults fill the rest
+    # weights are kept as the wire writes them: "1.0000" is the weight "1" already in force
+    same = world.charter(cid, share_kinds=[{"kind": "population", "name": "人口股", "weight": "1.0000"},
+                                           {"kind": "farm-age", "name": "农龄股", "weight": "0.50"}])
+    assert same["version"] == 1 and same["share_kinds"][1]["weight"] == "0.5"
     stricter = world.charter(cid, quorum="3/4", majority="2/3")
     assert stricter["version"] == 2
     got = world.client.get(f"/v1/collectives/{cid}/charter", headers=world.board(cid)).get_json()
@@ -308,6 +312,21 @@ def test_plans_that_do_not_fit_are_refused_and_write_nothing(world: World, uniqu
     assert len(members_events(world, cid)) == before
 
 
+def test_books_past_the_wire_format_are_refused_not_published(world: World, unique: str) -> None:
+    cid = world.collective(f"v-{unique}")
+    world.charter(cid)
+    world.household(cid, "hu-1", "张三", {"population": "1"})
+    world.entry(cid, "2024-12-31", [("321", "debit", "999999999999.99"),
+                                    ("322/undistributed", "credit", "999999999999.99")])
+    world.close_year(cid, 2025, "999999999999.99")
+    resp = world.client.post(f"/v1/collectives/{cid}/plans", headers=world.accountant(cid),
+                             json={"year": 2025, "reserve_rate": "0.10", "members_total": "999999999999.99",
+                                   "record_date": "2026-03-31"})
+    error = resp.get_json()["error"]
+    assert (resp.status_code, error["code"], error["field"]) == (422, "amount_out_of_range", "year")
+    assert [e["type"] for e in members_events(world, cid)] == ["CharterSet", "HouseholdRegistered", "HoldingsSet"]
+
+
 def test_a_reversed_close_leaves_the_year_open(world: World, unique: str) -> None:
     cid = world.collective(f"v-{unique}")
     world.charter(cid)
@@ -370,6 +389,21 @@ def test_the_same_request_with_the_same_idempotency_key_pays_once(world: World, 
     assert other.status_code == 409
     types = [e["type"] for e in members_events(world, cid)]
     assert types.count("HouseholdDividendPaid") == 1
+
+
+def test_a_proposal_repeated_with_its_idempotency_key_proposes_once(world: World, unique: str) -> None:
+    cid = world.village(f"v-{unique}")
+    body = {"year": 2025, "reserve_rate": "0.10", "members_total": "100.00", "record_date": "2026-03-31"}
+    headers = {**world.accountant(cid), "Idempotency-Key": f"plan-2025-{unique}"}
+    first = world.client.post(f"/v1/collectives/{cid}/plans", headers=headers, json=body)
+    again = world.client.post(f"/v1/collectives/{cid}/plans", headers=headers, json=body)
+    assert first.status_code == again.status_code == 201
+    assert without_receipts(first.get_json())["plan_id"] == without_receipts(again.get_json())["plan_id"]
+    # the same key from another principal is a request of its own: here a second plan of the year, refused
+    other = world.client.post(f"/v1/collectives/{cid}/plans", json=body,
+                              headers={**bearer(world.token("admin")), "Idempotency-Key": f"plan-2025-{unique}"})
+    assert other.status_code == 409 and other.get_json()["error"]["code"] == "plan_exists"
+    assert [e["type"] for e in members_events(world, cid)].count("PlanProposed") == 1
 
 
 def test_register_refusals(world: World, unique: str) -> None:
