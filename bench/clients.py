@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 import random
 import shutil
 import time
@@ -20,7 +21,7 @@ from services.contracts.money import format_yuan
 from services.contracts.topics import LEDGER_ENTRIES
 from services.runtime.auth import add_token
 from services.runtime.config import Settings
-from services.runtime.kafka_io import end_offsets, ensure_topics, producer_settings
+from services.runtime.kafka_io import EventProducer, end_offsets, ensure_topics, producer_settings
 
 RAW_TOPIC = "bench.raw-produce.v1"
 #: The baseline: the client's best configuration for this durability (issue 16), not the services' own settings:
@@ -154,6 +155,27 @@ def acked_latencies(bootstrap: str, record: RawRecord, *, rate: float, seconds: 
         return latencies
     finally:
         producer.close(timeout=10)
+
+
+def back_to_back_transactions(bootstrap: str, record: RawRecord, *, count: int,
+                              sender_backoff_ms: int | None = None) -> list[float]:
+    """One record per transaction, each begun as soon as the previous one committed (a writer under load),
+    with the services' EventProducer; ms per transaction. ``sender_backoff_ms``: the sender's wait before it
+    resends a transactional request (None: the services' setting; 100: kafka-python's own)."""
+    ensure_topics(bootstrap, [RAW_TOPIC])
+    extra = {} if sender_backoff_ms is None else {"sender_retry_backoff_ms": sender_backoff_ms}
+    producer = EventProducer(bootstrap, "bench-transactions",
+                             transactional_id=f"bench-transactions-{sender_backoff_ms}-{os.getpid()}", **extra)
+    try:
+        producer.send_raw(RAW_TOPIC, record.key, record.value, record.headers)
+        took = []
+        for _ in range(count):
+            began = time.perf_counter()
+            producer.send_raw(RAW_TOPIC, record.key, record.value, record.headers)
+            took.append((time.perf_counter() - began) * 1000)
+        return took
+    finally:
+        producer.close()
 
 
 # -- the ledger in this process (for profiles) -------------------------------------------------------------

@@ -28,6 +28,7 @@ from services.contracts.topics import (
     DIVIDENDS,
     LEDGER_ENTRIES,
     LEDGER_INVESTMENTS,
+    MEMBERS,
     RENTALS,
     TOPICS,
     standard_grants,
@@ -41,8 +42,9 @@ from services.runtime.store import ProjectionStore
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 USERS = {"ledger": "ledger-test-pw", "rentals": "rentals-test-pw", "dividends": "dividends-test-pw",
-         "auditor": "auditor-test-pw"}
-OWNED = {"ledger": (LEDGER_ENTRIES, LEDGER_INVESTMENTS, ACCOUNTS), "rentals": (RENTALS,), "dividends": (DIVIDENDS,)}
+         "members": "members-test-pw", "auditor": "auditor-test-pw"}
+OWNED = {"ledger": (LEDGER_ENTRIES, LEDGER_INVESTMENTS, ACCOUNTS), "rentals": (RENTALS,), "dividends": (DIVIDENDS,),
+         "members": (MEMBERS,)}
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +92,7 @@ def test_a_service_may_write_its_own_topics_and_the_dead_letter_topic(secured: L
     ("ledger", RENTALS), ("ledger", DIVIDENDS),
     ("rentals", LEDGER_ENTRIES), ("rentals", LEDGER_INVESTMENTS), ("rentals", DIVIDENDS),
     ("dividends", LEDGER_ENTRIES), ("dividends", LEDGER_INVESTMENTS), ("dividends", RENTALS),
+    ("members", LEDGER_ENTRIES), ("members", DIVIDENDS), ("ledger", MEMBERS), ("dividends", MEMBERS),
 ])
 def test_a_service_is_refused_by_the_broker_when_it_writes_another_services_topic(
         secured: LocalBroker, service: str, foreign: str) -> None:

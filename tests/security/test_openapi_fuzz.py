@@ -32,10 +32,11 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 
-from services.contracts.topics import DIVIDENDS, LEDGER_ENTRIES, LEDGER_INVESTMENTS, RENTALS
+from services.contracts.topics import DIVIDENDS, LEDGER_ENTRIES, LEDGER_INVESTMENTS, MEMBERS, RENTALS
 from services.devtools.broker import LocalBroker, free_port
 from services.dividends.app import create_app as dividends_app
 from services.ledger.app import create_app as ledger_app
+from services.members.app import create_app as members_app
 from services.rentals.app import create_app as rentals_app
 from services.runtime.auth import add_token
 from services.runtime.config import PROJECT_ROOT, Settings
@@ -45,9 +46,10 @@ from services.runtime.service import EventService
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(600)]
 
 EXAMPLES = int(os.environ.get("BAOTUAN_FUZZ_EXAMPLES", "25"))
-OWNED = {"ledger": [LEDGER_ENTRIES, LEDGER_INVESTMENTS], "rentals": [RENTALS], "dividends": [DIVIDENDS]}
+OWNED = {"ledger": [LEDGER_ENTRIES, LEDGER_INVESTMENTS], "rentals": [RENTALS], "dividends": [DIVIDENDS],
+         "members": [MEMBERS]}
 FACTORIES: dict[str, Callable[..., Flask]] = {"ledger": ledger_app, "rentals": rentals_app,
-                                              "dividends": dividends_app}
+                                              "dividends": dividends_app, "members": members_app}
 
 
 @dataclass
@@ -72,8 +74,8 @@ def _post(client: FlaskClient, path: str, token: str, body: dict[str, Any]) -> d
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    """The three services in-process on a broker of their own, with a village, a park, a lease and a
-    declared distribution to aim at."""
+    """The four services in-process on a broker of their own, with a village (its charter and a household), a
+    park, a lease and a declared distribution to aim at."""
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         pytest.skip("needs a broker of its own (writes are counted by end offsets)")
     root = tmp_path_factory.mktemp("fuzz")
@@ -84,8 +86,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     try:
         with running(ledger_app, found.settings("ledger")) as ledger, \
                 running(rentals_app, found.settings("rentals")) as rentals, \
-                running(dividends_app, found.settings("dividends")) as dividends:
-            found.clients = {"ledger": ledger, "rentals": rentals, "dividends": dividends}
+                running(dividends_app, found.settings("dividends")) as dividends, \
+                running(members_app, found.settings("members")) as members:
+            found.clients = {"ledger": ledger, "rentals": rentals, "dividends": dividends, "members": members}
             _post(ledger, "/v1/collectives", admin, {"collective_id": "fz-village", "name": "模糊村", "town": "金清镇"})
             _post(ledger, "/v1/projects", admin, {"project_id": "fz-park", "name": "模糊园", "kind": "industrial_park",
                                                   "town": "金清镇", "operator": "运营公司"})
@@ -108,7 +111,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             assert put.status_code == 200, put.get_json()
             declared = _post(dividends, "/v1/projects/fz-park/distributions", admin,
                              {"period_start": "2026-01-01", "period_end": "2026-01-31"})
-            found.known = {"collective_id": "fz-village", "investor_id": "fz-village", "project_id": "fz-park",
+            charter = members.put("/v1/collectives/fz-village/charter", headers=bearer(admin), json={
+                "share_kinds": [{"kind": "population", "name": "人口股", "weight": "1"}], "adopted_on": "2026-01-01"})
+            assert charter.status_code == 200, charter.get_json()
+            _post(members, "/v1/collectives/fz-village/households", admin,
+                  {"household_id": "fz-hu", "head_name": "模糊户", "registered_on": "2026-01-01",
+                   "holdings": {"population": "2"}})
+            found.known = {"household_id": "fz-hu",
+                           "collective_id": "fz-village", "investor_id": "fz-village", "project_id": "fz-park",
                            "entry_id": entry["entry_id"], "building_id": building["building_id"],
                            "lease_id": lease["lease_id"], "distribution_id": declared["distribution_id"]}
             yield found
@@ -132,7 +142,7 @@ def _quiet(svc: EventService, timeout_s: float = 10.0) -> None:
         time.sleep(0.02)
 
 
-@pytest.mark.parametrize("name", ["ledger", "rentals", "dividends"])
+@pytest.mark.parametrize("name", ["ledger", "rentals", "dividends", "members"])
 def test_no_fuzzed_request_gets_a_5xx_and_no_refused_request_writes(world: World, name: str) -> None:
     client = world.clients[name]
     app = client.application

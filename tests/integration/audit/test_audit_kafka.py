@@ -1,8 +1,9 @@
 """The audit on a real log: the Binhai scenario through the three services, then `baotuan audit` from Kafka,
 the exported archive and its tampers, and the books checked by hledger and bean-check against the ledger.
 
-One broker of the module's own (an empty log: the audit reads everything on it) and the three services
-in-process, served over real HTTP so the audit can compare balances with the ledger service.
+One broker of the module's own (an empty log: the audit reads everything on it) and the services in-process,
+served over real HTTP so the audit can compare balances with the ledger service; the members service keeps
+a first village's register (a charter and two households), so every topic of record is on the log.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from services.devtools.scenario.schemas import read_scenario
 from services.devtools.synthetic import archive_line
 from services.dividends.app import create_app as dividends_app
 from services.ledger.app import create_app as ledger_app
+from services.members.app import create_app as members_app
 from services.rentals.app import create_app as rentals_app
 from services.runtime.auth import add_token
 from services.runtime.config import PROJECT_ROOT, Settings
@@ -85,6 +87,24 @@ def settle(ledger: EventService, timeout: float = 60.0) -> None:
     raise AssertionError("the ledger still owes derived entries")
 
 
+def register_members(url: str, headers: dict[str, str], village: str, members: EventService) -> None:
+    """A charter and two households of ``village`` on baotuan.members.v1, and the members service's checkpoint
+    of them (its timer writes one once no write came for a while)."""
+    charter = requests.put(f"{url}/v1/collectives/{village}/charter", headers=headers, timeout=30, json={
+        "share_kinds": [{"kind": "population", "name": "人口股", "weight": "1"}], "shares_fixed_on": "2025-06-30",
+        "adopted_on": "2025-01-01"})
+    assert charter.status_code == 200, charter.text
+    for n, head in enumerate(("张小明", "王五"), start=1):
+        made = requests.post(f"{url}/v1/collectives/{village}/households", headers=headers, timeout=30, json={
+            "household_id": f"hu-{n}", "head_name": head, "registered_on": "2025-01-01",
+            "holdings": {"population": str(n + 1)}})
+        assert made.status_code == 201, made.text
+    deadline = time.monotonic() + 60
+    while members.health()["checkpoints"]["uncovered_events"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert members.health()["checkpoints"]["uncovered_events"] == 0
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
@@ -98,7 +118,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     servers: list[BaseWSGIServer] = []
     try:
         urls = {}
-        for name, factory in (("ledger", ledger_app), ("rentals", rentals_app), ("dividends", dividends_app)):
+        for name, factory in (("ledger", ledger_app), ("rentals", rentals_app), ("dividends", dividends_app),
+                              ("members", members_app)):
             app = factory(settings)
             apps.append(app)
             urls[name], server = serve(app)
@@ -128,8 +149,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                                            "paid_on": "2026-02-10", "bank_reference": f"ICBC-{n:04d}"},
                                      headers=headers, timeout=30)
                 assert paid.status_code == 201, paid.text
-        settle(apps[0].extensions["baotuan_service"])
         villages = [c["collective_id"] for c in scenario.sections["collectives"]]
+        register_members(urls["members"], headers, villages[0], apps[3].extensions["baotuan_service"])
+        settle(apps[0].extensions["baotuan_service"])
         yield World(broker.bootstrap, urls["ledger"], auditor, root, villages, unpaid)
     finally:
         for server in servers:
