@@ -276,6 +276,7 @@ def test_an_accountant_posts_a_balanced_entry_sees_the_balance_change_and_revers
     form = page.get_by_test_id("entry-form")
     form.get_by_test_id("entry-date").fill(f"{YEAR}-04-15")
     form.get_by_test_id("entry-memo").fill("厂房维修费")
+    form.get_by_test_id("entry-attachments").fill("2")
     accounts = form.get_by_test_id("line-account")
     accounts.nth(0).fill("513")
     form.get_by_test_id("line-debit").nth(0).fill("3200")
@@ -289,12 +290,20 @@ def test_an_accountant_posts_a_balanced_entry_sees_the_balance_change_and_revers
     expect(form.get_by_test_id("balance-status")).to_have_text("借贷平衡 ✓")
     expect(form.get_by_test_id("total-debit")).to_have_text("3,200.00")
     form.get_by_test_id("entry-submit").click()
-    expect(page.get_by_test_id("entry-posted")).to_be_visible()
+    expect(page.get_by_test_id("entry-posted")).to_contain_text(f"记-{YEAR}-04-")
 
     page.get_by_test_id("nav-books").click()
     expect(bank.locator("td").nth(4)).to_have_text("646,800.00")
     expense = row_of(page, "trial-balance-table", "513")
     expect(expense.locator("td").nth(2)).to_have_text("3,200.00")
+    # The entry's voucher number and attachments; the 科目余额表 of this year's months.
+    posted = page.locator('[data-testid="entries-table"] tbody tr').filter(has_text="厂房维修费")
+    expect(posted.get_by_test_id("voucher-no")).to_have_text(re.compile(f"^记-{YEAR}-04-[0-9]{{4}}$"))
+    expect(posted.locator("td").nth(2)).to_have_text("2")
+    page.get_by_test_id("balances-from").fill(f"{YEAR}-04")
+    page.get_by_test_id("balances-from").dispatch_event("change")
+    period_expense = row_of(page, "account-balances-table", "513")
+    expect(period_expense.locator("td").nth(4)).to_have_text("3,200.00")  # the period's debits
     shoot(page, "accountant-books", tmp_path)
 
     entry = page.locator('[data-testid="entries-table"] tbody tr').filter(has_text="厂房维修费")
@@ -314,6 +323,10 @@ def test_an_accountant_posts_a_balanced_entry_sees_the_balance_change_and_revers
     expect(statement.locator("tbody tr").filter(has_text="补助收入").locator("td").last).to_have_text("650,000.00")
     expect(statement.locator("tbody tr").filter(has_text="管理费用").locator("td").last).to_have_text("0.00")
     expect(statement.locator("tbody tr").filter(has_text="本年收益").locator("td").last).to_have_text("650,000.00")
+    expect(statement.locator("tbody tr").filter(has_text="年末未分配收益").locator("td").last).to_have_text(
+        "650,000.00")
+    expect(page.get_by_test_id("close-status")).to_have_text("本年尚未结转。")
+    expect(page.get_by_test_id("close-year")).to_be_visible()
     shoot(page, "income-statement", tmp_path)
 
     # The Excel export of the village's books, written by the audit tool from the events.
