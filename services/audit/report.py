@@ -33,6 +33,7 @@ def as_json(result: AuditResult) -> dict[str, Any]:
         "collectives": len(auditor.books.collectives),
         "entries": len(auditor.books),
         "distributions": len(auditor.payouts.distributions),
+        "member_plans": auditor.members.recomputed,
         "balances_compared": result.balances_compared,
         "notes": result.notes,
         "anchoring": auditor.anchors.report(),
@@ -73,7 +74,8 @@ def print_report(result: AuditResult, console: Console) -> None:
     rate = auditor.records / result.seconds if result.seconds > 0 else 0.0
     console.print(f"[bold]baotuan audit[/bold] of {result.source}: {auditor.records:,} records in "
                   f"{result.seconds:.1f}s ({rate:,.0f}/s); {len(auditor.books.collectives)} collectives, "
-                  f"{len(auditor.books):,} entries, {len(auditor.payouts.distributions)} distributions; "
+                  f"{len(auditor.books):,} entries, {len(auditor.payouts.distributions)} distributions, "
+                  f"{auditor.members.recomputed} member plans recomputed; "
                   f"balances as of {auditor.books.balance_date()}")
     summary = Table(title="checks", show_lines=False)
     summary.add_column("check")

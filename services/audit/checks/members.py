@@ -90,6 +90,8 @@ class MemberPlans:
     #: collective -> its holdings set and transfers, in log order.
     changes: dict[str, list[split.Change]] = field(default_factory=dict)
     plans: dict[str, Plan] = field(default_factory=dict)
+    #: How many approved plans :meth:`verify` recomputed.
+    recomputed: int = 0
 
     def apply(self, where: Where, envelope: dict[str, Any]) -> None:
         kind = envelope["type"]
@@ -147,6 +149,7 @@ class MemberPlans:
         for plan in self.plans.values():
             if plan.status != "approved":
                 continue
+            self.recomputed += 1
             try:
                 self._verify_plan(plan, books)
             except (MoneyError, ValueError, KeyError, ZeroDivisionError) as exc:  # a payload the schema check reported

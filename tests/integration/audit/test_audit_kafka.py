@@ -166,6 +166,7 @@ def test_the_audit_of_the_topics_finds_nothing_and_agrees_with_the_ledger_servic
                                      for t in RECORD_TOPICS}
     assert sorted(report["balances_compared"]) == sorted(world.villages) and report["notes"] == []
     assert report["distributions"] == 3 and report["collectives"] == 19
+    assert report["member_plans"] == 1  # 联盟村's 2025 plan, recomputed
     assert report["events"]["DividendPaid"] > 30
     print(f"\naudit of {report['records']} records from Kafka: {seconds:.2f}s "
           f"(replay and checks {report['seconds']:.2f}s)")

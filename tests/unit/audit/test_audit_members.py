@@ -74,6 +74,7 @@ def test_a_clean_plan_passes_and_is_recomputed(tmp_path: Path) -> None:
     assert result.ok, [f.message for f in result.findings.items]
     plan = result.auditor.members.plans[PLAN]
     assert plan.status == "approved" and len(plan.payments) == 4
+    assert result.auditor.members.recomputed == 1
     # 李四's household has nothing left on the record date; the gift of 2026 does not count.
     assert sorted(amounts) == ["lm-h001", "lm-h002", "lm-h004", "lm-h005"]
     assert sum(parse_yuan(a) for a in amounts.values()) == 80000_00
