@@ -9,8 +9,14 @@ import { busy, clearErrors, failure, fenToWire, field, h, latest, money, parseFe
 
 const FIGURES = ["distributable", "net_income", "brought_forward", "reserve", "welfare", "members_total", "undistributed"];
 
+// The village's share kinds in the charter's order, with their names (set when a village is shown).
+let kinds = [];
+
 function holdingsText(holdings) {
-  return Object.entries(holdings || {}).map(([kind, n]) => `${t(`kind.${kind}`, {}, kind)} ${n}`).join("，");
+  const order = (kind) => { const i = kinds.findIndex((k) => k.kind === kind); return i < 0 ? kinds.length : i; };
+  const name = (kind) => kinds.find((k) => k.kind === kind)?.name || t(`kind.${kind}`, {}, kind);
+  return Object.entries(holdings || {}).sort(([a], [b]) => order(a) - order(b) || a.localeCompare(b))
+    .map(([kind, n]) => `${name(kind)} ${n}`).join("，");
 }
 
 function figures(plan) {
@@ -101,6 +107,14 @@ export async function membersPage(root) {
   });
 
   async function load() {
+    kinds = [];
+    if (session.collectiveId) {
+      try {
+        kinds = (await api("members", village("charter"))).share_kinds || [];
+      } catch {
+        kinds = []; // a village without a charter yet: kinds shown by their ids
+      }
+    }
     await Promise.all([loadPlans(), loadRegister()]);
   }
 
