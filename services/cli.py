@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -116,14 +117,50 @@ def topics(bootstrap: str) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=None, help="default: ledger 8001, rentals 8002, dividends 8003, members 8004")
 @click.option("--threads", type=int, default=8, show_default=True)
-def serve(service: str, host: str, port: int | None, threads: int) -> None:
-    """Run a service under gunicorn (one worker process: it is the single writer of its streams)."""
+@click.option("--instance-id", envvar="BAOTUAN_INSTANCE_ID", default=None,
+              help="run as one of several instances of the service (docs/scaling.md): it writes the partitions "
+                   "its writers' Kafka consumer group assigns it, and forwards the other writes to their owner")
+@click.option("--advertised-url", envvar="BAOTUAN_ADVERTISED_URL", default=None,
+              help="with --instance-id: the URL the other instances forward to (default http://HOST:PORT)")
+def serve(service: str, host: str, port: int | None, threads: int, instance_id: str | None,
+          advertised_url: str | None) -> None:
+    """Run a service under gunicorn (one worker process: it writes its streams, or with --instance-id the
+    streams of the partitions its instance owns)."""
     from services.runtime.server import serve_wsgi
+
+    port = port or DEFAULT_PORTS[service]
+    if instance_id is not None:
+        _instance_environment(service, instance_id, advertised_url or f"http://{host}:{port}")
 
     def load() -> object:
         return importlib.import_module(f"services.{service}.app").create_app()
 
-    serve_wsgi(load, bind=f"{host}:{port or DEFAULT_PORTS[service]}", threads=threads, name=f"baotuan-{service}")
+    name = f"baotuan-{service}" + (f"-{instance_id}" if instance_id else "")
+    serve_wsgi(load, bind=f"{host}:{port}", threads=threads, name=name)
+
+
+#: What an instance id may be: it names a Kafka transactional id, a group member and a directory.
+INSTANCE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+
+
+def _instance_environment(service: str, instance_id: str, url: str) -> None:
+    """Settings of one instance among several: its own projection directory
+    (``<data dir>/instances/<service>-<id>``), the service's one signing key (every instance signs with it:
+    the auditor pins one key per service), its id and the URL it is reached at."""
+    from services.runtime.config import Settings
+    from services.runtime.signing import SigningKey, default_key_path
+
+    if not INSTANCE_ID.fullmatch(instance_id):
+        raise click.BadParameter("letters, digits, '.', '_' or '-', at most 63, starting with a letter or digit",
+                                 param_hint="--instance-id")
+    base = Settings.from_env().data_dir
+    if not os.environ.get("BAOTUAN_SIGNING_KEY_FILE"):
+        key = default_key_path(base, service)
+        SigningKey.load(key, create=True)
+        os.environ["BAOTUAN_SIGNING_KEY_FILE"] = str(key)
+    os.environ["BAOTUAN_DATA_DIR"] = str(base / "instances" / f"{service}-{instance_id}")
+    os.environ["BAOTUAN_INSTANCE_ID"] = instance_id
+    os.environ["BAOTUAN_ADVERTISED_URL"] = url
 
 
 @main.group()

@@ -71,6 +71,11 @@ def grant_acls(bootstrap: str, grants: Mapping[str, TopicGrant], timeout_s: floa
                          ResourcePattern(ResourceType.TRANSACTIONAL_ID, f"baotuan-{user}-",
                                          ACLResourcePatternType.PREFIXED))
                      for operation in (ACLOperation.WRITE, ACLOperation.DESCRIBE)]
+            # Several instances (docs/scaling.md): they meet in the consumer group baotuan-<user>-writers, and
+            # each transaction commits its group offsets there (KIP-447 fencing): READ on the group.
+            acls += [ACL(f"User:{user}", "*", operation, ACLPermissionType.ALLOW,
+                         ResourcePattern(ResourceType.GROUP, f"baotuan-{user}-", ACLResourcePatternType.PREFIXED))
+                     for operation in (ACLOperation.READ, ACLOperation.DESCRIBE)]
     return create_acls(bootstrap, acls, timeout_s, **admin_config)
 
 
@@ -241,6 +246,8 @@ class LocalBroker:
             "share.coordinator.state.topic.replication.factor": "1",
             "share.coordinator.state.topic.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
+            # A dead instance's open transaction is aborted soon after its timeout (default: checked every 10 s).
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms": "1000",
             # A record is acknowledged only once it is on disk: a kill -9 of this single
             # node must not lose an acknowledged write.
             "log.flush.interval.messages": "1",

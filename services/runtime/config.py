@@ -37,10 +37,22 @@ class Settings:
     #: The Kafka transactional id of this instance's writer; default ``baotuan-<service>-<digest of the data
     #: dir>``: stable across restarts of one instance (a restart fences its zombie), distinct between instances.
     kafka_transactional_id: str | None = None
+    #: Scale-out (DESIGN §12, docs/scaling.md): this instance's id among the service's instances (None: the
+    #: only instance, writing every partition). With an id the instance joins ``baotuan-<service>-writers``.
+    instance_id: str | None = None
+    #: The URL other instances forward requests for this instance's partitions to.
+    advertised_url: str | None = None
+    #: How long the group waits for a silent member before it gives its partitions to the others.
+    group_session_timeout_ms: int = 10_000
+    #: A grouped instance's transaction timeout: a dead owner's open transaction holds its partitions' last
+    #: stable offset (and so their new owner) at most this long.
+    transaction_timeout_ms: int = 15_000
 
     def transactional_id(self, service: str) -> str:
         if self.kafka_transactional_id:
             return self.kafka_transactional_id
+        if self.instance_id:  # stable per instance: a restarted instance fences its previous incarnation
+            return f"baotuan-{service}-{self.instance_id}"
         digest = hashlib.sha256(str(self.data_dir.resolve()).encode("utf-8")).hexdigest()[:12]
         return f"baotuan-{service}-{digest}"
 
@@ -68,6 +80,10 @@ class Settings:
             "checkpoint_seconds": float(os.environ.get("BAOTUAN_CHECKPOINT_SECONDS", "5")),
             "group_commit_max": int(os.environ.get("BAOTUAN_GROUP_COMMIT_MAX", "64")),
             "kafka_transactional_id": os.environ.get("BAOTUAN_KAFKA_TRANSACTIONAL_ID") or None,
+            "instance_id": os.environ.get("BAOTUAN_INSTANCE_ID") or None,
+            "advertised_url": os.environ.get("BAOTUAN_ADVERTISED_URL") or None,
+            "group_session_timeout_ms": int(os.environ.get("BAOTUAN_GROUP_SESSION_TIMEOUT_MS", "10000")),
+            "transaction_timeout_ms": int(os.environ.get("BAOTUAN_TRANSACTION_TIMEOUT_MS", "15000")),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

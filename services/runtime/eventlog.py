@@ -29,6 +29,7 @@ from services.runtime.kafka_io import (
     Ack,
     BrokerUnavailable,
     EventProducer,
+    Fence,
     KafkaFollower,
     OffsetsClient,
     OutRecord,
@@ -112,8 +113,12 @@ class KafkaLog:
     """The log on a Kafka cluster (``bootstrap``; ``config`` carries SASL settings and the like)."""
 
     def __init__(self, bootstrap: str, *, client_id: str, timeout_s: float = 10.0,
-                 transactional_id: str | None = None, **config: Any) -> None:
+                 transactional_id: str | None = None, transaction_timeout_ms: int | None = None,
+                 **config: Any) -> None:
         self.bootstrap = bootstrap
+        #: The producer's own settings (the clients' shared ``config`` aside).
+        self.producer_config: dict[str, Any] = (
+            {} if transaction_timeout_ms is None else {"transaction_timeout_ms": transaction_timeout_ms})
         self.client_id = client_id
         self.transactional_id = transactional_id
         self.timeout_s = timeout_s
@@ -121,6 +126,8 @@ class KafkaLog:
         self._producer: EventProducer | None = None
         self._producer_lock = threading.Lock()
         self._offsets = OffsetsClient(bootstrap, **config)
+        #: A grouped instance's fencing (DESIGN §12): each transaction commits its group offsets with it.
+        self.fence: Fence | None = None
 
     def ensure_topics(self, timeout_s: float) -> None:
         ensure_topics(self.bootstrap, timeout_s=timeout_s, **self.config)
@@ -132,13 +139,14 @@ class KafkaLog:
         with self._producer_lock:
             if self._producer is None:
                 self._producer = EventProducer(self.bootstrap, self.client_id, timeout_s=self.timeout_s,
-                                               transactional_id=self.transactional_id, **self.config)
+                                               transactional_id=self.transactional_id,
+                                               **{**self.config, **self.producer_config})
             return self._producer
 
     def publish(self, records: Sequence[OutRecord]) -> list[Ack]:
         producer = self._writer()
         try:
-            return producer.publish(records)
+            return producer.publish(records, self.fence)
         except BrokerUnavailable:
             self._discard(producer)
             raise

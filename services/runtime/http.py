@@ -23,9 +23,11 @@ from services.contracts.fields import text_problem
 from services.runtime.accounts import BEFORE_PASSWORD_CHANGE, AccountDirectory, authenticate
 from services.runtime.auth import Forbidden, Principal, TokenRegistry, Unauthenticated
 from services.runtime.config import Settings
+from services.runtime.forwarding import CannotForward, forward
 from services.runtime.handling import Refused
 from services.runtime.kafka_io import BrokerUnavailable
 from services.runtime.openapi import ErrorResponseSchema, ErrorResponsesPlugin, ReceiptsPlugin, document_wire_strings
+from services.runtime.ownership import NotOwner, NotReady, SpansOwners
 from services.runtime.service import (
     MAX_EVENTS_PER_REQUEST,
     EventService,
@@ -162,6 +164,27 @@ def create_service_app(*, title: str, service: EventService | None, settings: Se
                        "the event log is not reachable right now; nothing was confirmed. Retry with the same "
                        "Idempotency-Key: it will not be applied twice", None)
         return jsonify(err.to_dict()), 503, {"Retry-After": "2"}
+
+    # Scale-out (DESIGN §12): a write for streams another instance owns goes there.
+    @app.errorhandler(NotOwner)
+    def _not_owner(exc: NotOwner) -> Any:
+        try:
+            return forward(exc, settings.advertised_url, settings.request_timeout_s)
+        except CannotForward as why:
+            return _moving(why)
+
+    @app.errorhandler(NotReady)
+    @app.errorhandler(CannotForward)
+    def _moving(exc: Exception) -> Any:
+        log.info("write refused for now: %s", exc)
+        err = ApiError(503, "owner_changing", f"{exc}. Nothing was confirmed: retry with the same Idempotency-Key",
+                       None)
+        return jsonify(err.to_dict()), 503, {"Retry-After": "1"}
+
+    @app.errorhandler(SpansOwners)
+    def _spans(exc: SpansOwners) -> Any:
+        err = ApiError(409, "spans_instances", f"{exc}: send its parts as separate requests", None)
+        return jsonify(err.to_dict()), 409
 
     @app.before_request
     def _authenticate() -> None:

@@ -26,6 +26,16 @@ class BrokerUnavailable(RuntimeError):
     """The broker did not acknowledge in time: the write did not happen (or is unknown)."""
 
 
+class Fenced(BrokerUnavailable):
+    """The transaction was refused and aborted: this instance no longer writes the partitions it wrote
+    (another instance took them over), or it is not a member of its writers' group (DESIGN §12)."""
+
+
+#: ``fence({(topic, partition): next offset written})`` -> (group offsets, group metadata) that a grouped
+#: instance's transaction commits with it (KIP-447), or None; raises to refuse the transaction.
+Fence = Callable[[dict[tuple[str, int], int]], "tuple[dict[Any, Any], Any] | None"]
+
+
 def ensure_topics(bootstrap: str, names: Iterable[str] | None = None, timeout_s: float = 30.0,
                   **client_config: Any) -> list[str]:
     """Create the topics of DESIGN §4 if missing (idempotent); returns the names created now.
@@ -163,8 +173,12 @@ class EventProducer:
         if result.failed:
             raise result.exception
 
-    def publish(self, records: Sequence[OutRecord]) -> list[Ack]:
-        """Send records in order (one transaction when transactional) and wait for every ack."""
+    def publish(self, records: Sequence[OutRecord], fence: Fence | None = None) -> list[Ack]:
+        """Send records in order (one transaction when transactional) and wait for every ack.
+
+        With ``fence`` (a grouped instance, DESIGN §12) the transaction also commits the group offsets it
+        returns, with the group metadata the broker checks them against: a member of an old generation
+        has its offsets refused, and the transaction is aborted (``Fenced``)."""
         futures = []
         try:
             if self.transactional:
@@ -177,11 +191,36 @@ class EventProducer:
             for fut in futures:
                 meta = fut.get(timeout=self.timeout_s)
                 acks.append(Ack(meta.topic, meta.partition, meta.offset))
+            if self.transactional and fence is not None:
+                self._fence(fence, acks)
             if self.transactional:
                 self._finish(commit=True)
             return acks
         except (KafkaError, TimeoutError, OSError) as exc:
             raise BrokerUnavailable(f"Kafka did not acknowledge the write: {exc}") from exc
+
+    def _fence(self, fence: Fence, acks: Sequence[Ack]) -> None:
+        """Commit the group offsets of what this transaction wrote, as the member we are (KIP-447); abort the
+        transaction and raise ``Fenced`` when we may not, or the broker refuses them."""
+        written: dict[tuple[str, int], int] = {}
+        for ack in acks:
+            written[(ack.topic, ack.partition)] = max(written.get((ack.topic, ack.partition), 0), ack.offset + 1)
+        try:
+            found = fence(written)
+            if found is None:
+                return
+            offsets, metadata = found
+            manager = self._producer._transaction_manager
+            result = manager.send_offsets_to_transaction(offsets, metadata)
+            self._producer._sender.wakeup()
+            if not result.wait(timeout_ms=int(self.timeout_s * 1000)):
+                raise KafkaTimeoutError("the group offsets were not committed in time")
+            if result.failed:
+                raise result.exception
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                self._finish(commit=False)
+            raise Fenced(f"transaction refused and aborted: {exc}") from exc
 
     def send_raw(self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> Ack:
         try:
@@ -374,5 +413,5 @@ def count_records(bootstrap: str, since: dict[tuple[str, int], int], until: dict
         consumer.close()
 
 
-__all__ = ["DEADLETTER", "Ack", "BrokerUnavailable", "EventProducer", "KafkaFollower", "OffsetsClient",
-           "count_records", "end_offsets", "ensure_topics"]
+__all__ = ["DEADLETTER", "Ack", "BrokerUnavailable", "EventProducer", "Fence", "Fenced", "KafkaFollower",
+           "OffsetsClient", "count_records", "end_offsets", "ensure_topics"]

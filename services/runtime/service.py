@@ -28,6 +28,7 @@ from services.contracts.validation import envelope_problem
 from services.runtime.config import Settings
 from services.runtime.eventlog import EventLog, Follower, KafkaLog
 from services.runtime.kafka_io import Ack, BrokerUnavailable, OutRecord
+from services.runtime.ownership import GroupMembership, SoleWriter
 from services.runtime.projector import IDEMPOTENCY_HEADER, Projector, PublishedCache, header
 from services.runtime.signing import SigningKey, service_key
 from services.runtime.store import Fold, ProjectionStore, Speculation
@@ -95,7 +96,7 @@ class EventService:
 
     def __init__(self, *, name: str, settings: Settings, store: ProjectionStore, fold: Fold,
                  inputs: Sequence[str], owned: Sequence[str], kafka_config: dict[str, Any] | None = None,
-                 log: EventLog | None = None) -> None:
+                 log: EventLog | None = None, ownership: SoleWriter | None = None) -> None:
         self.name = name
         self.settings = settings
         self.store = store
@@ -111,9 +112,21 @@ class EventService:
         # Security settings (SASL) from the settings; an explicit kafka_config adds to or overrides them.
         self.kafka_config = {**settings.kafka_client_config(), **(kafka_config or {})}
         #: The event log (DESIGN §2): Kafka, or an in-memory log for fast tests of the rules.
+        grouped = ownership is None and log is None and settings.instance_id is not None
         self.log: EventLog = log if log is not None else KafkaLog(
             settings.bootstrap_servers, client_id=f"baotuan-{name}", timeout_s=settings.request_timeout_s,
-            transactional_id=settings.transactional_id(name), **self.kafka_config)
+            transactional_id=settings.transactional_id(name),
+            transaction_timeout_ms=settings.transaction_timeout_ms if grouped else None, **self.kafka_config)
+        #: Which partitions this instance writes (DESIGN §12): all of them, unless it runs as one of several
+        #: instances (an instance id): then those its writers' consumer group assigns it.
+        self.ownership: SoleWriter = ownership or SoleWriter()
+        if grouped and isinstance(self.log, KafkaLog):
+            assert settings.instance_id is not None
+            self.ownership = GroupMembership(
+                service=name, instance_id=settings.instance_id, bootstrap=settings.bootstrap_servers,
+                url=settings.advertised_url or "", topics=self.owned, position=store.position,
+                session_timeout_ms=settings.group_session_timeout_ms, **self.kafka_config)
+            self.log.fence = self.ownership.fencing
         self._write_lock = threading.RLock()
         # Group commit: write requests waiting for the writer, and whether one of them leads a group now.
         self._group_cv = threading.Condition()
@@ -144,6 +157,7 @@ class EventService:
         self.log.ensure_topics(wait_s)
         self.follower = self.log.follow(self.name, self.inputs, self.store.position, self.projector, self.store.advance)
         self.sync(timeout=wait_s)
+        self.ownership.start(wait_s)
         upcoming = self.key.pending_rotation()
         if upcoming is not None and self.store.announced(anchoring.key_id(upcoming.public_key())):
             # Announced in the log, then stopped before switching: the old key must never sign again.
@@ -155,7 +169,7 @@ class EventService:
         self._anchorer.start()
 
     def stop(self) -> None:
-        if self._unanchored and self._anchorer.is_alive():
+        if self._anchorer.is_alive() and (self._unanchored or (self.ownership.grouped and self._uncovered_mine())):
             # A clean stop leaves no write uncovered: the last writes get their checkpoint now.
             try:
                 with self.writing():
@@ -170,6 +184,7 @@ class EventService:
         for thread in (self._reactor, self._anchorer):
             if thread.is_alive():
                 thread.join(timeout=10)
+        self.ownership.stop()
         if self.follower is not None:
             self.follower.stop()
             self.follower.join(timeout=10)
@@ -210,15 +225,33 @@ class EventService:
             "dead_letters": self.store.deadletter_count(),
             "last_error": follower.last_error if follower is not None else None,
             # Anchoring: the key this service signs with, and how many of its writes no checkpoint covers yet.
-            "checkpoints": {"key_id": self.key.key_id, "uncovered_events": self._unanchored},
+            "checkpoints": {"key_id": self.key.key_id, "uncovered_events": self._uncovered()},
+            # Scale-out (DESIGN §12): which partitions this instance writes.
+            "instance": self.ownership.describe(),
         }
+
+    def _uncovered(self) -> int:
+        """The writes no signed checkpoint covers yet: this instance's own, or, one of several, every instance's."""
+        return self.store.uncovered(self.anchored) if self.ownership.grouped else self._unanchored
+
+    def _checkpointed(self) -> list[str]:
+        """The record topics whose checkpoints this instance signs: all of its service's, or, one of several,
+        those whose stream on the checkpoints topic (subject: the topic's name) is in a partition it owns."""
+        if not self.ownership.grouped:
+            return self.anchored
+        return [topic for topic in self.anchored
+                if self.ownership.owns(CHECKPOINTS, self.ownership.partition(CHECKPOINTS, topic))]
+
+    def _uncovered_mine(self) -> int:
+        mine = self._checkpointed()
+        return self.store.uncovered(mine) if mine else 0
 
     # -- derived events ---------------------------------------------------------------------------------
 
     def _react(self) -> None:
         """Publish the derived events folds put in the outbox (deterministic ids: never twice)."""
         while not self._halt.is_set():
-            pending = self.store.outbox()
+            pending = [row for row in self.store.outbox() if self._writes(row["type"], row["subject"])]
             if not pending:
                 with self.store.applied:
                     self.store.applied.wait(timeout=0.5)
@@ -240,10 +273,18 @@ class EventService:
         if self._speculating == threading.get_ident():
             raise _RunAlone
         self.sync()
-        owed = [row for row in self.store.outbox(subject=subject) if not self.store.has_event(row["event_id"])]
+        owed = [row for row in self.store.outbox(subject=subject)
+                if not self.store.has_event(row["event_id"]) and self._writes(row["type"], row["subject"])]
         events = [NewEvent(row["type"], row["subject"], json.loads(row["data"]), event_id=row["event_id"],
                            causation_id=row["causation_id"]) for row in owed]
         return self.publish(events, actor=f"system:{self.name}") if events else []
+
+    def _writes(self, event_type: str, subject: str) -> bool:
+        """Whether this instance publishes a derived event (one of several: the owner of its partition does)."""
+        if not self.ownership.grouped:
+            return True
+        topic = topic_of(event_type)
+        return self.ownership.owns(topic, self.ownership.partition(topic, subject))
 
     # -- checkpoints (DESIGN §4, "Anchoring") -----------------------------------------------------------
 
@@ -251,6 +292,28 @@ class EventService:
         """Sign a checkpoint once writes have waited ``checkpoint_seconds`` for one (the count rule is
         kept by ``publish``): so the last writes of a burst are covered soon after it ends."""
         while not self._halt.wait(0.25):
+            if self.ownership.grouped:
+                # One of several instances: the records of every instance count, and this one signs the
+                # checkpoints of the topics whose checkpoint stream it owns.
+                try:
+                    uncovered = self._uncovered_mine()
+                except Exception:  # the store is closing
+                    continue
+                if not uncovered:
+                    self._unanchored_since = None
+                    continue
+                if self._unanchored_since is None:
+                    self._unanchored_since = time.monotonic()
+                if uncovered < self.settings.checkpoint_every \
+                        and time.monotonic() - self._unanchored_since < self.settings.checkpoint_seconds:
+                    continue
+                try:
+                    with self.writing():
+                        self.checkpoint()
+                except Exception as exc:
+                    log.warning("%s could not publish a checkpoint: %s", self.name, exc)
+                    self._halt.wait(1.0)
+                continue
             since = self._unanchored_since
             if since is None or time.monotonic() - since < self.settings.checkpoint_seconds:
                 continue
@@ -270,18 +333,28 @@ class EventService:
         (``baotuan keys rotate``) is announced here, signed by the current key, and takes effect once
         this checkpoint is in the log.
         """
+        topics = self._checkpointed()
+        if not topics:
+            return []
         targets = self.log.end_offsets(self.owned, self.settings.request_timeout_s)
         if not self.store.wait_until(targets, self.settings.request_timeout_s):
             raise NotCaughtUp(f"{self.name} projection did not catch up before a checkpoint")
         upcoming = self.key.pending_rotation()
         events = []
-        for topic in self.anchored:
-            number, anchors = self.store.anchors(topic)
+        with self.store.lock:
+            # The heads and the offsets they stand at, read together: other instances of the service may
+            # write on meanwhile (one instance alone: the positions are the targets, nobody else writes).
+            ends = {(topic, partition): self.store.position(topic, partition) for (topic, partition) in targets}
+            snapshot = {topic: self.store.anchors(topic) for topic in topics}
+            moved = {(topic, partition): self.store.moved_heads(topic, partition, end)
+                     for (topic, partition), end in ends.items() if topic in snapshot}
+        for topic in topics:
+            number, anchors = snapshot[topic]
             parts = []
-            for (name, partition), end in sorted(targets.items()):
+            for (name, partition), end in sorted(ends.items()):
                 if name != topic:
                     continue
-                heads = self.store.moved_heads(topic, partition, end)
+                heads = moved[(topic, partition)]
                 previous = anchors.get(partition, (0, anchoring.GENESIS_DIGEST))[1]
                 parts.append({"partition": partition, "end_offset": end,
                               "heads": anchoring.head_rows(heads) if len(heads) <= MAX_LISTED_HEADS else None,
@@ -406,6 +479,10 @@ class EventService:
             # The idempotency record rides on the last event: it is folded only when all are in.
             headers = [(IDEMPOTENCY_HEADER, idem)] if idem is not None and i == len(events) - 1 else []
             records.append(OutRecord(topic, sealed, value, headers))
+        if self.ownership.grouped:
+            # One of several instances: only the owner of the streams' partitions writes them (DESIGN §12).
+            self.ownership.check({(r.topic, self.ownership.partition(r.topic, str(r.envelope["subject"])))
+                                  for r in records})
         return records
 
     def _publish(self, events: Sequence[NewEvent], *, actor: str, idempotency_key: str | None = None,
@@ -439,7 +516,7 @@ class EventService:
             self._unanchored += recorded
             if self._unanchored_since is None:
                 self._unanchored_since = time.monotonic()
-            if self._unanchored >= self.settings.checkpoint_every:
+            if self._unanchored >= self.settings.checkpoint_every and not self.ownership.grouped:
                 try:
                     self.checkpoint()
                 except Exception:  # the writes stand (acknowledged and applied); the timer tries again
@@ -530,7 +607,8 @@ class EventService:
                     self._group_positions = self.sync()
             staged = [record for job in group for record in job.records]
             recording = sum(1 for record in staged if record.topic in self.anchored)
-            if self._unanchored and self._unanchored + recording > self.settings.checkpoint_every:
+            if self._unanchored and self._unanchored + recording > self.settings.checkpoint_every \
+                    and not self.ownership.grouped:
                 # A checkpoint at least every N writes: the writes so far get theirs before this group.
                 try:
                     self.checkpoint()
