@@ -146,7 +146,8 @@ INSTANCE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 def _instance_environment(service: str, instance_id: str, url: str) -> None:
     """Settings of one instance among several: its own projection directory
     (``<data dir>/instances/<service>-<id>``), the service's one signing key (every instance signs with it:
-    the auditor pins one key per service), its id and the URL it is reached at."""
+    the auditor pins one key per service) and the ledger's one accounts key, both under ``<data dir>/keys``
+    unless configured; its id and the URL it is reached at."""
     from services.runtime.config import Settings
     from services.runtime.signing import SigningKey, default_key_path
 
@@ -158,6 +159,12 @@ def _instance_environment(service: str, instance_id: str, url: str) -> None:
         key = default_key_path(base, service)
         SigningKey.load(key, create=True)
         os.environ["BAOTUAN_SIGNING_KEY_FILE"] = str(key)
+    if service == "ledger" and not os.environ.get("BAOTUAN_ACCOUNTS_KEY_FILE"):
+        # The key that seals people's password hashes: one for every instance (each opens what another sealed).
+        from services.accounts.passwords import key_file, load_or_create_key
+
+        load_or_create_key(key_file(base))
+        os.environ["BAOTUAN_ACCOUNTS_KEY_FILE"] = str(key_file(base))
     os.environ["BAOTUAN_DATA_DIR"] = str(base / "instances" / f"{service}-{instance_id}")
     os.environ["BAOTUAN_INSTANCE_ID"] = instance_id
     os.environ["BAOTUAN_ADVERTISED_URL"] = url

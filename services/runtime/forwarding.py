@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 import requests
 from flask import Response, request
@@ -42,8 +43,12 @@ class CannotForward(Exception):
     """The request cannot be forwarded now (the owner is unknown or unreachable, or it was forwarded once)."""
 
 
-def forward(exc: NotOwner, own_url: str | None, timeout_s: float) -> Response:
-    """Send the current request to the owner named by ``exc`` and return the owner's answer."""
+def forward(exc: NotOwner, own_url: str | None, timeout_s: float, store: Any = None) -> Response:
+    """Send the current request to the owner named by ``exc`` and return the owner's answer.
+
+    With ``store`` (this instance's projection) a write the owner acknowledged is answered once this instance
+    has folded it too (its receipts say where it is): a read sent here right after sees it, as with one instance.
+    """
     if request.headers.get(FORWARDED_HEADER):
         raise CannotForward(f"forwarded here by {request.headers[FORWARDED_HEADER]}, but {exc}: ownership is "
                             "moving; retry")
@@ -65,4 +70,25 @@ def forward(exc: NotOwner, own_url: str | None, timeout_s: float) -> Response:
         if name.lower() not in DROPPED:
             response.headers.add(name, value)
     response.headers["X-Baotuan-Answered-By"] = exc.url
+    if store is not None and 200 <= answer.status_code < 300:
+        targets = _written(answer)
+        if targets and not store.wait_until(targets, timeout_s):
+            log.warning("forwarded write acknowledged by %s but not folded here within %.0fs", exc.url, timeout_s)
     return response
+
+
+def _written(answer: requests.Response) -> dict[tuple[str, int], int]:
+    """Where the events of an acknowledged write are, from its receipts: {(topic, partition): next offset}."""
+    try:
+        body = answer.json()
+    except ValueError:
+        return {}
+    targets: dict[tuple[str, int], int] = {}
+    receipts = body.get("receipts") if isinstance(body, dict) else None
+    for receipt in receipts if isinstance(receipts, list) else []:
+        try:
+            place, offset = (str(receipt["topic"]), int(receipt["partition"])), int(receipt["offset"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        targets[place] = max(targets.get(place, 0), offset + 1)
+    return targets

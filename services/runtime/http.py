@@ -169,7 +169,8 @@ def create_service_app(*, title: str, service: EventService | None, settings: Se
     @app.errorhandler(NotOwner)
     def _not_owner(exc: NotOwner) -> Any:
         try:
-            return forward(exc, settings.advertised_url, settings.request_timeout_s)
+            return forward(exc, settings.advertised_url, settings.request_timeout_s,
+                           service.store if service is not None else None)
         except CannotForward as why:
             return _moving(why)
 

@@ -81,6 +81,8 @@ class LocalRun:
     services: list[ServiceProcess] = field(default_factory=list)
     #: How to sign in as the first admin (``ensure_admin_account``).
     admin_sign_in: str = ""
+    #: Instances of each service (docs/scaling.md): 1 is one process writing everything, as always.
+    instances: int = 1
 
     @property
     def web_port(self) -> int:
@@ -97,7 +99,9 @@ class LocalRun:
     def bring_up(self, scenario: Scenario) -> None:
         """Broker, topics, tokens, and the four services healthy."""
         ports = [self.base_port + i for i in range(len(SERVICES))] + [self.web_port]
-        busy = [str(port) for port in ports if not port_is_free(port)]
+        extra = [self.base_port + 100 * n + i for n in range(1, self.instances) for i in range(len(SERVICES))]
+        ports_all = ports + extra
+        busy = [str(port) for port in ports_all if not port_is_free(port)]
         if busy:
             raise StackError(f"port {', '.join(busy)} already in use (another `baotuan run`? see `baotuan status`, "
                              f"or choose --base-port)")
@@ -111,15 +115,22 @@ class LocalRun:
             self.err.print(f"[yellow]![/] {escape(note)}")
         issued = ensure_demo_tokens(demo_principals(scenario), tokens_file=self.tokens_file, demo_file=self.demo_file)
         self.done(f"demo tokens in {_rel(self.demo_file)} (mode 600; {issued} issued now)")
-        self.services = [ServiceProcess(name, port, self.var / "log" / f"{name}.log")
-                         for name, port in zip(SERVICES, ports[:len(SERVICES)], strict=True)]
+        if self.instances == 1:
+            self.services = [ServiceProcess(name, port, self.var / "log" / f"{name}.log")
+                             for name, port in zip(SERVICES, ports[:len(SERVICES)], strict=True)]
+        else:  # instance n of a service on base port + 100 (n - 1) + its place: ledger 8001, 8101, 8201 …
+            self.services = [ServiceProcess(name, self.base_port + 100 * n + i,
+                                            self.var / "log" / f"{name}-{n + 1}.log", instance_id=str(n + 1))
+                             for n in range(self.instances) for i, name in enumerate(SERVICES)]
         env = service_env(self.broker.bootstrap, self.var, self.tokens_file)
-        env.update({f"BAOTUAN_{svc.name.upper()}_URL": svc.url for svc in self.services})
+        # The web page and the services' calls to each other use one instance of each (any would do: an instance
+        # forwards a write for another's partitions to it).
+        env.update({f"BAOTUAN_{svc.name.upper()}_URL": svc.url for svc in reversed(self.services)})
         # The web page for accountants, operators and boards, in front of the services.
         self.services.append(ServiceProcess("web", self.web_port, self.var / "log" / "web.log"))
         with self.err.status("starting ledger, rentals, dividends, members and the web page …"):
             took = start_services(self.services, env)
-        self.done("healthy: " + ", ".join(f"{s.name} :{s.port} ({took[s.name]:.1f}s)" for s in self.services))
+        self.done("healthy: " + ", ".join(f"{s.label} :{s.port} ({took[s.label]:.1f}s)" for s in self.services))
 
     def load(self, scenario: Scenario) -> None:
         """Import the scenario through the APIs and print the payout tables."""
@@ -127,7 +138,8 @@ class LocalRun:
         admin = demo_token("admin", self.demo_file)
         if admin is None:
             raise StackError(f"no admin token in {_rel(self.demo_file)}")
-        client = ApiClient(Endpoints(**{s.name: s.url for s in self.services if s.name != "web"}), admin)
+        first = {s.name: s.url for s in reversed(self.services) if s.name != "web"}
+        client = ApiClient(Endpoints(**first), admin)
         before = _log_ends(self.broker)
         try:
             load_and_report(scenario, client, json_output=False, out=self.out, err=self.err,
@@ -179,7 +191,7 @@ class LocalRun:
             if svc.name == "web":
                 self.out.print(f"  {'web page':<10} {svc.url}/   {self.admin_sign_in}")
                 continue
-            self.out.print(f"  {svc.name:<10} {svc.url}   API docs {svc.url}/docs   OpenAPI {svc.url}/openapi.json")
+            self.out.print(f"  {svc.label:<10} {svc.url}   API docs {svc.url}/docs   OpenAPI {svc.url}/openapi.json")
         self.out.print("People sign in with accounts: the admin creates them on the web page (账号管理) or with "
                        "baotuan accounts add")
         self.out.print(f"Logs in {_rel(self.var / 'log')}/; demo bearer tokens for scripts (admin, auditor, "
@@ -197,7 +209,7 @@ class LocalRun:
             for svc in self.services:
                 code = svc.exited()
                 if code is not None:
-                    raise StackError(f"{svc.name} exited with status {code}; the end of its log:\n{svc.log_tail()}")
+                    raise StackError(f"{svc.label} exited with status {code}; the end of its log:\n{svc.log_tail()}")
             time.sleep(0.5)
 
     def tear_down(self) -> None:
@@ -228,11 +240,14 @@ def _log_ends(broker: Broker) -> dict[tuple[str, int], int]:
               help="ledger on this port, rentals on +1, dividends on +2, members on +3, the web page on -1")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), envvar="BAOTUAN_DATA_DIR",
               default=None, help="projections, tokens, logs and the local broker's log  [default: var/]")
-def run_command(scenario_file: Path, no_wait: bool, base_port: int, data_dir: Path | None) -> None:
+@click.option("--instances", type=click.IntRange(1, 8), default=1, show_default=True,
+              help="instances of each service (docs/scaling.md): they share the partitions; instance n of a "
+                   "service listens on its port + 100 (n - 1)")
+def run_command(scenario_file: Path, no_wait: bool, base_port: int, data_dir: Path | None, instances: int) -> None:
     """Run the whole system on this machine and load the Binhai demo scenario."""
     began = time.monotonic()
     run = LocalRun((data_dir or default_data_dir()).resolve(), base_port, console_for(sys.stdout),
-                   console_for(sys.stderr))
+                   console_for(sys.stderr), instances=instances)
     try:
         scenario = read_scenario(scenario_file)
     except ScenarioError as exc:

@@ -124,10 +124,17 @@ class ServiceProcess:
     host: str = "127.0.0.1"
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     started_at: float = 0.0
+    #: One of several instances of the service (``baotuan run --instances N``, docs/scaling.md), or None.
+    instance_id: str | None = None
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def label(self) -> str:
+        """The service's name, and its instance's id when it runs as several."""
+        return self.name if self.instance_id is None else f"{self.name}#{self.instance_id}"
 
     def start(self, env: dict[str, str]) -> None:
         if not port_is_free(self.port, self.host):
@@ -136,6 +143,8 @@ class ServiceProcess:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         verb = ["serve-web"] if self.name == "web" else ["serve", self.name]
         cmd = [sys.executable, "-m", "services.cli", *verb, "--host", self.host, "--port", str(self.port)]
+        if self.instance_id is not None:
+            cmd += ["--instance-id", self.instance_id]
         with self.log_file.open("ab") as log:
             log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd[1:])}\n".encode())
             log.flush()
@@ -192,16 +201,16 @@ def start_services(services: list[ServiceProcess], env: dict[str, str], timeout:
     deadline = time.monotonic() + timeout
     while len(ready) < len(services):
         for svc in services:
-            if svc.name in ready:
+            if svc.label in ready:
                 continue
             code = svc.exited()
             if code is not None:
-                raise StackError(f"{svc.name} exited with status {code}; the end of {_relative(svc.log_file)}:\n"
+                raise StackError(f"{svc.label} exited with status {code}; the end of {_relative(svc.log_file)}:\n"
                                  + svc.log_tail())
             if svc.healthy():
-                ready[svc.name] = time.monotonic() - svc.started_at
+                ready[svc.label] = time.monotonic() - svc.started_at
         if time.monotonic() > deadline:
-            late = [s.name for s in services if s.name not in ready]
+            late = [s.label for s in services if s.label not in ready]
             raise StackError(f"not healthy after {timeout:.0f}s: {', '.join(late)} (see var/log/)")
         if len(ready) < len(services):
             time.sleep(0.25)
