@@ -55,3 +55,26 @@ def test_dockerfile_installs_the_package_and_enters_through_the_cli() -> None:
 def test_the_maven_pom_pins_the_same_kafka_version_as_the_runner() -> None:
     pom = (DEPLOY / "kafka" / "pom.xml").read_text()
     assert f"<kafka.version>{KAFKA_VERSION}</kafka.version>" in pom
+
+
+def test_the_scale_out_compose_file_runs_two_instances_of_each_service() -> None:
+    base = compose()["services"]
+    scale = yaml.safe_load((DEPLOY / "docker-compose.scale.yml").read_text())["services"]
+    runner = CliRunner()
+    for name, port in (("ledger", 8001), ("rentals", 8002), ("dividends", 8003)):
+        first, second = {**base[name], **scale[name]}, scale[f"{name}-2"]
+        ids, urls = [], []
+        for svc, host in ((first, name), (second, f"{name}-2")):
+            command = svc["command"]
+            assert command[:2] == ["serve", name]
+            ids.append(command[command.index("--instance-id") + 1])
+            urls.append(command[command.index("--advertised-url") + 1])
+            assert urls[-1] == f"http://{host}:{port}"  # where the other instances forward to
+            assert svc["environment"]["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:29092"
+            assert f"{name}-data:/data" in svc["volumes"]  # one volume: the service's one signing key
+            result = runner.invoke(main, [*command, "--help"])
+            assert result.exit_code == 0, result.output
+        assert len(set(ids)) == 2, ids
+        assert second["ports"] == [f"{port + 100}:{port}"]
+        assert (DEPLOY / second["build"]["context"] / second["build"]["dockerfile"]).resolve() \
+            == (DEPLOY / "Dockerfile").resolve()
