@@ -101,13 +101,16 @@ def run(instances: int, partitions: int, collectives: int, seconds: float, clien
                     if not todo:
                         return
                     village = todo.pop()
-                for _ in range(20):
-                    r = session.post(f"{random.choice(group.urls)}/v1/collectives", timeout=60,
-                                     headers={**headers, "Idempotency-Key": f"reg-{village}"},
-                                     json={"collective_id": village, "name": f"{village}村", "town": "某镇"})
-                    if r.status_code == 201:
-                        break
-                    time.sleep(0.5)
+                for _ in range(20):  # a client's retry loop: same key, any instance
+                    try:
+                        r = session.post(f"{random.choice(group.urls)}/v1/collectives", timeout=60,
+                                         headers={**headers, "Idempotency-Key": f"reg-{village}"},
+                                         json={"collective_id": village, "name": f"{village}村", "town": "某镇"})
+                        if r.status_code == 201:
+                            break
+                    except requests.RequestException:  # a kept-alive connection the server had just closed
+                        pass
+                    time.sleep(0.2)
 
         began = time.monotonic()
         workers = [threading.Thread(target=register) for _ in range(clients)]
