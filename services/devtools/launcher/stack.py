@@ -101,6 +101,15 @@ def guard_projections(data_dir: Path, bootstrap: str, **kafka_config: Any) -> st
         moved = [p for name in PROJECTION_FILES for p in data_dir.glob(name + "*")]
         for path in moved:
             path.replace(stale / path.name)
+        instances = data_dir / "instances"  # the projections of several instances (``--instances N``)
+        if instances.is_dir() and any(instances.iterdir()):
+            target = stale / "instances"
+            n = 1
+            while target.exists():
+                n += 1
+                target = stale / f"instances-{n}"
+            instances.replace(target)
+            moved.append(instances)
         if moved:
             note = (f"the projections in {_relative(data_dir)} were built from another Kafka cluster: moved to "
                     f"{_relative(stale)}; the services rebuild them from the log")
