@@ -21,6 +21,7 @@ from services.runtime.config import Settings
 from services.runtime.eventlog import InMemoryLog
 from services.runtime.forwarding import FORWARDED_HEADER
 from services.runtime.ownership import (
+    GroupMembership,
     NotOwner,
     NotReady,
     SoleWriter,
@@ -204,3 +205,31 @@ def test_derived_events_are_published_by_their_partitions_owner_only(pair: Pair)
     # Checkpoints: each topic's are signed by the one instance that owns its stream on the checkpoints topic.
     signers = [set(a._checkpointed()), set(b._checkpointed())]
     assert signers[0].isdisjoint(signers[1]) and signers[0] | signers[1] == set(a.anchored)
+
+
+def membership(view_: View) -> GroupMembership:
+    """A member of a writers' group as it stands after a poll (its thread not started: no broker here)."""
+    member = GroupMembership(service="ledger", instance_id="1", url="http://a", bootstrap="unused:9092",
+                             topics=[LEDGER_ENTRIES, CHECKPOINTS], position=lambda topic, partition: 0)
+    member._view = view_
+    return member
+
+
+def test_a_transaction_commits_the_offsets_of_what_it_wrote_with_its_generation() -> None:
+    metadata = object()  # what KafkaConsumer.group_metadata() gave with this assignment
+    member = membership(View(frozenset({(LEDGER_ENTRIES, 1)}), frozenset({(LEDGER_ENTRIES, 1)}), {}, metadata))
+    fenced = member.fencing({(LEDGER_ENTRIES, 1): 42})
+    assert fenced is not None
+    offsets, sent = fenced
+    assert sent is metadata
+    assert {(tp.topic, tp.partition): o.offset for tp, o in offsets.items()} == {(LEDGER_ENTRIES, 1): 42}
+
+
+@pytest.mark.parametrize("view_", [
+    View(frozenset({(LEDGER_ENTRIES, 1)}), frozenset({(LEDGER_ENTRIES, 1)}), {}, None),  # no generation yet
+    View(frozenset({(LEDGER_ENTRIES, 1)}), frozenset(), {}, object()),  # still catching up
+    View(frozenset({(LEDGER_ENTRIES, 2)}), frozenset({(LEDGER_ENTRIES, 2)}), {}, object()),  # lost it
+])
+def test_a_transaction_of_what_the_member_does_not_write_now_is_refused(view_: View) -> None:
+    with pytest.raises(NotReady):
+        membership(view_).fencing({(LEDGER_ENTRIES, 1): 7})
