@@ -78,3 +78,72 @@ def test_the_scale_out_compose_file_runs_two_instances_of_each_service() -> None
         assert second["ports"] == [f"{port + 100}:{port}"]
         assert (DEPLOY / second["build"]["context"] / second["build"]["dockerfile"]).resolve() \
             == (DEPLOY / "Dockerfile").resolve()
+
+
+def kubernetes(name: str) -> list[dict]:  # type: ignore[type-arg]
+    docs = list(yaml.safe_load_all((DEPLOY / "kubernetes" / name).read_text()))
+    for doc in docs:  # what every Kubernetes object has
+        assert {"apiVersion", "kind", "metadata"} <= set(doc) and doc["metadata"]["name"], doc
+    return docs
+
+
+def test_the_strimzi_topics_and_users_are_those_of_the_contract() -> None:
+    from services.contracts.topics import TOPIC_CONFIG, TOPICS, standard_grants
+
+    docs = kubernetes("kafka.yaml")
+    topics = {d["spec"]["topicName"]: d["spec"] for d in docs if d["kind"] == "KafkaTopic"}
+    assert set(topics) == set(TOPICS)
+    assert {spec["partitions"] for spec in topics.values()} == {24}  # one partition count for every topic
+    assert all(TOPIC_CONFIG.items() <= spec["config"].items() for spec in topics.values())
+    users = {d["metadata"]["name"]: d["spec"] for d in docs if d["kind"] == "KafkaUser"}
+    grants = standard_grants()
+    assert set(users) == set(grants)
+    for user, grant in grants.items():
+        found = {(acl["resource"]["type"], acl["resource"]["name"], acl["resource"]["patternType"], operation)
+                 for acl in users[user]["authorization"]["acls"] for operation in acl["operations"]}
+        wanted = {("topic", "baotuan.", "prefix", "Describe")}
+        wanted |= {("topic", t, "literal", "Read") for t in grant.read}
+        wanted |= {("topic", t, "literal", "Write") for t in grant.write}
+        if grant.write:  # transactions under its own ids; its instances' consumer group (docs/scaling.md)
+            wanted |= {("transactionalId", f"baotuan-{user}-", "prefix", op) for op in ("Write", "Describe")}
+            wanted |= {("group", f"baotuan-{user}-", "prefix", op) for op in ("Read", "Describe")}
+        assert found == wanted, user
+
+
+def test_the_kubernetes_services_run_several_instances_of_each_writer() -> None:
+    from services.contracts.topics import WRITERS
+
+    docs = kubernetes("services.yaml")
+    kafka_users = {d["metadata"]["name"] for d in kubernetes("kafka.yaml") if d["kind"] == "KafkaUser"}
+    services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
+    runner = CliRunner()
+    for name in WRITERS:
+        sets = [d for d in docs if d["kind"] == "StatefulSet" and d["metadata"]["name"] == name]
+        assert len(sets) == 1, name
+        spec = sets[0]["spec"]
+        assert spec["replicas"] >= 2
+        headless = services[spec["serviceName"]]
+        assert headless["spec"]["clusterIP"] == "None"
+        (container,) = spec["template"]["spec"]["containers"]
+        env = {e["name"]: e for e in container["env"]}
+        assert env["BAOTUAN_INSTANCE_ID"]["value"] == "$(POD_NAME)"
+        port = container["ports"][0]["containerPort"]
+        from services.cli import DEFAULT_PORTS
+
+        assert port == DEFAULT_PORTS.get(name, port)
+        assert env["BAOTUAN_ADVERTISED_URL"]["value"] == f"http://$(POD_NAME).{spec['serviceName']}:{port}"
+        assert env["BAOTUAN_KAFKA_SASL_USERNAME"]["value"] == name in kafka_users
+        assert env["BAOTUAN_KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == name
+        assert container["args"][:2] == ["serve", name] and container["args"][-1] == str(port)
+        result = runner.invoke(main, [*container["args"], "--help"])
+        assert result.exit_code == 0, result.output
+        assert services[name]["spec"]["selector"] == spec["selector"]["matchLabels"]
+
+
+def test_the_kubernetes_files_are_what_the_generator_makes_of_the_contract() -> None:
+    from services.devtools.kubernetes import kafka_yaml, services_yaml
+
+    assert (DEPLOY / "kubernetes" / "kafka.yaml").read_text() == kafka_yaml(), \
+        "run python -m services.devtools.kubernetes"
+    assert (DEPLOY / "kubernetes" / "services.yaml").read_text() == services_yaml(), \
+        "run python -m services.devtools.kubernetes"
