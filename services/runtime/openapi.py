@@ -61,7 +61,8 @@ class ErrorDetailSchema(Schema):
     status = fields.Integer(required=True, metadata={"description": "The HTTP status, again."})
     code = fields.String(required=True, metadata={
         "description": "Machine-readable kind: `validation_error`, `not_found`, `unauthenticated`, `forbidden`, "
-                       "`already_exists`, `idempotency_conflict`, `broker_unavailable`, or a rule's own code."})
+                       "`already_exists`, `idempotency_conflict`, `broker_unavailable`, `owner_changing` (several "
+                       "instances: retry), `spans_instances`, or a rule's own code."})
     message = fields.String(required=True, metadata={"description": "For a person: what was refused and why."})
     field = fields.String(required=True, allow_none=True, metadata={
         "description": "The field at fault, dotted when nested (`lines.1.debit`); `body` for the body as a "
