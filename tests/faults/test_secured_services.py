@@ -11,8 +11,11 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from fault_harness import Stack, call, ok, post_until_ok, secrets_in_logs, stack_on
+from fault_harness import ServiceProcess, Stack, call, ok, post_until_ok, secrets_in_logs, stack_on, wait_for
 from kafka_helpers import secured_broker
+
+from services.contracts.topics import LEDGER_ENTRIES, partitions
+from services.runtime.ownership import partition_of
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -65,6 +68,40 @@ def test_a_service_with_a_wrong_kafka_password_does_not_start(stack: Stack) -> N
     with pytest.raises(RuntimeError):
         impostor.start(wait_s=12)
     impostor.kill()
+
+
+def test_instances_of_a_service_share_its_partitions_under_the_acls(stack: Stack) -> None:
+    """Several instances (docs/scaling.md) with the service's own user: the writers' group, its offsets in each
+    transaction (KIP-447) and the forwarding all work with the grants of docs/security.md, and no more."""
+    stack.services["ledger"].stop()  # one writer or a group of them, never both on the same topics
+    instances = []
+    for instance_id in ("1", "2"):
+        svc = ServiceProcess("ledger", bootstrap=stack.broker.bootstrap, data_dir=stack.root / "ledger-cluster",
+                             tokens_file=stack.tokens_file, timeout_s=stack.timeout_s)
+        svc.log_path = stack.root / f"ledger-{instance_id}.process.log"
+        svc.env_extra = {**sasl_env("ledger"), "BAOTUAN_INSTANCE_ID": instance_id, "BAOTUAN_ADVERTISED_URL": svc.url,
+                         "BAOTUAN_GROUP_SESSION_TIMEOUT_MS": "6000"}
+        stack.services[f"ledger-{instance_id}"] = svc
+        instances.append(svc)
+    for svc in instances:
+        svc.start()
+
+    def writes(svc: ServiceProcess) -> set[int]:
+        info = ok(call("GET", f"{svc.url}/health", None))["instance"]
+        return {int(n.split("[")[1].rstrip("]")) for n in info["owned"]
+                if n.startswith(LEDGER_ENTRIES + "[") and n not in info["catching_up"]}
+
+    everything = set(range(partitions()))
+    wait_for("the two instances to share every partition",
+             lambda: all(writes(s) for s in instances) and writes(instances[0]) | writes(instances[1]) == everything,
+             timeout_s=60)
+    admin = stack.token("admin")
+    for svc, other in ((instances[0], instances[1]), (instances[1], instances[0])):
+        village = next(f"acl-v{i}" for i in range(1000) if partition_of(f"acl-v{i}", partitions()) in writes(other))
+        response = call("POST", f"{svc.url}/v1/collectives", admin,
+                        {"collective_id": village, "name": "村", "town": "镇"}, key=f"acl-{village}")
+        assert response.status_code == 201, response.text  # forwarded to the owner, which wrote it
+        assert response.headers.get("X-Baotuan-Answered-By") == other.url
 
 
 def test_no_kafka_password_and_no_bearer_token_appears_in_any_log(stack: Stack) -> None:
