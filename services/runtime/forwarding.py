@@ -11,7 +11,6 @@ second hop.
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 
 import requests
@@ -28,16 +27,6 @@ PASSED_ON = ("Authorization", "Cookie", "Idempotency-Key", "Content-Type", "Acce
              "X-CSRF-Token", "Origin", "Referer", "User-Agent")
 #: The answer's headers that do not come back (hop by hop, or set again by this server).
 DROPPED = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "server", "date"}
-
-_sessions = threading.local()
-
-
-def _session() -> requests.Session:
-    found: requests.Session | None = getattr(_sessions, "session", None)
-    if found is None:
-        found = _sessions.session = requests.Session()
-    return found
-
 
 class CannotForward(Exception):
     """The request cannot be forwarded now (the owner is unknown or unreachable, or it was forwarded once)."""
@@ -58,9 +47,12 @@ def forward(exc: NotOwner, own_url: str | None, timeout_s: float, store: Any = N
         raise CannotForward(f"{exc}: this instance, which is taking it over; retry shortly")
     headers = {name: value for name in PASSED_ON if (value := request.headers.get(name)) is not None}
     headers[FORWARDED_HEADER] = own_url or "1"
+    # A connection of its own each time: a kept-alive one the owner closed meanwhile (gunicorn closes idle ones
+    # after 2 s) fails the request with a reset, and a write cannot be resent blindly.
+    headers["Connection"] = "close"
     target = exc.url.rstrip("/") + request.full_path.rstrip("?")
     try:
-        answer = _session().request(request.method, target, data=request.get_data(), headers=headers,
+        answer = requests.request(request.method, target, data=request.get_data(), headers=headers,
                                     timeout=timeout_s + 5, allow_redirects=False)
     except requests.RequestException as err:
         raise CannotForward(f"the owner of {exc.topic}[{exc.partition}], {exc.url}, did not answer: {err}") from err
