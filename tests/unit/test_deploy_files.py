@@ -61,7 +61,11 @@ def test_the_scale_out_compose_file_runs_two_instances_of_each_service() -> None
     base = compose()["services"]
     scale = yaml.safe_load((DEPLOY / "docker-compose.scale.yml").read_text())["services"]
     runner = CliRunner()
-    for name, port in (("ledger", 8001), ("rentals", 8002), ("dividends", 8003)):
+    from services.cli import DEFAULT_PORTS
+    from services.contracts.topics import WRITERS
+
+    for name in WRITERS:  # every service that writes runs as two instances
+        port = DEFAULT_PORTS[name]
         first, second = {**base[name], **scale[name]}, scale[f"{name}-2"]
         ids, urls = [], []
         for svc, host in ((first, name), (second, f"{name}-2")):
