@@ -57,7 +57,7 @@ from services.runtime.accounts import digest, instant
 from services.runtime.auth import Forbidden, Principal
 from services.runtime.config import Settings
 from services.runtime.handling import Decision, Refused
-from services.runtime.http import ApiError, principal, service
+from services.runtime.http import ApiError, principal, publish_decision, service
 from services.runtime.openapi import ErrorResponseSchema
 
 log = logging.getLogger(__name__)
@@ -127,11 +127,7 @@ def _write(decide: Callable[[], Decision], actor: str | None = None) -> dict[str
     """Decide and publish through the service's writer; the answer carries the events' receipts."""
     svc = service()
 
-    def write(publish: Callable[..., dict[str, Any]]) -> dict[str, Any]:
-        decision = decide()
-        return publish(decision.events, decision.result) if decision.events else dict(decision.result)
-
-    outcome = svc.execute(write, actor=actor or principal().actor)
+    outcome = svc.execute(lambda publish: publish_decision(publish, decide()), actor=actor or principal().actor)
     g.receipts = svc.receipts(outcome.published)
     return outcome.result
 

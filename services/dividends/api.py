@@ -44,7 +44,7 @@ from services.dividends.schemas import (
 )
 from services.runtime.auth import Forbidden
 from services.runtime.handling import Decision
-from services.runtime.http import Publisher, fresh_uuid, idempotent, principal, service
+from services.runtime.http import Publisher, decided, fresh_uuid, idempotent, principal, service
 from services.runtime.service import NewEvent
 
 BOARD = ("board",)
@@ -63,14 +63,8 @@ def _reads() -> DividendsReads:
 
 def _decide(handler: Callable[[Command, DividendsReads], Decision], command: Command
             ) -> Callable[[Publisher], dict[str, Any]]:
-    """``idempotent``'s write: the handler's decision, published (a decision without events publishes nothing)."""
-    def write(publish: Publisher) -> dict[str, Any]:
-        decision = handler(command, _reads())
-        if not decision.events:
-            return dict(decision.result)
-        return publish(decision.events, dict(decision.result))
-
-    return write
+    """``idempotent``'s write: the handler's decision on this service's reads, published."""
+    return decided(handler, command, _reads)
 
 
 def _render_distribution(result: dict[str, Any]) -> dict[str, Any]:

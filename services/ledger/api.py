@@ -82,11 +82,13 @@ from services.runtime.handling import Decision, Refused
 from services.runtime.http import (
     ApiError,
     Publisher,
+    decided,
     first_field,
     fresh_uuid,
     idempotency_key,
     idempotent,
     principal,
+    publish_decision,
     service,
 )
 
@@ -128,17 +130,10 @@ def _request_body(body: Mapping[str, Any]) -> dict[str, Any]:
     return {"path": request.path, "body": dict(body)}
 
 
-def _publish(publish: Publisher, decision: Decision) -> dict[str, Any]:
-    """Publish a handler's Decision (a Decision without events publishes, and stores, nothing)."""
-    if not decision.events:
-        return dict(decision.result)
-    return publish(decision.events, dict(decision.result))
-
-
 def _decide(handle: Callable[[Command, LedgerReads], Decision],
             command: Command) -> Callable[[Publisher], dict[str, Any]]:
     """The write of ``idempotent``: the handler decides on the projection as it is inside the writer lock."""
-    return lambda publish: _publish(publish, handle(command, _reads()))
+    return decided(handle, command, _reads)
 
 
 def _authorize(books: bool, admin_only: frozenset[str] = frozenset()) -> Callable[[], None]:
@@ -436,7 +431,7 @@ def close_period(body: dict[str, Any], collective_id: str) -> Any:
         # none of them can land inside the month after it is closed (DESIGN §7).
         while service().publish_owed(collective_id):
             pass
-        return _publish(publish, decision)
+        return publish_decision(publish, decision)
 
     return idempotent(_request_body(body), write, lambda r: {"collective_id": r["collective_id"],
                                                               "period": r["period"]})
@@ -456,7 +451,7 @@ def year_end_close(body: dict[str, Any], collective_id: str) -> Any:
         # year approved but not yet posted is income of the year the close must carry).
         while service().publish_owed(collective_id):
             pass
-        return _publish(publish, handlers.handle_year_end_close(command, _reads()))
+        return publish_decision(publish, handlers.handle_year_end_close(command, _reads()))
 
     return idempotent(_request_body(body), write,
                       lambda r: handlers.find_year_end_close(collective_id, r["year"], _reads()))

@@ -61,7 +61,7 @@ from services.members.schemas import (
     TransferResponse,
 )
 from services.runtime.handling import Decision
-from services.runtime.http import Publisher, fresh_uuid, idempotent, principal, service
+from services.runtime.http import Publisher, decided, fresh_uuid, idempotent, principal, service
 from services.runtime.service import NewEvent
 
 #: Who writes a collective's register and plans: its accountants (and the admin).
@@ -84,14 +84,8 @@ def _reads() -> MembersReads:
 
 def _decide(handler: Callable[[Command, MembersReads], Decision], command: Command
             ) -> Callable[[Publisher], dict[str, Any]]:
-    """``idempotent``'s write: the handler's decision, published (a decision without events publishes nothing)."""
-    def write(publish: Publisher) -> dict[str, Any]:
-        decision = handler(command, _reads())
-        if not decision.events:
-            return dict(decision.result)
-        return publish(decision.events, dict(decision.result))
-
-    return write
+    """``idempotent``'s write: the handler's decision on this service's reads, published."""
+    return decided(handler, command, _reads)
 
 
 def _today() -> str:

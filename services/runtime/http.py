@@ -12,7 +12,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Flask, Response, current_app, g, jsonify, request
 from flask_smorest import Api, Blueprint
@@ -24,7 +24,7 @@ from services.runtime.accounts import BEFORE_PASSWORD_CHANGE, AccountDirectory, 
 from services.runtime.auth import Forbidden, Principal, TokenRegistry, Unauthenticated
 from services.runtime.config import Settings
 from services.runtime.forwarding import CannotForward, forward
-from services.runtime.handling import Refused
+from services.runtime.handling import Decision, Refused
 from services.runtime.kafka_io import BrokerUnavailable
 from services.runtime.openapi import ErrorResponseSchema, ErrorResponsesPlugin, ReceiptsPlugin, document_wire_strings
 from services.runtime.ownership import NotOwner, NotReady, SpansOwners
@@ -269,6 +269,23 @@ def fresh_uuid(qualifier: str) -> uuid.UUID:
 
 
 Publisher = Callable[[Sequence[NewEvent], dict[str, Any]], dict[str, Any]]
+
+Command = TypeVar("Command")
+Reads = TypeVar("Reads")
+
+
+def publish_decision(publish: Publisher, decision: Decision) -> dict[str, Any]:
+    """Publish a handler's Decision (a Decision without events publishes, and stores, nothing)."""
+    if not decision.events:
+        return dict(decision.result)
+    return publish(decision.events, dict(decision.result))
+
+
+def decided(handler: Callable[[Command, Reads], Decision], command: Command,
+            reads: Callable[[], Reads]) -> Callable[[Publisher], dict[str, Any]]:
+    """The write of :func:`idempotent`: the handler decides on the projection as it is inside the writer lock
+    (``reads()`` is called there), and its decision is published."""
+    return lambda publish: publish_decision(publish, handler(command, reads()))
 
 
 def idempotent(body: Any, write: Callable[[Publisher], dict[str, Any]],
