@@ -143,21 +143,25 @@ def _send_and_ack(producer: KafkaProducer, record: RawRecord) -> None:
     future.get(timeout=30)
 
 
-def acked_latencies(bootstrap: str, record: RawRecord, *, rate: float, seconds: float) -> list[float]:
-    """Produce one envelope at a time at ``rate``/s and wait for each acknowledgement; latencies in ms."""
+def acked_latencies(bootstrap: str, record: RawRecord, *, rate: float, seconds: float,
+                    warm_up_s: float = 0.0) -> list[float]:
+    """Produce one envelope at a time at ``rate``/s and wait for each acknowledgement; latencies in ms (from each
+    one's due time). The first ``warm_up_s`` seconds, at the same rate, are not counted."""
     ensure_topics(bootstrap, [RAW_TOPIC])
     producer = KafkaProducer(bootstrap_servers=bootstrap, client_id="bench-raw-latency", **BEST_PRODUCER)
     try:
         _send_and_ack(producer, record)
         latencies = []
+        skip = int(rate * warm_up_s)
         began = time.perf_counter()
-        for i in range(int(rate * seconds)):
+        for i in range(skip + int(rate * seconds)):
             scheduled = began + i / rate
             pause = scheduled - time.perf_counter()
             if pause > 0:
                 time.sleep(pause)
             _send_and_ack(producer, record)
-            latencies.append((time.perf_counter() - scheduled) * 1000)
+            if i >= skip:
+                latencies.append((time.perf_counter() - scheduled) * 1000)
         return latencies
     finally:
         producer.close(timeout=10)

@@ -281,6 +281,9 @@ class KafkaFollower(threading.Thread):
         #: consumer's fetches and ``committed`` (the writer's own transactions) both deliver through it, under
         #: ``_delivering``, so each record is delivered once, in offset order.
         self._next: dict[tuple[str, int], int] | None = None
+        #: Per partition, the offset just after the records ``committed`` delivered last, while nothing was
+        #: fetched there since: where that transaction's commit marker is (see ``committed``).
+        self._own_marker: dict[tuple[str, int], int] = {}
         self._delivering = threading.Lock()
 
     def stop(self) -> None:
@@ -311,6 +314,7 @@ class KafkaFollower(threading.Thread):
             consumer.assign(assignment)
             with self._delivering:
                 self._next = {}
+                self._own_marker = {}
                 for tp in assignment:
                     start = self.position(tp.topic, tp.partition)
                     consumer.seek(tp, start)
@@ -328,6 +332,7 @@ class KafkaFollower(threading.Thread):
                         if fresh:
                             self.deliver(tp.topic, tp.partition, fresh)
                             nexts[where] = fresh[-1].offset + 1
+                            self._own_marker.pop(where, None)
                     # Past what carries no record for us: transaction markers, aborted records.
                     for tp in assignment:
                         reached = consumer.position(tp, timeout_ms=0)  # known after the poll: no request
@@ -335,6 +340,7 @@ class KafkaFollower(threading.Thread):
                         if reached is not None and reached > nexts[where]:
                             self.advance(tp.topic, tp.partition, reached)
                             nexts[where] = reached
+                            self._own_marker.pop(where, None)
                 if time.monotonic() - last_lag_check > 1.0:  # lag for /health, not on the hot path
                     # Bounded and best effort: with the default timeout (30 s) a broker outage parked
                     # this thread here, and after the broker came back no record was folded (so every
@@ -354,7 +360,10 @@ class KafkaFollower(threading.Thread):
         every write at low load, far more on a busy machine: bench/latency.py).
 
         They are delivered only when they are exactly the next ones: ``records`` (consecutive offsets, as
-        acknowledged) start at the follower's next offset. Anything else (another writer's records in
+        acknowledged) start at the follower's next offset, or one past it when that one offset is the commit
+        marker of the records delivered here before (the same producer's previous transaction: the broker
+        writes its markers before it lets the producer begin another, so its marker lies between them, and
+        a single offset between them can only be that marker). Anything else (another writer's records in
         between, a partition this follower does not read or has not reached) is left to the fetch, which
         delivers it in order as before; the fetch skips what was delivered here. Only committed records
         come here (after EndTxn succeeded), so a ``read_committed`` reader sees the same. Returns whether
@@ -367,14 +376,17 @@ class KafkaFollower(threading.Thread):
         with self._delivering:
             nexts = self._next
             where = (topic, partition)
-            if nexts is None or nexts.get(where) != offsets[0]:
+            if nexts is None or where not in nexts:
+                return False
+            at = nexts[where]
+            if offsets[0] != at and not (offsets[0] == at + 1 and self._own_marker.get(where) == at):
                 return False
             try:
                 self.deliver(topic, partition, records)
             except Exception as exc:  # the fetch delivers them again, as it would have
                 log.warning("%s could not apply its own committed records at once: %s", self.service, exc)
                 return False
-            nexts[where] = offsets[-1] + 1
+            nexts[where] = self._own_marker[where] = offsets[-1] + 1
             return True
 
     def lag(self) -> dict[str, int]:
