@@ -55,6 +55,8 @@ class Breakdown:
     totals: list[float] = field(default_factory=list)
     with_checkpoint: list[float] = field(default_factory=list)
     incomplete: int = 0
+    #: Of those, per the first mark missing or out of order: how many.
+    broken: dict[str, int] = field(default_factory=dict)
     #: Posts whose AddPartitionsToTxn was answered CONCURRENT_TRANSACTIONS (the previous commit still
     #: completing) and sent again.
     retried: int = 0
@@ -71,9 +73,11 @@ class Breakdown:
             c = sorted(self.with_checkpoint)
             rows.append(f"| whole post that also published a checkpoint ({len(c)} posts) | {percentile(c, 50):.1f} "
                         f"| {percentile(c, 90):.1f} | {percentile(c, 99):.1f} |")
-        rows.append(f"\n{self.retried} of {len(t)} posts had their AddPartitionsToTxn refused as "
+        rows.append("")
+        rows.append(f"{self.retried} of {len(t)} posts had their AddPartitionsToTxn refused as "
                     "CONCURRENT_TRANSACTIONS (the previous commit's markers still being written) and resent; "
-                    f"{self.incomplete} posts missed a mark and are not counted.")
+                    f"{self.incomplete} posts missed a mark and are not counted "
+                    f"({', '.join(f'{n} at {mark}' for mark, n in sorted(self.broken.items())) or 'none'}).")
         return rows
 
 
@@ -199,8 +203,11 @@ def post_phases(bootstrap: str, work: Path, *, count: int, rate: float, warm_up:
                 if checkpointed:
                     out.with_checkpoint.append(total)
                     continue
-                if not all(start in got and end in got and got[end] >= got[start] for _, start, end in PHASES):
+                broken = [end for _, start, end in PHASES
+                          if start not in got or end not in got or got[end] < got[start]]
+                if broken:
                     out.incomplete += 1
+                    out.broken[broken[0]] = out.broken.get(broken[0], 0) + 1
                     continue
                 out.totals.append(total)
                 out.retried += retried
