@@ -29,6 +29,7 @@ from kafka.producer.transaction_manager import AddPartitionsToTxnHandler, EndTxn
 from bench.clients import entry_body, in_process_ledger
 from bench.harness import percentile
 from services.contracts.topics import LEDGER_ENTRIES
+from services.runtime.eventlog import KafkaLog
 from services.runtime.kafka_io import EventProducer
 from services.runtime.projector import Projector
 from services.runtime.service import EventService
@@ -61,24 +62,29 @@ class Breakdown:
     #: completing) and sent again.
     retried: int = 0
 
-    def table(self) -> list[str]:
-        rows = ["| phase of one post | p50 (ms) | p90 (ms) | p99 (ms) |", "|---|---:|---:|---:|"]
-        for label, values in self.phases.items():
-            v = sorted(values)
-            rows.append(f"| {label} | {percentile(v, 50):.1f} | {percentile(v, 90):.1f} | {percentile(v, 99):.1f} |")
-        t = sorted(self.totals)
-        rows.append(f"| **whole post** ({len(t)} posts without a checkpoint) | {percentile(t, 50):.1f} | "
-                    f"{percentile(t, 90):.1f} | {percentile(t, 99):.1f} |")
-        if self.with_checkpoint:
-            c = sorted(self.with_checkpoint)
-            rows.append(f"| whole post that also published a checkpoint ({len(c)} posts) | {percentile(c, 50):.1f} "
-                        f"| {percentile(c, 90):.1f} | {percentile(c, 99):.1f} |")
-        rows.append("")
-        rows.append(f"{self.retried} of {len(t)} posts had their AddPartitionsToTxn refused as "
-                    "CONCURRENT_TRANSACTIONS (the previous commit's markers still being written) and resent; "
-                    f"{self.incomplete} posts missed a mark and are not counted "
-                    f"({', '.join(f'{n} at {mark}' for mark, n in sorted(self.broken.items())) or 'none'}).")
-        return rows
+    def row(self, values: list[float]) -> str:
+        v = sorted(values)
+        return f"{percentile(v, 50):.1f} | {percentile(v, 90):.1f} | {percentile(v, 99):.1f}"
+
+
+def table(results: dict[str, Breakdown]) -> list[str]:
+    """The phases side by side, with the hand-over and without it (fetch only), in markdown."""
+    on, off = results["hand-over"], results["fetch only"]
+    rows = ["| phase of one post | hand-over p50 | p90 | p99 | fetch only p50 | p90 | p99 |",
+            "|---|---:|---:|---:|---:|---:|---:|"]
+    for label, _, _ in PHASES:
+        rows.append(f"| {label} | {on.row(on.phases[label])} | {off.row(off.phases[label])} |")
+    rows.append(f"| **whole post** (posts without a checkpoint: {len(on.totals)}, {len(off.totals)}) | "
+                f"{on.row(on.totals)} | {off.row(off.totals)} |")
+    rows.append(f"| whole post that also published a signed checkpoint ({len(on.with_checkpoint)}, "
+                f"{len(off.with_checkpoint)}) | {on.row(on.with_checkpoint)} | {off.row(off.with_checkpoint)} |")
+    rows.append("")
+    for mode, b in results.items():
+        broken = ", ".join(f"{n} at {mark}" for mark, n in sorted(b.broken.items())) or "none"
+        rows.append(f"- {mode}: {b.retried} of {len(b.totals)} posts had their AddPartitionsToTxn refused as "
+                    "CONCURRENT_TRANSACTIONS (the previous commit still completing) and resent; "
+                    f"{b.incomplete} posts missed a mark and are not counted ({broken}).")
+    return rows
 
 
 class _Marks:
@@ -169,11 +175,23 @@ def _probes(marks: _Marks) -> Iterator[None]:
             setattr(owner, name, original)
 
 
-def post_phases(bootstrap: str, work: Path, *, count: int, rate: float, warm_up: int = 50) -> Breakdown:
-    """Post ``count`` entries one at a time at ``rate``/s to an in-process ledger; the phases of each."""
+def post_phases(bootstrap: str, work: Path, *, count: int, rate: float, warm_up: int = 50,
+                block: int = 25) -> dict[str, Breakdown]:
+    """Post ``count`` entries one at a time at ``rate``/s to an in-process ledger; the phases of each.
+
+    In alternating blocks of ``block`` posts the log's hand-over of a committed publish to the service's own
+    follower is switched off (the records then reach the projection by the consumer's fetch, as before it
+    existed): the same run, the same load, both ways. Returns {"hand-over": …, "fetch only": …}."""
     rng = random.Random(16)
     marks = _Marks()
-    out = Breakdown(phases={label: [] for label, _, _ in PHASES})
+    out = {mode: Breakdown(phases={label: [] for label, _, _ in PHASES}) for mode in ("hand-over", "fetch only")}
+    handing_over = [True]
+    hand_over = KafkaLog.__dict__["_hand_over"]
+
+    def switched(self: KafkaLog, records: Any, acks: Any) -> None:
+        if handing_over[0]:
+            hand_over(self, records, acks)
+
     with in_process_ledger(bootstrap, work) as (client, token, _):
         headers = {"Authorization": f"Bearer {token}"}
         collectives = [f"bench-phases-{i}" for i in range(10)]
@@ -181,36 +199,44 @@ def post_phases(bootstrap: str, work: Path, *, count: int, rate: float, warm_up:
             client.post("/v1/collectives", headers=headers,
                         json={"collective_id": collective, "name": "压测村", "town": "金清镇"})
         bodies = [entry_body(rng)[0] for _ in range(warm_up + count)]
-        with _probes(marks):
-            began = time.perf_counter()
-            for i, body in enumerate(bodies):
-                time.sleep(max(0.0, began + i / rate - time.perf_counter()))
-                with marks.lock:
-                    marks.marks.clear()
-                    marks.checkpoint = False
-                    marks.add_partitions = 0
-                marks.mark("request")
-                response = client.post(f"/v1/collectives/{collectives[i % len(collectives)]}/entries",
-                                       json=body, headers=headers)
-                marks.mark("answered")
-                if response.status_code != 201:
-                    raise RuntimeError(f"post {i}: {response.status_code} {response.get_data(as_text=True)[:300]}")
-                if i < warm_up:
-                    continue
-                with marks.lock:
-                    got, checkpointed, retried = dict(marks.marks), marks.checkpoint, marks.add_partitions > 1
-                total = (got["answered"] - got["request"]) * 1000
-                if checkpointed:
-                    out.with_checkpoint.append(total)
-                    continue
-                broken = [end for _, start, end in PHASES
-                          if start not in got or end not in got or got[end] < got[start]]
-                if broken:
-                    out.incomplete += 1
-                    out.broken[broken[0]] = out.broken.get(broken[0], 0) + 1
-                    continue
-                out.totals.append(total)
-                out.retried += retried
-                for label, start, end in PHASES:
-                    out.phases[label].append((got[end] - got[start]) * 1000)
+        KafkaLog._hand_over = switched  # type: ignore[method-assign]
+        try:
+            with _probes(marks):
+                began = time.perf_counter()
+                for i, body in enumerate(bodies):
+                    time.sleep(max(0.0, began + i / rate - time.perf_counter()))
+                    handing_over[0] = (i // block) % 2 == 0
+                    with marks.lock:
+                        marks.marks.clear()
+                        marks.checkpoint = False
+                        marks.add_partitions = 0
+                    marks.mark("request")
+                    response = client.post(f"/v1/collectives/{collectives[i % len(collectives)]}/entries",
+                                           json=body, headers=headers)
+                    marks.mark("answered")
+                    if response.status_code != 201:
+                        raise RuntimeError(f"post {i}: {response.status_code} "
+                                           f"{response.get_data(as_text=True)[:300]}")
+                    if i >= warm_up:
+                        _count(out["hand-over" if handing_over[0] else "fetch only"], marks)
+        finally:
+            KafkaLog._hand_over = hand_over  # type: ignore[method-assign]
     return out
+
+
+def _count(out: Breakdown, marks: _Marks) -> None:
+    with marks.lock:
+        got, checkpointed, retried = dict(marks.marks), marks.checkpoint, marks.add_partitions > 1
+    total = (got["answered"] - got["request"]) * 1000
+    if checkpointed:
+        out.with_checkpoint.append(total)
+        return
+    broken = [end for _, start, end in PHASES if start not in got or end not in got or got[end] < got[start]]
+    if broken:
+        out.incomplete += 1
+        out.broken[broken[0]] = out.broken.get(broken[0], 0) + 1
+        return
+    out.totals.append(total)
+    out.retried += retried
+    for label, start, end in PHASES:
+        out.phases[label].append((got[end] - got[start]) * 1000)
