@@ -42,7 +42,7 @@ TARGET_P99_MS = 50.0
 POOL = 16
 WARM_UP_S = 2.0
 #: Posts timed phase by phase (one at a time, at RATE).
-PHASE_POSTS = 600
+PHASE_POSTS = 500
 
 
 def paced_posts(server: LedgerServer, collectives: list[str], seconds: float, rate: float = RATE
@@ -116,20 +116,16 @@ def run(ctx: Context, server: LedgerServer, bootstrap: str) -> Outcome:
     say(f"  back-to-back one-record transactions: p50 {t50:.1f} ms, p99 {t99:.1f} ms "
         f"(kafka-python's sender backoff: p50 {l50:.1f} ms)")
 
-    phases = post_phases(bootstrap, ctx.work / "ledger-phases", count=PHASE_POSTS if not ctx.quick else 200,
+    phases = post_phases(bootstrap, ctx.work / "ledger-phases", count=PHASE_POSTS if not ctx.quick else 150,
                          rate=RATE)
     rows = phase_table(phases)
     say("  one post, phase by phase (in process, one at a time):\n" + "\n".join(f"    {row}" for row in rows))
-    on, off = sorted(phases["hand-over"].totals), sorted(phases["fetch only"].totals)
 
     outcome.add(Figure("p99 of a single entry post", p99, "ms", baseline=f99,
                        baseline_label="p99 raw produce + ack (acks=all)", ratio=p99 / f99 if f99 else None,
                        ratio_label="× raw", target=f"≤ {TARGET_P99_MS:.0f} ms", met=p99 <= TARGET_P99_MS, digits=1))
     outcome.add(Figure("p50 of a single entry post", p50, "ms", baseline=f50, baseline_label="p50 raw produce + ack",
                        ratio=p50 / f50 if f50 else None, ratio_label="× raw", digits=1))
-    outcome.add(Figure("p50 of a post, in process, one at a time", percentile(on, 50), "ms",
-                       baseline=percentile(off, 50), baseline_label="the same without the hand-over (fetch only)",
-                       ratio=percentile(on, 50) / percentile(off, 50) if off else None, ratio_label="×", digits=1))
     outcome.add(Figure("p50 of a one-record transaction right after another", t50, "ms", baseline=l50,
                        baseline_label="p50 with kafka-python's sender backoff (100 ms)",
                        ratio=t50 / l50 if l50 else None, ratio_label="× library default", digits=1))
@@ -149,11 +145,9 @@ def run(ctx: Context, server: LedgerServer, bootstrap: str) -> Outcome:
         f"| the same with kafka-python's sender backoff | {l50:.1f} | {percentile(library, 90):.1f} | "
         f"{percentile(library, 99):.1f} | {library[-1]:.1f} |",
         "",
-        f"Where one post's time goes: {PHASE_POSTS if not ctx.quick else 200} posts to the ledger in this process "
-        f"(Flask test client, no HTTP server), one at a time at {RATE:.0f}/s, each phase timed by probes on the "
-        "functions that begin and end it (bench/phases.py); in alternating blocks of 25 posts the log's hand-over "
-        "of a committed publish to the service's own follower is switched off (fetch only: the records reach the "
-        "projection after the markers, by the consumer's fetch), so both columns share the run and its load:",
+        f"Where one post's time goes: {len(phases.totals)} posts to the ledger in this process (Flask test client, "
+        f"no HTTP server), one at a time at {RATE:.0f}/s, each phase timed by probes on the functions that begin "
+        "and end it (bench/phases.py):",
         "",
         *rows,
         "",

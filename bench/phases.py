@@ -29,7 +29,6 @@ from kafka.producer.transaction_manager import AddPartitionsToTxnHandler, EndTxn
 from bench.clients import entry_body, in_process_ledger
 from bench.harness import percentile
 from services.contracts.topics import LEDGER_ENTRIES
-from services.runtime.eventlog import KafkaLog
 from services.runtime.kafka_io import EventProducer
 from services.runtime.projector import Projector
 from services.runtime.service import EventService
@@ -41,9 +40,11 @@ PHASES = [
     ("begin + AddPartitionsToTxn (broker: transaction log append)", "publish", "partitions_added"),
     ("produce, acks=all", "partitions_added", "produced"),
     ("EndTxn (commit)", "produced", "committed"),
-    ("records reach the projection (after the markers, by a fetch; or handed over)", "committed", "delivered"),
+    ("markers written → last stable offset moves → the follower's fetch returns the records", "committed",
+     "delivered"),
     ("fold + SQLite commit", "delivered", "folded"),
-    ("waiter woken (store.wait_until)", "folded", "applied"),
+    ("waiter woken (store.wait_until; the follower's SQLite write past the marker holds the store lock)",
+     "folded", "applied"),
     ("response (render, receipts)", "applied", "answered"),
 ]
 
@@ -67,23 +68,18 @@ class Breakdown:
         return f"{percentile(v, 50):.1f} | {percentile(v, 90):.1f} | {percentile(v, 99):.1f}"
 
 
-def table(results: dict[str, Breakdown]) -> list[str]:
-    """The phases side by side, with the hand-over and without it (fetch only), in markdown."""
-    on, off = results["hand-over"], results["fetch only"]
-    rows = ["| phase of one post | hand-over p50 | p90 | p99 | fetch only p50 | p90 | p99 |",
-            "|---|---:|---:|---:|---:|---:|---:|"]
+def table(result: Breakdown) -> list[str]:
+    """The phases of one post, in markdown."""
+    rows = ["| phase of one post | p50 (ms) | p90 (ms) | p99 (ms) |", "|---|---:|---:|---:|"]
     for label, _, _ in PHASES:
-        rows.append(f"| {label} | {on.row(on.phases[label])} | {off.row(off.phases[label])} |")
-    rows.append(f"| **whole post** (posts without a checkpoint: {len(on.totals)}, {len(off.totals)}) | "
-                f"{on.row(on.totals)} | {off.row(off.totals)} |")
-    rows.append(f"| whole post that also published a signed checkpoint ({len(on.with_checkpoint)}, "
-                f"{len(off.with_checkpoint)}) | {on.row(on.with_checkpoint)} | {off.row(off.with_checkpoint)} |")
-    rows.append("")
-    for mode, b in results.items():
-        broken = ", ".join(f"{n} at {mark}" for mark, n in sorted(b.broken.items())) or "none"
-        rows.append(f"- {mode}: {b.retried} of {len(b.totals)} posts had their AddPartitionsToTxn refused as "
-                    "CONCURRENT_TRANSACTIONS (the previous commit still completing) and resent; "
-                    f"{b.incomplete} posts missed a mark and are not counted ({broken}).")
+        rows.append(f"| {label} | {result.row(result.phases[label])} |")
+    rows.append(f"| **whole post** ({len(result.totals)} posts without a checkpoint) | {result.row(result.totals)} |")
+    rows.append(f"| whole post that also published a signed checkpoint ({len(result.with_checkpoint)} posts) | "
+                f"{result.row(result.with_checkpoint)} |")
+    broken = ", ".join(f"{n} at {mark}" for mark, n in sorted(result.broken.items())) or "none"
+    rows += ["", f"{result.retried} of {len(result.totals)} posts had their AddPartitionsToTxn refused as "
+             "CONCURRENT_TRANSACTIONS (the previous commit still completing) and resent; "
+             f"{result.incomplete} posts missed a mark and are not counted ({broken})."]
     return rows
 
 
@@ -175,23 +171,11 @@ def _probes(marks: _Marks) -> Iterator[None]:
             setattr(owner, name, original)
 
 
-def post_phases(bootstrap: str, work: Path, *, count: int, rate: float, warm_up: int = 50,
-                block: int = 25) -> dict[str, Breakdown]:
-    """Post ``count`` entries one at a time at ``rate``/s to an in-process ledger; the phases of each.
-
-    In alternating blocks of ``block`` posts the log's hand-over of a committed publish to the service's own
-    follower is switched off (the records then reach the projection by the consumer's fetch, as before it
-    existed): the same run, the same load, both ways. Returns {"hand-over": …, "fetch only": …}."""
+def post_phases(bootstrap: str, work: Path, *, count: int, rate: float, warm_up: int = 50) -> Breakdown:
+    """Post ``count`` entries one at a time at ``rate``/s to an in-process ledger; the phases of each."""
     rng = random.Random(16)
     marks = _Marks()
-    out = {mode: Breakdown(phases={label: [] for label, _, _ in PHASES}) for mode in ("hand-over", "fetch only")}
-    handing_over = [True]
-    hand_over = KafkaLog.__dict__["_hand_over"]
-
-    def switched(self: KafkaLog, records: Any, acks: Any) -> None:
-        if handing_over[0]:
-            hand_over(self, records, acks)
-
+    out = Breakdown(phases={label: [] for label, _, _ in PHASES})
     with in_process_ledger(bootstrap, work) as (client, token, _):
         headers = {"Authorization": f"Bearer {token}"}
         collectives = [f"bench-phases-{i}" for i in range(10)]
@@ -199,28 +183,22 @@ def post_phases(bootstrap: str, work: Path, *, count: int, rate: float, warm_up:
             client.post("/v1/collectives", headers=headers,
                         json={"collective_id": collective, "name": "压测村", "town": "金清镇"})
         bodies = [entry_body(rng)[0] for _ in range(warm_up + count)]
-        KafkaLog._hand_over = switched  # type: ignore[method-assign]
-        try:
-            with _probes(marks):
-                began = time.perf_counter()
-                for i, body in enumerate(bodies):
-                    time.sleep(max(0.0, began + i / rate - time.perf_counter()))
-                    handing_over[0] = (i // block) % 2 == 0
-                    with marks.lock:
-                        marks.marks.clear()
-                        marks.checkpoint = False
-                        marks.add_partitions = 0
-                    marks.mark("request")
-                    response = client.post(f"/v1/collectives/{collectives[i % len(collectives)]}/entries",
-                                           json=body, headers=headers)
-                    marks.mark("answered")
-                    if response.status_code != 201:
-                        raise RuntimeError(f"post {i}: {response.status_code} "
-                                           f"{response.get_data(as_text=True)[:300]}")
-                    if i >= warm_up:
-                        _count(out["hand-over" if handing_over[0] else "fetch only"], marks)
-        finally:
-            KafkaLog._hand_over = hand_over  # type: ignore[method-assign]
+        with _probes(marks):
+            began = time.perf_counter()
+            for i, body in enumerate(bodies):
+                time.sleep(max(0.0, began + i / rate - time.perf_counter()))
+                with marks.lock:
+                    marks.marks.clear()
+                    marks.checkpoint = False
+                    marks.add_partitions = 0
+                marks.mark("request")
+                response = client.post(f"/v1/collectives/{collectives[i % len(collectives)]}/entries",
+                                       json=body, headers=headers)
+                marks.mark("answered")
+                if response.status_code != 201:
+                    raise RuntimeError(f"post {i}: {response.status_code} {response.get_data(as_text=True)[:300]}")
+                if i >= warm_up:
+                    _count(out, marks)
     return out
 
 

@@ -24,7 +24,6 @@ from typing import Any, NamedTuple, Protocol
 
 from kafka.partitioner.default import murmur2
 
-from services.contracts import envelope as env
 from services.contracts.topics import TOPICS, partitions
 from services.runtime.kafka_io import (
     Ack,
@@ -127,8 +126,6 @@ class KafkaLog:
         self._producer: EventProducer | None = None
         self._producer_lock = threading.Lock()
         self._offsets = OffsetsClient(bootstrap, **config)
-        #: The followers of this log: each gets the records of a committed publish at once (``publish``).
-        self._followers: list[KafkaFollower] = []
         #: A grouped instance's fencing (DESIGN §12): each transaction commits its group offsets with it.
         self.fence: Fence | None = None
 
@@ -149,31 +146,10 @@ class KafkaLog:
     def publish(self, records: Sequence[OutRecord]) -> list[Ack]:
         producer = self._writer()
         try:
-            acks = producer.publish(records, self.fence)
+            return producer.publish(records, self.fence)
         except BrokerUnavailable:
             self._discard(producer)
             raise
-        if producer.transactional:
-            self._hand_over(records, acks)
-        return acks
-
-    def _hand_over(self, records: Sequence[OutRecord], acks: Sequence[Ack]) -> None:
-        """The publish is committed: each follower of this log applies its records now, as the in-memory log's
-        do, when they are the next it would fetch (``KafkaFollower.committed``), instead of after the markers
-        and its next fetch. The same bytes and headers it would fetch."""
-        followers = [f for f in self._followers if f.is_alive()]
-        if not followers:
-            return
-        parts: dict[tuple[str, int], list[LogRecord]] = {}
-        for record, ack in zip(records, acks, strict=True):
-            parts.setdefault((ack.topic, ack.partition), []).append(LogRecord(
-                ack.topic, ack.partition, ack.offset, record_key(record.envelope), record.value,
-                env.cloudevents_headers(record.envelope) + list(record.headers)))
-        for follower in followers:
-            if set(follower.topics) & {topic for topic, _ in parts}:
-                for (topic, partition), batch in parts.items():
-                    if topic in follower.topics:
-                        follower.committed(topic, partition, batch)
 
     def send_raw(self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> Ack:
         producer = self._writer()
@@ -205,7 +181,6 @@ class KafkaLog:
                                      for r in recs]),
                                  consumer_config=self.config)
         follower.start()
-        self._followers = [f for f in self._followers if f.is_alive()] + [follower]
         return follower
 
     def close(self) -> None:

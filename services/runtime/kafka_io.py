@@ -277,14 +277,6 @@ class KafkaFollower(threading.Thread):
         self.connected = threading.Event()
         self.last_error: str | None = None
         self._end_offsets: dict[tuple[str, int], int] = {}
-        #: The next offset to deliver per partition of the current assignment (None: not assigned yet). The
-        #: consumer's fetches and ``committed`` (the writer's own transactions) both deliver through it, under
-        #: ``_delivering``, so each record is delivered once, in offset order.
-        self._next: dict[tuple[str, int], int] | None = None
-        #: Per partition, the offset just after the records ``committed`` delivered last, while nothing was
-        #: fetched there since: where that transaction's commit marker is (see ``committed``).
-        self._own_marker: dict[tuple[str, int], int] = {}
-        self._delivering = threading.Lock()
 
     def stop(self) -> None:
         self._halt.set()
@@ -312,35 +304,20 @@ class KafkaFollower(threading.Thread):
                     raise RuntimeError(f"topic {topic} has no partitions (not created yet?)")
                 assignment += [TopicPartition(topic, p) for p in sorted(parts)]
             consumer.assign(assignment)
-            with self._delivering:
-                self._next = {}
-                self._own_marker = {}
-                for tp in assignment:
-                    start = self.position(tp.topic, tp.partition)
-                    consumer.seek(tp, start)
-                    self._next[(tp.topic, tp.partition)] = start
+            for tp in assignment:
+                consumer.seek(tp, self.position(tp.topic, tp.partition))
             self.connected.set()
             self.last_error = None
             last_lag_check = 0.0
             while not self._halt.is_set():
                 batches = consumer.poll(timeout_ms=200)
-                with self._delivering:
-                    nexts = self._next
-                    for tp, records in batches.items():
-                        where = (tp.topic, tp.partition)
-                        fresh = [r for r in records if r.offset >= nexts[where]]  # not delivered by ``committed``
-                        if fresh:
-                            self.deliver(tp.topic, tp.partition, fresh)
-                            nexts[where] = fresh[-1].offset + 1
-                            self._own_marker.pop(where, None)
-                    # Past what carries no record for us: transaction markers, aborted records.
-                    for tp in assignment:
-                        reached = consumer.position(tp, timeout_ms=0)  # known after the poll: no request
-                        where = (tp.topic, tp.partition)
-                        if reached is not None and reached > nexts[where]:
-                            self.advance(tp.topic, tp.partition, reached)
-                            nexts[where] = reached
-                            self._own_marker.pop(where, None)
+                for tp, records in batches.items():
+                    self.deliver(tp.topic, tp.partition, records)
+                # Past what carries no record for us: transaction markers, aborted records.
+                for tp in assignment:
+                    reached = consumer.position(tp, timeout_ms=0)  # known after the poll: no request
+                    if reached is not None and reached > self.position(tp.topic, tp.partition):
+                        self.advance(tp.topic, tp.partition, reached)
                 if time.monotonic() - last_lag_check > 1.0:  # lag for /health, not on the hot path
                     # Bounded and best effort: with the default timeout (30 s) a broker outage parked
                     # this thread here, and after the broker came back no record was folded (so every
@@ -350,44 +327,7 @@ class KafkaFollower(threading.Thread):
                                              in consumer.end_offsets(assignment, timeout_ms=1000).items()}
                     last_lag_check = time.monotonic()
         finally:
-            with self._delivering:
-                self._next = None
             consumer.close()
-
-    def committed(self, topic: str, partition: int, records: Sequence[Any]) -> bool:
-        """Deliver records of a transaction this process's producer has just committed, without waiting for
-        the broker to write the markers, move the last stable offset and answer the next fetch (~10 ms of
-        every write at low load, far more on a busy machine: bench/latency.py).
-
-        They are delivered only when they are exactly the next ones: ``records`` (consecutive offsets, as
-        acknowledged) start at the follower's next offset, or one past it when that one offset is the commit
-        marker of the records delivered here before (the same producer's previous transaction: the broker
-        writes its markers before it lets the producer begin another, so its marker lies between them, and
-        a single offset between them can only be that marker). Anything else (another writer's records in
-        between, a partition this follower does not read or has not reached) is left to the fetch, which
-        delivers it in order as before; the fetch skips what was delivered here. Only committed records
-        come here (after EndTxn succeeded), so a ``read_committed`` reader sees the same. Returns whether
-        they were delivered."""
-        if not records or self._halt.is_set():
-            return False
-        offsets = [r.offset for r in records]
-        if offsets != list(range(offsets[0], offsets[0] + len(offsets))):
-            return False
-        with self._delivering:
-            nexts = self._next
-            where = (topic, partition)
-            if nexts is None or where not in nexts:
-                return False
-            at = nexts[where]
-            if offsets[0] != at and not (offsets[0] == at + 1 and self._own_marker.get(where) == at):
-                return False
-            try:
-                self.deliver(topic, partition, records)
-            except Exception as exc:  # the fetch delivers them again, as it would have
-                log.warning("%s could not apply its own committed records at once: %s", self.service, exc)
-                return False
-            nexts[where] = self._own_marker[where] = offsets[-1] + 1
-            return True
 
     def lag(self) -> dict[str, int]:
         """Records on the broker not yet delivered and applied, per topic (from the last poll's end offsets)."""
