@@ -195,8 +195,8 @@ def imported(cluster: Cluster) -> Imported:
                     cluster.live[service] = [survivor.url]
                 began = time.monotonic()
                 victim.kill()  # kill -9, a request to it possibly in flight
-                wait_for(f"{survivor.log_path.name} to write every partition", functools.partial(writes_everything, survivor),
-                         timeout_s=90)
+                wait_for(f"{survivor.log_path.name} to write every partition",
+                         functools.partial(writes_everything, survivor), timeout_s=90)
                 failovers.append(Failover(service, victim.log_path.name, progress["done"],
                                           time.monotonic() - began))
                 victim.start(wait_s=120)
@@ -328,7 +328,8 @@ def test_a_distribution_approved_and_paid_across_instances_books_each_village_it
         return True
 
     for ledger in cluster.pairs["ledger"]:  # both instances fold every partition: the same books on either
-        wait_for(f"{ledger.log_path.name}: every village's dividend booked and paid", functools.partial(booked, ledger), timeout_s=90)
+        wait_for(f"{ledger.log_path.name}: every village's dividend booked and paid",
+                 functools.partial(booked, ledger), timeout_s=90)
     covered(*[svc for pair in cluster.pairs.values() for svc in pair])
     records = read_records(cluster.stack.broker.bootstrap, list(RECORD_TOPICS))
     entries = [e for e in events(records, "EntryPosted") if e["data"].get("origin", {}).get("kind") in
