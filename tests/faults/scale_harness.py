@@ -13,6 +13,7 @@ import functools
 import random
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -113,13 +114,17 @@ def post_any(urls: list[str], token: str, path: str, body: Any, key: str, deadli
 
 def audit(stack: Stack) -> tuple[int, str]:
     """``baotuan audit`` of the whole log, with every service's key pinned: (exit status, output)."""
-    keys = stack.root / "pinned"
-    exported = subprocess.run([str(BAOTUAN), "keys", "export", "--output", str(keys), "--data-dir",
-                               str(stack.root / "cluster")], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                              timeout=60, check=False)
+    return audit_log(stack.broker.bootstrap, stack.root / "cluster", stack.root / "pinned")
+
+
+def audit_log(bootstrap: str, data_dir: Path, pinned: Path) -> tuple[int, str]:
+    """``baotuan keys export`` of ``data_dir`` into ``pinned``, then ``baotuan audit`` of the log on ``bootstrap``
+    trusting only those keys: (exit status, output)."""
+    exported = subprocess.run([str(BAOTUAN), "keys", "export", "--output", str(pinned), "--data-dir", str(data_dir)],
+                              cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60, check=False)
     assert exported.returncode == 0, exported.stdout + exported.stderr
-    done = subprocess.run([str(BAOTUAN), "audit", "--bootstrap", stack.broker.bootstrap, "--trusted-keys", str(keys),
-                           "--json"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=180, check=False)
+    done = subprocess.run([str(BAOTUAN), "audit", "--bootstrap", bootstrap, "--trusted-keys", str(pinned), "--json"],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=180, check=False)
     return done.returncode, done.stdout + done.stderr
 
 
