@@ -103,28 +103,41 @@ class SpreadClient(ApiClient):
         self.cluster = cluster
         self.answers: dict[str, dict[str, Any]] = {}
         self.answered_by: Counter[str] = Counter()
+        self.wrote_through: dict[str, str] = {}
+        #: Requests sent more than once (the same Idempotency-Key, to whichever instance was live).
+        self.retried = 0
 
     def _url(self, service: str, path: str) -> str:
         return random.choice(self.cluster.urls(service)) + path
 
     def send(self, call: Call) -> dict[str, Any]:
         headers = {"Idempotency-Key": call.idempotency_key}
+        sent: list[str] = []
 
         def attempt() -> requests.Response:
             # A connection of its own each time: a kept-alive one to a killed instance would be tried again.
-            return requests.request(call.method, self._url(call.service, call.path), json=call.body,
+            sent.append(self._url(call.service, call.path))
+            return requests.request(call.method, sent[-1], json=call.body,
                                     headers={**headers, **self.session.headers}, timeout=self.timeout_s)
 
         response = self._with_retries(call.record, call.service + call.path, attempt)
         assert response.status_code < 400, f"{call.record}: {response.status_code} {response.text[:300]}"
         self.answered_by[response.headers.get("X-Baotuan-Answered-By", "here")] += 1
+        self.wrote_through[call.service] = sent[-1].removesuffix(call.path)
+        self.retried += len(sent) > 1
         result: dict[str, Any] = response.json() if response.content else {}
         self.answers[call.idempotency_key] = result
         return result
 
     def get(self, service: str, path: str, params: Any = None) -> requests.Response:
+        """A read goes to the instance the last write went through (docs/scaling.md: read-your-writes holds
+        there; the other instance folds it too, milliseconds later), or any if that one is down."""
+        def url() -> str:
+            through = self.wrote_through.get(service)
+            return through + path if through in self.cluster.urls(service) else self._url(service, path)
+
         return self._with_retries(f"GET {path}", service + path, lambda: requests.get(
-            self._url(service, path), params=params, headers=dict(self.session.headers), timeout=self.timeout_s))
+            url(), params=params, headers=dict(self.session.headers), timeout=self.timeout_s))
 
 
 @dataclass
@@ -218,7 +231,9 @@ def imported(cluster: Cluster) -> Imported:
     seconds = time.monotonic() - began
     assert not problems, problems
     assert [f.service for f in failovers] == [service for _, service, _ in KILLS]
-    print(f"import through two instances each: {result.calls} calls in {seconds:.1f}s; answered by "
+    assert client.retried, "no request was retried after a kill"
+    print(f"import through two instances each: {result.calls} calls in {seconds:.1f}s, {client.retried} retried; "
+          f"answered by "
           f"{dict(client.answered_by)}; failovers: "
           + ", ".join(f"{f.killed} after {f.after_calls} calls: {f.took_s:.1f}s" for f in failovers))
     return Imported(result, client, failovers, seconds)
