@@ -240,6 +240,10 @@ def test_the_broker_refuses_a_transaction_of_an_old_generation(stack: Stack, tmp
         consumer = KafkaConsumer(bootstrap_servers=stack.broker.bootstrap, group_id=group, client_id=name,
                                  enable_auto_commit=False, session_timeout_ms=SESSION_MS,
                                  heartbeat_interval_ms=1000)
+        # The topics' partitions known before the first join: a leader that assigns without them assigns nothing
+        # ("No partition metadata for topic"), and a loaded machine then waited past this test's 30 s for a rejoin.
+        for topic in topics:
+            assert consumer.partitions_for_topic(topic), topic
         consumer.subscribe(topics)
         return consumer
 
