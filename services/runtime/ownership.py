@@ -347,6 +347,10 @@ class GroupMembership(SoleWriter):
             **self.config)
         offsets = _StableOffsets(self.bootstrap, self.config)
         try:
+            # Know every topic's partitions before joining: a member that joins first is assigned nothing of
+            # the topics it has no metadata for yet, and waits for a rebalance to get them.
+            for topic in self.topics:
+                consumer.partitions_for_topic(topic)
             consumer.subscribe(self.topics, listener=Listener())
             while not self._halt.is_set():
                 consumer.poll(timeout_ms=200, max_records=1)
