@@ -96,7 +96,9 @@ def read_records(bootstrap: str, start: dict[tuple[str, int], int], end: dict[tu
         out: list[RawRecord] = []
         left = sum(last - first for first, last in wanted.values())
         deadline = time.monotonic() + 300
-        while left > 0 and time.monotonic() < deadline and (limit is None or len(out) < limit):
+        # Offsets count the transactions' markers too: done when every partition is read up to its end.
+        while left > 0 and time.monotonic() < deadline and (limit is None or len(out) < limit) \
+                and any(consumer.position(tp) < last for tp, (_, last) in wanted.items()):
             for tp, records in consumer.poll(timeout_ms=1000).items():
                 last = wanted[tp][1]
                 for r in records:
