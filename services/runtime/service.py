@@ -662,7 +662,7 @@ class EventService:
             if flight is not None:
                 # Pipelining: the group is committed; the next leader stages and publishes the next group
                 # meanwhile (on top of this one's heads), and this thread waits for the fold, then answers.
-                self._land(flight, group)
+                self._land(flight)
         if job.error is not None:
             raise job.error
         return Outcome(job.result or {}, Published(job.sealed, job.acks), job.repeated_ids)
@@ -691,24 +691,25 @@ class EventService:
             job.taken = True
         return group
 
-    def _land(self, flight: _Flight, group: list[_Job]) -> None:
+    def _land(self, flight: _Flight) -> None:
         """Wait until the projection has applied a committed group, then answer its requests."""
         phases = Phases()
         with phases("fold"):
             applied = self.store.wait_until(flight.targets, self.settings.request_timeout_s)
+        answers = flight.answers  # not those that went back to the queue to run alone
         if not applied:
             self._resync = True
             error = NotCaughtUp(f"events acknowledged but not applied after {self.settings.request_timeout_s:.1f}s")
-            for job in group:
+            for job in answers:
                 if job.records:
                     job.error = error
         self.stats.landed(phases)
         with self._group_cv:
-            for job in group:
+            for job in answers:
                 job.done = True
             self._group_cv.notify_all()
         if not applied:
-            self._fail_fast(group)
+            self._fail_fast(answers)
 
     def _run_group(self, group: list[_Job]) -> _Flight | None:
         """Stage, seal and publish a group; returns it in flight (committed, its fold awaited by the caller,
@@ -783,6 +784,8 @@ class EventService:
                     for job in group:
                         if job not in again:
                             job.done = True
+                else:
+                    flight.answers = [job for job in group if job not in again]
                 self.stats.group(len(group) - len(again), len(staged), phases,
                                  sum(max(0.0, began - job.queued_at) for job in group))
             return flight
@@ -939,6 +942,8 @@ class _Flight:
     targets: dict[tuple[str, int], int]
     records: list[OutRecord]
     acks: list[Ack]
+    #: The requests answered once it is folded (those that must run alone went back to the queue).
+    answers: list[_Job] = field(default_factory=list)
 
 
 def _targets(acks: Sequence[Ack]) -> dict[tuple[str, int], int]:

@@ -4,6 +4,7 @@ back, so that a group stays in flight while the next one comes."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import threading
 import time
@@ -44,12 +45,16 @@ class HeldLog(InMemoryLog):
         super()._fan_out(held)
 
 
+def pipelined(settings: Settings, **changes: Any) -> Settings:
+    return dataclasses.replace(settings, pipelining=True, **changes)
+
+
 @pytest.fixture
 def ledger(memory_settings: Settings) -> Iterator[tuple[Any, HeldLog, str]]:
     log = HeldLog()
     assert memory_settings.tokens_file is not None
     admin = add_token(memory_settings.tokens_file, name="admin", role="admin")
-    with running(create_app, memory_settings, log=log) as client:
+    with running(create_app, pipelined(memory_settings), log=log) as client:
         yield client, log, admin
 
 
@@ -175,7 +180,7 @@ def test_a_failed_group_after_one_in_flight_fails_alone_and_the_next_continues_t
 def test_a_group_in_flight_that_is_never_folded_is_answered_503_and_the_writer_resyncs(
         memory_settings: Settings) -> None:
     log = HeldLog()
-    settings = Settings(**{**memory_settings.__dict__, "request_timeout_s": 1.0})
+    settings = pipelined(memory_settings, request_timeout_s=1.0)
     assert settings.tokens_file is not None
     admin = add_token(settings.tokens_file, name="admin", role="admin")
     with running(create_app, settings, log=log) as client:
@@ -188,3 +193,25 @@ def test_a_group_in_flight_that_is_never_folded_is_answered_503_and_the_writer_r
         assert post(client, admin, "stuck-pipe", "之后").status_code == 201
         assert_unbroken(chain(log, LEDGER_ENTRIES, "stuck-pipe"))
         assert len(chain(log, LEDGER_ENTRIES, "stuck-pipe")) == 3
+
+
+def test_a_request_that_must_run_alone_behind_a_group_in_flight_runs_once_that_group_is_folded(
+        ledger: tuple[Any, HeldLog, str]) -> None:
+    client, log, admin = ledger
+    assert register(client, admin, "alone-pipe").status_code == 201
+    log.hold.set()
+    first, first_answer = in_background(lambda: post(client, admin, "alone-pipe", "在途"))
+    wait_for(lambda: len(chain(log, LEDGER_ENTRIES, "alone-pipe")) == 2)
+    # Closing a month first publishes what the books are owed: it needs the log itself, so it runs alone.
+    closing, closing_answer = in_background(lambda: client.post(
+        "/v1/collectives/alone-pipe/periods", headers=bearer(admin), json={"period": "2026-01"}))
+    time.sleep(0.3)
+    assert not closing_answer, "answered before it ran"
+    log.release()
+    first.join(10)
+    closing.join(10)
+    assert first_answer[0].status_code == 201
+    assert closing_answer[0].status_code == 201, closing_answer[0].get_json()
+    periods = client.get("/v1/collectives/alone-pipe/periods", headers=bearer(admin)).get_json()["items"]
+    assert [p["period"] for p in periods] == ["2026-01"]
+    assert_unbroken(chain(log, LEDGER_ENTRIES, "alone-pipe"))
