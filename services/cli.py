@@ -116,7 +116,7 @@ def topics(bootstrap: str) -> None:
 @click.argument("service", type=click.Choice(SERVICES))
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=None, help="default: ledger 8001, rentals 8002, dividends 8003, members 8004")
-@click.option("--threads", type=int, default=8, show_default=True)
+@click.option("--threads", type=int, default=32, show_default=True)
 @click.option("--instance-id", envvar="BAOTUAN_INSTANCE_ID", default=None,
               help="run as one of several instances of the service (docs/scaling.md): it writes the partitions "
                    "its writers' Kafka consumer group assigns it, and forwards the other writes to their owner")

@@ -34,6 +34,9 @@ class Settings:
     checkpoint_seconds: float = 5.0
     #: Group commit: at most this many waiting write requests are committed together.
     group_commit_max: int = 64
+    #: Pipelining: the next group is decided and published while the previous one is being folded (off by
+    #: default: measured, it does not pay on one broker with Kafka transactions; docs/benchmarks.md).
+    pipelining: bool = False
     #: The Kafka transactional id of this instance's writer; default ``baotuan-<service>-<digest of the data
     #: dir>``: stable across restarts of one instance (a restart fences its zombie), distinct between instances.
     kafka_transactional_id: str | None = None
@@ -79,6 +82,7 @@ class Settings:
             "checkpoint_every": int(os.environ.get("BAOTUAN_CHECKPOINT_EVERY", "100")),
             "checkpoint_seconds": float(os.environ.get("BAOTUAN_CHECKPOINT_SECONDS", "5")),
             "group_commit_max": int(os.environ.get("BAOTUAN_GROUP_COMMIT_MAX", "64")),
+            "pipelining": os.environ.get("BAOTUAN_PIPELINING", "0").strip().lower() in ("1", "true", "yes", "on"),
             "kafka_transactional_id": os.environ.get("BAOTUAN_KAFKA_TRANSACTIONAL_ID") or None,
             "instance_id": os.environ.get("BAOTUAN_INSTANCE_ID") or None,
             "advertised_url": os.environ.get("BAOTUAN_ADVERTISED_URL") or None,

@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -86,6 +86,67 @@ class Published(list[dict[str, Any]]):
         self.acks = list(acks)
 
 
+class Phases:
+    """Wall-clock and process CPU seconds of the phases of one group (``with phases("stage"): ...``)."""
+
+    def __init__(self) -> None:
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self.wall[name] = self.wall.get(name, 0.0) + time.perf_counter() - wall
+            self.cpu[name] = self.cpu.get(name, 0.0) + time.process_time() - cpu
+
+
+class WriteStats:
+    """What the write path did since the service started (``/health`` ``writes``, the posting benchmark):
+    requests, the groups they were committed in, records published, and per phase of a group the seconds
+    it took and the CPU seconds the whole process spent meanwhile (summed over groups)."""
+
+    PHASES = ("lock", "stage", "checkpoint", "publish", "fold")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests = 0
+        self.groups = 0
+        self.records = 0
+        self.largest_group = 0
+        self.seconds = dict.fromkeys(self.PHASES, 0.0)
+        self.cpu_seconds = dict.fromkeys(self.PHASES, 0.0)
+        #: Seconds the requests waited in the queue before a leader took them (summed over requests).
+        self.queued = 0.0
+
+    def group(self, size: int, records: int, phases: Phases, queued: float) -> None:
+        with self._lock:
+            self.groups += 1
+            self.requests += size
+            self.records += records
+            self.largest_group = max(self.largest_group, size)
+            self.queued += queued
+            for phase, seconds in phases.wall.items():
+                self.seconds[phase] = self.seconds.get(phase, 0.0) + seconds
+                self.cpu_seconds[phase] = self.cpu_seconds.get(phase, 0.0) + phases.cpu.get(phase, 0.0)
+
+    def landed(self, phases: Phases) -> None:
+        """The fold of a group in flight, awaited outside the lock (pipelining)."""
+        with self._lock:
+            for phase, seconds in phases.wall.items():
+                self.seconds[phase] = self.seconds.get(phase, 0.0) + seconds
+                self.cpu_seconds[phase] = self.cpu_seconds.get(phase, 0.0) + phases.cpu.get(phase, 0.0)
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {"requests": self.requests, "groups": self.groups, "records": self.records,
+                    "largest_group": self.largest_group, "queued_seconds": round(self.queued, 3),
+                    "seconds": {phase: round(value, 3) for phase, value in self.seconds.items()},
+                    "cpu_seconds": {phase: round(value, 3) for phase, value in self.cpu_seconds.items()}}
+
+
 def request_hash(body: Any) -> str:
     """SHA-256 of a request body's canonical JSON (what an idempotency key is bound to)."""
     return content_hash(body, floats=True)
@@ -137,7 +198,13 @@ class EventService:
         self._speculating: int | None = None
         self._group_positions: dict[str, dict[int, int]] | None = None
         self._resync = True
+        #: Pipelining (issue 16): groups committed whose fold their requests still wait for, outside the lock;
+        #: the next group is staged on top of them (their records folded speculatively again).
+        self.pipelining = settings.pipelining
+        self._in_flight: list[_Flight] = []
         self.published = PublishedCache()
+        #: Group commit's figures (requests, groups, seconds per phase): ``/health`` shows them.
+        self.stats = WriteStats()
         self._reactor = threading.Thread(target=self._react, name=f"{name}-reactor", daemon=True)
         self._anchorer = threading.Thread(target=self._anchor_loop, name=f"{name}-checkpoints", daemon=True)
         self._halt = threading.Event()
@@ -228,6 +295,8 @@ class EventService:
             "checkpoints": {"key_id": self.key.key_id, "uncovered_events": self._uncovered()},
             # Scale-out (DESIGN §12): which partitions this instance writes.
             "instance": self.ownership.describe(),
+            # Group commit (issue 16): requests, the groups they went in, seconds per phase of a group.
+            "writes": self.stats.snapshot(),
         }
 
     def _uncovered(self) -> int:
@@ -396,8 +465,24 @@ class EventService:
 
         The wait for the lock is bounded too: while the broker is down the writer ahead may spend the
         whole timeout failing, and the requests queued behind it must get their 503 in time, not one
-        after another.
+        after another. Groups of ``execute`` still in flight (committed, not folded yet) are folded
+        first, so whatever runs inside reads the heads and state they left.
         """
+        with self._locked():
+            self._land_all()
+            yield
+
+    def _land_all(self) -> None:
+        """Wait (inside the lock) until the projection has applied every group in flight."""
+        targets = self._after_in_flight({})
+        if targets and not self.store.wait_until(targets, self.settings.request_timeout_s):
+            self._resync = True
+            raise NotCaughtUp(f"{self.name}: the writes in flight were not applied in time")
+        self._in_flight.clear()
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The single-writer lock (bounded wait), after a resync with the broker if a write failed."""
         budget = self.settings.request_timeout_s
         deadline = time.monotonic() + budget
         if not self._write_lock.acquire(timeout=budget):
@@ -493,34 +578,43 @@ class EventService:
         acks = self._send(records)
         return Published([r.envelope for r in records], acks)
 
-    def _send(self, records: Sequence[OutRecord]) -> list[Ack]:
+    def _send(self, records: Sequence[OutRecord], phases: Phases | None = None) -> list[Ack]:
         """Publish sealed records in one go, wait until the projection has applied them, then count
-        them towards the next checkpoint (and publish it when due)."""
+        them towards the next checkpoint (and publish it when due). ``phases`` times publishing, waiting
+        for the fold and the checkpoint."""
         if not records:
             return []
+        phases = phases or Phases()
+        acks = self._publish_staged(records, phases)
+        started = time.monotonic()
+        with phases("fold"):
+            applied = self.store.wait_until(_targets(acks), self.settings.request_timeout_s)
+        if not applied:
+            self._resync = True
+            raise NotCaughtUp(f"events acknowledged but not applied after {time.monotonic() - started:.1f}s")
+        if any(ack.topic in self.anchored for ack in acks) and self._unanchored >= self.settings.checkpoint_every \
+                and not self.ownership.grouped:
+            try:
+                with phases("checkpoint"):
+                    self.checkpoint()
+            except Exception:  # the writes stand (acknowledged and applied); the timer tries again
+                log.exception("%s could not publish a checkpoint", self.name)
+        return acks
+
+    def _publish_staged(self, records: Sequence[OutRecord], phases: Phases) -> list[Ack]:
+        """Publish sealed records (one transaction) and count them towards the next checkpoint; no fold wait."""
         self.published.add(records)
         try:
-            acks = self.log.publish(records)
+            with phases("publish"):
+                acks = self.log.publish(records)
         except BrokerUnavailable:
             self._resync = True  # the log adapter dropped whatever was still in flight
             raise
-        targets: dict[tuple[str, int], int] = {}
-        for ack in acks:
-            targets[(ack.topic, ack.partition)] = max(targets.get((ack.topic, ack.partition), 0), ack.offset + 1)
-        started = time.monotonic()
-        if not self.store.wait_until(targets, self.settings.request_timeout_s):
-            self._resync = True
-            raise NotCaughtUp(f"events acknowledged but not applied after {time.monotonic() - started:.1f}s")
         recorded = sum(1 for ack in acks if ack.topic in self.anchored)
         if recorded:
             self._unanchored += recorded
             if self._unanchored_since is None:
                 self._unanchored_since = time.monotonic()
-            if self._unanchored >= self.settings.checkpoint_every and not self.ownership.grouped:
-                try:
-                    self.checkpoint()
-                except Exception:  # the writes stand (acknowledged and applied); the timer tries again
-                    log.exception("%s could not publish a checkpoint", self.name)
         return acks
 
     # -- group commit (issue 16) ------------------------------------------------------------------------
@@ -544,23 +638,31 @@ class EventService:
             self._queue.append(job)
         while True:
             with self._group_cv:
-                while not job.done and self._leading:
+                # A request leads the next group once no group is being staged and published, unless a
+                # leader took it already (then it waits for its answer).
+                while not job.done and (self._leading or job.taken):
                     self._group_cv.wait(timeout=1.0)
                 if job.done:
                     break
                 self._leading = True
                 group = self._take_group()
+            flight = None
             try:
-                self._run_group(group)
+                flight = self._run_group(group)
             except BaseException as exc:  # the lock, a resync or the log failed the whole group
                 for member in group:
                     if not member.done:
                         member.error, member.done = exc, True
             finally:
-                self._fail_fast(group)
+                if flight is None:
+                    self._fail_fast(group)
                 with self._group_cv:
                     self._leading = False
                     self._group_cv.notify_all()
+            if flight is not None:
+                # Pipelining: the group is committed; the next leader stages and publishes the next group
+                # meanwhile (on top of this one's heads), and this thread waits for the fold, then answers.
+                self._land(flight)
         if job.error is not None:
             raise job.error
         return Outcome(job.result or {}, Published(job.sealed, job.acks), job.repeated_ids)
@@ -585,18 +687,48 @@ class EventService:
             group = []
             while queue and not queue[0].alone and len(group) < self.settings.group_commit_max:
                 group.append(queue.pop(0))
+        for job in group:
+            job.taken = True
         return group
 
-    def _run_group(self, group: list[_Job]) -> None:
-        with self.writing():
+    def _land(self, flight: _Flight) -> None:
+        """Wait until the projection has applied a committed group, then answer its requests."""
+        phases = Phases()
+        with phases("fold"):
+            applied = self.store.wait_until(flight.targets, self.settings.request_timeout_s)
+        answers = flight.answers  # not those that went back to the queue to run alone
+        if not applied:
+            self._resync = True
+            error = NotCaughtUp(f"events acknowledged but not applied after {self.settings.request_timeout_s:.1f}s")
+            for job in answers:
+                if job.records:
+                    job.error = error
+        self.stats.landed(phases)
+        with self._group_cv:
+            for job in answers:
+                job.done = True
+            self._group_cv.notify_all()
+        if not applied:
+            self._fail_fast(answers)
+
+    def _run_group(self, group: list[_Job]) -> _Flight | None:
+        """Stage, seal and publish a group; returns it in flight (committed, its fold awaited by the caller,
+        outside the lock) when pipelining, else None once every request of it is answered."""
+        began = time.perf_counter()
+        phases = Phases()
+        with ExitStack() as stack:
+            with phases("lock"):
+                stack.enter_context(self._locked())
             if len(group) == 1 and group[0].alone:
+                self._land_all()
                 self._run_alone(group[0])
-                return
+                return None
             fold = self.projector.fold
             self._group_positions = None
             while True:
                 try:
-                    self._stage_group(group, fold)
+                    with phases("stage"):
+                        self._stage_group(group, fold)
                     break
                 except _NeedsSync:
                     # A request reads another service's topic "as of now": catch up once, outside the
@@ -611,11 +743,26 @@ class EventService:
                     and not self.ownership.grouped:
                 # A checkpoint at least every N writes: the writes so far get theirs before this group.
                 try:
-                    self.checkpoint()
+                    with phases("checkpoint"):
+                        self.checkpoint()
                 except Exception:  # the timer tries again; the group is not held up by it
                     log.exception("%s could not publish a checkpoint", self.name)
+            # One of several instances (DESIGN §12) keeps the fold inside the lock: its fencing checks what
+            # it has caught up with. Alone, the next group may be staged while this one is being folded.
+            pipelined = self.pipelining and not self.ownership.grouped
+            flight = None
             try:
-                acks = self._send(staged)
+                if pipelined and staged:
+                    acks = self._publish_staged(staged, phases)
+                    flight = _Flight(self._after_in_flight(_targets(acks)), staged, acks)
+                    self._in_flight.append(flight)
+                elif pipelined and self._in_flight:
+                    # Nothing to publish (refused, or repeats): answered once the groups before are folded,
+                    # so a repeat's receipts and whatever a refusal was decided on are visible by then.
+                    acks = []
+                    flight = _Flight(self._after_in_flight({}), [], [])
+                else:
+                    acks = self._send(staged, phases)
             except Exception as exc:  # nothing of the group is confirmed: each request that wrote gets it
                 for job in group:
                     if job.records:
@@ -626,18 +773,28 @@ class EventService:
                     job.acks = acks[position:position + len(job.records)]
                     position += len(job.records)
             finally:
-                # Those that must run alone go back to the head of the queue; every other one is answered.
+                # Those that must run alone go back to the head of the queue; every other one is answered
+                # (in flight: once the group is folded, by the caller).
                 again = [job for job in group if job.alone and job.error is None]
                 with self._group_cv:
                     self._queue[:0] = again
-                for job in group:
-                    if job not in again:
-                        job.done = True
+                    for job in again:
+                        job.taken = False
+                if flight is None:
+                    for job in group:
+                        if job not in again:
+                            job.done = True
+                else:
+                    flight.answers = [job for job in group if job not in again]
+                self.stats.group(len(group) - len(again), len(staged), phases,
+                                 sum(max(0.0, began - job.queued_at) for job in group))
+            return flight
 
     def _stage_group(self, group: list[_Job], fold: Fold) -> None:
         with self.store.speculating() as spec:
             self._speculating = threading.get_ident()
             try:
+                self._refold_in_flight(spec, fold)
                 for job in group:
                     try:
                         with spec.step():
@@ -650,6 +807,37 @@ class EventService:
                         job.error = exc
             finally:
                 self._speculating = None
+
+    def _after_in_flight(self, targets: dict[tuple[str, int], int]) -> dict[tuple[str, int], int]:
+        """``targets`` and those of every group in flight: a group is answered after the groups before it."""
+        merged = dict(targets)
+        for flight in self._in_flight:
+            for place, offset in flight.targets.items():
+                merged[place] = max(merged.get(place, 0), offset)
+        return merged
+
+    def _refold_in_flight(self, spec: Speculation, fold: Fold) -> None:
+        """Fold speculatively the records of the groups in flight that the projection has not applied yet,
+        so the group being staged is decided on top of them and continues their chains. They are committed
+        in the log already (a group is in flight only once its transaction is), so nothing staged on them
+        can be left on a broken chain."""
+        pending = []
+        for flight in self._in_flight:
+            if all(self.store.position(topic, partition) >= end for (topic, partition), end in flight.targets.items()):
+                continue
+            pending.append(flight)
+            for record, ack in zip(flight.records, flight.acks, strict=True):
+                if self.store.position(ack.topic, ack.partition) > ack.offset:
+                    continue  # folded for real already
+                idem_raw = header(record.headers, IDEMPOTENCY_HEADER)
+                chain = record.topic in self.owned
+                try:
+                    with spec.step():
+                        spec.fold(record.topic, record.envelope, fold, chain=chain,
+                                  idempotency=json.loads(idem_raw) if idem_raw else None)
+                except Exception:  # the projection will dead-letter it: only its chain head moves
+                    spec.fold(record.topic, record.envelope, _fold_nothing, chain=chain)
+        self._in_flight[:] = pending
 
     def _decide(self, job: _Job, emit: Callable[[list[NewEvent], dict[str, Any]], None]) -> None:
         """Run a request's decision (or find the first answer to its key); ``emit(events, stored)`` takes each
@@ -735,6 +923,8 @@ class _Job:
     body: Any
     max_events: int | None
     context: contextvars.Context
+    queued_at: float = field(default_factory=time.perf_counter)
+    taken: bool = False
     alone: bool = False
     done: bool = False
     result: dict[str, Any] | None = None
@@ -743,3 +933,26 @@ class _Job:
     records: list[OutRecord] = field(default_factory=list)
     sealed: list[dict[str, Any]] = field(default_factory=list)
     acks: list[Ack] = field(default_factory=list)
+
+
+@dataclass
+class _Flight:
+    """A group whose transaction is committed and whose fold its requests wait for (pipelining)."""
+
+    targets: dict[tuple[str, int], int]
+    records: list[OutRecord]
+    acks: list[Ack]
+    #: The requests answered once it is folded (those that must run alone went back to the queue).
+    answers: list[_Job] = field(default_factory=list)
+
+
+def _targets(acks: Sequence[Ack]) -> dict[tuple[str, int], int]:
+    """The next offset after what ``acks`` wrote, per (topic, partition)."""
+    targets: dict[tuple[str, int], int] = {}
+    for ack in acks:
+        targets[(ack.topic, ack.partition)] = max(targets.get((ack.topic, ack.partition), 0), ack.offset + 1)
+    return targets
+
+
+def _fold_nothing(conn: Any, topic: str, envelope: dict[str, Any]) -> None:
+    """The fold of a record the projection refuses (it goes to the dead letters): nothing changes."""
