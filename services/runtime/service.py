@@ -369,7 +369,7 @@ class EventService:
         if not self.store.wait_until(targets, self.settings.request_timeout_s):
             raise NotCaughtUp(f"{self.name} projection did not catch up before a checkpoint")
         key = self.signing_key()  # caught up: a rotation another instance announced is known now
-        upcoming = key.pending_rotation()
+        private, upcoming = key.private, key.pending_rotation()  # one key for every topic of this checkpoint
         events = []
         with self.store.lock:
             # The heads and the offsets they stand at, read together: other instances of the service may
@@ -390,7 +390,7 @@ class EventService:
                               "heads": anchoring.head_rows(heads) if len(heads) <= MAX_LISTED_HEADS else None,
                               "heads_digest": anchoring.heads_digest(previous, heads)})
             data = anchoring.checkpoint_data(topic=topic, number=number + 1, writer=self.name, partitions=parts,
-                                             private=key.private,
+                                             private=private,
                                              next_key=upcoming.public_key() if upcoming is not None else None)
             events.append(NewEvent("ChainCheckpoint", topic, data))
         sealed = self._publish(events, actor=f"system:{self.name}")
