@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -34,6 +35,8 @@ from services.contracts.anchoring import key_id
 from services.contracts.topics import WRITERS
 
 SERVICES = WRITERS  # every writer signs the checkpoints of its own topics
+
+log = logging.getLogger(__name__)
 
 
 class KeyFileError(RuntimeError):
@@ -137,9 +140,18 @@ class SigningKey:
                 raise KeyFileError(f"{upcoming} is not the announced key {announced}")
             on_disk = read_private(self.path)  # the file's own key goes to retired/, whatever this process held
             retired = retired_dir(self.path)
-            retired.mkdir(parents=True, exist_ok=True, mode=0o700)
-            os.replace(self.path, retired / f"{self.path.name.removesuffix('.pem')}-{key_id(on_disk.public_key())}.pem")
-            os.replace(upcoming, self.path)
+            try:
+                retired.mkdir(parents=True, exist_ok=True, mode=0o700)
+                os.replace(self.path, retired / f"{self.path.name.removesuffix('.pem')}-"
+                                                f"{key_id(on_disk.public_key())}.pem")
+                os.replace(upcoming, self.path)
+            except OSError as exc:
+                # A key directory this process cannot change (a Kubernetes Secret is mounted read-only): the
+                # announced key signs from now on all the same; the operator puts it in place of the old one.
+                log.warning("signing with the announced key %s, but the key files could not be moved (%s): "
+                            "replace %s with %s", announced, exc, self.path, upcoming)
+                self.private = nxt
+                return
             self.private, self.stamp = nxt, _stamp(self.path)
 
 

@@ -58,3 +58,21 @@ def test_a_successor_nowhere_in_the_key_files_is_an_error(tmp_path: Path) -> Non
     rotate(path)
     with pytest.raises(KeyFileError, match="is not the announced key"):
         key.complete_rotation("0123456789abcdef")
+
+
+def test_a_key_directory_that_cannot_change_still_switches_to_the_announced_key(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Kubernetes Secret is mounted read-only: the files cannot move, the announced key signs all the same."""
+    path = tmp_path / "keys" / "ledger.pem"
+    key = SigningKey.load(path, create=True)
+    first = key.key_id
+    new = key_id(rotate(path))
+
+    def read_only(*_args: object) -> None:
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr("services.runtime.signing.os.replace", read_only)
+    key.complete_rotation(new)
+    assert key.key_id == new
+    assert not key.refresh() and key.key_id == new  # the unchanged file does not bring the old key back
+    assert key_id(SigningKey.load(path, create=False).public) == first and next_key_path(path).exists()
