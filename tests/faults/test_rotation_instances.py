@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fault_harness import BAOTUAN, ServiceProcess, Stack, entry_body, own_broker, stack_on, wait_for
+from fault_harness import BAOTUAN, ServiceProcess, Stack, entry_body, own_broker, stack_on
 from forgery import reseal
 from kafka_helpers import read_records
-from test_scale_out import health, instance, post_any, settled_group, villages_of
+from scale_harness import covered, health, instance, post_any, settled_group, subjects_of
 
 from services.contracts import anchoring
 from services.contracts.topics import CHECKPOINTS, LEDGER_ENTRIES, LEDGER_INVESTMENTS
@@ -99,10 +99,6 @@ def write_on_both(stack: Stack, a: ServiceProcess, b: ServiceProcess, villages: 
         t.join(timeout=120)
 
 
-def all_covered(*members: ServiceProcess) -> bool:
-    return all(health(m)["checkpoints"]["uncovered_events"] == 0 for m in members)
-
-
 def audit(stack: Stack, pinned: Path, archive: Path | None = None) -> tuple[int, dict[str, Any]]:
     source = ["--archive", str(archive)] if archive is not None else ["--bootstrap", stack.broker.bootstrap]
     done = baotuan("audit", *source, "--trusted-keys", str(pinned), "--json")
@@ -110,14 +106,14 @@ def audit(stack: Stack, pinned: Path, archive: Path | None = None) -> tuple[int,
 
 
 def test_a_rotation_while_two_instances_write_is_followed_by_both(stack: Stack, tmp_path: Path) -> None:
-    a, b = instance(stack, "a"), instance(stack, "b")
+    a, b = instance(stack, "ledger", "a"), instance(stack, "ledger", "b")
     a.start()
     b.start()
     held = settled_group(a, b, timeout_s=120)  # a loaded machine takes its time
     signer_of = {topic: checkpoint_owner(a, b, topic) for topic in (LEDGER_ENTRIES, LEDGER_INVESTMENTS)}
     assert signer_of[LEDGER_ENTRIES] is not signer_of[LEDGER_INVESTMENTS]  # each instance signs checkpoints
     admin = stack.token("admin")
-    villages = villages_of(held[a.url], 2, "ra-") + villages_of(held[b.url], 2, "rb-")
+    villages = subjects_of(held[a.url], 2, "ra-") + subjects_of(held[b.url], 2, "rb-")
     for village in villages:
         post_any([a.url], admin, "/v1/collectives", {"collective_id": village, "name": f"{village}村",
                                                      "town": "金清镇"}, f"reg-{village}")
@@ -130,19 +126,19 @@ def test_a_rotation_while_two_instances_write_is_followed_by_both(stack: Stack, 
             if k["service"] == "ledger"] == [first]
 
     write_on_both(stack, a, b, villages, "before")
-    wait_for("every write before the rotation covered", lambda: all_covered(a, b), timeout_s=60)
+    covered(a, b)
 
     rotated = baotuan("keys", "rotate", "ledger", "--data-dir", str(stack.root / "cluster"))
     assert rotated.returncode == 0, rotated.stderr
     # Entries first: their checkpoints' signer announces the key and moves the files while the other instance,
     # which signs investments, holds the first key; it must notice before it signs investments' next checkpoint.
     write_on_both(stack, a, b, villages, "after", topics=(LEDGER_ENTRIES,))
-    wait_for("every entry after the rotation covered", lambda: all_covered(a, b), timeout_s=60)
+    covered(a, b)
     new = anchoring.key_id(read_private(key_file).public_key())
     assert new != first
     for tag in ("later", "last"):  # two more checkpoints of each topic, so each signs with the new key twice
         write_on_both(stack, a, b, villages, tag)
-        wait_for(f"every write ({tag}) covered", lambda: all_covered(a, b), timeout_s=60)
+        covered(a, b)
     assert anchoring.key_id(read_private(key_file).public_key()) == new
     assert new != first and {health(a)["checkpoints"]["key_id"], health(b)["checkpoints"]["key_id"]} == {new}
     assert [p.name for p in retired_dir(key_file).iterdir()] == [f"ledger-{first}.pem"]
