@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast test-faults lint kafka-up kafka-down kafka-jars bench catalogue venv clean
+.PHONY: run test test-fast test-faults lint kafka-up kafka-down kafka-jars composecheck bench catalogue venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -17,6 +17,11 @@ venv: $(STAMP)
 
 kafka-jars: $(STAMP)
 	$(BIN)/baotuan kafka fetch
+
+## make composecheck: compose-go (the docker compose loader) in .cache/, for tests/unit/test_deploy_schemas.py (needs Go)
+composecheck:
+	@if command -v go >/dev/null; then cd deploy/tools/composecheck && go build -o ../../../.cache/composecheck . ; \
+	else echo "Go is not installed: the compose files' schema test will be skipped"; fi
 
 ## make run: broker, three services, the Binhai demo loaded through the APIs, payouts printed; Ctrl-C stops.
 run: venv kafka-jars

@@ -13,16 +13,19 @@ from typing import Any
 import yaml
 
 from services.contracts.topics import TOPIC_CONFIG, TOPICS, WRITERS, standard_grants
+from services.devtools.manifests import KUBERNETES_VERSIONS
+from services.devtools.strimzi_crds import strimzi_version
 from services.runtime.config import PROJECT_ROOT
 
 OUT = PROJECT_ROOT / "deploy" / "kubernetes"
 
 KAFKA_HEAD = """\
-# Kafka for baotuan on Kubernetes with the Strimzi operator: a 3-node KRaft cluster, the topics of
+# Kafka for baotuan on Kubernetes with the Strimzi operator ({strimzi}, API kafka.strimzi.io/v1; KRaft and node
+# pools are its only mode, so the Kafka needs no annotation for them): a 3-node KRaft cluster, the topics of
 # services/contracts/topics.py (24 partitions: up to 24 instances of a service, docs/scaling.md), one SCRAM
 # user per service and the auditor with the ACLs of docs/security.md (the writers' transactional ids and
 # consumer group included). Made by python -m services.devtools.kubernetes; tests/unit/test_deploy_files.py
-# holds it to the contract.
+# holds it to the contract, tests/unit/test_deploy_schemas.py to Strimzi's CRDs (tests/schemas/strimzi/).
 """
 SERVICES_HEAD = """\
 # The services on Kubernetes (docs/scaling.md): one StatefulSet per service with 2 replicas, each pod one
@@ -31,20 +34,20 @@ SERVICES_HEAD = """\
 # instance takes any request). The service's signing key (and the ledger's accounts key) come from the Secret
 # <service>-keys, the same for every replica; the Kafka password from the Secret the Strimzi user operator
 # makes for the KafkaUser of kafka.yaml. Build the image from deploy/Dockerfile.
-# Made by python -m services.devtools.kubernetes.
+# Made by python -m services.devtools.kubernetes; tests/unit/test_deploy_schemas.py holds it to the Kubernetes API
+# schemas of {kubernetes}.
 """
 DESCRIBE_ALL = {"resource": {"type": "topic", "name": "baotuan.", "patternType": "prefix"}, "operations": ["Describe"]}
 
 
 def kafka_yaml() -> str:
     docs: list[dict[str, Any]] = []
-    docs.append({"apiVersion": "kafka.strimzi.io/v1beta2", "kind": "KafkaNodePool",
+    docs.append({"apiVersion": "kafka.strimzi.io/v1", "kind": "KafkaNodePool",
                  "metadata": {"name": "dual-role", "labels": {"strimzi.io/cluster": "baotuan"}},
                  "spec": {"replicas": 3, "roles": ["controller", "broker"],
                           "storage": {"type": "persistent-claim", "size": "100Gi", "deleteClaim": False}}})
-    docs.append({"apiVersion": "kafka.strimzi.io/v1beta2", "kind": "Kafka",
-                 "metadata": {"name": "baotuan", "annotations": {"strimzi.io/node-pools": "enabled",
-                                                                 "strimzi.io/kraft": "enabled"}},
+    docs.append({"apiVersion": "kafka.strimzi.io/v1", "kind": "Kafka",
+                 "metadata": {"name": "baotuan"},
                  "spec": {"kafka": {"version": "4.1.1", "metadataVersion": "4.1-IV1",
                                     "listeners": [{"name": "tls", "port": 9093, "type": "internal", "tls": True,
                                                    "authentication": {"type": "scram-sha-512"}}],
@@ -56,7 +59,7 @@ def kafka_yaml() -> str:
                                                "auto.create.topics.enable": False}},
                           "entityOperator": {"topicOperator": {}, "userOperator": {}}}})
     for name in TOPICS:
-        docs.append({"apiVersion": "kafka.strimzi.io/v1beta2", "kind": "KafkaTopic",
+        docs.append({"apiVersion": "kafka.strimzi.io/v1", "kind": "KafkaTopic",
                      "metadata": {"name": name, "labels": {"strimzi.io/cluster": "baotuan"}},
                      "spec": {"topicName": name, "partitions": 24, "replicas": 3,
                               "config": {**TOPIC_CONFIG, "min.insync.replicas": 2}}})
@@ -71,11 +74,11 @@ def kafka_yaml() -> str:
                          "operations": ["Write", "Describe"]})
             acls.append({"resource": {"type": "group", "name": f"baotuan-{user}-", "patternType": "prefix"},
                          "operations": ["Read", "Describe"]})
-        docs.append({"apiVersion": "kafka.strimzi.io/v1beta2", "kind": "KafkaUser",
+        docs.append({"apiVersion": "kafka.strimzi.io/v1", "kind": "KafkaUser",
                      "metadata": {"name": user, "labels": {"strimzi.io/cluster": "baotuan"}},
                      "spec": {"authentication": {"type": "scram-sha-512"},
                               "authorization": {"type": "simple", "acls": acls}}})
-    head = KAFKA_HEAD
+    head = KAFKA_HEAD.format(strimzi=f"Strimzi {strimzi_version()}")
     return head + yaml.safe_dump_all(docs, sort_keys=False, allow_unicode=True)
 
 
@@ -123,7 +126,7 @@ def services_yaml() -> str:
                               "template": {"metadata": {"labels": {"app": svc}},
                                            "spec": {"containers": [container], "volumes": volumes}},
                               "volumeClaimTemplates": [claim]}})
-    head = SERVICES_HEAD
+    head = SERVICES_HEAD.format(kubernetes=" and ".join(KUBERNETES_VERSIONS))
     return head + yaml.safe_dump_all(docs, sort_keys=False, allow_unicode=True)
 
 

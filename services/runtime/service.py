@@ -30,7 +30,7 @@ from services.runtime.eventlog import EventLog, Follower, KafkaLog
 from services.runtime.kafka_io import Ack, BrokerUnavailable, OutRecord
 from services.runtime.ownership import GroupMembership, SoleWriter
 from services.runtime.projector import IDEMPOTENCY_HEADER, Projector, PublishedCache, header
-from services.runtime.signing import SigningKey, service_key
+from services.runtime.signing import KeyFileError, SigningKey, service_key
 from services.runtime.store import Fold, ProjectionStore, Speculation
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,11 @@ class IdempotencyConflict(Exception):
 
 class NotCaughtUp(RuntimeError):
     """The projection did not reach the required offsets in time."""
+
+
+class KeyReplaced(BrokerUnavailable):
+    """The key this instance holds was replaced by a rotation and the new one is not in its key file: it signs
+    nothing (and writes nothing, 503) until it has the new key (docs/scaling.md, "Keys")."""
 
 
 #: DESIGN §9: one request may publish at most this many events; one that would publish more is
@@ -189,6 +194,7 @@ class EventService:
                 session_timeout_ms=settings.group_session_timeout_ms, **self.kafka_config)
             self.log.fence = self.ownership.fencing
         self._write_lock = threading.RLock()
+        self._key_lock = threading.RLock()
         # Group commit: write requests waiting for the writer, and whether one of them leads a group now.
         self._group_cv = threading.Condition()
         self._queue: list[_Job] = []
@@ -229,6 +235,7 @@ class EventService:
         if upcoming is not None and self.store.announced(anchoring.key_id(upcoming.public_key())):
             # Announced in the log, then stopped before switching: the old key must never sign again.
             self.key.complete_rotation(anchoring.key_id(upcoming.public_key()))
+        self.signing_key()  # the same for a rotation another instance announced (a replaced key does not start)
         # Records a checkpoint never covered (the service stopped before it could sign one) are covered soon.
         self._unanchored = self.store.uncovered(self.anchored)
         self._unanchored_since = time.monotonic() if self._unanchored else None
@@ -298,6 +305,28 @@ class EventService:
             # Group commit (issue 16): requests, the groups they went in, seconds per phase of a group.
             "writes": self.stats.snapshot(),
         }
+
+    def signing_key(self) -> SigningKey:
+        """The key to sign with now: never one that a checkpoint of this service in the log replaced.
+
+        Several instances share the service's key file (docs/scaling.md, "Keys"). The one that announces a
+        rotation moves the files; every other one notices before it signs again: the key file changed (read
+        again), or it folded a checkpoint announcing a successor of the key it holds (it completes the rotation
+        itself when the announcing instance has not moved the files yet). An instance that cannot get the
+        successor raises :class:`KeyReplaced` and signs nothing."""
+        with self._key_lock:
+            self.key.refresh()
+            seen: set[str] = set()
+            while (successor := self.store.successor(self.key.key_id)) is not None and successor not in seen:
+                seen.add(successor)
+                replaced = self.key.key_id
+                try:
+                    self.key.complete_rotation(successor)
+                except (KeyFileError, OSError) as exc:  # e.g. the successor missing, a read-only key directory
+                    raise KeyReplaced(f"{self.name}: key {replaced} was replaced by key {successor} in the log, "
+                                      f"and {exc}") from exc
+                log.info("%s now signs with key %s (announced in the log)", self.name, self.key.key_id)
+            return self.key
 
     def _uncovered(self) -> int:
         """The writes no signed checkpoint covers yet: this instance's own, or, one of several, every instance's."""
@@ -408,7 +437,8 @@ class EventService:
         targets = self.log.end_offsets(self.owned, self.settings.request_timeout_s)
         if not self.store.wait_until(targets, self.settings.request_timeout_s):
             raise NotCaughtUp(f"{self.name} projection did not catch up before a checkpoint")
-        upcoming = self.key.pending_rotation()
+        key = self.signing_key()  # caught up: a rotation another instance announced is known now
+        private, upcoming = key.private, key.pending_rotation()  # one key for every topic of this checkpoint
         events = []
         with self.store.lock:
             # The heads and the offsets they stand at, read together: other instances of the service may
@@ -429,29 +459,32 @@ class EventService:
                               "heads": anchoring.head_rows(heads) if len(heads) <= MAX_LISTED_HEADS else None,
                               "heads_digest": anchoring.heads_digest(previous, heads)})
             data = anchoring.checkpoint_data(topic=topic, number=number + 1, writer=self.name, partitions=parts,
-                                             private=self.key.private,
+                                             private=private,
                                              next_key=upcoming.public_key() if upcoming is not None else None)
             events.append(NewEvent("ChainCheckpoint", topic, data))
         sealed = self._publish(events, actor=f"system:{self.name}")
         self._unanchored, self._unanchored_since = 0, None
         if upcoming is not None:
-            self.key.complete_rotation(anchoring.key_id(upcoming.public_key()))
+            with self._key_lock:
+                self.key.complete_rotation(anchoring.key_id(upcoming.public_key()))
             log.info("%s now signs with key %s", self.name, self.key.key_id)
         return sealed
 
     def receipts(self, published: Published) -> list[dict[str, Any]]:
         """The signed receipt of each record-topic event of ``published``."""
+        private = self.signing_key().private
         return [anchoring.receipt(topic=ack.topic, partition=ack.partition, offset=ack.offset, envelope=sealed,
-                                  private=self.key.private)
+                                  private=private)
                 for sealed, ack in zip(published, published.acks, strict=True)
                 if ack.topic in self.anchored]
 
     def receipts_of(self, event_ids: Sequence[str]) -> list[dict[str, Any]]:
         """Receipts of events published earlier (a repeated request), from the projection, signed now."""
         out = []
+        private = self.signing_key().private
         for row in self.store.receipts_of(event_ids):
             out.append(anchoring.receipt(topic=row["topic"], partition=row["partition"], offset=row["offset"],
-                                         envelope=row, private=self.key.private))
+                                         envelope=row, private=private))
         return out
 
     def pending_derived(self) -> int:
@@ -500,6 +533,7 @@ class EventService:
                 except Exception as exc:
                     raise BrokerUnavailable(str(exc)) from exc
                 self._resync = False
+            self.signing_key()  # an instance whose key a rotation replaced writes nothing it could not sign for
             yield
         finally:
             self._write_lock.release()

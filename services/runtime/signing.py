@@ -10,14 +10,22 @@ Rotation: ``baotuan keys rotate SERVICE`` puts a new key beside the current one
 current key; once that checkpoint is in the log it moves the current key to
 ``retired/<service>-<key id>.pem`` and signs with the new one from then on. An auditor who
 pinned the first key follows the chain of announcements (docs/audit.md).
+
+Several instances of a service (docs/scaling.md) share one key file. Whichever instance announces
+the next key moves the files (under a lock on the keys directory, so two announcing at once move
+them once); the others notice before they sign again, from the key file that changed
+(:meth:`SigningKey.refresh`) or from the announcing checkpoint they folded, and switch too
+(services/runtime/service.py, ``Service.signing_key``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import logging
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -27,6 +35,8 @@ from services.contracts.anchoring import key_id
 from services.contracts.topics import WRITERS
 
 SERVICES = WRITERS  # every writer signs the checkpoints of its own topics
+
+log = logging.getLogger(__name__)
 
 
 class KeyFileError(RuntimeError):
@@ -76,6 +86,8 @@ class SigningKey:
 
     path: Path
     private: Ed25519PrivateKey
+    #: What the key file was when ``private`` was read from it (inode, modification time, size).
+    stamp: tuple[int, int, int] | None = field(default=None, compare=False)
 
     @property
     def public(self) -> Ed25519PublicKey:
@@ -93,7 +105,18 @@ class SigningKey:
                 raise KeyFileError(f"no signing key at {path}")
             with contextlib.suppress(KeyFileError):  # another process may have created it meanwhile
                 _write_private(path, Ed25519PrivateKey.generate())
-        return cls(path, read_private(path))
+        stamp = _stamp(path)
+        return cls(path, read_private(path), stamp)
+
+    def refresh(self) -> bool:
+        """Read the key file again if it changed since it was read (another instance completed a rotation).
+        Returns whether the key changed."""
+        stamp = _stamp(self.path)
+        if stamp is None or stamp == self.stamp:
+            return False
+        before = self.key_id
+        self.private, self.stamp = read_private(self.path), stamp
+        return self.key_id != before
 
     def pending_rotation(self) -> Ed25519PrivateKey | None:
         """The next key, when one waits to be announced (``baotuan keys rotate``)."""
@@ -101,16 +124,54 @@ class SigningKey:
         return read_private(upcoming) if upcoming.exists() else None
 
     def complete_rotation(self, announced: str) -> None:
-        """After a checkpoint announcing ``announced`` is in the log: retire the current key, sign with the next."""
+        """After a checkpoint announcing ``announced`` is in the log: retire the current key, sign with the next.
+
+        Another instance sharing the key file may have done it already (then the file holds ``announced``
+        and is only read again); the files move under a lock on their directory, so they move once."""
         upcoming = next_key_path(self.path)
-        nxt = read_private(upcoming)
-        if key_id(nxt.public_key()) != announced:
-            raise KeyFileError(f"{upcoming} is not the announced key {announced}")
-        retired = retired_dir(self.path)
-        retired.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.replace(self.path, retired / f"{self.path.name.removesuffix('.pem')}-{self.key_id}.pem")
-        os.replace(upcoming, self.path)
-        self.private = nxt
+        with _directory_lock(self.path.parent):
+            self.refresh()
+            if self.key_id == announced:
+                return
+            if not upcoming.exists():
+                raise KeyFileError(f"the announced key {announced} is neither in {self.path} nor in {upcoming}")
+            nxt = read_private(upcoming)
+            if key_id(nxt.public_key()) != announced:
+                raise KeyFileError(f"{upcoming} is not the announced key {announced}")
+            on_disk = read_private(self.path)  # the file's own key goes to retired/, whatever this process held
+            retired = retired_dir(self.path)
+            try:
+                retired.mkdir(parents=True, exist_ok=True, mode=0o700)
+                os.replace(self.path, retired / f"{self.path.name.removesuffix('.pem')}-"
+                                                f"{key_id(on_disk.public_key())}.pem")
+                os.replace(upcoming, self.path)
+            except OSError as exc:
+                # A key directory this process cannot change (a Kubernetes Secret is mounted read-only): the
+                # announced key signs from now on all the same; the operator puts it in place of the old one.
+                log.warning("signing with the announced key %s, but the key files could not be moved (%s): "
+                            "replace %s with %s", announced, exc, self.path, upcoming)
+                self.private = nxt
+                return
+            self.private, self.stamp = nxt, _stamp(self.path)
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+@contextlib.contextmanager
+def _directory_lock(directory: Path) -> Iterator[None]:
+    """An exclusive lock between the processes sharing ``directory`` (flock on the directory itself)."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def service_key(service: str, data_dir: Path, configured: Path | None) -> SigningKey:

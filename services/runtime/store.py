@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS _moved (topic TEXT NOT NULL, partition INTEGER NOT NU
 CREATE TABLE IF NOT EXISTS _anchors (topic TEXT NOT NULL, partition INTEGER NOT NULL, end_offset INTEGER NOT NULL,
     digest TEXT NOT NULL, number INTEGER NOT NULL, PRIMARY KEY (topic, partition));
 CREATE TABLE IF NOT EXISTS _announced_keys (key_id TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS _key_successors (key_id TEXT PRIMARY KEY, successor TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS _receipts (event_id TEXT PRIMARY KEY, topic TEXT NOT NULL, partition INTEGER NOT NULL,
     offset INTEGER NOT NULL, subject TEXT NOT NULL, seq INTEGER NOT NULL, hash TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS _deadletters (topic TEXT NOT NULL, partition INTEGER NOT NULL,
@@ -203,6 +204,10 @@ class ProjectionStore:
             data = envelope["data"]
             if data.get("next_key"):
                 conn.execute("INSERT OR IGNORE INTO _announced_keys VALUES (?)", (data["next_key"]["key_id"],))
+                # The key that signed the announcement is replaced by it: no instance of the writer signs with
+                # it again (docs/scaling.md, "Keys").
+                conn.execute("INSERT OR IGNORE INTO _key_successors VALUES (?,?)",
+                             (data.get("key_id"), data["next_key"]["key_id"]))
             for part in data["partitions"]:
                 # Checkpoints of a topic come in number order; a replay may meet them before or after the
                 # records they cover, so the moved heads they cover go now or are never kept.
@@ -273,6 +278,11 @@ class ProjectionStore:
     def announced(self, key_id: str) -> bool:
         """Whether one of the writer's checkpoints in the log announced the key ``key_id``."""
         return self.query_one("SELECT 1 FROM _announced_keys WHERE key_id=?", (key_id,)) is not None
+
+    def successor(self, key_id: str) -> str | None:
+        """The key a checkpoint of the writer in the log announced while signed with ``key_id`` (None: none yet)."""
+        row = self.query_one("SELECT successor FROM _key_successors WHERE key_id=?", (key_id,))
+        return None if row is None else str(row[0])
 
     def uncovered(self, topics: Collection[str]) -> int:
         """How many records of ``topics`` this store has applied past the writer's last checkpoint of them."""

@@ -167,11 +167,23 @@ def test_a_service_stopped_between_announcing_a_key_and_switching_to_it_switches
         new = anchoring.key_id(rotate(key_file))
 
         def crash(announced: str) -> None:  # the process dies right after the announcing checkpoint
-            raise RuntimeError("killed")
+            raise OSError("killed")
 
         monkeypatch.setattr(svc.key, "complete_rotation", crash)
-        post_entry(client, admin, village)
+        response = client.post(f"/v1/collectives/{village}/entries", json={"date": "2026-03-01", "lines": LINES},
+                               headers=bearer(admin))
+        # Written; its receipt is signed before the announcement is folded (201), or, after it, not at all: the
+        # process that cannot switch keys never signs with the replaced one (503).
+        assert response.status_code in (201, 503), response.get_json()
+        wait_covered(svc)
         assert svc.key.key_id == old and next_key_path(key_file).exists()
+        wait_for_fold = time.monotonic() + 20
+        while svc.store.successor(old) is None:
+            assert time.monotonic() < wait_for_fold, "the announcing checkpoint was never folded"
+            time.sleep(0.1)
+        again = client.post(f"/v1/collectives/{village}/entries", json={"date": "2026-03-01", "lines": LINES},
+                            headers=bearer(admin))
+        assert again.status_code == 503, again.get_json()  # the replaced key signs nothing, so nothing is written
     monkeypatch.undo()
     with running(create_app, settings) as client:
         svc = client.application.extensions["baotuan_service"]

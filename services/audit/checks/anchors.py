@@ -254,6 +254,8 @@ class Anchors:
         self._trusted: dict[str, dict[str, Ed25519PublicKey]] = {
             service: (keys.of(service) if keys is not None else {}) for service in WRITERS}
         self.followed: list[dict[str, Any]] = []  # keys announced by verified checkpoints
+        #: writer -> announced key -> (the key it replaced, the topic and number of the announcing checkpoint)
+        self._replaced: dict[str, dict[str, tuple[str, str, int]]] = {service: {} for service in WRITERS}
         self._receipts: dict[tuple[str, int, int], list[Receipt]] = {}
         self._receipt_list: list[Receipt] = []
         self.receipts_file: str | None = None
@@ -352,6 +354,7 @@ class Anchors:
             waiting = [(topic, sequence[position[topic]]) for topic, sequence in by_topic.items()
                        if position[topic] < len(sequence)]
             if not waiting:
+                self._no_return_to_replaced_keys(by_topic)
                 return
             topic, checkpoint = waiting[0]
             checkpoint.status = "rejected"
@@ -364,6 +367,39 @@ class Anchors:
                       f"announced by a verified checkpoint of {checkpoint.writer}: a forged checkpoint"
             self._report("checkpoint", checkpoint.where, checkpoint.topic, f"{checkpoint.name()} is {why}")
             position[topic] += 1
+
+    def _no_return_to_replaced_keys(self, by_topic: Mapping[str, list[_Checkpoint]]) -> None:
+        """Several instances share a writer's key (docs/scaling.md): the checkpoint announcing a rotation may be
+        of another topic. Once a topic's checkpoints are signed with the successor, the replaced key signs none
+        of its later checkpoints (an instance that went on with the old key, or a thief who has it)."""
+        for topic, sequence in by_topic.items():
+            latest: _Checkpoint | None = None
+            for checkpoint in sequence:
+                if checkpoint.status != "verified":
+                    continue
+                step = None if latest is None or latest.key_id == checkpoint.key_id else \
+                    self._replaced_by(checkpoint.writer, latest.key_id, checkpoint.key_id)
+                if step is None:
+                    latest = checkpoint
+                    continue
+                assert latest is not None
+                checkpoint.status = "rejected"
+                self._report("checkpoint", checkpoint.where, topic,
+                             f"{checkpoint.name()} is signed with key {checkpoint.key_id} of {checkpoint.writer}, "
+                             f"which checkpoint {step[2]} of {step[1]} replaced, and checkpoint {latest.number} of "
+                             f"{topic} was signed with its successor {latest.key_id} already: after a rotation only "
+                             "the new key signs")
+
+    def _replaced_by(self, writer: str, newer: str, older: str) -> tuple[str, str, int] | None:
+        """The announcement through which ``older`` led (by one rotation or several) to ``newer``, if it did."""
+        seen = {newer}
+        while (step := self._replaced.get(writer, {}).get(newer)) is not None:
+            if step[0] == older:
+                return step
+            if step[0] in seen:
+                return None
+            seen.add(newer := step[0])
+        return None
 
     def _verify(self, checkpoint: _Checkpoint, key: Ed25519PublicKey, retired: dict[str, tuple[int, str]]) -> None:
         if checkpoint.key_id in retired:
@@ -398,6 +434,8 @@ class Anchors:
             return
         self._trusted[checkpoint.writer][announced["key_id"]] = public
         retired[checkpoint.key_id] = (checkpoint.number, announced["key_id"])
+        self._replaced[checkpoint.writer].setdefault(announced["key_id"],
+                                                     (checkpoint.key_id, checkpoint.topic, checkpoint.number))
         self.followed.append({"service": checkpoint.writer, "key_id": announced["key_id"],
                               "announced_by": checkpoint.key_id, "topic": checkpoint.topic,
                               "checkpoint": checkpoint.number})

@@ -28,7 +28,7 @@ from services.audit.sources.archive import ArchiveSource
 from services.audit.sources.records import parse_offsets
 from services.contracts import anchoring
 from services.contracts.money import format_yuan, parse_yuan
-from services.contracts.topics import CHECKPOINTS, LEDGER_ENTRIES, RECORD_TOPICS, RENTALS, owner_of
+from services.contracts.topics import CHECKPOINTS, LEDGER_ENTRIES, LEDGER_INVESTMENTS, RECORD_TOPICS, RENTALS, owner_of
 from services.devtools.synthetic import LogWriter, archive_line, small_scenario, synthetic_keys, write_public_keys
 
 Row = dict[str, Any]
@@ -461,3 +461,43 @@ def test_the_command_says_whether_authenticity_was_checked(log: LogWriter, keys:
     assert forged.exit_code == 1 and json.loads(forged.output)["checks"]["checkpoint"] == 1
     missing = runner.invoke(audit_command, ["--archive", str(archive), "--trusted-keys", str(tmp_path / "nowhere")])
     assert missing.exit_code == 2 and "not a directory" in missing.output
+
+
+def test_a_rotation_announced_on_another_topic_retires_the_old_key_once_a_topic_moved_on(keys: Path,
+                                                                                       tmp_path: Path) -> None:
+    """Several instances share the ledger's key (docs/scaling.md): one announces the rotation in the checkpoint
+    of the topic it signs (entries), the other just switches for its topic (investments). The old key then signs
+    no later checkpoint of investments either, though investments' own checkpoints never announced anything."""
+    log = signed_log()
+    log.register_project("rot-park", "滨海产业园")
+    log.checkpoint()
+    successor = Ed25519PrivateKey.generate()
+    log.rotate("ledger", successor)
+    for round_ in range(2):  # the announcement (entries first), then checkpoints signed with the new key only
+        log.register_project(f"rot-park-{round_}", "滨海产业园")
+        log.post_entry("jinqing-lianmeng", "2026-02-01", [("102", "debit", "1.00"), ("504", "credit", "1.00")],
+                       f"r{round_}")
+        log.checkpoint(LEDGER_ENTRIES, LEDGER_INVESTMENTS)
+    rows = rows_copy(log)
+    new = anchoring.key_id(successor.public_key())
+
+    def checkpoints_of(topic: str) -> list[int]:
+        return [i for i, row in enumerate(rows) if row["topic"] == CHECKPOINTS
+                and row["event"]["data"]["topic"] == topic]
+
+    investments = [rows[i]["event"]["data"] for i in checkpoints_of(LEDGER_INVESTMENTS)]
+    assert not any(c["next_key"] for c in investments) and investments[-1]["key_id"] == new
+    assert any(rows[i]["event"]["data"]["next_key"] for i in checkpoints_of(LEDGER_ENTRIES))
+    result = audit(rows, tmp_path, keys)
+    assert result.ok, result.findings.items  # only the first key pinned: followed through entries' announcement
+    # An instance that went on signing investments with the old key, after investments moved to the new one:
+    i = checkpoints_of(LEDGER_INVESTMENTS)[-1]
+    resign(rows, i, KEYS["ledger"])
+    [named] = audit(rows, tmp_path, keys).findings.of("checkpoint")
+    assert named.subject == LEDGER_INVESTMENTS and "after a rotation only the new key signs" in named.message
+    assert new in named.message and anchoring.key_id(KEYS["ledger"].public_key()) in named.message
+    # Before investments moved on (its first checkpoint after the rotation, signed with the old key), it was valid.
+    rows = rows_copy(log)
+    first_after = next(n for n in checkpoints_of(LEDGER_INVESTMENTS) if rows[n]["event"]["data"]["key_id"] == new)
+    resign(rows, first_after, KEYS["ledger"])
+    assert audit(rows, tmp_path, keys).ok
