@@ -28,14 +28,14 @@ run: venv kafka-jars
 	$(BIN)/baotuan run
 
 ## make test: the whole suite against a real broker it starts itself (or KAFKA_BOOTSTRAP_SERVERS).
-test: venv kafka-jars
+test: venv kafka-jars composecheck
 	$(BIN)/python -m pytest
 
 ## make test-faults: the fault, load, fuzz, access and Kafka-security tests alone (make test runs them too)
 test-faults: venv kafka-jars
 	$(BIN)/python -m pytest tests/faults tests/security
 
-test-fast: venv
+test-fast: venv composecheck
 	$(BIN)/python -m pytest tests/unit
 
 lint: venv
