@@ -83,10 +83,16 @@ class RawRecord:
 
 
 def read_records(bootstrap: str, start: dict[tuple[str, int], int], end: dict[tuple[str, int], int],
-                 limit: int | None = None) -> list[RawRecord]:
-    """The records of the entries topic between two sets of end offsets (what a phase published)."""
+                 limit: int | None = None, timeout_s: float = 300.0) -> list[RawRecord]:
+    """The committed records of the entries topic between two sets of end offsets (what a phase published).
+
+    Since the services write in transactions, the end offsets count the transactions' markers too, which a
+    consumer never returns as records: it is done when its *position* reaches each end offset, not when it
+    has seen ``end - start`` records (that count is never reached, and it waited out its whole deadline).
+    """
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                             max_poll_records=5000, fetch_max_bytes=64 * 1024 * 1024)
+                             isolation_level="read_committed", max_poll_records=5000,
+                             fetch_max_bytes=64 * 1024 * 1024)
     try:
         wanted = {TopicPartition(t, p): (start.get((t, p), 0), off) for (t, p), off in end.items()
                   if t == LEDGER_ENTRIES and off > start.get((t, p), 0)}
@@ -94,15 +100,15 @@ def read_records(bootstrap: str, start: dict[tuple[str, int], int], end: dict[tu
         for tp, (first, _) in wanted.items():
             consumer.seek(tp, first)
         out: list[RawRecord] = []
-        left = sum(last - first for first, last in wanted.values())
-        deadline = time.monotonic() + 300
-        while left > 0 and time.monotonic() < deadline and (limit is None or len(out) < limit):
+        deadline = time.monotonic() + timeout_s
+        while limit is None or len(out) < limit:
+            if all(consumer.position(tp) >= last for tp, (_, last) in wanted.items()):
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"could not read the entries topic up to {end} within {timeout_s:.0f} s")
             for tp, records in consumer.poll(timeout_ms=1000).items():
                 last = wanted[tp][1]
-                for r in records:
-                    if r.offset < last:
-                        out.append(RawRecord(r.key, r.value, list(r.headers or [])))
-                        left -= 1
+                out += [RawRecord(r.key, r.value, list(r.headers or [])) for r in records if r.offset < last]
         return out[:limit] if limit else out
     finally:
         consumer.close()
@@ -137,21 +143,25 @@ def _send_and_ack(producer: KafkaProducer, record: RawRecord) -> None:
     future.get(timeout=30)
 
 
-def acked_latencies(bootstrap: str, record: RawRecord, *, rate: float, seconds: float) -> list[float]:
-    """Produce one envelope at a time at ``rate``/s and wait for each acknowledgement; latencies in ms."""
+def acked_latencies(bootstrap: str, record: RawRecord, *, rate: float, seconds: float,
+                    warm_up_s: float = 0.0) -> list[float]:
+    """Produce one envelope at a time at ``rate``/s and wait for each acknowledgement; latencies in ms (from each
+    one's due time). The first ``warm_up_s`` seconds, at the same rate, are not counted."""
     ensure_topics(bootstrap, [RAW_TOPIC])
     producer = KafkaProducer(bootstrap_servers=bootstrap, client_id="bench-raw-latency", **BEST_PRODUCER)
     try:
         _send_and_ack(producer, record)
         latencies = []
+        skip = int(rate * warm_up_s)
         began = time.perf_counter()
-        for i in range(int(rate * seconds)):
+        for i in range(skip + int(rate * seconds)):
             scheduled = began + i / rate
             pause = scheduled - time.perf_counter()
             if pause > 0:
                 time.sleep(pause)
             _send_and_ack(producer, record)
-            latencies.append((time.perf_counter() - scheduled) * 1000)
+            if i >= skip:
+                latencies.append((time.perf_counter() - scheduled) * 1000)
         return latencies
     finally:
         producer.close(timeout=10)

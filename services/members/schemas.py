@@ -268,10 +268,9 @@ class AllocationBody(Schema):
     payment = fields.Nested(PaymentBody, allow_none=True)
 
 
-class _Figures(Schema):
-    collective_id = Slug()
-    year = fields.Integer()
-    status = fields.String(metadata={"description": "preview | proposed | approved | paid | cancelled"})
+class NoticeFigures(Schema):
+    """A plan's money: what the year left, and how the plan appropriates it."""
+
     net_income = Yuan(allow_negative=True)
     brought_forward = Yuan(allow_negative=True)
     distributable = Yuan(allow_negative=True)
@@ -280,9 +279,18 @@ class _Figures(Schema):
     welfare = Yuan()
     members_total = Yuan()
     undistributed = Yuan(allow_negative=True)
+
+
+class _Totals(NoticeFigures):
+    collective_id = Slug()
+    year = fields.Integer()
+    status = fields.String(metadata={"description": "preview | proposed | approved | paid | cancelled"})
     record_date = IsoDate()
     total_weight = fields.String()
     households = fields.Integer(metadata={"description": "households allocated (weight > 0)"})
+
+
+class _Figures(_Totals):
     allocations = fields.List(fields.Nested(AllocationBody))
 
 
@@ -307,21 +315,8 @@ class PlanBody(_Figures, _Plan):
     """A plan with its allocations and their payments."""
 
 
-class PlanItem(_Plan):
-    collective_id = Slug()
-    year = fields.Integer()
-    status = fields.String()
-    net_income = Yuan(allow_negative=True)
-    brought_forward = Yuan(allow_negative=True)
-    distributable = Yuan(allow_negative=True)
-    reserve_rate = Rate()
-    reserve = Yuan()
-    welfare = Yuan()
-    members_total = Yuan()
-    undistributed = Yuan(allow_negative=True)
-    record_date = IsoDate()
-    total_weight = fields.String()
-    households = fields.Integer()
+class PlanItem(_Totals, _Plan):
+    """A plan in a list: its figures, without the allocations."""
 
 
 class PlanList(Schema):
@@ -336,17 +331,6 @@ class PaymentResponse(Schema):
     amount = Yuan()
     paid_on = IsoDate()
     bank_reference = fields.String()
-
-
-class NoticeFigures(Schema):
-    net_income = Yuan(allow_negative=True)
-    brought_forward = Yuan(allow_negative=True)
-    distributable = Yuan(allow_negative=True)
-    reserve_rate = Rate()
-    reserve = Yuan()
-    welfare = Yuan()
-    members_total = Yuan()
-    undistributed = Yuan(allow_negative=True)
 
 
 class NoticeHousehold(Schema):

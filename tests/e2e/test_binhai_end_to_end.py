@@ -26,6 +26,18 @@ from typing import Any
 
 import pytest
 import requests
+from binhai_figures import (
+    BINHAI_2025,
+    CALLS,
+    DISTRIBUTIONS,
+    LIANMENG_2025,
+    PAYOUTS_2025,
+    PLAN_2025,
+    PLAN_HOUSEHOLDS,
+    PLAN_PAID,
+    PLAN_PRINTED,
+    VILLAGES,
+)
 from click.testing import CliRunner
 
 from services.contracts.money import format_yuan, parse_yuan
@@ -50,8 +62,6 @@ from services.runtime.kafka_io import end_offsets, ensure_topics
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 BINHAI = PROJECT_ROOT / "data" / "binhai_scenario.json"
-VILLAGES = [f"jinqing-v{n:02d}" for n in range(3, 20)] + ["jinqing-lianmeng", "jinqing-shangtang"]
-BINHAI_2025 = "binhai-park-2025-01-01-2025-12-31"
 
 
 @dataclass
@@ -147,24 +157,19 @@ def payouts(distribution: dict[str, Any]) -> dict[str, str]:
 
 
 def test_importing_the_scenario_declares_three_distributions_with_exact_payouts(first_import: ImportResult) -> None:
-    assert first_import.calls == 639  # the park's 320 records, then 联盟村's books, register and plan
+    assert first_import.calls == CALLS
     summary = {(d.record["project_id"], d.record["period_start"]): (d.declared["gross_rent"], d.declared["pool"],
                                                                    d.declared["total_top_up"],
                                                                    d.declared["total_payout"])
                for d in first_import.distributions}
-    assert summary == {
-        ("binhai-park", "2025-01-01"): ("8611900.00", "6109089.30", "2121153.44", "8230242.74"),
-        ("binhai-park", "2026-01-01"): ("10652600.00", "7741492.20", "0.00", "7741492.20"),
-        ("jinqing-market", "2025-01-01"): ("3099999.96", "2634999.96", "0.00", "2634999.96"),
-    }
+    assert summary == DISTRIBUTIONS
     year = declared(first_import, BINHAI_2025)
     lianmeng = next(a for a in year["allocations"] if a["investor_id"] == "jinqing-lianmeng")
     # 14.2 mu × 250,000.00 = 3,550,000.00 of capital; 10% a year guaranteed; the pool's share falls short.
-    assert (lianmeng["pro_rata"], lianmeng["guaranteed_floor"], lianmeng["top_up"], lianmeng["payout"]) == (
-        "211577.30", "355000.00", "143422.70", "355000.00")
-    # 滨港村 joined on 2025-07-01: its floor counts 184 days (3,725,000.00 × 0.10 × 184 / 365).
-    assert payouts(year)["jinqing-v19"] == "187780.82"
-    assert payouts(year)["luqiao-state-assets"] == "2979961.92"  # the guarantor: pro-rata only, no floor
+    assert (lianmeng["pro_rata"], lianmeng["guaranteed_floor"], lianmeng["top_up"], lianmeng["payout"]) \
+        == LIANMENG_2025
+    # 滨港村 joined on 2025-07-01 (its floor counts 184 days); the guarantor: pro-rata only, no floor.
+    assert {investor: payouts(year)[investor] for investor in PAYOUTS_2025} == PAYOUTS_2025
 
 
 def village_net_income(scenario: Scenario, collective_id: str) -> int:
@@ -187,22 +192,23 @@ def test_the_villages_plan_is_the_books_distributable_split_over_its_households_
     plan, record = item.plan, item.record
     # 2024: the park's development fund; 2025: its own income less expenses (both years closed by the file).
     distributable = village_net_income(stack.scenario, "jinqing-lianmeng")
-    assert distributable == 1_019_600_00
+    assert format_yuan(distributable) == PLAN_2025["distributable"]
     reserve = (distributable + 5) // 10  # 10%, half up to the fen
+    welfare, members_total = parse_yuan(PLAN_2025["welfare"]), parse_yuan(PLAN_2025["members_total"])
     assert (plan["distributable"], plan["reserve"], plan["welfare"], plan["members_total"], plan["undistributed"]) == (
-        "1019600.00", format_yuan(reserve), "50000.00", "800000.00",
-        format_yuan(distributable - reserve - 50000_00 - 800000_00))
+        PLAN_2025["distributable"], format_yuan(reserve), PLAN_2025["welfare"], PLAN_2025["members_total"],
+        format_yuan(distributable - reserve - welfare - members_total))
     assert plan["status"] in ("approved", "paid")
     allocations = {a["household_id"]: a for a in plan["allocations"]}
-    assert len(allocations) == 305  # 306 households, one of which passed all its shares on in 2023
-    assert sum(parse_yuan(a["amount"]) for a in allocations.values()) == 800000_00
+    assert len(allocations) == PLAN_HOUSEHOLDS  # 306 households, one of which passed all its shares on in 2023
+    assert sum(parse_yuan(a["amount"]) for a in allocations.values()) == members_total
     unpaid = set(record["payments"]["unpaid"])
     assert {h for h, a in allocations.items() if not a["paid"]} == unpaid
-    assert item.households_paid == 303
+    assert item.households_paid == PLAN_PAID
     # The books: the close moved 2025's income into 322, the plan's appropriations out of it, the payments
     # out of 211/member-dividends and the bank. The ledger posts them as it folds the plan's events (derived
     # entries): wait until the last payment's is in.
-    left = format_yuan(800000_00 - item.amount_paid)
+    left = format_yuan(members_total - item.amount_paid)
     eventually(lambda: balances(stack, "jinqing-lianmeng").get("211/member-dividends") == left)
     books = balances(stack, "jinqing-lianmeng")
     assert books["311"] == format_yuan(parse_yuan("3550000.00") + reserve)  # the land share and the reserve
@@ -384,7 +390,7 @@ def test_baotuan_run_reuses_the_broker_imports_nothing_new_and_stops_cleanly_on_
         # After the park's tables, 联盟村's own plan: distributable, 公积公益金, welfare, members' total, paid.
         plan = printed[printed.index("2025年度收益分配方案"):]
         assert printed.index("2025年度收益分配方案") > printed.index("355,000.00")
-        for figure in ("1,019,600.00", "101,960.00", "50,000.00", "800,000.00", "67,640.00", "303 / 305"):
+        for figure in PLAN_PRINTED:
             assert figure in plan, plan
         assert f"http://127.0.0.1:{base}/docs" in printed
         run.send_signal(signal.SIGINT)

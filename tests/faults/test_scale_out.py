@@ -13,11 +13,8 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
-import subprocess
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,8 +22,8 @@ from typing import Any
 
 import pytest
 import requests
+import scale_harness
 from fault_harness import (
-    BAOTUAN,
     ServiceProcess,
     Stack,
     call,
@@ -39,104 +36,27 @@ from fault_harness import (
     wait_for,
 )
 from kafka_helpers import read_records
+from scale_harness import SESSION_MS, audit, health, owned, post_any, settled_group, subjects_of
 
 from services.contracts.topics import CHECKPOINTS, LEDGER_ENTRIES, partitions
-from services.runtime.config import PROJECT_ROOT
 from services.runtime.kafka_io import ensure_topics
 from services.runtime.ownership import partition_of
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(400)]
 
-#: Small on purpose: the group notices a silent member after this (the broker's minimum is 6 s).
-SESSION_MS = 6000
-
-
 def instance(stack: Stack, instance_id: str) -> ServiceProcess:
     """A ledger instance of the stack (data under <root>/cluster, its projection in instances/ledger-<id>)."""
-    name = f"ledger-{instance_id}"
-    if name not in stack.services:
-        svc = ServiceProcess("ledger", bootstrap=stack.broker.bootstrap, data_dir=stack.root / "cluster",
-                             tokens_file=stack.tokens_file, timeout_s=stack.timeout_s, threads=8)
-        svc.log_path = stack.root / f"{name}.process.log"
-        svc.env_extra = {"BAOTUAN_INSTANCE_ID": instance_id, "BAOTUAN_ADVERTISED_URL": svc.url,
-                         "BAOTUAN_GROUP_SESSION_TIMEOUT_MS": str(SESSION_MS),
-                         "BAOTUAN_TRANSACTION_TIMEOUT_MS": "10000", "BAOTUAN_CHECKPOINT_SECONDS": "1"}
-        stack.services[name] = svc
-    return stack.services[name]
-
-
-def health(svc: ServiceProcess) -> dict[str, Any]:
-    return dict(requests.get(f"{svc.url}/health", timeout=5).json())
-
-
-def owned(svc: ServiceProcess, topic: str = LEDGER_ENTRIES) -> set[int]:
-    """The partitions of ``topic`` the instance writes now (assigned and caught up with)."""
-    info = health(svc)["instance"]
-    waiting = set(info["catching_up"])
-    return {int(name.split("[")[1].rstrip("]")) for name in info["owned"]
-            if name.startswith(topic + "[") and name not in waiting}
-
-
-def settled_group(*members: ServiceProcess, timeout_s: float = 60.0) -> dict[str, set[int]]:
-    """Wait until the members between them write every partition, each caught up; returns who writes what."""
-    everything = set(range(partitions()))
-
-    def done() -> bool:
-        try:
-            held = [owned(m) for m in members]
-        except (requests.RequestException, ValueError, KeyError):
-            return False
-        return all(held) and set().union(*held) == everything and sum(map(len, held)) == len(everything)
-
-    wait_for("the writers' group to settle", done, timeout_s=timeout_s)
-    return {m.url: owned(m) for m in members}
+    return scale_harness.instance(stack, "ledger", instance_id)
 
 
 def villages_of(parts: set[int], count: int, prefix: str) -> list[str]:
     """``count`` village ids whose streams fall into ``parts``."""
-    found, i = [], 0
-    while len(found) < count:
-        name = f"{prefix}{i:03d}"
-        if partition_of(name, partitions()) in parts:
-            found.append(name)
-        i += 1
-    return found
+    return subjects_of(parts, count, prefix)
 
 
 def register(url: str, token: str, village: str) -> requests.Response:
     return call("POST", f"{url}/v1/collectives", token, {"collective_id": village, "name": f"{village}村",
                                                          "town": "金清镇"}, key=f"reg-{village}")
-
-
-def post_any(urls: list[str], token: str, path: str, body: Any, key: str, deadline_s: float = 90.0) -> dict[str, Any]:
-    """POST with one Idempotency-Key to any of ``urls`` until acknowledged (a client retrying elsewhere)."""
-    deadline = time.monotonic() + deadline_s
-    last = "no answer"
-    while time.monotonic() < deadline:
-        url = random.choice(urls)
-        try:
-            response = call("POST", f"{url}{path}", token, body, key=key, timeout=20)
-            if 200 <= response.status_code < 300:
-                return dict(response.json())
-            last = f"{response.status_code} {response.text[:300]}"
-            if response.status_code not in (503, 502, 504):
-                raise AssertionError(f"POST {path} refused: {last}")
-        except requests.RequestException as exc:
-            last = repr(exc)
-        time.sleep(0.3)
-    raise AssertionError(f"POST {path} never acknowledged in {deadline_s:.0f}s: {last}")
-
-
-def audit(stack: Stack) -> tuple[int, str]:
-    """``baotuan audit`` of the whole log, with the ledger's key pinned: (exit status, output)."""
-    keys = stack.root / "pinned"
-    exported = subprocess.run([str(BAOTUAN), "keys", "export", "--output", str(keys), "--data-dir",
-                               str(stack.root / "cluster")], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                              timeout=60, check=False)
-    assert exported.returncode == 0, exported.stdout + exported.stderr
-    done = subprocess.run([str(BAOTUAN), "audit", "--bootstrap", stack.broker.bootstrap, "--trusted-keys", str(keys),
-                           "--json"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120, check=False)
-    return done.returncode, done.stdout + done.stderr
 
 
 @pytest.fixture(scope="module")
@@ -320,6 +240,10 @@ def test_the_broker_refuses_a_transaction_of_an_old_generation(stack: Stack, tmp
         consumer = KafkaConsumer(bootstrap_servers=stack.broker.bootstrap, group_id=group, client_id=name,
                                  enable_auto_commit=False, session_timeout_ms=SESSION_MS,
                                  heartbeat_interval_ms=1000)
+        # The topics' partitions known before the first join: a leader that assigns without them assigns nothing
+        # ("No partition metadata for topic"), and a loaded machine then waited past this test's 30 s for a rejoin.
+        for topic in topics:
+            assert consumer.partitions_for_topic(topic), topic
         consumer.subscribe(topics)
         return consumer
 

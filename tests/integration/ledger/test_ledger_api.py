@@ -9,7 +9,6 @@ session broker is shared with every other test.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -55,21 +54,16 @@ def test_a_write_is_one_record_on_the_topic_and_a_retry_with_its_key_adds_none(w
     assert records[0].idempotency_key is not None  # the stored answer rides on the record, for the retries
 
 
-def test_a_batch_of_hundreds_is_one_run_of_records_on_the_topic_and_a_thousand_and_one_none(world: World) -> None:
+def test_a_batch_of_hundreds_is_one_run_of_records_on_the_topic(world: World) -> None:
+    # The refusals of a batch (1,001 entries: nothing written) are tested on the in-memory log
+    # (tests/unit/ledger/test_ledger_http.py); here what the broker holds after one.
     good = {"collective_id": world.neighbour, "date": "2026-06-03",
             "lines": [{"account": "101", "debit": "0.01"}, {"account": "504", "credit": "0.01"}]}
     before = world.offsets()
-    too_many = world.post("/v1/entries/batch", {"entries": [good] * 1001})
-    assert too_many.status_code == 422
-    assert too_many.get_json()["error"]["field"] == "entries"
-    assert world.offsets() == before
-    started = time.monotonic()
     response = world.post("/v1/entries/batch", {"entries": [good] * 200})
-    elapsed = time.monotonic() - started
     assert response.status_code == 200
     results = response.get_json()["results"]
     assert {r["status"] for r in results} == {201}
-    print(f"\n200-entry batch posted and applied in {elapsed:.2f}s")
     records = read_records(world.settings.bootstrap_servers, LEDGER_ENTRIES, key=world.neighbour, since=before)
     assert [r.envelope["data"]["entry_id"] for r in records] == [r["entry"]["entry_id"] for r in results]
     assert [r.offset for r in records] == list(range(records[0].offset, records[0].offset + 200))

@@ -142,6 +142,42 @@ export function busy(button, on) {
   button.classList.toggle("busy", on);
 }
 
+// A write from a form: on submit, clear the form's errors, mark `button` busy and run `action`; a failure
+// is shown on the form (next to the field it names, else `fallbackField`, else in its error slot) after
+// `failed(exc)` runs. The button is free again afterwards, whatever happened.
+export function onSubmit(form, button, action, { fallbackField, failed } = {}) {
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    return perform(form, button, action, { fallbackField, failed });
+  });
+}
+
+// The same for any trigger (a button's click): errors are shown in `where`.
+export async function perform(where, button, action, { fallbackField, failed } = {}) {
+  clearErrors(where);
+  busy(button, true);
+  try {
+    await action();
+  } catch (exc) {
+    failed?.(exc);
+    showError(where, exc, fallbackField);
+  } finally {
+    busy(button, false);
+  }
+}
+
+// A form in a table row of its own under `row` (a payment, a reversal), with a cancel button and an
+// error slot; null when such a row is open already.
+export function rowForm(row, rowClass, formAttrs, ...children) {
+  if (row.nextElementSibling?.classList.contains(rowClass)) return null;
+  const form = h("form", { class: "inline-form", novalidate: true, ...formAttrs }, ...children,
+    h("button", { type: "button", class: "small", onclick: () => formRow.remove() }, t("cancel")),
+    h("div", { class: "form-error" }));
+  const formRow = h("tr", { class: rowClass }, h("td", { colspan: row.children.length }, form));
+  row.after(formRow);
+  return form;
+}
+
 export function replace(el, ...children) {
   el.replaceChildren();
   append(el, children);

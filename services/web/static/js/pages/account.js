@@ -3,7 +3,7 @@
 import { api } from "../api.js";
 import { t } from "../i18n.js";
 import { session } from "../session.js";
-import { busy, clearErrors, failure, field, h, replace, section, showError, table, today } from "../ui.js";
+import { failure, field, h, onSubmit, replace, section, table, today } from "../ui.js";
 
 // The change-password form: ``done`` runs once the new password is saved.
 export function passwordForm(done, { forced = false } = {}) {
@@ -22,27 +22,15 @@ export function passwordForm(done, { forced = false } = {}) {
     field(t("password.repeat"), again),
     result,
     h("div", { class: "actions" }, submit));
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    clearErrors(form);
+  onSubmit(form, submit, async () => {
     replace(result);
-    if (fresh.value !== again.value) {
-      showError(form, { status: 400, message: t("password.mismatch"), field: "repeat_password" });
-      return;
-    }
-    busy(submit, true);
-    try {
-      await api("ledger", "/v1/users/me/password", { method: "PUT",
-        body: { current_password: current.value, new_password: fresh.value } });
-      for (const el of [current, fresh, again]) el.value = "";
-      replace(result, h("p", { class: "notice ok", role: "status", "data-testid": "password-changed" }, t("password.changed")));
-      await done();
-    } catch (exc) {
-      showError(form, exc, "new_password");
-    } finally {
-      busy(submit, false);
-    }
-  });
+    if (fresh.value !== again.value) throw { status: 400, message: t("password.mismatch"), field: "repeat_password" };
+    await api("ledger", "/v1/users/me/password", { method: "PUT",
+      body: { current_password: current.value, new_password: fresh.value } });
+    for (const el of [current, fresh, again]) el.value = "";
+    replace(result, h("p", { class: "notice ok", role: "status", "data-testid": "password-changed" }, t("password.changed")));
+    await done();
+  }, { fallbackField: "new_password" });
   return form;
 }
 
@@ -70,22 +58,13 @@ export async function accountPage(root) {
     const issued = h("div", { class: "form-error" });
     const form = h("form", { class: "inline-form", novalidate: true }, field(t("tokens.label"), label),
       field(t("tokens.expires_on"), expires), submit, issued);
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      clearErrors(form);
-      busy(submit, true);
-      try {
-        const made = await api("ledger", "/v1/users/me/tokens", { method: "POST",
-          body: { label: label.value, expires_on: expires.value } });
-        await loadTokens();
-        tokensSlot.prepend(h("p", { class: "notice ok" }, t("tokens.issued"), " ",
-          h("code", { "data-testid": "new-token" }, made.token)));
-      } catch (exc) {
-        showError(form, exc, "label");
-      } finally {
-        busy(submit, false);
-      }
-    });
+    onSubmit(form, submit, async () => {
+      const made = await api("ledger", "/v1/users/me/tokens", { method: "POST",
+        body: { label: label.value, expires_on: expires.value } });
+      await loadTokens();
+      tokensSlot.prepend(h("p", { class: "notice ok" }, t("tokens.issued"), " ",
+        h("code", { "data-testid": "new-token" }, made.token)));
+    }, { fallbackField: "label" });
     try {
       const { items } = await api("ledger", "/v1/users/me/tokens");
       const revoke = (row) => row.revoked_at ? t("tokens.revoked") : h("button", { type: "button", class: "small",

@@ -4,7 +4,7 @@
 import { api, Submission } from "../api.js";
 import { t } from "../i18n.js";
 import { directory, projectPicker, session } from "../session.js";
-import { busy, clearErrors, failure, field, h, latest, money, parseFen, replace, section, showError, table, today } from "../ui.js";
+import { failure, field, h, latest, money, onSubmit, parseFen, perform, replace, rowForm, section, table, today } from "../ui.js";
 
 const SUMMARY_KEYS = ["gross_rent", "expenses", "management_fee", "tax", "net_profit", "pool", "retained",
   "total_capital_days", "total_top_up", "total_payout"];
@@ -72,37 +72,21 @@ export async function boardPage(root) {
   const period = () => ({ period_start: start.value, period_end: end.value });
   const projectPath = (suffix) => `/v1/projects/${encodeURIComponent(session.projectId)}/${suffix}`;
 
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    clearErrors(form);
-    busy(previewButton, true);
-    try {
-      previewed = await api("dividends", projectPath("distributions/preview"), { method: "POST", body: period() });
-      replace(previewSlot, h("h3", {}, `${t("board.preview_of")} ${start.value} – ${end.value}`), summary(previewed),
-        lateItems(previewed, "preview-late-items"), allocationTable(previewed.allocations || [], [], "preview-allocations"));
-      declareButton.disabled = false;
-    } catch (exc) {
-      replace(previewSlot);
-      showError(form, exc);
-    } finally {
-      busy(previewButton, false);
-    }
-  });
+  onSubmit(form, previewButton, async () => {
+    previewed = await api("dividends", projectPath("distributions/preview"), { method: "POST", body: period() });
+    replace(previewSlot, h("h3", {}, `${t("board.preview_of")} ${start.value} – ${end.value}`), summary(previewed),
+      lateItems(previewed, "preview-late-items"), allocationTable(previewed.allocations || [], [], "preview-allocations"));
+    declareButton.disabled = false;
+  }, { failed: () => replace(previewSlot) });
 
   declareButton.addEventListener("click", async () => {
-    clearErrors(form);
-    busy(declareButton, true);
-    try {
+    await perform(form, declareButton, async () => {
       const declared = await api("dividends", projectPath("distributions"), { method: "POST", body: period(), submission: declareSubmission });
       replace(previewSlot, h("p", { class: "notice ok", role: "status", "data-testid": "declared" },
         `${t("board.declared")} ${declared.distribution_id || ""}`));
       await loadList();
-    } catch (exc) {
-      showError(form, exc);
-    } finally {
-      busy(declareButton, false);
-      declareButton.disabled = true;
-    }
+    });
+    declareButton.disabled = true;
   });
 
   async function loadList() {
@@ -142,46 +126,29 @@ export async function boardPage(root) {
     } };
     card.append(allocationTable(d.allocations || [], d.status === "declared" ? [] : [paidCol, payCol], `allocations-${d.distribution_id}`));
     if (approve) {
-      approve.addEventListener("click", async () => {
-        clearErrors(card);
-        busy(approve, true);
-        try {
-          await api("dividends", `/v1/distributions/${encodeURIComponent(d.distribution_id)}/approve`, { method: "POST", body: {}, submission: new Submission() });
-          await loadList();
-        } catch (exc) {
-          showError(card, exc);
-          busy(approve, false);
-        }
-      });
+      const submission = new Submission();
+      approve.addEventListener("click", () => perform(card, approve, async () => {
+        await api("dividends", `/v1/distributions/${encodeURIComponent(d.distribution_id)}/approve`, { method: "POST", body: {}, submission });
+        await loadList();
+      }));
     }
     return card;
   }
 
   function openPayment(row, d, a) {
-    if (row.nextElementSibling?.classList.contains("payment-row")) return;
     const amount = h("input", { type: "text", name: "amount", class: "amount", value: a.payout, "data-field": "amount", "data-testid": "pay-amount" });
     const paidOn = h("input", { type: "date", name: "paid_on", value: today(), "data-field": "paid_on", "data-testid": "pay-date" });
     const reference = h("input", { type: "text", name: "bank_reference", required: true, "data-field": "bank_reference", "data-testid": "pay-reference" });
     const submit = h("button", { type: "submit", class: "primary small", "data-testid": "pay-submit" }, t("board.record_payment"));
     const submission = new Submission();
-    const form = h("form", { class: "inline-form", novalidate: true },
-      h("span", {}, names[a.investor_id] || a.investor_id), field(t("amount"), amount), field(t("board.paid_on"), paidOn), field(t("board.bank_reference"), reference), submit,
-      h("button", { type: "button", class: "small", onclick: () => formRow.remove() }, t("cancel")), h("div", { class: "form-error" }));
-    const formRow = h("tr", { class: "payment-row" }, h("td", { colspan: row.children.length }, form));
-    row.after(formRow);
+    const form = rowForm(row, "payment-row", {}, h("span", {}, names[a.investor_id] || a.investor_id), field(t("amount"), amount),
+      field(t("board.paid_on"), paidOn), field(t("board.bank_reference"), reference), submit);
+    if (!form) return;
     reference.focus();
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      clearErrors(form);
-      busy(submit, true);
-      try {
-        await api("dividends", `/v1/distributions/${encodeURIComponent(d.distribution_id)}/payments`, { method: "POST", submission,
-          body: { investor_id: a.investor_id, amount: amount.value.trim(), paid_on: paidOn.value, bank_reference: reference.value.trim() } });
-        await loadList();
-      } catch (exc) {
-        showError(form, exc);
-        busy(submit, false);
-      }
+    onSubmit(form, submit, async () => {
+      await api("dividends", `/v1/distributions/${encodeURIComponent(d.distribution_id)}/payments`, { method: "POST", submission,
+        body: { investor_id: a.investor_id, amount: amount.value.trim(), paid_on: paidOn.value, bank_reference: reference.value.trim() } });
+      await loadList();
     });
   }
 

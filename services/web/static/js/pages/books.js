@@ -4,7 +4,7 @@
 import { api, download, Submission } from "../api.js";
 import { t } from "../i18n.js";
 import { accountName, accounts, collectivePicker, session } from "../session.js";
-import { busy, clearErrors, failure, field, h, latest, money, replace, section, showError, table, today } from "../ui.js";
+import { busy, failure, field, h, latest, money, onSubmit, replace, rowForm, section, table, today } from "../ui.js";
 
 function toolbar(...items) {
   return h("div", { class: "toolbar" }, items);
@@ -122,31 +122,18 @@ export async function booksPage(root) {
   }
 
   function openReverse(row, entry) {
-    if (row.nextElementSibling?.classList.contains("reverse-row")) return;
     const date = h("input", { type: "date", name: "date", value: today(), "data-field": "date" });
     const reason = h("input", { type: "text", name: "reason", required: true, "data-field": "reason", size: 30 });
     const submit = h("button", { type: "submit", class: "primary small" }, t("books.reverse_confirm"));
     const submission = new Submission();
-    const form = h("form", { class: "inline-form", "data-testid": "reverse-form" },
-      field(t("date"), date), field(t("books.reason"), reason), submit,
-      h("button", { type: "button", class: "small", onclick: () => formRow.remove() }, t("cancel")),
-      h("div", { class: "form-error" }));
-    const formRow = h("tr", { class: "reverse-row" }, h("td", { colspan: row.children.length }, form));
-    row.after(formRow);
+    const form = rowForm(row, "reverse-row", { "data-testid": "reverse-form", novalidate: false },
+      field(t("date"), date), field(t("books.reason"), reason), submit);
+    if (!form) return;
     reason.focus();
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      clearErrors(form);
-      busy(submit, true);
-      try {
-        await api("ledger", `/v1/collectives/${encodeURIComponent(session.collectiveId)}/entries/${encodeURIComponent(entry.entry_id)}/reverse`,
-          { method: "POST", body: { date: date.value, reason: reason.value }, submission });
-        await load();
-      } catch (exc) {
-        showError(form, exc);
-      } finally {
-        busy(submit, false);
-      }
+    onSubmit(form, submit, async () => {
+      await api("ledger", `/v1/collectives/${encodeURIComponent(session.collectiveId)}/entries/${encodeURIComponent(entry.entry_id)}/reverse`,
+        { method: "POST", body: { date: date.value, reason: reason.value }, submission });
+      await load();
     });
   }
 

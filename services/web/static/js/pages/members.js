@@ -5,7 +5,7 @@
 import { api, Submission } from "../api.js";
 import { t } from "../i18n.js";
 import { collectivePicker, session } from "../session.js";
-import { busy, clearErrors, failure, fenToWire, field, h, latest, money, parseFen, replace, section, showError, table, today } from "../ui.js";
+import { failure, fenToWire, field, h, latest, money, onSubmit, parseFen, perform, replace, rowForm, section, table, today } from "../ui.js";
 
 const FIGURES = ["distributable", "net_income", "brought_forward", "reserve", "welfare", "members_total", "undistributed"];
 
@@ -74,36 +74,20 @@ export async function membersPage(root) {
   const planBody = () => ({ year: Number(year.value), reserve_rate: rate.value.trim(), welfare: welfare.value.trim(),
     members_total: total.value.trim(), record_date: recordDate.value });
 
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    clearErrors(form);
-    busy(previewButton, true);
-    try {
-      const plan = await api("members", village("plans/preview"), { method: "POST", body: planBody() });
-      replace(previewSlot, h("h3", {}, t("members.preview_of", { year: plan.year ?? year.value })), figures(plan),
-        allocationTable(plan.allocations || [], [], "preview-allocations"));
-      proposeButton.disabled = false;
-    } catch (exc) {
-      replace(previewSlot);
-      showError(form, exc);
-    } finally {
-      busy(previewButton, false);
-    }
-  });
+  onSubmit(form, previewButton, async () => {
+    const plan = await api("members", village("plans/preview"), { method: "POST", body: planBody() });
+    replace(previewSlot, h("h3", {}, t("members.preview_of", { year: plan.year ?? year.value })), figures(plan),
+      allocationTable(plan.allocations || [], [], "preview-allocations"));
+    proposeButton.disabled = false;
+  }, { failed: () => replace(previewSlot) });
 
   proposeButton.addEventListener("click", async () => {
-    clearErrors(form);
-    busy(proposeButton, true);
-    try {
+    await perform(form, proposeButton, async () => {
       const plan = await api("members", village("plans"), { method: "POST", body: planBody(), submission: proposal });
       replace(previewSlot, h("p", { class: "notice ok", role: "status", "data-testid": "plan-proposed" }, `${t("members.proposed")} ${plan.plan_id}`));
       await loadPlans();
-    } catch (exc) {
-      showError(form, exc);
-    } finally {
-      busy(proposeButton, false);
-      proposeButton.disabled = true;
-    }
+    });
+    proposeButton.disabled = true;
   });
 
   async function load() {
@@ -203,47 +187,28 @@ export async function membersPage(root) {
     const submission = new Submission();
     const form = h("form", { class: "inline-form", novalidate: true }, h("strong", {}, t("members.vote")),
       Object.entries(inputs).map(([k, input]) => field(t(`vote.${k}`), input)), submit, h("div", { class: "form-error" }));
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      clearErrors(form);
-      busy(submit, true);
+    onSubmit(form, submit, async () => {
       const vote = { body: inputs.body.value, meeting_on: inputs.meeting_on.value };
       for (const k of ["entitled", "present", "for", "against", "abstain"]) vote[k] = Number(inputs[k].value || 0);
-      try {
-        await api("members", `${path}/approve`, { method: "POST", body: { vote }, submission });
-        await loadPlans();
-      } catch (exc) {
-        showError(form, exc);
-        busy(submit, false);
-      }
+      await api("members", `${path}/approve`, { method: "POST", body: { vote }, submission });
+      await loadPlans();
     });
     return form;
   }
 
   function openPayment(row, path, a) {
-    if (row.nextElementSibling?.classList.contains("payment-row")) return;
     const paidOn = h("input", { type: "date", name: "paid_on", value: today(), "data-field": "paid_on" });
     const reference = h("input", { type: "text", name: "bank_reference", required: true, "data-field": "bank_reference", "data-testid": "pay-reference" });
     const submit = h("button", { type: "submit", class: "primary small", "data-testid": "pay-submit" }, t("board.record_payment"));
     const submission = new Submission();
-    const form = h("form", { class: "inline-form", novalidate: true },
-      h("span", {}, `${a.household_id} ${money(a.amount)}`), field(t("board.paid_on"), paidOn), field(t("board.bank_reference"), reference), submit,
-      h("button", { type: "button", class: "small", onclick: () => formRow.remove() }, t("cancel")), h("div", { class: "form-error" }));
-    const formRow = h("tr", { class: "payment-row" }, h("td", { colspan: row.children.length }, form));
-    row.after(formRow);
+    const form = rowForm(row, "payment-row", {}, h("span", {}, `${a.household_id} ${money(a.amount)}`),
+      field(t("board.paid_on"), paidOn), field(t("board.bank_reference"), reference), submit);
+    if (!form) return;
     reference.focus();
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      clearErrors(form);
-      busy(submit, true);
-      try {
-        await api("members", `${path}/payments`, { method: "POST", submission,
-          body: { household_id: a.household_id, amount: a.amount, paid_on: paidOn.value, bank_reference: reference.value.trim() } });
-        await loadPlans();
-      } catch (exc) {
-        showError(form, exc);
-        busy(submit, false);
-      }
+    onSubmit(form, submit, async () => {
+      await api("members", `${path}/payments`, { method: "POST", submission,
+        body: { household_id: a.household_id, amount: a.amount, paid_on: paidOn.value, bank_reference: reference.value.trim() } });
+      await loadPlans();
     });
   }
 

@@ -3,7 +3,7 @@
 import { api, Submission } from "../api.js";
 import { t } from "../i18n.js";
 import { projectPicker, session } from "../session.js";
-import { busy, clearErrors, failure, field, h, latest, money, replace, section, showError, table, today } from "../ui.js";
+import { failure, field, h, latest, money, onSubmit, replace, section, table, today } from "../ui.js";
 
 function tenantName(tenant) {
   if (!tenant) return "";
@@ -117,23 +117,14 @@ export async function rentalsPage(root) {
     const form = h("form", { class: "inline-form", "data-testid": "payment-form", novalidate: true },
       field(t("rentals.lease"), lease), field(t("amount"), amount), field(t("rentals.received_on"), receivedOn), submit,
       h("div", { class: "form-error" }));
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      clearErrors(form);
-      busy(submit, true);
-      try {
-        const paid = await api("rentals", `/v1/leases/${encodeURIComponent(lease.value)}/payments`,
-          { method: "POST", body: { amount: amount.value.trim(), received_on: receivedOn.value }, submission });
-        amount.value = "";
-        await Promise.all([loadRoll(), loadArrears()]);
-        form.querySelector(".form-error").append(h("p", { class: "notice ok", role: "status", "data-testid": "payment-recorded" },
-          `${t("rentals.recorded")} ${paid.payment?.payment_id || ""}`));
-      } catch (exc) {
-        showError(form, exc, "lease_id");
-      } finally {
-        busy(submit, false);
-      }
-    });
+    onSubmit(form, submit, async () => {
+      const paid = await api("rentals", `/v1/leases/${encodeURIComponent(lease.value)}/payments`,
+        { method: "POST", body: { amount: amount.value.trim(), received_on: receivedOn.value }, submission });
+      amount.value = "";
+      await Promise.all([loadRoll(), loadArrears()]);
+      form.querySelector(".form-error").append(h("p", { class: "notice ok", role: "status", "data-testid": "payment-recorded" },
+        `${t("rentals.recorded")} ${paid.payment?.payment_id || ""}`));
+    }, { fallbackField: "lease_id" });
     replace(paymentSlot, leases.length ? form : h("p", { class: "muted" }, t("rentals.no_leases")));
   }
 

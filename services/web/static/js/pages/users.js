@@ -4,7 +4,7 @@
 import { api } from "../api.js";
 import { t } from "../i18n.js";
 import { collectives, projects, session } from "../session.js";
-import { busy, clearErrors, failure, field, h, replace, section, showError, table } from "../ui.js";
+import { failure, field, h, onSubmit, replace, section, table } from "../ui.js";
 
 const ROLES = ["accountant", "operator", "board", "auditor", "admin"];
 
@@ -48,27 +48,18 @@ export async function usersPage(root) {
     role.addEventListener("change", fillScope);
     fillScope();
 
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      clearErrors(form);
+    onSubmit(form, submit, async () => {
       replace(result);
-      busy(submit, true);
-      try {
-        const made = await api("ledger", "/v1/users", { method: "POST", body: {
-          name: name.value.trim(), display_name: displayName.value.trim(), role: role.value,
-          scope: Array.from(scope.selectedOptions, (o) => o.value) } });
-        replace(result, h("p", { class: "notice ok", role: "status", "data-testid": "user-created" },
-          t("users.created", { name: made.name }), " ", h("code", { "data-testid": "one-time-password" }, made.one_time_password),
-          h("br", {}), t("users.hand_over")));
-        name.value = "";
-        displayName.value = "";
-        await loadList();
-      } catch (exc) {
-        showError(form, exc, "name");
-      } finally {
-        busy(submit, false);
-      }
-    });
+      const made = await api("ledger", "/v1/users", { method: "POST", body: {
+        name: name.value.trim(), display_name: displayName.value.trim(), role: role.value,
+        scope: Array.from(scope.selectedOptions, (o) => o.value) } });
+      replace(result, h("p", { class: "notice ok", role: "status", "data-testid": "user-created" },
+        t("users.created", { name: made.name }), " ", h("code", { "data-testid": "one-time-password" }, made.one_time_password),
+        h("br", {}), t("users.hand_over")));
+      name.value = "";
+      displayName.value = "";
+      await loadList();
+    }, { fallbackField: "name" });
     return form;
   }
 

@@ -1,0 +1,220 @@
+"""Where one single entry post's time goes, phase by phase (bench/latency.py prints it).
+
+The ledger runs in this process (Flask test client, no HTTP server) against the benchmark's broker, and posts
+one entry at a time at the benchmark's rate. Probes wrap the functions that start and end each phase and note
+the first time each is reached during a post (the request thread's and the consumer thread's alike; one post
+at a time, so each mark belongs to the post in flight):
+
+    request ─ decide/seal ─ AddPartitionsToTxn ─ produce ─ EndTxn ─ records delivered ─ fold ─ answer
+
+The probes are wrappers put on the classes for the run and taken off after; nothing of the services is changed.
+A post that also publishes a signed checkpoint (every ``checkpoint_every`` writes, in the request's own path)
+is counted apart: it is the latency's tail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kafka.producer.kafka import KafkaProducer
+from kafka.producer.transaction_manager import AddPartitionsToTxnHandler, EndTxnHandler
+
+from bench.clients import entry_body, in_process_ledger
+from bench.harness import percentile
+from services.contracts.topics import LEDGER_ENTRIES
+from services.runtime.kafka_io import EventProducer
+from services.runtime.projector import Projector
+from services.runtime.service import EventService
+from services.runtime.store import ProjectionStore
+
+#: The phases, each from one mark to the next: (label, start mark, end mark).
+PHASES = [
+    ("HTTP parse, auth, decide, seal", "request", "publish"),
+    ("begin + AddPartitionsToTxn (broker: transaction log append)", "publish", "partitions_added"),
+    ("produce, acks=all", "partitions_added", "produced"),
+    ("EndTxn (commit)", "produced", "committed"),
+    ("markers written → last stable offset moves → the follower's fetch returns the records", "committed",
+     "delivered"),
+    ("fold + SQLite commit", "delivered", "folded"),
+    ("waiter woken (store.wait_until; the follower's SQLite write past the marker holds the store lock)",
+     "folded", "applied"),
+    ("response (render, receipts)", "applied", "answered"),
+]
+
+
+@dataclass
+class Breakdown:
+    """Per phase the durations (ms) over the posts that had every mark; the totals; the checkpoint posts."""
+
+    phases: dict[str, list[float]] = field(default_factory=dict)
+    totals: list[float] = field(default_factory=list)
+    with_checkpoint: list[float] = field(default_factory=list)
+    incomplete: int = 0
+    #: Of those, per the first mark missing or out of order: how many.
+    broken: dict[str, int] = field(default_factory=dict)
+    #: Posts whose AddPartitionsToTxn was answered CONCURRENT_TRANSACTIONS (the previous commit still
+    #: completing) and sent again.
+    retried: int = 0
+
+    def row(self, values: list[float]) -> str:
+        v = sorted(values)
+        return f"{percentile(v, 50):.1f} | {percentile(v, 90):.1f} | {percentile(v, 99):.1f}"
+
+
+def table(result: Breakdown) -> list[str]:
+    """The phases of one post, in markdown."""
+    rows = ["| phase of one post | p50 (ms) | p90 (ms) | p99 (ms) |", "|---|---:|---:|---:|"]
+    for label, _, _ in PHASES:
+        rows.append(f"| {label} | {result.row(result.phases[label])} |")
+    rows.append(f"| **whole post** ({len(result.totals)} posts without a checkpoint) | {result.row(result.totals)} |")
+    rows.append(f"| whole post that also published a signed checkpoint ({len(result.with_checkpoint)} posts) | "
+                f"{result.row(result.with_checkpoint)} |")
+    broken = ", ".join(f"{n} at {mark}" for mark, n in sorted(result.broken.items())) or "none"
+    rows += ["", f"{result.retried} of {len(result.totals)} posts had their AddPartitionsToTxn refused as "
+             "CONCURRENT_TRANSACTIONS (the previous commit still completing) and resent; "
+             f"{result.incomplete} posts missed a mark and are not counted ({broken})."]
+    return rows
+
+
+class _Marks:
+    """The marks of the post in flight: the first time each probe fires, per mark."""
+
+    def __init__(self) -> None:
+        self.marks: dict[str, float] = {}
+        self.checkpoint = False
+        self.add_partitions = 0  # AddPartitionsToTxn answers: more than one is a retry (CONCURRENT_TRANSACTIONS)
+        self.lock = threading.Lock()
+
+    def mark(self, name: str, *, last: bool = False) -> None:
+        with self.lock:
+            if last:
+                self.marks[name] = time.perf_counter()
+            else:
+                self.marks.setdefault(name, time.perf_counter())
+
+
+@contextlib.contextmanager
+def _probes(marks: _Marks) -> Iterator[None]:
+    """Wrap the phase boundaries for the run; restore the originals after."""
+    patched: list[tuple[Any, str, Any]] = []
+
+    def wrap(owner: Any, name: str, make: Callable[[Any], Any]) -> None:
+        original = owner.__dict__[name]
+        patched.append((owner, name, original))
+        setattr(owner, name, make(original))
+
+    def before(mark: str) -> Callable[[Any], Any]:
+        def make(original: Any) -> Any:
+            def probe(*args: Any, **kwargs: Any) -> Any:
+                marks.mark(mark)
+                return original(*args, **kwargs)
+            return probe
+        return make
+
+    def after(mark: str, last: bool = False) -> Callable[[Any], Any]:
+        def make(original: Any) -> Any:
+            def probe(*args: Any, **kwargs: Any) -> Any:
+                result = original(*args, **kwargs)
+                marks.mark(mark, last=last)
+                return result
+            return probe
+        return make
+
+    def delivered(original: Any) -> Any:
+        def probe(self: Any, topic: str, *args: Any, **kwargs: Any) -> Any:
+            if topic == LEDGER_ENTRIES:
+                marks.mark("delivered")
+            return original(self, topic, *args, **kwargs)
+        return probe
+
+    def applied(original: Any) -> Any:
+        def probe(self: Any, records: Any, *args: Any, **kwargs: Any) -> Any:
+            result = original(self, records, *args, **kwargs)
+            if any(r.topic == LEDGER_ENTRIES for r in records):
+                marks.mark("folded")
+            return result
+        return probe
+
+    def checkpoint(original: Any) -> Any:
+        def probe(*args: Any, **kwargs: Any) -> Any:
+            marks.checkpoint = True
+            return original(*args, **kwargs)
+        return probe
+
+    wrap(EventProducer, "publish", before("publish"))
+    def partitions_added(original: Any) -> Any:
+        def probe(*args: Any, **kwargs: Any) -> Any:
+            result = original(*args, **kwargs)
+            marks.mark("partitions_added", last=True)  # a retry counts in this phase
+            marks.add_partitions += 1
+            return result
+        return probe
+
+    wrap(AddPartitionsToTxnHandler, "handle_response", partitions_added)
+    wrap(KafkaProducer, "flush", after("produced"))
+    wrap(EndTxnHandler, "handle_response", after("committed"))
+    wrap(Projector, "__call__", delivered)
+    wrap(ProjectionStore, "apply_batch", applied)
+    wrap(ProjectionStore, "wait_until", after("applied"))
+    wrap(EventService, "checkpoint", checkpoint)
+    try:
+        yield
+    finally:
+        for owner, name, original in reversed(patched):
+            setattr(owner, name, original)
+
+
+def post_phases(bootstrap: str, work: Path, *, count: int, rate: float, warm_up: int = 50) -> Breakdown:
+    """Post ``count`` entries one at a time at ``rate``/s to an in-process ledger; the phases of each."""
+    rng = random.Random(16)
+    marks = _Marks()
+    out = Breakdown(phases={label: [] for label, _, _ in PHASES})
+    with in_process_ledger(bootstrap, work) as (client, token, _):
+        headers = {"Authorization": f"Bearer {token}"}
+        collectives = [f"bench-phases-{i}" for i in range(10)]
+        for collective in collectives:
+            client.post("/v1/collectives", headers=headers,
+                        json={"collective_id": collective, "name": "压测村", "town": "金清镇"})
+        bodies = [entry_body(rng)[0] for _ in range(warm_up + count)]
+        with _probes(marks):
+            began = time.perf_counter()
+            for i, body in enumerate(bodies):
+                time.sleep(max(0.0, began + i / rate - time.perf_counter()))
+                with marks.lock:
+                    marks.marks.clear()
+                    marks.checkpoint = False
+                    marks.add_partitions = 0
+                marks.mark("request")
+                response = client.post(f"/v1/collectives/{collectives[i % len(collectives)]}/entries",
+                                       json=body, headers=headers)
+                marks.mark("answered")
+                if response.status_code != 201:
+                    raise RuntimeError(f"post {i}: {response.status_code} {response.get_data(as_text=True)[:300]}")
+                if i >= warm_up:
+                    _count(out, marks)
+    return out
+
+
+def _count(out: Breakdown, marks: _Marks) -> None:
+    with marks.lock:
+        got, checkpointed, retried = dict(marks.marks), marks.checkpoint, marks.add_partitions > 1
+    total = (got["answered"] - got["request"]) * 1000
+    if checkpointed:
+        out.with_checkpoint.append(total)
+        return
+    broken = [end for _, start, end in PHASES if start not in got or end not in got or got[end] < got[start]]
+    if broken:
+        out.incomplete += 1
+        out.broken[broken[0]] = out.broken.get(broken[0], 0) + 1
+        return
+    out.totals.append(total)
+    out.retried += retried
+    for label, start, end in PHASES:
+        out.phases[label].append((got[end] - got[start]) * 1000)
