@@ -79,13 +79,17 @@ def compiled_schemas(*, strict: bool) -> dict[tuple[str, int], bool]:
     return {key: _COMPILED.get(*key, strict) is not None for key in SCHEMAS}
 
 
-def schema_valid(envelope: Any, *, strict: bool = False) -> bool:
+def schema_valid(envelope: Any, *, strict: bool = False, float_free: bool = False) -> bool:
     """The compiled check alone: True when the envelope is valid against its type's schema version (its hash
-    aside), False when it is not or the check cannot tell (marshmallow then decides)."""
+    aside), False when it is not or the check cannot tell (marshmallow then decides).
+
+    ``float_free``: the caller knows no float hides in the envelope (``codec.decode`` made it, which refuses
+    floats), so the walk that looks for one is skipped."""
     if type(envelope) is not dict:
         return False
     validator = _COMPILED.get(envelope.get("type"), envelope.get("version"), strict)
-    if validator is None or has_float(envelope):  # JSON Schema takes 1.0 for an integer; the contract does not
+    # JSON Schema takes 1.0 for an integer; the contract does not.
+    if validator is None or (not float_free and has_float(envelope)):
         return False
     try:
         return bool(validator.is_valid(envelope))
@@ -93,11 +97,11 @@ def schema_valid(envelope: Any, *, strict: bool = False) -> bool:
         return False
 
 
-def envelope_problem(envelope: Any, *, strict: bool = False) -> EnvelopeError | None:
+def envelope_problem(envelope: Any, *, strict: bool = False, float_free: bool = False) -> EnvelopeError | None:
     """None when the envelope is valid against its type's schema version (its hash is not checked here),
     else the EnvelopeError naming the first problem. ``strict`` (writers): unknown fields are refused; else
-    (readers) ignored."""
-    if schema_valid(envelope, strict=strict):
+    (readers) ignored. ``float_free``: as for :func:`schema_valid`."""
+    if schema_valid(envelope, strict=strict, float_free=float_free):
         return None
     try:
         _explain(envelope, strict)
@@ -180,7 +184,7 @@ def read_envelope(envelope: dict[str, Any], value: bytes | None = None) -> dict[
     """
     if value is not None:
         check_canonical(value, envelope)
-    problem = envelope_problem(envelope)
+    problem = envelope_problem(envelope, float_free=True)
     if problem is not None:
         raise problem
     if not ((value is not None and hash_of_canonical(value, envelope["hash"]))

@@ -13,7 +13,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,33 @@ class Pending:
     envelope: dict[str, Any] | None
     idempotency: dict[str, Any] | None = None
     reason: str | None = None  # why a record without envelope could not be decoded
+
+
+#: What a folded record settles at the end of its batch: its event id (the outbox no longer owes it) and,
+#: on an anchored topic, its receipt row.
+_Settled = tuple[str, tuple[Any, ...] | None]
+
+
+@dataclass
+class _Later:
+    """The bookkeeping of a batch no fold reads, written at the batch's end (``executemany``)."""
+
+    offsets: dict[tuple[str, int], int] = field(default_factory=dict)  # next offset per partition
+    heads: dict[tuple[str, str], tuple[int, str]] = field(default_factory=dict)  # (topic, subject) -> seq, hash
+    settled: list[_Settled] = field(default_factory=list)
+
+    def write(self, conn: sqlite3.Connection) -> None:
+        if self.heads:
+            conn.executemany("INSERT OR REPLACE INTO _chain VALUES (?,?,?,?)",
+                             [(topic, subject, seq, digest) for (topic, subject), (seq, digest) in self.heads.items()])
+        if self.settled:
+            conn.executemany("DELETE FROM _outbox WHERE event_id=?", [(event_id,) for event_id, _ in self.settled])
+            receipts = [receipt for _, receipt in self.settled if receipt is not None]
+            if receipts:
+                conn.executemany("INSERT OR REPLACE INTO _receipts VALUES (?,?,?,?,?,?,?)", receipts)
+        if self.offsets:
+            conn.executemany("INSERT OR REPLACE INTO _offsets VALUES (?,?,?)",
+                             [(topic, partition, offset) for (topic, partition), offset in self.offsets.items()])
 
 
 class ProjectionStore:
@@ -123,43 +150,69 @@ class ProjectionStore:
         raises is rolled back alone (a savepoint), handed to ``on_failure`` (the dead-letter
         path) and skipped, and the batch goes on. ``envelope=None`` marks a record that could
         not even be decoded: only its offset advances.
+
+        The bookkeeping no fold reads (the partitions' positions, the chain heads, the receipts, the
+        outbox rows the records settle) is collected over the batch and written at its end with one
+        ``executemany`` per table, in the same transaction: the result is the one record-by-record
+        writes give, in a few statements instead of several per record. ``_events`` is written per
+        record, before its fold (folds read it: ``place_of``, ``emit``).
         """
-        failures: list[tuple[Pending, Exception]] = []
         with self.lock:
-            conn = self._conn
-            positions = {(r[0], r[1]): r[2] for r in conn.execute("SELECT topic, partition, next_offset FROM _offsets")}
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for rec in records:
-                    key = (rec.topic, rec.partition)
-                    if rec.offset < positions.get(key, 0):
-                        continue
-                    if rec.envelope is not None:
-                        conn.execute("SAVEPOINT record")
-                        try:
-                            self._fold_one(conn, rec, fold, rec.topic in chained)
-                            conn.execute("RELEASE SAVEPOINT record")
-                        except Exception as exc:
-                            conn.execute("ROLLBACK TO SAVEPOINT record")
-                            conn.execute("RELEASE SAVEPOINT record")
-                            if rec.topic in chained:  # the record is in the log all the same
-                                self._advance_head(conn, rec)
-                            failures.append((rec, exc))
-                            if on_failure is not None:
-                                on_failure(rec, exc)
-                            conn.execute("INSERT OR REPLACE INTO _deadletters VALUES (?,?,?,?)",
-                                         (rec.topic, rec.partition, rec.offset, f"{type(exc).__name__}: {exc}"[:2000]))
-                    else:
-                        conn.execute("INSERT OR REPLACE INTO _deadletters VALUES (?,?,?,?)",
-                                     (rec.topic, rec.partition, rec.offset, (rec.reason or "undecodable")[:2000]))
-                    positions[key] = rec.offset + 1
-                    conn.execute("INSERT OR REPLACE INTO _offsets VALUES (?,?,?)", (rec.topic, rec.partition,
-                                                                                    rec.offset + 1))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            failures = self._apply(records, fold, chained, careful=False, on_failure=on_failure)
+            if failures is None:  # a fold raised: the batch again, each record in a savepoint of its own
+                failures = self._apply(records, fold, chained, careful=True, on_failure=on_failure)
+                assert failures is not None
             self.applied.notify_all()
+        return failures
+
+    def _apply(self, records: Sequence[Pending], fold: Fold, chained: Collection[str], *, careful: bool,
+               on_failure: Callable[[Pending, Exception], None] | None) -> list[tuple[Pending, Exception]] | None:
+        """One pass of ``apply_batch``. Not ``careful``: no savepoint per record (two statements a record
+        fewer); if a fold raises, everything is rolled back and None returned (the caller runs the careful
+        pass, which gives exactly the result the careful pass alone would: folds only write to the store)."""
+        failures: list[tuple[Pending, Exception]] = []
+        conn = self._conn
+        positions = {(r[0], r[1]): r[2] for r in conn.execute("SELECT topic, partition, next_offset FROM _offsets")}
+        later = _Later()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for rec in records:
+                key = (rec.topic, rec.partition)
+                if rec.offset < positions.get(key, 0):
+                    continue
+                if rec.envelope is None:
+                    conn.execute("INSERT OR REPLACE INTO _deadletters VALUES (?,?,?,?)",
+                                 (rec.topic, rec.partition, rec.offset, (rec.reason or "undecodable")[:2000]))
+                elif not careful:
+                    try:
+                        later.settled.append(self._fold_one(conn, rec, fold, rec.topic in chained, later))
+                    except Exception:
+                        conn.execute("ROLLBACK")
+                        return None
+                else:
+                    conn.execute("SAVEPOINT record")
+                    try:
+                        settled = self._fold_one(conn, rec, fold, rec.topic in chained, later)
+                        conn.execute("RELEASE SAVEPOINT record")
+                    except Exception as exc:
+                        conn.execute("ROLLBACK TO SAVEPOINT record")
+                        conn.execute("RELEASE SAVEPOINT record")
+                        if rec.topic in chained:  # the record is in the log all the same
+                            self._advance_head(conn, rec, later)
+                        failures.append((rec, exc))
+                        if on_failure is not None:
+                            on_failure(rec, exc)
+                        conn.execute("INSERT OR REPLACE INTO _deadletters VALUES (?,?,?,?)",
+                                     (rec.topic, rec.partition, rec.offset, f"{type(exc).__name__}: {exc}"[:2000]))
+                    else:
+                        later.settled.append(settled)
+                positions[key] = rec.offset + 1
+                later.offsets[key] = rec.offset + 1
+            later.write(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
         return failures
 
     def advance(self, topic: str, partition: int, next_offset: int) -> None:
@@ -186,13 +239,17 @@ class ProjectionStore:
             finally:
                 self._conn.execute("ROLLBACK")
 
-    def _advance_head(self, conn: sqlite3.Connection, rec: Pending) -> None:
+    def _advance_head(self, conn: sqlite3.Connection, rec: Pending, later: _Later | None = None) -> None:
         """The chain head follows the log itself, duplicates and refused records included; so do the heads
-        moved since the last checkpoint of an anchored topic, and the anchors of the writer's own checkpoints."""
+        moved since the last checkpoint of an anchored topic, and the anchors of the writer's own checkpoints.
+        ``later``: the batch's deferred bookkeeping, which takes the new head (else it is written now)."""
         envelope = rec.envelope
         assert envelope is not None
         subject, seq, digest = envelope["subject"], envelope["seq"], envelope["hash"]
-        conn.execute("INSERT OR REPLACE INTO _chain VALUES (?,?,?,?)", (rec.topic, subject, seq, digest))
+        if later is not None:
+            later.heads[(rec.topic, subject)] = (seq, digest)
+        else:
+            conn.execute("INSERT OR REPLACE INTO _chain VALUES (?,?,?,?)", (rec.topic, subject, seq, digest))
         if rec.topic in self.anchored:
             anchor = conn.execute("SELECT end_offset FROM _anchors WHERE topic=? AND partition=?",
                                   (rec.topic, rec.partition)).fetchone()
@@ -217,27 +274,31 @@ class ProjectionStore:
                 conn.execute("DELETE FROM _moved WHERE topic=? AND partition=? AND offset<?",
                              (data["topic"], part["partition"], part["end_offset"]))
 
-    def _fold_one(self, conn: sqlite3.Connection, rec: Pending, fold: Fold, chain: bool) -> None:
+    def _fold_one(self, conn: sqlite3.Connection, rec: Pending, fold: Fold, chain: bool,
+                  later: _Later) -> _Settled:
+        """Fold one record (inside its savepoint); what it settles in the deferred bookkeeping, which the
+        caller keeps only when the fold did not raise."""
         envelope = rec.envelope
         assert envelope is not None
-        seen = conn.execute("SELECT 1 FROM _events WHERE event_id=?", (envelope["event_id"],)).fetchone()
+        event_id = envelope["event_id"]
+        # One statement notes the record and tells whether its event was seen before (nothing inserted).
+        seen = conn.execute("INSERT OR IGNORE INTO _events VALUES (?,?,?,?)",
+                            (event_id, rec.topic, rec.partition, rec.offset)).rowcount == 0
         if chain:
-            self._advance_head(conn, rec)
-        # A derived event has arrived in the log: it is no longer owed.
-        conn.execute("DELETE FROM _outbox WHERE event_id=?", (envelope["event_id"],))
-        if seen is not None:
-            return
-        conn.execute("INSERT INTO _events VALUES (?,?,?,?)",
-                     (envelope["event_id"], rec.topic, rec.partition, rec.offset))
+            self._advance_head(conn, rec, later)
+        # A derived event has arrived in the log: it is no longer owed (its _outbox row goes at the batch's end).
+        if seen:
+            return event_id, None
+        receipt = None
         if rec.topic in self.anchored:  # what a receipt of this event says, for a repeated request
-            conn.execute("INSERT OR REPLACE INTO _receipts VALUES (?,?,?,?,?,?,?)",
-                         (envelope["event_id"], rec.topic, rec.partition, rec.offset, envelope["subject"],
-                          envelope["seq"], envelope["hash"]))
+            receipt = (event_id, rec.topic, rec.partition, rec.offset, envelope["subject"], envelope["seq"],
+                       envelope["hash"])
         fold(conn, rec.topic, envelope)
         if rec.idempotency is not None:
             conn.execute("INSERT OR IGNORE INTO _idempotency VALUES (?,?,?)",
                          (rec.idempotency["key"], rec.idempotency["hash"],
                           json.dumps(rec.idempotency.get("result", {}))))
+        return event_id, receipt
 
     # -- bookkeeping reads ------------------------------------------------------------------------------
 
@@ -359,7 +420,9 @@ class Speculation:
              idempotency: dict[str, Any] | None = None) -> None:
         """Fold one sealed (not yet published) event as if it had come back from the log."""
         rec = Pending(topic, -1, -1, envelope, idempotency)
-        self.store._fold_one(self.store._conn, rec, fold, chain)
+        later = _Later()  # written at once: the next request of the group reads the heads it moved
+        later.settled.append(self.store._fold_one(self.store._conn, rec, fold, chain, later))
+        later.write(self.store._conn)
 
 
 def emit(conn: sqlite3.Connection, *, event_id: str, event_type: str, subject: str, data: dict[str, Any],

@@ -46,6 +46,10 @@ _ORIGINS = (*ORIGIN_KINDS, "reversal")
 _ORIGIN_INDEX = {kind: i for i, kind in enumerate(_ORIGINS)}
 
 
+#: Account codes already found on the chart (``lookup`` once per code, not once per line).
+_ON_CHART: set[str] = set()
+
+
 def _key(entry_id: str) -> bytes:
     """The 16 bytes of an entry id (the schema makes every entry id a lowercase uuid)."""
     return bytes.fromhex(entry_id.replace("-", ""))
@@ -160,11 +164,16 @@ class Books:
         for index, raw in enumerate(data["lines"]):
             debit = parse_yuan(raw["debit"]) if raw.get("debit") is not None else 0
             credit = parse_yuan(raw["credit"]) if raw.get("credit") is not None else 0
-            lines.append((raw["account"], debit, credit))
+            account = raw["account"]
+            lines.append((account, debit, credit))
+            if account in _ON_CHART:
+                continue
             try:
-                lookup(raw["account"])
+                lookup(account)
             except UnknownAccount as exc:
                 self.report("accounts", where, collective_id, f"entry {entry_id} line {index}: {exc.message}")
+            else:
+                _ON_CHART.add(account)
         total_debit = sum(line[1] for line in lines)
         total_credit = sum(line[2] for line in lines)
         if total_debit != total_credit:

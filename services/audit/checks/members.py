@@ -34,8 +34,9 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from services.audit.checks.books import BookEntry, BookLine, Books
+from services.audit.checks.books import BookEntry, Books
 from services.audit.checks.findings import Where
+from services.audit.checks.postings import Owed, verify_owed
 from services.contracts.money import MoneyError, format_yuan, parse_rate, parse_yuan
 from services.ledger.domain import automatic_entry_ids
 from services.members import split
@@ -67,18 +68,6 @@ class Plan:
     approval_event_id: str | None = None
     approval_where: Where | None = None
     payments: list[tuple[str, dict[str, Any], Where]] = field(default_factory=list)  # (event id, data, where)
-
-
-@dataclass
-class Owed:
-    entry_id: str
-    collective_id: str
-    lines: tuple[BookLine, ...]
-    origin_ref: str
-    origin_kind: str
-    date: str
-    where: Where
-    what: str
 
 
 @dataclass
@@ -157,20 +146,7 @@ class MemberPlans:
                             f"plan {plan.plan_id} cannot be recomputed: {type(exc).__name__}: {exc}")
             if plan.collective_id in books.collectives:  # the ledger keeps the books of registered collectives
                 owed += self._owed(plan)
-        expected = {item.entry_id for item in owed}
-        for item in owed:
-            entry = books.entry(item.entry_id)
-            if entry is None:
-                self.report("posting", item.where, item.collective_id,
-                            f"{item.what} is not posted in the books of {item.collective_id} "
-                            f"(no entry {item.entry_id})")
-                continue
-            self._compare(item, entry)
-        for entry in books.automatic_entries(PLAN_ORIGINS):
-            if entry.entry_id not in expected:
-                self.report("posting", entry.where, entry.collective_id,
-                            f"entry {entry.entry_id} ({entry.origin_kind} {entry.origin_ref}) has no cause in the "
-                            "log: no approved plan or household payment calls for it")
+        verify_owed(self.report, books, owed, PLAN_ORIGINS, "no approved plan or household payment calls for it")
 
     def _verify_plan(self, plan: Plan, books: Books) -> None:
         p = plan.proposed
@@ -286,33 +262,16 @@ class MemberPlans:
             kept = tuple(line for line in lines if line[1] or line[2])
             if reserve + welfare + total:
                 out.append(Owed(automatic_entry_ids(plan.approval_event_id, ENTRY_QUALIFIER).entry_id,
-                                plan.collective_id, kept, plan.plan_id, "member_plan",
-                                approval["vote"]["meeting_on"], plan.approval_where,
+                                plan.collective_id, kept, "member_plan", plan.plan_id,
+                                approval["vote"]["meeting_on"], plan.approval_where, plan.collective_id,
                                 f"the appropriations of plan {plan.plan_id}"))
         for event_id, data, where in plan.payments:
             amount = parse_yuan(data["amount"])
             out.append(Owed(automatic_entry_ids(event_id, ENTRY_QUALIFIER).entry_id, plan.collective_id,
-                            ((MEMBER_DIVIDENDS, amount, 0), ("102", 0, amount)), data["payment_id"],
-                            "member_dividend", data["paid_on"], where,
+                            ((MEMBER_DIVIDENDS, amount, 0), ("102", 0, amount)), "member_dividend",
+                            data["payment_id"], data["paid_on"], where, plan.collective_id,
                             f"payment {data['payment_id']} of {data['amount']} to {data['household_id']}"))
         return out
-
-    def _compare(self, item: Owed, entry: BookEntry) -> None:
-        problems = []
-        if entry.collective_id != item.collective_id:
-            problems.append(f"it is in the books of {entry.collective_id}, not {item.collective_id}")
-        if Counter(entry.lines) != Counter(item.lines):
-            problems.append(f"its lines are {_lines(entry.lines)}, expected {_lines(item.lines)}")
-        if (entry.origin_kind, entry.origin_ref) != (item.origin_kind, item.origin_ref):
-            problems.append(f"its origin is {entry.origin_kind} {entry.origin_ref}, expected "
-                            f"{item.origin_kind} {item.origin_ref}")
-        if entry.date < item.date:
-            problems.append(f"it is dated {entry.date}, before {item.date}")
-        if entry.reversed_by is not None:
-            problems.append(f"it was reversed by {entry.reversed_by}, so the books no longer show it")
-        for problem in problems:
-            self.report("posting", entry.where, entry.collective_id, f"entry {entry.entry_id} for {item.what}: "
-                        f"{problem}")
 
 
 def vote_carries(vote: Mapping[str, Any], charter: Mapping[str, Any]) -> bool:
@@ -357,10 +316,3 @@ def _shares(value: Fraction) -> str:
         digit, rest = divmod(rest * 10, value.denominator)
         digits += str(digit)
     return ("-" if value < 0 else "") + str(whole) + (f".{digits}" if digits else "")
-
-
-def _lines(lines: tuple[BookLine, ...]) -> str:
-    parts = []
-    for account, debit, credit in lines:
-        parts.append(f"Dr {account} {format_yuan(debit)}" if debit else f"Cr {account} {format_yuan(credit)}")
-    return ", ".join(parts)

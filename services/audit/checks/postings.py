@@ -118,38 +118,44 @@ class Postings:
         return out
 
     def verify(self, books: Books, payouts: Payouts) -> None:
-        owed = self.owed(books, payouts)
-        expected = {item.entry_id for item in owed}
-        for item in owed:
-            entry = books.entry(item.entry_id)
-            if entry is None:
-                self.report("posting", item.cause, item.cause_subject,
-                            f"{item.what} is not posted in the books of {item.collective_id} "
-                            f"(no entry {item.entry_id})")
-                continue
-            self._compare(item, entry)
-        for entry in books.automatic_entries(AUTOMATIC_ORIGINS):
-            if entry.entry_id not in expected:
-                self.report("posting", entry.where, entry.collective_id,
-                            f"entry {entry.entry_id} ({entry.origin_kind} {entry.origin_ref}) has no cause in the "
-                            "log: no investment, withdrawal, approval or payment calls for it")
+        verify_owed(self.report, books, self.owed(books, payouts), AUTOMATIC_ORIGINS,
+                    "no investment, withdrawal, approval or payment calls for it")
 
-    def _compare(self, item: Owed, entry: BookEntry) -> None:
-        problems = []
-        if entry.collective_id != item.collective_id:
-            problems.append(f"it is in the books of {entry.collective_id}, not {item.collective_id}")
-        if Counter(entry.lines) != Counter(item.lines):
-            problems.append(f"its lines are {_lines(entry.lines)}, expected {_lines(item.lines)}")
-        if (entry.origin_kind, entry.origin_ref) != (item.origin_kind, item.origin_ref):
-            problems.append(f"its origin is {entry.origin_kind} {entry.origin_ref}, expected "
-                            f"{item.origin_kind} {item.origin_ref}")
-        if entry.date < item.not_before:
-            problems.append(f"it is dated {entry.date}, before its cause ({item.not_before})")
-        if entry.reversed_by is not None:
-            problems.append(f"it was reversed by {entry.reversed_by}, so the books no longer show it")
-        for problem in problems:
-            self.report("posting", entry.where, entry.collective_id, f"entry {entry.entry_id} for {item.what}: "
-                        f"{problem}")
+
+def verify_owed(report: Report, books: Books, owed: list[Owed], origins: frozenset[str], no_cause: str) -> None:
+    """Compare the entries the log calls for with the books: each ``owed`` entry is there, as expected, and
+    every entry of ``origins`` is owed (``no_cause``: what would have called for it). The rule the automatic
+    entries of the ledger (here) and of the member plans (:mod:`services.audit.checks.members`) share."""
+    expected = {item.entry_id for item in owed}
+    for item in owed:
+        entry = books.entry(item.entry_id)
+        if entry is None:
+            report("posting", item.cause, item.cause_subject,
+                   f"{item.what} is not posted in the books of {item.collective_id} (no entry {item.entry_id})")
+            continue
+        _compare(report, item, entry)
+    for entry in books.automatic_entries(origins):
+        if entry.entry_id not in expected:
+            report("posting", entry.where, entry.collective_id,
+                   f"entry {entry.entry_id} ({entry.origin_kind} {entry.origin_ref}) has no cause in the log: "
+                   f"{no_cause}")
+
+
+def _compare(report: Report, item: Owed, entry: BookEntry) -> None:
+    problems = []
+    if entry.collective_id != item.collective_id:
+        problems.append(f"it is in the books of {entry.collective_id}, not {item.collective_id}")
+    if entry.lines != item.lines and Counter(entry.lines) != Counter(item.lines):
+        problems.append(f"its lines are {lines_text(entry.lines)}, expected {lines_text(item.lines)}")
+    if (entry.origin_kind, entry.origin_ref) != (item.origin_kind, item.origin_ref):
+        problems.append(f"its origin is {entry.origin_kind} {entry.origin_ref}, expected "
+                        f"{item.origin_kind} {item.origin_ref}")
+    if entry.date < item.not_before:
+        problems.append(f"it is dated {entry.date}, before its cause ({item.not_before})")
+    if entry.reversed_by is not None:
+        problems.append(f"it was reversed by {entry.reversed_by}, so the books no longer show it")
+    for problem in problems:
+        report("posting", entry.where, entry.collective_id, f"entry {entry.entry_id} for {item.what}: {problem}")
 
 
 def _owed(cause_event_id: str, qualifier: str, collective_id: str, event_type: str, data: dict[str, Any],
@@ -169,7 +175,8 @@ def _iso(day: str) -> str:
     return dt.date.fromisoformat(day).isoformat()
 
 
-def _lines(lines: tuple[BookLine, ...]) -> str:
+def lines_text(lines: tuple[BookLine, ...]) -> str:
+    """Entry lines as a clerk reads them: ``Dr 102 12.30, Cr 311 12.30``."""
     parts = []
     for account, debit, credit in lines:
         parts.append(f"Dr {account} {format_yuan(debit)}" if debit else f"Cr {account} {format_yuan(credit)}")

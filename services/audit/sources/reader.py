@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from services.audit.sources.fetch import Plan, RawRecord, inspect_record_value, open_consumer, read_batches
-from services.audit.sources.records import ReplayError
+from services.audit.sources.records import ReplayError, fewer_collections
 
 _FRAME = struct.Struct(">I")
 
@@ -79,10 +79,12 @@ def main() -> int:
     try:
         request = json.loads(sys.stdin.buffer.read())
         plan: Plan = [tuple(item) for item in request["plan"]]
+        inspect = bool(request.get("inspect", True))
         consumer = open_consumer(request["config"], request["config"]["bootstrap_servers"])
         try:
-            for batch in read_batches(consumer, plan, float(request["idle_timeout_s"])):
-                _put(frames, marshal.dumps([prepare(record) for record in batch]), writer)
+            with fewer_collections():
+                for batch in read_batches(consumer, plan, float(request["idle_timeout_s"])):
+                    _put(frames, marshal.dumps([prepare(record) for record in batch] if inspect else batch), writer)
         finally:
             consumer.close()
     except BaseException as exc:  # the parent raises it as a ReplayError
@@ -96,8 +98,10 @@ def main() -> int:
     return 1 if failed else 0
 
 
-def read_in_another_process(config: dict[str, Any], plan: Plan, idle_timeout_s: float) -> Iterator[list[Prepared]]:
-    """The batches of ``plan``, fetched (and prepared) by a reader process."""
+def read_in_another_process(config: dict[str, Any], plan: Plan, idle_timeout_s: float, *,
+                            inspect: bool = True) -> Iterator[list[Prepared] | list[RawRecord]]:
+    """The batches of ``plan``, fetched by a reader process: prepared (:func:`prepare`) when ``inspect``, else
+    as fetched."""
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[3])
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
@@ -105,7 +109,8 @@ def read_in_another_process(config: dict[str, Any], plan: Plan, idle_timeout_s: 
                               stdout=subprocess.PIPE, env=env)
     assert reader.stdin is not None and reader.stdout is not None
     try:
-        reader.stdin.write(json.dumps({"config": config, "plan": plan, "idle_timeout_s": idle_timeout_s}).encode())
+        reader.stdin.write(json.dumps({"config": config, "plan": plan, "idle_timeout_s": idle_timeout_s,
+                                      "inspect": inspect}).encode())
         reader.stdin.close()
         while True:
             head = reader.stdout.read(_FRAME.size)

@@ -9,7 +9,9 @@ UTC, and everything after it in that partition).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gc
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -60,6 +62,30 @@ class Source(Protocol):
     def stopped_at(self) -> dict[str, dict[int, int]]:
         """The next offset not read, per topic and partition, once ``records`` is exhausted."""
         ...
+
+
+#: The cyclic garbage collector's first threshold during a replay (Python's default is 700 allocations).
+REPLAY_GC_THRESHOLD = 50_000
+
+
+@contextlib.contextmanager
+def fewer_collections() -> Iterator[None]:
+    """Run the cyclic garbage collector less often while a replay streams records through.
+
+    Every record leaves a handful of dicts and lists behind (its envelope, then the checks' state), so with
+    the default threshold the collector runs every few hundred records and walks a heap that only grows:
+    in the profile of a 200,000-record audit it took about a third of the decode and check time. Records
+    hold no reference cycles, so nothing waits longer to be freed; what was loaded before (modules, the
+    schemas) is frozen out of the collections altogether.
+    """
+    before = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(REPLAY_GC_THRESHOLD, before[1], before[2])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
 
 
 def parse_offsets(text: str | None) -> dict[Position, int]:
