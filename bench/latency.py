@@ -30,7 +30,7 @@ from bench.clients import (
     register_collectives,
 )
 from bench.harness import Context, Figure, LedgerServer, Outcome, percentile, profile_call, say
-from bench.phases import post_phases
+from bench.phases import cpu_table, post_phases
 from bench.phases import table as phase_table
 from bench.sampler import Sampler
 
@@ -120,6 +120,8 @@ def run(ctx: Context, server: LedgerServer, bootstrap: str) -> Outcome:
                          rate=RATE)
     rows = phase_table(phases)
     say("  one post, phase by phase (in process, one at a time):\n" + "\n".join(f"    {row}" for row in rows))
+    cpu_rows = cpu_table(phases)
+    say("  the CPU of one post, thread by thread (the same posts):\n" + "\n".join(f"    {row}" for row in cpu_rows))
 
     outcome.add(Figure("p99 of a single entry post", p99, "ms", baseline=f99,
                        baseline_label="p99 raw produce + ack (acks=all)", ratio=p99 / f99 if f99 else None,
@@ -150,6 +152,13 @@ def run(ctx: Context, server: LedgerServer, bootstrap: str) -> Outcome:
         "and end it (bench/phases.py):",
         "",
         *rows,
+        "",
+        "The CPU those posts cost, per post and thread of the process (`/proc/self/task/*/stat`; the broker's is "
+        "not counted). The threads share one GIL, so the process runs about one core's worth of Python at a time: "
+        "the sum bounds one process's posts per second, and at 50 posts/s it is the share of that core the "
+        "queue of requests sees busy:",
+        "",
+        *cpu_rows,
         "",
     ]
     if failures:

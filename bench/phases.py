@@ -15,6 +15,7 @@ is counted apart: it is the latency's tail.
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import threading
 import time
@@ -62,6 +63,8 @@ class Breakdown:
     #: Posts whose AddPartitionsToTxn was answered CONCURRENT_TRANSACTIONS (the previous commit still
     #: completing) and sent again.
     retried: int = 0
+    #: CPU milliseconds per post of each thread of this process (by role), over the counted posts.
+    cpu: dict[str, float] = field(default_factory=dict)
 
     def row(self, values: list[float]) -> str:
         v = sorted(values)
@@ -81,6 +84,49 @@ def table(result: Breakdown) -> list[str]:
              "CONCURRENT_TRANSACTIONS (the previous commit still completing) and resent; "
              f"{result.incomplete} posts missed a mark and are not counted ({broken})."]
     return rows
+
+
+def cpu_table(result: Breakdown) -> list[str]:
+    """The CPU one post costs, per thread of the process, in markdown."""
+    rows = ["| thread (what it does for a post) | CPU ms per post |", "|---|---:|"]
+    for role, ms in sorted(result.cpu.items(), key=lambda item: -item[1]):
+        if ms >= 0.05:
+            rows.append(f"| {role} | {ms:.2f} |")
+    rows.append(f"| **the process** | **{sum(result.cpu.values()):.2f}** |")
+    return rows
+
+
+#: What each thread of the in-process ledger does for a post, by its name.
+ROLES = [
+    ("MainThread", "request: HTTP parse (test client), auth, decide, seal, wait, answer"),
+    ("-network-thread", "kafka-python producer: AddPartitionsToTxn, produce, EndTxn"),
+    ("kafka-io-", "kafka-python consumer I/O: the projection's fetches"),
+    ("-consumer", "projection follower: poll, decode, check, fold, SQLite commit"),
+    ("-reactor", "reactor: what the folded events owe (derived events)"),
+    ("-checkpoints", "checkpoint timer"),
+]
+
+
+def _role(name: str) -> str:
+    for pattern, role in ROLES:
+        if pattern in name:
+            return role
+    return name
+
+
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds (user + system) of each live thread of this process so far, summed by role."""
+    out: dict[str, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for thread in threading.enumerate():
+        try:
+            stat = Path(f"/proc/self/task/{thread.native_id}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        role = _role(thread.name)
+        out[role] = out.get(role, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
 
 
 class _Marks:
@@ -185,7 +231,10 @@ def post_phases(bootstrap: str, work: Path, *, count: int, rate: float, warm_up:
         bodies = [entry_body(rng)[0] for _ in range(warm_up + count)]
         with _probes(marks):
             began = time.perf_counter()
+            cpu_before: dict[str, float] = {}
             for i, body in enumerate(bodies):
+                if i == warm_up:
+                    cpu_before = thread_cpu()
                 time.sleep(max(0.0, began + i / rate - time.perf_counter()))
                 with marks.lock:
                     marks.marks.clear()
@@ -199,6 +248,8 @@ def post_phases(bootstrap: str, work: Path, *, count: int, rate: float, warm_up:
                     raise RuntimeError(f"post {i}: {response.status_code} {response.get_data(as_text=True)[:300]}")
                 if i >= warm_up:
                     _count(out, marks)
+            cpu_after = thread_cpu()
+        out.cpu = {role: (spent - cpu_before.get(role, 0.0)) * 1000 / count for role, spent in cpu_after.items()}
     return out
 
 

@@ -11,7 +11,7 @@ import pytest
 from eventlog_contract import records_of
 
 from bench.clients import entries_end, read_records
-from bench.phases import PHASES, post_phases, table
+from bench.phases import PHASES, ROLES, cpu_table, post_phases, table
 from services.runtime.eventlog import KafkaLog
 
 pytestmark = pytest.mark.kafka
@@ -53,3 +53,8 @@ def test_each_phase_of_a_post_is_timed_and_they_add_up_to_the_post(kafka_bootstr
         parts = sum(result.phases[label][i] for label, _, _ in PHASES)
         assert parts == pytest.approx(total, abs=0.5), "the phases cover the post from request to answer"
     assert any("AddPartitionsToTxn" in row for row in table(result))
+    # The CPU per post, by thread: the request's and the producer's threads are named, the request's is busy.
+    request, producer = ROLES[0][1], ROLES[1][1]
+    assert {request, producer} <= set(result.cpu), result.cpu
+    assert result.cpu[request] > 0 and all(ms >= 0 for ms in result.cpu.values())
+    assert cpu_table(result)[-1] == f"| **the process** | **{sum(result.cpu.values()):.2f}** |"
