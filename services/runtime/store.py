@@ -12,7 +12,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,6 +100,13 @@ class ProjectionStore:
         self._conn.executescript(_BOOKKEEPING + schema_sql)
         self.lock = threading.RLock()
         self.applied = threading.Condition(self.lock)
+        #: The next offset per (topic, partition), as committed, or further in memory (``advance``): read on
+        #: every poll and by every waiting writer, so kept here rather than queried.
+        self._positions: dict[tuple[str, int], int] = {
+            (str(r[0]), int(r[1])): int(r[2]) for r in self._conn.execute("SELECT topic, partition, next_offset "
+                                                                          "FROM _offsets")}
+        #: Partitions ``advance`` moved past records-free offsets, not written to the file yet.
+        self._unsaved: set[tuple[str, int]] = set()
         #: Anchoring (DESIGN §4): the record topics this store's service writes and signs checkpoints
         #: of, and its name (the ``source`` of its own checkpoints). Set by the service (``anchor``).
         self.anchored: frozenset[str] = frozenset()
@@ -112,7 +119,17 @@ class ProjectionStore:
 
     def close(self) -> None:
         with self.lock:
+            with suppress(sqlite3.Error):
+                self._save_positions()
             self._conn.close()
+
+    def _save_positions(self) -> None:
+        """Write the positions ``advance`` kept in memory (else the next start reads those offsets again)."""
+        if self._unsaved:
+            self._conn.executemany("INSERT OR REPLACE INTO _offsets VALUES (?,?,?)",
+                                   [(topic, partition, self._positions[(topic, partition)])
+                                    for topic, partition in sorted(self._unsaved)])
+            self._unsaved.clear()
 
     @contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
@@ -172,7 +189,7 @@ class ProjectionStore:
         pass, which gives exactly the result the careful pass alone would: folds only write to the store)."""
         failures: list[tuple[Pending, Exception]] = []
         conn = self._conn
-        positions = {(r[0], r[1]): r[2] for r in conn.execute("SELECT topic, partition, next_offset FROM _offsets")}
+        positions = dict(self._positions)
         later = _Later()
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -208,21 +225,27 @@ class ProjectionStore:
                         later.settled.append(settled)
                 positions[key] = rec.offset + 1
                 later.offsets[key] = rec.offset + 1
+            for key in self._unsaved:  # the positions past markers go with this batch
+                later.offsets.setdefault(key, positions[key])
             later.write(conn)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        self._positions.update(later.offsets)
+        self._unsaved.clear()
         return failures
 
     def advance(self, topic: str, partition: int, next_offset: int) -> None:
         """Move a partition's position past offsets that hold no record for the projection (a transaction's
-        marker, an aborted transaction's records): never backwards."""
+        marker, an aborted transaction's records): never backwards. Kept in memory, written with the next
+        batch (or on close): after a crash those offsets are only read again, they change nothing."""
+        key = (topic, partition)
         with self.lock:
-            self._conn.execute("INSERT INTO _offsets VALUES (?,?,?) ON CONFLICT (topic, partition) DO UPDATE "
-                               "SET next_offset=excluded.next_offset WHERE excluded.next_offset > next_offset",
-                               (topic, partition, next_offset))
-            self.applied.notify_all()
+            if next_offset > self._positions.get(key, 0):
+                self._positions[key] = next_offset
+                self._unsaved.add(key)
+                self.applied.notify_all()
 
     # -- speculation (group commit) ----------------------------------------------------------------------
 
@@ -305,13 +328,12 @@ class ProjectionStore:
     def positions(self) -> dict[str, dict[int, int]]:
         """Next offset to consume, per topic and partition."""
         out: dict[str, dict[int, int]] = {}
-        for row in self.query("SELECT topic, partition, next_offset FROM _offsets"):
-            out.setdefault(row["topic"], {})[row["partition"]] = row["next_offset"]
+        for (topic, partition), offset in sorted(self._positions.items()):
+            out.setdefault(topic, {})[partition] = offset
         return out
 
     def position(self, topic: str, partition: int) -> int:
-        row = self.query_one("SELECT next_offset FROM _offsets WHERE topic=? AND partition=?", (topic, partition))
-        return int(row[0]) if row else 0
+        return self._positions.get((topic, partition), 0)
 
     def chain_head(self, topic: str, subject: str) -> ChainHead:
         row = self.query_one("SELECT seq, hash FROM _chain WHERE topic=? AND subject=?", (topic, subject))
@@ -350,8 +372,9 @@ class ProjectionStore:
         count = 0
         for topic in topics:
             ends = self.anchors(topic)[1]
-            for row in self.query("SELECT partition, next_offset FROM _offsets WHERE topic=?", (topic,)):
-                count += max(0, int(row[1]) - ends.get(int(row[0]), (0, ""))[0])
+            for (name, partition), offset in list(self._positions.items()):
+                if name == topic:
+                    count += max(0, offset - ends.get(partition, (0, ""))[0])
         return count
 
     def receipts_of(self, event_ids: Sequence[str]) -> list[dict[str, Any]]:
