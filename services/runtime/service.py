@@ -833,6 +833,8 @@ class EventService:
                     try:
                         with spec.step():
                             self._stage(job, spec, fold)
+                            if job is not group[-1]:
+                                spec.settle()  # the next request decides on top of this one
                     except _RunAlone:
                         job.records, job.sealed = [], []
                         job.alone = True
@@ -900,8 +902,10 @@ class EventService:
             records = self._seal(events, actor=job.actor, idempotency_key=job.key, body=job.body, result=stored)
             for record in records:
                 idem_raw = header(record.headers, IDEMPOTENCY_HEADER)
-                spec.fold(record.topic, record.envelope, fold, chain=record.topic in self.owned,
-                          idempotency=json.loads(idem_raw) if idem_raw else None)
+                # Folded when the store is next read (this request reading on, the next one deciding), never
+                # if nothing reads it: see Speculation.defer.
+                spec.defer(record.topic, record.envelope, fold, chain=record.topic in self.owned,
+                           idempotency=json.loads(idem_raw) if idem_raw else None)
             job.records.extend(records)
             job.sealed.extend(record.envelope for record in records)
 

@@ -107,6 +107,8 @@ class ProjectionStore:
                                                                           "FROM _offsets")}
         #: Partitions ``advance`` moved past records-free offsets, not written to the file yet.
         self._unsaved: set[tuple[str, int]] = set()
+        #: The open speculation (group commit), whose deferred folds a read settles first.
+        self._speculation: Speculation | None = None
         #: Anchoring (DESIGN §4): the record topics this store's service writes and signs checkpoints
         #: of, and its name (the ``source`` of its own checkpoints). Set by the service (``anchor``).
         self.anchored: frozenset[str] = frozenset()
@@ -135,16 +137,25 @@ class ProjectionStore:
     def reading(self) -> Iterator[sqlite3.Connection]:
         """The connection, for queries; holds the store lock so no fold runs half-way under it."""
         with self.lock:
+            self._settle()
             yield self._conn
 
     def query(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         with self.lock:
+            self._settle()
             return list(self._conn.execute(sql, params).fetchall())
 
     def query_one(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> sqlite3.Row | None:
         with self.lock:
+            self._settle()
             row: sqlite3.Row | None = self._conn.execute(sql, params).fetchone()
             return row
+
+    def _settle(self) -> None:
+        """Before a read inside a speculation: fold what it deferred, so the read sees it (``Speculation.defer``)."""
+        speculation = self._speculation
+        if speculation is not None and speculation.deferred:
+            speculation.settle()
 
     # -- applying records ------------------------------------------------------------------------------
 
@@ -257,9 +268,12 @@ class ProjectionStore:
         lock throughout: nobody else reads the speculative state."""
         with self.lock:
             self._conn.execute("BEGIN IMMEDIATE")
+            speculation = self._speculation = Speculation(self)
             try:
-                yield Speculation(self)
+                yield speculation
             finally:
+                speculation.deferred.clear()  # never folded: nothing read them
+                self._speculation = None
                 self._conn.execute("ROLLBACK")
 
     def _advance_head(self, conn: sqlite3.Connection, rec: Pending, later: _Later | None = None) -> None:
@@ -420,6 +434,8 @@ class Speculation:
     def __init__(self, store: ProjectionStore) -> None:
         self.store = store
         self._depth = 0
+        #: Folds put off until something reads the store (``defer``): (topic, envelope, fold, chain, idempotency).
+        self.deferred: list[tuple[str, dict[str, Any], Fold, bool, dict[str, Any] | None]] = []
 
     @contextmanager
     def step(self) -> Iterator[None]:
@@ -431,6 +447,7 @@ class Speculation:
         try:
             yield
         except BaseException:
+            self.deferred.clear()  # the request's own, undone with it
             conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
             conn.execute(f"RELEASE SAVEPOINT {name}")
             raise
@@ -446,6 +463,21 @@ class Speculation:
         later = _Later()  # written at once: the next request of the group reads the heads it moved
         later.settled.append(self.store._fold_one(self.store._conn, rec, fold, chain, later))
         later.write(self.store._conn)
+
+    def defer(self, topic: str, envelope: dict[str, Any], fold: Fold, *, chain: bool,
+              idempotency: dict[str, Any] | None = None) -> None:
+        """``fold`` it when the store is next read (any query, ``reading``, a chain head), or by ``settle``; if
+        nothing reads the store before the speculation ends, it is never folded. The last request of a group
+        is folded for real when its records come back from the log: folding it speculatively too served
+        nobody (for a 1,000-entry batch, alone in its group, that was a third of its CPU)."""
+        self.deferred.append((topic, envelope, fold, chain, idempotency))
+
+    def settle(self) -> None:
+        """Fold what was deferred, in order."""
+        while self.deferred:
+            pending, self.deferred = self.deferred, []
+            for topic, envelope, fold, chain, idempotency in pending:
+                self.fold(topic, envelope, fold, chain=chain, idempotency=idempotency)
 
 
 def emit(conn: sqlite3.Connection, *, event_id: str, event_type: str, subject: str, data: dict[str, Any],
