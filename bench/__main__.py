@@ -133,8 +133,9 @@ def known_limits() -> list[str]:
                      "every record batch produced or consumed — by the services, the audit and the baselines "
                      "alike — is checksummed byte by byte in Python.")
     if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        notes.append("The local broker fsyncs every append (`log.flush.interval.messages=1`, so that a kill -9 of "
-                     "the single node loses no acknowledged write): each acknowledgement waits for the disk.")
+        notes.append("The local broker fsyncs every append (`log.flush.interval.messages=1`: it has no replicas, so "
+                     "only the disk keeps an acknowledged write through a crash of its machine): each "
+                     "acknowledgement waits for the disk.")
     return notes
 
 

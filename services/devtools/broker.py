@@ -248,8 +248,8 @@ class LocalBroker:
             "group.initial.rebalance.delay.ms": "0",
             # A dead instance's open transaction is aborted soon after its timeout (default: checked every 10 s).
             "transaction.abort.timed.out.transaction.cleanup.interval.ms": "1000",
-            # A record is acknowledged only once it is on disk: a kill -9 of this single
-            # node must not lose an acknowledged write.
+            # A record is acknowledged only once it is on disk: this single node has no replicas,
+            # so an acknowledged write must survive a crash of its machine, not only of the process.
             "log.flush.interval.messages": "1",
             "auto.create.topics.enable": "false",
         }
