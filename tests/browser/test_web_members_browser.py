@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
 import unicodedata
 import uuid
 from collections.abc import Iterator
@@ -215,6 +216,9 @@ def sign_in(page: Page, name: str, password: str) -> None:
 
 def test_the_accountant_prints_the_notice_with_the_plans_totals_and_only_masked_names(
         stack: Stack, tmp_path: Path) -> None:
+    # Without a Chinese font chromium prints every character as an empty box, and the PDF holds no text.
+    fonts = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True, check=False).stdout
+    assert fonts.strip(), "no Chinese font installed (apt-get install fonts-noto-cjk; .ci/run does)"
     name, password = stack.account("accountant", [VILLAGE])
     plan_id = stack.imported.member_plans[0].plan["plan_id"]
     figures = expected_figures(stack.raw)
