@@ -43,7 +43,14 @@ from click.testing import CliRunner
 from services.contracts.money import format_yuan, parse_yuan
 from services.contracts.topics import ACCOUNTS, CHECKPOINTS, TOPICS
 from services.devtools.broker import LocalBroker, free_port
-from services.devtools.launcher.stack import ServiceProcess, port_is_free, service_env, start_services, stop_services
+from services.devtools.launcher.stack import (
+    ServiceProcess,
+    free_base_port,
+    port_is_free,
+    service_env,
+    start_services,
+    stop_services,
+)
 from services.devtools.scenario.cli import load_command, status_command
 from services.devtools.scenario.loader import (
     ApiClient,
@@ -363,11 +370,7 @@ def test_status_reports_four_healthy_services(stack: Stack, first_import: Import
 
 def _free_ports() -> int:
     """A base port with the web page's port below it and the four services' from it free."""
-    for _ in range(50):
-        base = free_port()
-        if 1024 < base < 65000 and all(port_is_free(base + i) for i in range(-1, 4)):
-            return base
-    raise AssertionError("no five consecutive free ports")
+    return free_base_port(range(-1, 4))
 
 
 def test_baotuan_run_reuses_the_broker_imports_nothing_new_and_stops_cleanly_on_ctrl_c(

@@ -24,8 +24,7 @@ from scale_harness import audit_log
 
 from services.contracts.money import format_yuan, parse_yuan
 from services.contracts.topics import DIVIDENDS
-from services.devtools.broker import free_port
-from services.devtools.launcher.stack import port_is_free
+from services.devtools.launcher.stack import free_base_port
 from services.devtools.scenario.schemas import read_scenario
 from services.devtools.scenario.table import grouped
 from services.runtime.config import PROJECT_ROOT
@@ -38,12 +37,7 @@ INSTANCES = 2
 
 def _base_port() -> int:
     """A base port with the web page's below it and every instance's (+0..3, +100..103 …) free."""
-    for _ in range(100):
-        base = free_port()
-        wanted = [base - 1] + [base + 100 * n + i for n in range(INSTANCES) for i in range(4)]
-        if 1024 < base < 65000 - 100 * INSTANCES and all(port_is_free(port) for port in wanted):
-            return base
-    raise AssertionError("no free ports for the instances")
+    return free_base_port([-1, *(100 * n + i for n in range(INSTANCES) for i in range(4))])
 
 
 def test_baotuan_run_with_two_instances_prints_the_single_instance_payouts_and_plan(tmp_path: Path) -> None:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,6 +123,23 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex((host, port)) != 0
+
+
+def free_base_port(offsets: Sequence[int], attempts: int = 200) -> int:
+    """A base port ``b`` with every ``b + offset`` free, all below the kernel's ephemeral range: a port in that
+    range that is free when checked may be taken by any outgoing connection (the services' own Kafka clients)
+    before a server binds it. For tests and tools that start several servers on ports of their choosing."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    rng = random.Random()
+    lowest, highest = 10_000 - min(0, min(offsets)), low - 1 - max(0, max(offsets))
+    for _ in range(attempts):
+        base = rng.randrange(lowest, highest)
+        if all(port_is_free(base + offset) for offset in offsets):
+            return base
+    raise RuntimeError(f"no free ports at offsets {list(offsets)} below {low}")
 
 
 @dataclass
