@@ -15,7 +15,6 @@ is counted apart: it is the latency's tail.
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 import threading
 import time
@@ -28,7 +27,7 @@ from kafka.producer.kafka import KafkaProducer
 from kafka.producer.transaction_manager import AddPartitionsToTxnHandler, EndTxnHandler
 
 from bench.clients import entry_body, in_process_ledger
-from bench.harness import percentile
+from bench.harness import percentile, stat_cpu_seconds
 from services.contracts.topics import LEDGER_ENTRIES
 from services.runtime.kafka_io import EventProducer
 from services.runtime.projector import Projector
@@ -117,15 +116,9 @@ def _role(name: str) -> str:
 def thread_cpu() -> dict[str, float]:
     """CPU seconds (user + system) of each live thread of this process so far, summed by role."""
     out: dict[str, float] = {}
-    tick = os.sysconf("SC_CLK_TCK")
     for thread in threading.enumerate():
-        try:
-            stat = Path(f"/proc/self/task/{thread.native_id}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
         role = _role(thread.name)
-        out[role] = out.get(role, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+        out[role] = out.get(role, 0.0) + stat_cpu_seconds(Path(f"/proc/self/task/{thread.native_id}/stat"))
     return out
 
 

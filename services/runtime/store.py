@@ -127,11 +127,8 @@ class ProjectionStore:
 
     def _save_positions(self) -> None:
         """Write the positions ``advance`` kept in memory (else the next start reads those offsets again)."""
-        if self._unsaved:
-            self._conn.executemany("INSERT OR REPLACE INTO _offsets VALUES (?,?,?)",
-                                   [(topic, partition, self._positions[(topic, partition)])
-                                    for topic, partition in sorted(self._unsaved)])
-            self._unsaved.clear()
+        _Later(offsets={key: self._positions[key] for key in self._unsaved}).write(self._conn)
+        self._unsaved.clear()
 
     @contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
