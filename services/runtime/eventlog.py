@@ -92,6 +92,11 @@ class EventLog(Protocol):
     def reset_writer(self) -> None:
         """After a failed publish: nothing still in flight may reach the log later."""
 
+    def recover_writer(self) -> None:
+        """Before writing again after a failure: settle this writer's last transaction, whose commit may have
+        reached the broker although its answer did not (an in-doubt commit). Once this returns it is committed
+        or aborted for good, and ``end_offsets`` include it if committed (BrokerUnavailable if not settled)."""
+
     def follow(self, name: str, topics: Sequence[str], position: Position, deliver: Deliver,
                advance: Advance) -> Follower:
         """Start delivering ``topics``' committed records to ``deliver`` from ``position`` on (``advance``
@@ -172,6 +177,13 @@ class KafkaLog:
         if producer is not None:
             producer.abort()
 
+    def recover_writer(self) -> None:
+        # A new producer's init_transactions (InitProducerId with our transactional id) returns only once the
+        # coordinator has finished the previous incarnation's transaction: a prepared commit is completed (its
+        # markers written, the last stable offset past it), one still open is aborted. A producer that did not
+        # fail has nothing in doubt.
+        self._writer()
+
     def follow(self, name: str, topics: Sequence[str], position: Position, deliver: Deliver,
                advance: Advance) -> Follower:
         follower = KafkaFollower(name=name, bootstrap=self.bootstrap, topics=topics, position=position,
@@ -239,7 +251,9 @@ class InMemoryLog:
     """Topics in a dict, with Kafka's offsets and partitioning; followers folded in the publishing thread.
 
     Like a transactional producer's, each ``publish`` is one transaction: its records and then one
-    marker per partition it wrote (a marker takes an offset and is never delivered)."""
+    marker per partition it wrote (a marker takes an offset and is never delivered). ``in_doubt()`` makes
+    a publish fail the way a broker crash during its commit does: its records stay in an open transaction
+    that readers and ``end_offsets`` stop before, and it commits later (see there)."""
 
     def __init__(self, partition_count: int | None = None) -> None:
         self._partitions = partition_count or partitions()
@@ -247,6 +261,9 @@ class InMemoryLog:
         self._followers: list[_MemoryFollower] = []
         self._lock = threading.RLock()
         self._down: str | None = None
+        self._doubt = False
+        #: The open transaction of a publish that failed in doubt: where it starts in each partition it wrote.
+        self._open: dict[tuple[str, int], int] = {}
 
     # administration
     def partition_count(self, topic: str) -> int:
@@ -268,7 +285,11 @@ class InMemoryLog:
     def end_offsets(self, topics: Sequence[str], timeout_s: float = 0.0) -> dict[tuple[str, int], int]:
         self._check()
         with self._lock:
-            return {(t, p): len(records) for t in topics for p, records in enumerate(self._topic(t))}
+            return {(t, p): self._stable(t, p) for t in topics for p in range(len(self._topic(t)))}
+
+    def _stable(self, topic: str, partition: int) -> int:
+        """The last stable offset: a read_committed reader's end (an open transaction's first offset)."""
+        return self._open.get((topic, partition), len(self._topic(topic)[partition]))
 
     def read(self, topic: str, partition: int, start: int = 0) -> list[LogRecord]:
         """The records of ``topic[partition]`` from offset ``start`` on (tests read the log with this)."""
@@ -277,13 +298,14 @@ class InMemoryLog:
     def read_to_end(self, topic: str, partition: int, start: int = 0) -> tuple[list[LogRecord], int]:
         """The records of ``topic[partition]`` from ``start`` on, and the end offset (markers included)."""
         with self._lock:
-            part = self._topic(topic)[partition]
-            return [r for r in part[start:] if r is not None], len(part)
+            end = self._stable(topic, partition)
+            return [r for r in self._topic(topic)[partition][start:end] if r is not None], max(start, end)
 
     def records(self, topic: str) -> list[LogRecord]:
-        """Every record of ``topic``, partition by partition."""
+        """Every committed record of ``topic``, partition by partition."""
         with self._lock:
-            return [r for part in self._topic(topic) for r in part if r is not None]
+            return [r for p, part in enumerate(self._topic(topic)) for r in part[:self._stable(topic, p)]
+                    if r is not None]
 
     # faults
     @contextmanager
@@ -294,6 +316,28 @@ class InMemoryLog:
             yield self
         finally:
             self._down = None
+
+    @contextmanager
+    def in_doubt(self) -> Any:
+        """Inside the block a publish fails as when the broker crashed during its commit: the writer gets
+        BrokerUnavailable, but the commit had reached the coordinator, which completes it — when the writer
+        next initialises (``recover_writer``) or, at the latest, before the next publish is appended. Until
+        then its records are an open transaction: not delivered, not in ``end_offsets``."""
+        self._doubt = True
+        try:
+            yield self
+        finally:
+            self._doubt = False
+
+    def recover_writer(self) -> None:
+        self._check()
+        self._complete_open()
+
+    def _complete_open(self) -> None:
+        with self._lock:
+            opened, self._open = self._open, {}
+            self._commit(set(opened))
+        self._fan_out({topic for topic, _ in opened})
 
     def _check(self) -> None:
         if self._down is not None:
@@ -311,15 +355,22 @@ class InMemoryLog:
         from services.contracts.envelope import cloudevents_headers
 
         self._check()
+        self._complete_open()
         with self._lock:  # all or nothing, like one transaction
             acks = [self._append(r.topic, record_key(r.envelope), r.value,
                                  cloudevents_headers(r.envelope) + list(r.headers)) for r in records]
+            if self._doubt:
+                self._open = {}
+                for ack in acks:
+                    self._open.setdefault((ack.topic, ack.partition), ack.offset)
+                raise BrokerUnavailable("the broker went away during the commit: its outcome is unknown")
             self._commit({(a.topic, a.partition) for a in acks})
         self._fan_out({r.topic for r in records})
         return acks
 
     def send_raw(self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> Ack:
         self._check()
+        self._complete_open()
         with self._lock:
             ack = self._append(topic, key, value, headers)
             self._commit({(ack.topic, ack.partition)})
