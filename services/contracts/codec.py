@@ -325,6 +325,21 @@ def check_canonical(raw: bytes, value: Any) -> None:
                             field="canonical")
 
 
+def inspect_canonical(raw: bytes) -> tuple[dict[str, Any], bool] | None:
+    """The fast path of :func:`inspect_value` for a value :func:`decode_envelope` already accepted (a JSON
+    object without floats: the audit's reader process decoded it): ``(envelope, intact)`` when ``raw`` is the
+    canonical encoding of what it decodes to, else None (then :func:`inspect_value` says what differs).
+    Decoded with orjson, a third faster than :func:`decode_envelope`: canonical bytes hold no duplicate key,
+    and what orjson refuses (an integer past 64 bits) goes the slow way."""
+    try:
+        envelope = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if type(envelope) is not dict or canonical_or_none(envelope) != raw:
+        return None
+    return envelope, hash_of_canonical(raw, envelope.get("hash")) or hash_matches(envelope)
+
+
 def inspect_value(raw: bytes) -> tuple[dict[str, Any] | None, str | None, bool | None, str | None]:
     """A record value as the audit reads it: ``(envelope, problem, intact, noncanonical)``.
 
@@ -344,5 +359,5 @@ def inspect_value(raw: bytes) -> tuple[dict[str, Any] | None, str | None, bool |
 
 
 __all__ = ["DuplicateKeys", "EnvelopeError", "canonical", "canonical_or_none", "check_canonical", "content_hash",
-           "decode", "decode_envelope", "envelope_hash", "has_float", "hash_matches", "hash_of_canonical",
-           "inspect_value", "noncanonical_reason"]
+           "decode", "decode_envelope", "envelope_hash", "has_float", "hash_matches",
+           "hash_of_canonical", "inspect_canonical", "inspect_value", "noncanonical_reason"]

@@ -112,8 +112,11 @@ class Auditor:
             if record.partition >= 0 and topic != CHECKPOINTS and self.anchors.active:
                 self.anchors.feed(record)
             return
-        # A record read from bytes (Kafka, an archive line) was decoded by codec.decode, which refuses floats.
-        problem = envelope_problem(envelope, float_free=record.raw is not None or record.line is not None)
+        problem: object
+        if record.schema_checked:  # by the reader process the audit started itself
+            problem = record.schema_problem
+        else:  # a record read from bytes (Kafka, an archive line) was decoded by codec.decode, which refuses floats
+            problem = envelope_problem(envelope, float_free=record.raw is not None or record.line is not None)
         subject = envelope.get("subject") if isinstance(envelope.get("subject"), str) else record.key
         valid = problem is None
         if problem is not None:

@@ -18,17 +18,23 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, cast
 
 from services.audit.sources.fetch import Plan, RawRecord, inspect_record_value, open_consumer, read_batches
-from services.audit.sources.reader import Prepared, read_in_another_process
+from services.audit.sources.reader import Judged, read_in_other_processes
 from services.audit.sources.records import Position, Record, ReplayError, day_end_ms
+from services.contracts.codec import inspect_canonical
 from services.contracts.topics import CHECKPOINTS, RECORD_TOPICS
 
 #: From this many records on, a separate process reads Kafka while this one checks (2+ cores).
 PIPELINE_MIN_RECORDS = 20_000
-#: Whether the reader process also decodes each value and checks its hash (else this process does). Measured
-#: on a 200,000-record log: kafka-python's parsing alone costs the reader about as much as decoding plus every
-#: check costs this process, and unmarshalling a decoded envelope costs half of decoding it; so the reader
-#: sends the values as fetched and the two processes carry about the same load.
-INSPECT_IN_READER = False
+#: How many reader processes share the partitions of a long replay. Measured on a 1,000,000-record log of
+#: ``bench.generate`` on two cores: one reader (kafka-python's parsing and the verdict) bounded the replay with
+#: this process ~65 % busy; two use both cores (docs/benchmarks.md, "Replay").
+READERS = 2
+#: Whether the reader process also judges each value (decodes it and checks its schema: ``reader.judge``) and
+#: this process decodes it again with orjson and checks its encoding and hash. Measured on a
+#: 300,000-record log of ``bench.generate``: with the values as fetched this process was the busier one (31
+#: CPU-s against the reader's 13) and bounded the replay; judged in the reader, the two carry about the same
+#: load (docs/benchmarks.md, "Replay").
+INSPECT_IN_READER = True
 
 
 class KafkaSource:
@@ -133,16 +139,14 @@ class KafkaSource:
             pipeline = self.pipeline if self.pipeline is not None else self._total >= PIPELINE_MIN_RECORDS
             if pipeline:
                 consumer.close()
-                batches = read_in_another_process(self.config(), plan, self.idle_timeout_s,
-                                                  inspect=INSPECT_IN_READER)
+                batches = read_in_other_processes(self.config(), plan, self.idle_timeout_s,
+                                                  inspect=INSPECT_IN_READER, readers=READERS)
                 if INSPECT_IN_READER:
-                    for prepared in cast(Iterator[list[Prepared]], batches):
-                        for topic, partition, offset, timestamp, key, value, envelope, problem, intact, \
-                                noncanonical in prepared:
+                    for judged in cast(Iterator[list[Judged]], batches):
+                        for record in judged:
                             self._done += 1
-                            self._next[(topic, partition)] = offset + 1
-                            yield Record(topic, partition, offset, timestamp, _key(key), envelope, problem,
-                                         raw=value, intact=intact, noncanonical=noncanonical)
+                            self._next[(record[0], record[1])] = record[2] + 1
+                            yield _judged_record(record)
                 else:
                     for batch in cast(Iterator[list[RawRecord]], batches):
                         for topic, partition, offset, timestamp, key, value in batch:
@@ -196,6 +200,21 @@ def _plan(consumer: Any, topics: Sequence[str], until: dt.date | None, requested
 
 def _key(key_bytes: bytes | None) -> str | None:
     return key_bytes.decode("utf-8", errors="replace") if key_bytes is not None else None
+
+
+def _judged_record(judged: Judged) -> Record:
+    """A record with the reader process's verdict (``reader.judge``): its value decoded again here."""
+    topic, partition, offset, timestamp, key, value, problem, schema = judged
+    if problem is not None or value is None:
+        return Record(topic, partition, offset, timestamp, _key(key), None, problem, raw=value)
+    fast = inspect_canonical(value)
+    if fast is None:  # not canonical: decoded and worded as inspect_value does
+        record = _kafka_record(topic, partition, offset, timestamp, key, value)
+    else:
+        record = Record(topic, partition, offset, timestamp, _key(key), fast[0], None, raw=value, intact=fast[1])
+    if record.envelope is not None:
+        record.schema_checked, record.schema_problem = True, schema
+    return record
 
 
 def _kafka_record(topic: str, partition: int, offset: int, timestamp: int | None, key_bytes: bytes | None,

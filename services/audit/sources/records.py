@@ -41,6 +41,10 @@ class Record:
     intact: bool | None = None
     #: None when the value is exactly the canonical encoding of ``envelope``; else what differs.
     noncanonical: str | None = None
+    #: Whether the reader process already checked ``envelope`` against its schema (then ``schema_problem`` is
+    #: what it found, or None); else the audit checks it.
+    schema_checked: bool = False
+    schema_problem: str | None = None
     #: Not a record but a run of offsets without one: ``offset`` up to (not including) ``skip_to`` hold only
     #: transaction markers or aborted records (an archive says so in a ``skip`` line, DESIGN §4).
     skip_to: int | None = None
