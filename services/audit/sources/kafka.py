@@ -45,9 +45,10 @@ class KafkaSource:
     ``records`` has begun, ``planned`` holds each partition's (first, end) offsets it reads.
 
     Reading Kafka with kafka-python is CPU-bound (it parses every record in Python), so for a
-    long log a reader process fetches the records (and decodes them and checks each envelope's
-    own hash) while this process checks the rest: the two overlap on two cores. ``pipeline``
-    forces it on or off; by default it is on from ``PIPELINE_MIN_RECORDS`` records.
+    long log ``READERS`` reader processes fetch the records, each a share of the partitions (and
+    decode each value and check its schema) while this process checks the rest: they overlap on
+    two cores. ``pipeline`` forces it on or off; by default it is on from ``PIPELINE_MIN_RECORDS``
+    records.
     """
 
     def __init__(self, bootstrap: str, *, topics: Sequence[str] = RECORD_TOPICS, until: dt.date | None = None,
