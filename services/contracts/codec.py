@@ -325,21 +325,6 @@ def check_canonical(raw: bytes, value: Any) -> None:
                             field="canonical")
 
 
-def inspect_canonical(raw: bytes) -> tuple[dict[str, Any], bool] | None:
-    """The fast path of :func:`inspect_value` for a value :func:`decode_envelope` already accepted (a JSON
-    object without floats: the audit's reader process decoded it): ``(envelope, intact)`` when ``raw`` is the
-    canonical encoding of what it decodes to, else None (then :func:`inspect_value` says what differs).
-    Decoded with orjson, a third faster than :func:`decode_envelope`: canonical bytes hold no duplicate key,
-    and what orjson refuses (an integer past 64 bits) goes the slow way."""
-    try:
-        envelope = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    if type(envelope) is not dict or canonical_or_none(envelope) != raw:
-        return None
-    return envelope, hash_of_canonical(raw, envelope.get("hash")) or hash_matches(envelope)
-
-
 def inspect_value(raw: bytes) -> tuple[dict[str, Any] | None, str | None, bool | None, str | None]:
     """A record value as the audit reads it: ``(envelope, problem, intact, noncanonical)``.
 
@@ -352,12 +337,17 @@ def inspect_value(raw: bytes) -> tuple[dict[str, Any] | None, str | None, bool |
         envelope = decode_envelope(raw)
     except EnvelopeError as exc:  # the decoder's own words when it was not JSON at all
         return None, f"the record value is not an envelope: {exc.__cause__ or exc}", None, None
+    return envelope, None, *inspect_decoded(raw, envelope)
+
+
+def inspect_decoded(raw: bytes, envelope: dict[str, Any]) -> tuple[bool, str | None]:
+    """``(intact, noncanonical)`` of :func:`inspect_value`, for the envelope ``raw`` decodes to (decoded already)."""
     if canonical_or_none(envelope) == raw:
-        return envelope, None, hash_of_canonical(raw, envelope.get("hash")) or hash_matches(envelope), None
+        return hash_of_canonical(raw, envelope.get("hash")) or hash_matches(envelope), None
     reason = noncanonical_reason(raw, envelope) or "it differs from the canonical encoding"
-    return envelope, None, hash_matches(envelope), f"not the canonical encoding of its envelope: {reason}"
+    return hash_matches(envelope), f"not the canonical encoding of its envelope: {reason}"
 
 
 __all__ = ["DuplicateKeys", "EnvelopeError", "canonical", "canonical_or_none", "check_canonical", "content_hash",
            "decode", "decode_envelope", "envelope_hash", "has_float", "hash_matches",
-           "hash_of_canonical", "inspect_canonical", "inspect_value", "noncanonical_reason"]
+           "hash_of_canonical", "inspect_decoded", "inspect_value", "noncanonical_reason"]

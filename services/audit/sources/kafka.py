@@ -12,15 +12,18 @@ topic read on its own.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import socket
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, cast
 
+import orjson
+
 from services.audit.sources.fetch import Plan, RawRecord, inspect_record_value, open_consumer, read_batches
 from services.audit.sources.reader import Judged, read_in_other_processes
 from services.audit.sources.records import Position, Record, ReplayError, day_end_ms
-from services.contracts.codec import inspect_canonical
+from services.contracts.codec import decode_envelope
 from services.contracts.topics import CHECKPOINTS, RECORD_TOPICS
 
 #: From this many records on, a separate process reads Kafka while this one checks (2+ cores).
@@ -29,8 +32,8 @@ PIPELINE_MIN_RECORDS = 20_000
 #: ``bench.generate`` on two cores: one reader (kafka-python's parsing and the verdict) bounded the replay with
 #: this process ~65 % busy; two use both cores (docs/benchmarks.md, "Replay").
 READERS = 2
-#: Whether the reader process also judges each value (decodes it and checks its schema: ``reader.judge``) and
-#: this process decodes it again with orjson and checks its encoding and hash. Measured on a
+#: Whether the reader processes also judge each value (decode it, check its encoding, hash and schema:
+#: ``reader.judge``) and this process only decodes it again with orjson. Measured on a
 #: 300,000-record log of ``bench.generate``: with the values as fetched this process was the busier one (31
 #: CPU-s against the reader's 13) and bounded the replay; judged in the reader, the two carry about the same
 #: load (docs/benchmarks.md, "Replay").
@@ -46,7 +49,7 @@ class KafkaSource:
 
     Reading Kafka with kafka-python is CPU-bound (it parses every record in Python), so for a
     long log ``READERS`` reader processes fetch the records, each a share of the partitions (and
-    decode each value and check its schema) while this process checks the rest: they overlap on
+    judge each value: its encoding, hash and schema) while this process checks the rest: they overlap on
     two cores. ``pipeline`` forces it on or off; by default it is on from ``PIPELINE_MIN_RECORDS``
     records.
     """
@@ -140,20 +143,22 @@ class KafkaSource:
             pipeline = self.pipeline if self.pipeline is not None else self._total >= PIPELINE_MIN_RECORDS
             if pipeline:
                 consumer.close()
-                batches = read_in_other_processes(self.config(), plan, self.idle_timeout_s,
-                                                  inspect=INSPECT_IN_READER, readers=READERS)
-                if INSPECT_IN_READER:
-                    for judged in cast(Iterator[list[Judged]], batches):
-                        for record in judged:
-                            self._done += 1
-                            self._next[(record[0], record[1])] = record[2] + 1
-                            yield _judged_record(record)
-                else:
-                    for batch in cast(Iterator[list[RawRecord]], batches):
-                        for topic, partition, offset, timestamp, key, value in batch:
-                            self._done += 1
-                            self._next[(topic, partition)] = offset + 1
-                            yield _kafka_record(topic, partition, offset, timestamp, key, value)
+                # closed here, in this thread, when the replay stops early (not by the garbage collector, in
+                # whichever thread it runs)
+                with contextlib.closing(read_in_other_processes(self.config(), plan, self.idle_timeout_s,
+                                                                inspect=INSPECT_IN_READER, readers=READERS)) as batches:
+                    if INSPECT_IN_READER:
+                        for judged in cast(Iterator[list[Judged]], batches):
+                            for record in judged:
+                                self._done += 1
+                                self._next[(record[0], record[1])] = record[2] + 1
+                                yield _judged_record(record)
+                    else:
+                        for batch in cast(Iterator[list[RawRecord]], batches):
+                            for topic, partition, offset, timestamp, key, value in batch:
+                                self._done += 1
+                                self._next[(topic, partition)] = offset + 1
+                                yield _kafka_record(topic, partition, offset, timestamp, key, value)
                 self._reached_the_end(plan)
                 return
             for batch in read_batches(consumer, plan, self.idle_timeout_s):
@@ -205,17 +210,12 @@ def _key(key_bytes: bytes | None) -> str | None:
 
 def _judged_record(judged: Judged) -> Record:
     """A record with the reader process's verdict (``reader.judge``): its value decoded again here."""
-    topic, partition, offset, timestamp, key, value, problem, schema = judged
+    topic, partition, offset, timestamp, key, value, problem, intact, noncanonical, schema, fast = judged
     if problem is not None or value is None:
         return Record(topic, partition, offset, timestamp, _key(key), None, problem, raw=value)
-    fast = inspect_canonical(value)
-    if fast is None:  # not canonical: decoded and worded as inspect_value does
-        record = _kafka_record(topic, partition, offset, timestamp, key, value)
-    else:
-        record = Record(topic, partition, offset, timestamp, _key(key), fast[0], None, raw=value, intact=fast[1])
-    if record.envelope is not None:
-        record.schema_checked, record.schema_problem = True, schema
-    return record
+    envelope = orjson.loads(value) if fast else decode_envelope(value)
+    return Record(topic, partition, offset, timestamp, _key(key), envelope, None, raw=value, intact=intact,
+                  noncanonical=noncanonical, schema_checked=True, schema_problem=schema)
 
 
 def _kafka_record(topic: str, partition: int, offset: int, timestamp: int | None, key_bytes: bytes | None,

@@ -2,16 +2,15 @@
 
 kafka-python parses every record in Python. In a reader process of its own, that work
 overlaps with the checks the audit runs, on two cores. The reader also judges each value — it
-decodes it and checks the envelope against its schema — so that the two processes carry about
-the same load (the audit process decodes the value again, with orjson, checks that it is the
-canonical encoding and the envelope's own hash, and runs the chain, books and payout checks).
-The parent writes the consumer settings and the plan (every partition with its first and end
-offset) as one JSON object on stdin; the reader answers on stdout with frames — a 4-byte
-big-endian length, then a ``marshal``-ed list of :data:`Judged` tuples (the record as fetched,
-then ``problem``: why the value is no envelope, or None; ``schema``: the envelope's schema
-problem, or None) — and ends with a frame holding ``None``, or an error message (str). Sending
-the decoded envelope instead was slower: unmarshalling it costs about as much as decoding the
-value with orjson. The parent trusts these frames: it started the process itself.
+decodes it, checks that it is the canonical encoding, the envelope's own hash and its schema — so
+that the reader processes and the audit process carry about the same load (the audit process
+decodes the value again, with orjson, and runs the chain, books and payout checks). The parent
+writes the consumer settings and the plan (every partition with its first and end offset) as one
+JSON object on stdin; the reader answers on stdout with frames — a 4-byte big-endian length, then
+a ``marshal``-ed list of :data:`Judged` tuples (the record as fetched, then the verdict) — and ends
+with a frame holding ``None``, or an error message (str). Sending the decoded envelope instead was
+slower: unmarshalling it costs about as much as decoding the value with orjson. The parent trusts
+these frames: it started the process itself.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Generator
 from pathlib import Path
 from typing import IO, Any
 
@@ -32,33 +31,37 @@ import orjson
 
 from services.audit.sources.fetch import Plan, RawRecord, open_consumer, read_batches
 from services.audit.sources.records import ReplayError, fewer_collections
-from services.contracts.codec import EnvelopeError, decode_envelope, has_float
+from services.contracts.codec import EnvelopeError, decode_envelope, has_float, inspect_decoded
 from services.contracts.validation import envelope_problem
 
 _FRAME = struct.Struct(">I")
 
 
-#: What the reader sends for each record: the RawRecord, then problem and schema.
-Judged = tuple[str, int, int, int | None, bytes | None, bytes | None, str | None, str | None]
+#: What the reader sends for each record: the RawRecord, then problem, intact, noncanonical, schema and fast.
+Judged = tuple[str, int, int, int | None, bytes | None, bytes | None, str | None, bool | None, str | None,
+               str | None, bool]
 
 
 def judge(record: RawRecord) -> Judged:
-    """The verdict on the record's value: why it is no envelope (or None), and the envelope's schema problem
-    (or None)."""
+    """The verdict on the record's value (``codec.inspect_value``'s, and the schema's): why it is no envelope
+    (or None), whether the envelope's hash matches it, what differs from its canonical encoding (or None), the
+    envelope's schema problem (or None), and whether orjson decodes it to the same envelope (``fast``)."""
     value = record[5]
     if value is None:
-        return (*record, "the record has no value", None)
+        return (*record, "the record has no value", None, None, None, False)
     try:  # orjson and a walk for floats: what decode_envelope accepts, in two thirds of its time
         envelope = orjson.loads(value)
     except orjson.JSONDecodeError:
         envelope = None
-    if type(envelope) is not dict or has_float(envelope):  # decode_envelope words the problem, or accepts what
-        try:                                                # orjson does not (an integer past 64 bits)
+    fast = type(envelope) is dict and not has_float(envelope)
+    if not fast:  # decode_envelope words the problem, or accepts what orjson does not (an integer past 64 bits)
+        try:
             envelope = decode_envelope(value)
         except EnvelopeError as exc:  # as inspect_value words it
-            return (*record, f"the record value is not an envelope: {exc.__cause__ or exc}", None)
+            return (*record, f"the record value is not an envelope: {exc.__cause__ or exc}", None, None, None, False)
+    intact, noncanonical = inspect_decoded(value, envelope)
     found = envelope_problem(envelope, float_free=True)  # no floats in it
-    return (*record, None, str(found) if found is not None else None)
+    return (*record, None, intact, noncanonical, str(found) if found is not None else None, fast)
 
 
 def _write_frames(out: IO[bytes], frames: queue.Queue[bytes | None], failed: list[BaseException]) -> None:
@@ -162,7 +165,7 @@ _DONE = object()
 
 
 def read_in_other_processes(config: dict[str, Any], plan: Plan, idle_timeout_s: float, *, inspect: bool = True,
-                            readers: int = 2) -> Iterator[list[Judged] | list[RawRecord]]:
+                            readers: int = 2) -> Generator[list[Judged] | list[RawRecord], None, None]:
     """:func:`read_in_another_process` with the partitions of ``plan`` shared by up to ``readers`` reader
     processes: their batches come in the order they arrive (each partition's records in offset order). The
     first reader to fail fails the whole read; every reader is stopped when the caller stops."""
@@ -211,7 +214,8 @@ def read_in_other_processes(config: dict[str, Any], plan: Plan, idle_timeout_s: 
     finally:
         stop.set()
         for thread in pumps:
-            thread.join(timeout=35)
+            if thread is not threading.current_thread():  # a collector run in a pump may close this generator
+                thread.join(timeout=35)
 
 
 if __name__ == "__main__":
