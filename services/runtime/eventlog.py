@@ -92,10 +92,11 @@ class EventLog(Protocol):
     def reset_writer(self) -> None:
         """After a failed publish: nothing still in flight may reach the log later."""
 
-    def recover_writer(self) -> None:
+    def recover_writer(self, timeout_s: float) -> None:
         """Before writing again after a failure: settle this writer's last transaction, whose commit may have
         reached the broker although its answer did not (an in-doubt commit). Once this returns it is committed
-        or aborted for good, and ``end_offsets`` include it if committed (BrokerUnavailable if not settled)."""
+        or aborted for good, and ``end_offsets`` include it if committed (BrokerUnavailable if not settled
+        within ``timeout_s``)."""
 
     def follow(self, name: str, topics: Sequence[str], position: Position, deliver: Deliver,
                advance: Advance) -> Follower:
@@ -140,11 +141,11 @@ class KafkaLog:
     def end_offsets(self, topics: Sequence[str], timeout_s: float) -> dict[tuple[str, int], int]:
         return self._offsets.end_offsets(topics, timeout_s=timeout_s)
 
-    def _writer(self) -> EventProducer:
+    def _writer(self, init_timeout_s: float | None = None) -> EventProducer:
         with self._producer_lock:
             if self._producer is None:
                 self._producer = EventProducer(self.bootstrap, self.client_id, timeout_s=self.timeout_s,
-                                               transactional_id=self.transactional_id,
+                                               init_timeout_s=init_timeout_s, transactional_id=self.transactional_id,
                                                **{**self.config, **self.producer_config})
             return self._producer
 
@@ -177,12 +178,12 @@ class KafkaLog:
         if producer is not None:
             producer.abort()
 
-    def recover_writer(self) -> None:
+    def recover_writer(self, timeout_s: float) -> None:
         # A new producer's init_transactions (InitProducerId with our transactional id) returns only once the
         # coordinator has finished the previous incarnation's transaction: a prepared commit is completed (its
         # markers written, the last stable offset past it), one still open is aborted. A producer that did not
         # fail has nothing in doubt.
-        self._writer()
+        self._writer(init_timeout_s=timeout_s)
 
     def follow(self, name: str, topics: Sequence[str], position: Position, deliver: Deliver,
                advance: Advance) -> Follower:
@@ -329,7 +330,7 @@ class InMemoryLog:
         finally:
             self._doubt = False
 
-    def recover_writer(self) -> None:
+    def recover_writer(self, timeout_s: float = 0.0) -> None:
         self._check()
         self._complete_open()
 

@@ -126,11 +126,12 @@ class EventProducer:
     With a ``transactional_id`` every ``publish`` is one Kafka transaction: its records become
     visible to ``read_committed`` readers (every baotuan reader) all together or never; a
     producer started later with the same id fences this one (the broker refuses its writes) and
-    aborts whatever it left open.
+    aborts whatever it left open. ``init_timeout_s`` bounds that initialisation when it must be shorter
+    than ``timeout_s`` (a writer resyncing within one request's budget).
     """
 
     def __init__(self, bootstrap: str, client_id: str, *, timeout_s: float = 10.0,
-                 transactional_id: str | None = None, **extra: Any) -> None:
+                 init_timeout_s: float | None = None, transactional_id: str | None = None, **extra: Any) -> None:
         self.timeout_s = timeout_s
         self.transactional = transactional_id is not None
         settings = producer_settings(timeout_s)
@@ -151,7 +152,8 @@ class EventProducer:
             # metadata and produce retries keep theirs. (bench/latency.py measures both.)
             self._producer._sender.config["retry_backoff_ms"] = sender_backoff
             # One budget for both steps (kafka-python's init_transactions waits max_block_ms on its own).
-            left_ms = max(100, int((timeout_s - (time.monotonic() - began)) * 1000))
+            budget = timeout_s if init_timeout_s is None else min(timeout_s, init_timeout_s)
+            left_ms = max(100, int((budget - (time.monotonic() - began)) * 1000))
             try:
                 result = self._producer._transaction_manager.initialize_transactions()
                 self._producer._sender.wakeup()

@@ -532,7 +532,10 @@ class EventService:
                     # The last write may have failed in doubt (the broker went away during its commit, which
                     # it completes when it is back): settle it first, or the end offsets would stop before it
                     # and the next write would reuse its seq — a fork once it is committed.
-                    self.log.recover_writer()
+                    self.log.recover_writer(remaining)
+                    remaining = deadline - time.monotonic()
+                    if remaining < 0.5:
+                        raise BrokerUnavailable(f"no time left to resync {self.owned} with the broker")
                     self.sync(self.owned, timeout=remaining)
                 except Exception as exc:
                     raise BrokerUnavailable(str(exc)) from exc

@@ -49,7 +49,7 @@ def test_recover_writer_settles_the_transaction_an_earlier_writer_left_open(kafk
         assert held == start  # the last stable offset stops before the open transaction
         after = KafkaLog(kafka_bootstrap, client_id="baotuan-doubt", timeout_s=15, transactional_id=tid)
         try:
-            after.recover_writer()
+            after.recover_writer(15)
             settled = after.end_offsets([TOPIC], 15)
             assert sum(settled.values()) > sum(start.values())  # past the aborted records and their marker
             assert not [r for r in read_records(kafka_bootstrap, TOPIC, key=name)]  # none of them visible
