@@ -148,7 +148,6 @@ def read_in_another_process(config: dict[str, Any], plan: Plan, idle_timeout_s: 
         reader.wait(timeout=30)
 
 
-
 def split_plan(plan: Plan, parts: int) -> list[Plan]:
     """``plan``'s partitions dealt to at most ``parts`` readers: the largest first, each to the reader with the
     fewest records so far (a partition is read by one reader, so its records keep their order)."""
