@@ -204,3 +204,16 @@ def _collect_debris_of_killed_peers(request: pytest.FixtureRequest) -> Iterator[
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ResourceWarning)
             gc.collect()
+
+
+def child_processes() -> set[int]:
+    """The ids of the processes whose parent is this one (those the test session itself started included)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[1]) == os.getpid():
+            found.add(int(stat.parent.name))
+    return found

@@ -116,16 +116,19 @@ def main() -> int:
     return 1 if failed else 0
 
 
-def read_in_another_process(config: dict[str, Any], plan: Plan, idle_timeout_s: float, *,
-                            inspect: bool = True) -> Generator[list[Judged] | list[RawRecord], None, None]:
+def read_in_another_process(config: dict[str, Any], plan: Plan, idle_timeout_s: float, *, inspect: bool = True,
+                            started: list[subprocess.Popen[bytes]] | None = None,
+                            ) -> Generator[list[Judged] | list[RawRecord], None, None]:
     """The batches of ``plan``, fetched by a reader process: judged (:func:`judge`) when ``inspect``, else
-    as fetched."""
+    as fetched. ``started`` gets the reader process as soon as it runs (so that another thread can stop it)."""
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[3])
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
     reader = subprocess.Popen([sys.executable, "-m", "services.audit.sources.reader"], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, env=env)
     assert reader.stdin is not None and reader.stdout is not None
+    if started is not None:
+        started.append(reader)
     try:
         reader.stdin.write(json.dumps({"config": config, "plan": plan, "idle_timeout_s": idle_timeout_s,
                                       "inspect": inspect}).encode())
@@ -174,6 +177,7 @@ def read_in_other_processes(config: dict[str, Any], plan: Plan, idle_timeout_s: 
         return
     arrived: queue.Queue[Any] = queue.Queue(maxsize=4 * len(shares))
     stop = threading.Event()
+    processes: list[subprocess.Popen[bytes]] = []
 
     def offer(item: Any) -> bool:
         while not stop.is_set():
@@ -185,7 +189,7 @@ def read_in_other_processes(config: dict[str, Any], plan: Plan, idle_timeout_s: 
         return False
 
     def pump(share: Plan) -> None:
-        batches = read_in_another_process(config, share, idle_timeout_s, inspect=inspect)
+        batches = read_in_another_process(config, share, idle_timeout_s, inspect=inspect, started=processes)
         try:
             for batch in batches:
                 if not offer(batch):
@@ -212,6 +216,9 @@ def read_in_other_processes(config: dict[str, Any], plan: Plan, idle_timeout_s: 
                 yield item
     finally:
         stop.set()
+        for process in processes:  # a pump may be waiting for its reader's next frame: end it now
+            if process.poll() is None:
+                process.kill()
         for thread in pumps:
             if thread is not threading.current_thread():  # a collector run in a pump may close this generator
                 thread.join(timeout=35)
