@@ -24,6 +24,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,18 +57,33 @@ def retired_dir(current: Path) -> Path:
 
 
 def _write_private(path: Path, key: Ed25519PrivateKey) -> None:
-    """Write a new private key file, mode 600 from its creation; never overwrite one."""
+    """Write a new private key file, mode 600 from its creation; never overwrite one.
+
+    The key is written and synced under a name of its own first, then linked to ``path`` (which fails if
+    ``path`` exists): a process that finds ``path`` finds the whole key. Two instances of a service starting
+    together both create their key this way; the second one's link fails and it reads the first one's key
+    (written in place, the second could read it half written)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError as exc:
-        raise KeyFileError(f"{path} exists already; a signing key is never overwritten") from exc
-    with os.fdopen(fd, "wb") as out:
-        out.write(pem)
-        out.flush()
-        os.fsync(out.fileno())
+        with os.fdopen(fd, "wb") as out:
+            out.write(pem)
+            out.flush()
+            os.fsync(out.fileno())
+        try:
+            os.link(draft, path)
+        except FileExistsError as exc:
+            raise KeyFileError(f"{path} exists already; a signing key is never overwritten") from exc
+    finally:
+        draft.unlink(missing_ok=True)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # the new name survives a crash of the machine
+    finally:
+        os.close(directory)
 
 
 def read_private(path: Path) -> Ed25519PrivateKey:

@@ -76,3 +76,46 @@ def test_a_key_directory_that_cannot_change_still_switches_to_the_announced_key(
     assert key.key_id == new
     assert not key.refresh() and key.key_id == new  # the unchanged file does not bring the old key back
     assert key_id(SigningKey.load(path, create=False).public) == first and next_key_path(path).exists()
+
+
+def test_a_key_file_is_never_seen_half_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the new key's bytes are written and synced, nothing is at the key's path yet (an instance
+    starting at the same moment finds no key, or the whole key: the two-instance demo once read half of one)."""
+    import os
+
+    path = tmp_path / "keys" / "members.pem"
+    seen: list[bool] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        if not seen:  # the first sync is the key's bytes
+            seen.append(path.exists())
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    key = SigningKey.load(path, create=True)
+    assert seen == [False]
+    assert SigningKey.load(path, create=False).key_id == key.key_id
+    assert [p.name for p in path.parent.iterdir()] == ["members.pem"]  # no draft left behind
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_instances_creating_the_key_at_once_all_read_one_whole_key(tmp_path: Path) -> None:
+    def one(path: Path, start: threading.Barrier, got: list[str], failed: list[BaseException]) -> None:
+        start.wait()
+        try:
+            got.append(SigningKey.load(path, create=True).key_id)
+        except BaseException as exc:
+            failed.append(exc)
+
+    for round_ in range(20):
+        start = threading.Barrier(6)
+        got: list[str] = []
+        failed: list[BaseException] = []
+        args = (tmp_path / f"round-{round_}" / "members.pem", start, got, failed)
+        threads = [threading.Thread(target=one, args=args) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        assert not failed and len(got) == 6 and len(set(got)) == 1, (failed, got)
