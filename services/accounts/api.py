@@ -23,7 +23,6 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, current_app, g, jsonify, request
-from flask_smorest import Blueprint
 
 from services.accounts import handlers
 from services.accounts.passwords import (
@@ -58,7 +57,7 @@ from services.runtime.auth import Forbidden, Principal
 from services.runtime.config import Settings
 from services.runtime.handling import Decision, Refused
 from services.runtime.http import ApiError, principal, publish_decision, service
-from services.runtime.openapi import ErrorResponseSchema
+from services.runtime.openapi import Blueprint, ErrorResponseSchema
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask_smorest import Blueprint
-
 from services.dividends import handlers
 from services.dividends.commands import (
     ApproveDistribution,
@@ -45,6 +43,7 @@ from services.dividends.schemas import (
 from services.runtime.auth import Forbidden
 from services.runtime.handling import Decision
 from services.runtime.http import Publisher, decided, fresh_uuid, idempotent, principal, service
+from services.runtime.openapi import Blueprint
 from services.runtime.service import NewEvent
 
 BOARD = ("board",)

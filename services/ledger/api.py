@@ -15,7 +15,6 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from flask import current_app, request
-from flask_smorest import Blueprint
 from marshmallow import ValidationError
 
 from services.contracts.money import format_yuan
@@ -91,6 +90,7 @@ from services.runtime.http import (
     publish_decision,
     service,
 )
+from services.runtime.openapi import Blueprint
 
 WRITERS = ("admin", "accountant")
 #: Who reads a collective's books (entries, periods, statements): admin passes every check.

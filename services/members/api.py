@@ -17,8 +17,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from flask_smorest import Blueprint
-
 from services.members import handlers
 from services.members.commands import (
     ApprovePlan,
@@ -62,6 +60,7 @@ from services.members.schemas import (
 )
 from services.runtime.handling import Decision
 from services.runtime.http import Publisher, decided, fresh_uuid, idempotent, principal, service
+from services.runtime.openapi import Blueprint
 from services.runtime.service import NewEvent
 
 #: Who writes a collective's register and plans: its accountants (and the admin).

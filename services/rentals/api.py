@@ -17,7 +17,6 @@ from fractions import Fraction
 from typing import Any, TypeVar
 
 from flask import request
-from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema
 
 from services.contracts.money import format_yuan, parse_yuan, round_half_up
@@ -33,6 +32,7 @@ from services.rentals.commands import (
 from services.rentals.reads import RentalsReads
 from services.runtime.handling import Decision
 from services.runtime.http import ApiError, Publisher, fresh_uuid, idempotent, principal, service
+from services.runtime.openapi import Blueprint
 
 blp = Blueprint("rentals", __name__, url_prefix="/v1",
                 description="Buildings, leases, invoices, rent received and expenses of registered projects.")
