@@ -19,6 +19,8 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from services.contracts import anchoring
 from services.contracts import envelope as env
 from services.contracts.codec import content_hash
@@ -89,6 +91,11 @@ class Published(list[dict[str, Any]]):
     def __init__(self, envelopes: Sequence[dict[str, Any]], acks: Sequence[Ack]) -> None:
         super().__init__(envelopes)
         self.acks = list(acks)
+
+
+#: How long writes that have made a checkpoint due wait for the next group to carry it in its transaction,
+#: before the checkpoint thread publishes it in one of its own.
+CHECKPOINT_GRACE_S = 1.0
 
 
 class Phases:
@@ -175,6 +182,9 @@ class EventService:
         store.anchor(name, self.anchored)
         self._unanchored = 0  # events written since the last checkpoint
         self._unanchored_since: float | None = None
+        #: Since when ``checkpoint_every`` writes wait for a checkpoint (the next group carries it; the
+        #: checkpoint thread publishes it if none has within ``CHECKPOINT_GRACE_S``).
+        self._due_since: float | None = None
         # Security settings (SASL) from the settings; an explicit kafka_config adds to or overrides them.
         self.kafka_config = {**settings.kafka_client_config(), **(kafka_config or {})}
         #: The event log (DESIGN §2): Kafka, or an in-memory log for fast tests of the rules.
@@ -387,8 +397,10 @@ class EventService:
     # -- checkpoints (DESIGN §4, "Anchoring") -----------------------------------------------------------
 
     def _anchor_loop(self) -> None:
-        """Sign a checkpoint once writes have waited ``checkpoint_seconds`` for one (the count rule is
-        kept by ``publish``): so the last writes of a burst are covered soon after it ends."""
+        """Sign a checkpoint once writes have waited ``checkpoint_seconds`` for one, so the last writes of a
+        burst are covered soon after it ends; and once ``checkpoint_every`` writes wait for one and no group
+        of writes has carried it (a group publishes a checkpoint that falls due ahead of its own records, in
+        its transaction; ``publish`` outside a group publishes it right after)."""
         while not self._halt.wait(0.25):
             if self.ownership.grouped:
                 # One of several instances: the records of every instance count, and this one signs the
@@ -412,8 +424,10 @@ class EventService:
                     log.warning("%s could not publish a checkpoint: %s", self.name, exc)
                     self._halt.wait(1.0)
                 continue
-            since = self._unanchored_since
-            if since is None or time.monotonic() - since < self.settings.checkpoint_seconds:
+            since, due = self._unanchored_since, self._due_since
+            now = time.monotonic()
+            if since is None or (now - since < self.settings.checkpoint_seconds
+                                 and (due is None or now - due < CHECKPOINT_GRACE_S)):
                 continue
             try:
                 with self.writing():
@@ -431,9 +445,20 @@ class EventService:
         (``baotuan keys rotate``) is announced here, signed by the current key, and takes effect once
         this checkpoint is in the log.
         """
+        prepared = self._prepare_checkpoint()
+        if prepared is None:
+            return []
+        sealed = self._publish(prepared.events, actor=f"system:{self.name}")
+        self._checkpoint_published(prepared)
+        return sealed
+
+    def _prepare_checkpoint(self) -> _Checkpoint | None:
+        """The ChainCheckpoint events of every topic this instance signs, as the log holds it now (caught up
+        first), or None when it signs none. Must be called inside ``writing()``."""
         topics = self._checkpointed()
         if not topics:
-            return []
+            return None
+        covers = self._unanchored
         targets = self.log.end_offsets(self.owned, self.settings.request_timeout_s)
         if not self.store.wait_until(targets, self.settings.request_timeout_s):
             raise NotCaughtUp(f"{self.name} projection did not catch up before a checkpoint")
@@ -462,13 +487,19 @@ class EventService:
                                              private=private,
                                              next_key=upcoming.public_key() if upcoming is not None else None)
             events.append(NewEvent("ChainCheckpoint", topic, data))
-        sealed = self._publish(events, actor=f"system:{self.name}")
-        self._unanchored, self._unanchored_since = 0, None
-        if upcoming is not None:
+        return _Checkpoint(events, covers, upcoming)
+
+    def _checkpoint_published(self, prepared: _Checkpoint) -> None:
+        """A checkpoint is in the log: the writes it covers are covered; a rotation it announced takes effect."""
+        self._unanchored = max(0, self._unanchored - prepared.covers)
+        if not self._unanchored:
+            self._unanchored_since = None
+        if self._unanchored < self.settings.checkpoint_every:
+            self._due_since = None
+        if prepared.upcoming is not None:
             with self._key_lock:
-                self.key.complete_rotation(anchoring.key_id(upcoming.public_key()))
+                self.key.complete_rotation(anchoring.key_id(prepared.upcoming.public_key()))
             log.info("%s now signs with key %s", self.name, self.key.key_id)
-        return sealed
 
     def receipts(self, published: Published) -> list[dict[str, Any]]:
         """The signed receipt of each record-topic event of ``published``."""
@@ -619,22 +650,27 @@ class EventService:
         acks = self._send(records)
         return Published([r.envelope for r in records], acks)
 
-    def _send(self, records: Sequence[OutRecord], phases: Phases | None = None) -> list[Ack]:
+    def _send(self, records: Sequence[OutRecord], phases: Phases | None = None,
+              checkpoint: _SealedCheckpoint | None = None, *, then_checkpoint: bool = True) -> list[Ack]:
         """Publish sealed records in one go, wait until the projection has applied them, then count
-        them towards the next checkpoint (and publish it when due). ``phases`` times publishing, waiting
-        for the fold and the checkpoint."""
-        if not records:
+        them towards the next checkpoint (and publish it when due, unless not ``then_checkpoint``: a group
+        leaves it to the next group's transaction or the checkpoint thread). ``phases`` times publishing,
+        waiting for the fold and the checkpoint. ``checkpoint``: one due before the records, published ahead
+        of them in the same transaction (the acks returned are the records' alone)."""
+        if not records and checkpoint is None:
             return []
         phases = phases or Phases()
-        acks = self._publish_staged(records, phases)
+        acks = self._publish_staged(records, phases, checkpoint)
         started = time.monotonic()
         with phases("fold"):
             applied = self.store.wait_until(_targets(acks), self.settings.request_timeout_s)
         if not applied:
             self._resync = True
             raise NotCaughtUp(f"events acknowledged but not applied after {time.monotonic() - started:.1f}s")
-        if any(ack.topic in self.anchored for ack in acks) and self._unanchored >= self.settings.checkpoint_every \
-                and not self.ownership.grouped:
+        if checkpoint is not None:
+            acks = acks[len(checkpoint.records):]
+        if then_checkpoint and any(ack.topic in self.anchored for ack in acks) \
+                and self._unanchored >= self.settings.checkpoint_every and not self.ownership.grouped:
             try:
                 with phases("checkpoint"):
                     self.checkpoint()
@@ -642,8 +678,12 @@ class EventService:
                 log.exception("%s could not publish a checkpoint", self.name)
         return acks
 
-    def _publish_staged(self, records: Sequence[OutRecord], phases: Phases) -> list[Ack]:
-        """Publish sealed records (one transaction) and count them towards the next checkpoint; no fold wait."""
+    def _publish_staged(self, records: Sequence[OutRecord], phases: Phases,
+                        checkpoint: _SealedCheckpoint | None = None) -> list[Ack]:
+        """Publish sealed records (one transaction) and count them towards the next checkpoint; no fold wait.
+        ``checkpoint``: published first, in the same transaction (its acks come first)."""
+        if checkpoint is not None:
+            records = [*checkpoint.records, *records]
         self.published.add(records)
         try:
             with phases("publish"):
@@ -651,11 +691,18 @@ class EventService:
         except BrokerUnavailable:
             self._resync = True  # the log adapter dropped whatever was still in flight
             raise
+        if checkpoint is not None:
+            try:
+                self._checkpoint_published(checkpoint.prepared)
+            except Exception:  # a rotation it announced: signing_key() completes it before the next signature
+                log.exception("%s published a checkpoint but could not take its announced key", self.name)
         recorded = sum(1 for ack in acks if ack.topic in self.anchored)
         if recorded:
             self._unanchored += recorded
             if self._unanchored_since is None:
                 self._unanchored_since = time.monotonic()
+            if self._due_since is None and self._unanchored >= self.settings.checkpoint_every:
+                self._due_since = time.monotonic()
         return acks
 
     # -- group commit (issue 16) ------------------------------------------------------------------------
@@ -780,17 +827,26 @@ class EventService:
                     self._group_positions = self.sync()
             staged = [record for job in group for record in job.records]
             recording = sum(1 for record in staged if record.topic in self.anchored)
-            if self._unanchored and self._unanchored + recording > self.settings.checkpoint_every \
-                    and not self.ownership.grouped:
-                # A checkpoint at least every N writes: the writes so far get theirs before this group.
-                try:
-                    with phases("checkpoint"):
-                        self.checkpoint()
-                except Exception:  # the timer tries again; the group is not held up by it
-                    log.exception("%s could not publish a checkpoint", self.name)
             # One of several instances (DESIGN §12) keeps the fold inside the lock: its fencing checks what
             # it has caught up with. Alone, the next group may be staged while this one is being folded.
             pipelined = self.pipelining and not self.ownership.grouped
+            due: _SealedCheckpoint | None = None
+            if self._unanchored and self._unanchored + recording > self.settings.checkpoint_every \
+                    and not self.ownership.grouped:
+                # A checkpoint at least every N writes: the writes so far get theirs before this group. It goes
+                # ahead of the group in the group's own transaction (one transaction and one fold wait less on
+                # this request's path); pipelined, in one of its own first.
+                try:
+                    with phases("checkpoint"):
+                        if pipelined:
+                            self.checkpoint()
+                        else:
+                            prepared = self._prepare_checkpoint()
+                            if prepared is not None:
+                                due = _SealedCheckpoint(prepared, self._seal(prepared.events,
+                                                                             actor=f"system:{self.name}"))
+                except Exception:  # the timer tries again; the group is not held up by it
+                    log.exception("%s could not publish a checkpoint", self.name)
             flight = None
             try:
                 if pipelined and staged:
@@ -803,7 +859,9 @@ class EventService:
                     acks = []
                     flight = _Flight(self._after_in_flight({}), [], [])
                 else:
-                    acks = self._send(staged, phases)
+                    # A checkpoint this group makes due goes with the next group, or from the checkpoint
+                    # thread if none comes first: not on this group's requests' path.
+                    acks = self._send(staged, phases, due, then_checkpoint=False)
             except Exception as exc:  # nothing of the group is confirmed: each request that wrote gets it
                 for job in group:
                     if job.records:
@@ -978,6 +1036,23 @@ class _Job:
     records: list[OutRecord] = field(default_factory=list)
     sealed: list[dict[str, Any]] = field(default_factory=list)
     acks: list[Ack] = field(default_factory=list)
+
+
+@dataclass
+class _Checkpoint:
+    """A checkpoint prepared to publish: its events, how many uncovered writes it covers, a key it announces."""
+
+    events: list[NewEvent]
+    covers: int
+    upcoming: Ed25519PrivateKey | None
+
+
+@dataclass
+class _SealedCheckpoint:
+    """A prepared checkpoint, sealed: published ahead of a group's records, in its transaction."""
+
+    prepared: _Checkpoint
+    records: list[OutRecord]
 
 
 @dataclass
