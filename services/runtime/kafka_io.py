@@ -324,6 +324,11 @@ class KafkaFollower(threading.Thread):
                 batches = consumer.poll(timeout_ms=200)
                 for tp, records in batches.items():
                     self.deliver(tp.topic, tp.partition, records)
+                if batches:
+                    # Let the writers this fold woke run now: a thread woken from a wait gets the GIL only when
+                    # the running one blocks or after the switch interval (5 ms), and this thread would go on
+                    # checking positions first. bench/latency.py's phases: the waiter woken p50 1.2-1.3 -> 0.1 ms.
+                    time.sleep(0)
                 # Past what carries no record for us: transaction markers, aborted records.
                 for tp in assignment:
                     reached = consumer.position(tp, timeout_ms=0)  # known after the poll: no request
