@@ -186,10 +186,6 @@ class ReceiptsPlugin(BasePlugin):
                     media["schema"] = self._with_receipts(media["schema"])
 
 
-__all__ = ["ERROR_RESPONSES", "ErrorDetailSchema", "ErrorResponseSchema", "ErrorResponsesPlugin",
-           "ReceiptsPlugin", "document_wire_strings", "error_statuses"]
-
-
 class _SchemaOnceParser(FlaskParser):
     """webargs' Flask parser, with each argument schema built once.
 
@@ -217,3 +213,7 @@ class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]
     """flask-smorest's Blueprint, parsing arguments with :class:`_SchemaOnceParser` (every service's)."""
 
     ARGUMENTS_PARSER = _SchemaOnceParser()
+
+
+__all__ = ["ERROR_RESPONSES", "Blueprint", "ErrorDetailSchema", "ErrorResponseSchema", "ErrorResponsesPlugin",
+           "ReceiptsPlugin", "document_wire_strings", "error_statuses"]
