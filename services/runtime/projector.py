@@ -17,7 +17,8 @@ from typing import Any
 
 from services.contracts.codec import decode_envelope
 from services.contracts.validation import read_envelope
-from services.runtime.kafka_io import OutRecord
+from services.runtime.eventlog import LogRecord
+from services.runtime.kafka_io import Ack, OutRecord, record_key
 from services.runtime.store import Fold, Pending, ProjectionStore
 
 log = logging.getLogger(__name__)
@@ -78,13 +79,20 @@ class Projector:
         self.chained = set(chained)
         self.deadletter = deadletter
         self.published = published
+        #: Where this process's last committed transaction ends, per partition it wrote (``fold_committed``).
+        self._ends: dict[tuple[str, int], int] = {}
 
     def __call__(self, topic: str, partition: int, records: Sequence[Any]) -> None:
+        # Records the store has applied already (the writer folded them at commit: ``fold_committed``) are
+        # neither decoded nor checked again; the store would skip them anyway.
+        applied = self.store.position(topic, partition)
+        if records and records[0].offset < applied:
+            records = [record for record in records if record.offset >= applied]
+            if not records:
+                return
         pending: list[Pending] = []
-        raw: dict[int, Any] = {}
         known = self.published
         for record in records:
-            raw[record.offset] = record
             try:
                 envelope = decode_envelope(record.value)
                 if known is None or not known.take(record.value):
@@ -96,11 +104,79 @@ class Projector:
                 pending.append(Pending(topic, partition, record.offset, None, reason=f"{type(exc).__name__}: {exc}"))
                 continue
             pending.append(Pending(topic, partition, record.offset, envelope, idem))
+        self._apply(pending, {(topic, partition, record.offset): record for record in records})
+
+    def _apply(self, pending: Sequence[Pending], raw: dict[tuple[str, int, int], Any]) -> None:
+        """Fold ``pending`` in one store transaction; a record whose fold fails goes to the dead letters (its
+        ``raw`` record, by place)."""
 
         def failed(rec: Pending, exc: Exception) -> None:
-            self._dead_letter(topic, partition, raw[rec.offset], exc)
+            self._dead_letter(rec.topic, rec.partition, raw[(rec.topic, rec.partition, rec.offset)], exc)
 
         self.store.apply_batch(pending, self.fold, chained=self.chained, on_failure=failed)
+
+    # -- folding at commit (issue 16) ---------------------------------------------------------------------
+
+    def committed(self, acks: Sequence[Ack]) -> None:
+        """Note where a transaction of this process that committed ends in each partition it wrote (see
+        ``fold_committed``, which notes each it is given). An end left from an older transaction is safe: the
+        one offset it allows between is still that transaction's marker, or the check fails."""
+        for ack in acks:
+            self._ends[(ack.topic, ack.partition)] = ack.offset + 1
+
+    def fold_committed(self, records: Sequence[OutRecord], acks: Sequence[Ack]) -> bool:
+        """Fold the records of a transaction this process has just committed, in the order they were sealed,
+        as the follower would fold them when they come back from the log, instead of waiting for it. Returns
+        False (nothing folded) unless, in every partition they were written to, nothing the store has not
+        applied comes before them: the store's position is at their first offset, or at the end of this
+        process's previous transaction there (``committed``) with exactly one offset between: that
+        transaction's commit marker, which is written before the next transaction can add the partition.
+        Anything else in between (another writer's records, an aborted transaction) is left to the follower.
+
+        The envelopes are decoded from the very bytes produced, not checked again (the writer validated
+        them strictly before producing them: the ``PublishedCache`` trust); idempotency records and
+        failures (dead letters) as in ``__call__``. The follower skips the records when they come back."""
+        if not records:
+            return True
+        firsts: dict[tuple[str, int], int] = {}
+        for ack in acks:
+            firsts.setdefault((ack.topic, ack.partition), ack.offset)
+        with self.store.lock:
+            try:
+                markers = {}
+                for (topic, partition), first in firsts.items():
+                    at = self.store.position(topic, partition)
+                    if at >= first:
+                        continue  # the follower has begun with them (it skips what is folded)
+                    if at + 1 == first and self._ends.get((topic, partition)) == at:
+                        markers[(topic, partition)] = first  # the previous transaction's marker
+                    elif at != first:
+                        return False
+                delivered = [LogRecord(ack.topic, ack.partition, ack.offset, record_key(record.envelope),
+                                       record.value, list(record.headers))
+                             for record, ack in zip(records, acks, strict=True)]
+                pending = []
+                for record in delivered:
+                    if record.offset < self.store.position(record.topic, record.partition):
+                        continue
+                    if self.published is not None:
+                        self.published.take(record.value)  # folded here: the follower will skip it
+                    try:
+                        envelope = decode_envelope(record.value or b"")
+                        idem_raw = header(record.headers, IDEMPOTENCY_HEADER)
+                        idem = json.loads(idem_raw) if idem_raw else None
+                    except Exception as exc:  # cannot be for bytes sealed here; as the follower would
+                        self._dead_letter(record.topic, record.partition, record, exc)
+                        pending.append(Pending(record.topic, record.partition, record.offset, None,
+                                               reason=f"{type(exc).__name__}: {exc}"))
+                        continue
+                    pending.append(Pending(record.topic, record.partition, record.offset, envelope, idem))
+                for (topic, partition), first in markers.items():
+                    self.store.advance(topic, partition, first)
+                self._apply(pending, {(r.topic, r.partition, r.offset): r for r in delivered})
+                return True
+            finally:
+                self.committed(acks)
 
     def _dead_letter(self, topic: str, partition: int, record: Any, exc: Exception) -> None:
         reason = f"{type(exc).__name__}: {exc}"

@@ -663,6 +663,13 @@ class EventService:
         acks = self._publish_staged(records, phases, checkpoint)
         started = time.monotonic()
         with phases("fold"):
+            # Committed: folded now, in this thread, unless something the projection has not applied comes
+            # before them in the log (then the follower folds them when it fetches them, as before).
+            sent = [*checkpoint.records, *records] if checkpoint is not None else records
+            try:
+                self.projector.fold_committed(sent, acks)
+            except Exception:  # rolled back: the follower folds them when it fetches them
+                log.exception("%s could not fold its committed records itself", self.name)
             applied = self.store.wait_until(_targets(acks), self.settings.request_timeout_s)
         if not applied:
             self._resync = True

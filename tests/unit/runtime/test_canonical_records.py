@@ -16,6 +16,9 @@ class Store:
     def __init__(self) -> None:
         self.batches: list[list[Pending]] = []
 
+    def position(self, topic: str, partition: int) -> int:
+        return 0  # nothing applied yet
+
     def apply_batch(self, records: Sequence[Pending], fold: Any, *, chained: Collection[str],
                     on_failure: Callable[[Pending, Exception], None] | None = None) -> list[Any]:
         self.batches.append(list(records))
