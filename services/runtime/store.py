@@ -85,6 +85,10 @@ class _Later:
                              [(topic, partition, offset) for (topic, partition), offset in self.offsets.items()])
 
 
+#: How often a store's WAL is copied into its database file (``ProjectionStore._copy_wal``).
+WAL_COPY_S = 0.2
+
+
 class ProjectionStore:
     """SQLite file holding one service's projection and the offsets it was built from."""
 
@@ -101,6 +105,10 @@ class ProjectionStore:
         # derived from it, offsets and state in one transaction). FULL fsynced every fold: ~0.7 ms a commit
         # here, in every write's wait for its fold (docs/benchmarks.md, "Issue 16, third stop").
         self._conn.execute("PRAGMA synchronous=NORMAL")
+        # The WAL is copied into the database by a thread of its own (``_copy_wal``), not by whichever commit
+        # found it past 1,000 pages: that copy and its fsyncs took ~15 ms, inside a fold every ~40 posts (a
+        # fold's commit writes ~25 pages), in the wait of the requests behind it (docs/benchmarks.md).
+        self._conn.execute("PRAGMA wal_autocheckpoint=0")
         self._conn.execute("PRAGMA foreign_keys=ON")
         self._conn.executescript(_BOOKKEEPING + schema_sql)
         self.lock = threading.RLock()
@@ -118,6 +126,25 @@ class ProjectionStore:
         #: of, and its name (the ``source`` of its own checkpoints). Set by the service (``anchor``).
         self.anchored: frozenset[str] = frozenset()
         self.writer: str | None = None
+        self._closing = threading.Event()
+        self._wal_copier: threading.Thread | None = None
+        if str(path) != ":memory:":
+            self._wal_copier = threading.Thread(target=self._copy_wal, name=f"wal-{self.path.stem}", daemon=True)
+            self._wal_copier.start()
+
+    def _copy_wal(self) -> None:
+        """Copy the WAL's committed pages into the database file every ``WAL_COPY_S`` (a PASSIVE checkpoint on a
+        connection of this thread: it waits for no reader or writer, and the GIL is released while it runs)."""
+        conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        try:
+            conn.execute("PRAGMA synchronous=NORMAL")
+            while not self._closing.wait(WAL_COPY_S):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                except sqlite3.Error:  # busy or closing: the next round copies it
+                    continue
+        finally:
+            conn.close()
 
     def anchor(self, writer: str, topics: Collection[str]) -> None:
         """Keep, per partition of ``topics``, the stream heads that moved since ``writer``'s last checkpoint."""
@@ -125,6 +152,9 @@ class ProjectionStore:
         self.writer = writer
 
     def close(self) -> None:
+        self._closing.set()
+        if self._wal_copier is not None:
+            self._wal_copier.join(timeout=10)
         with self.lock:
             with suppress(sqlite3.Error):
                 self._save_positions()
