@@ -8,7 +8,7 @@ import os
 import random
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,20 +151,40 @@ def acked_latencies(bootstrap: str, record: RawRecord, *, rate: float, seconds: 
     producer = KafkaProducer(bootstrap_servers=bootstrap, client_id="bench-raw-latency", **BEST_PRODUCER)
     try:
         _send_and_ack(producer, record)
-        latencies = []
-        skip = int(rate * warm_up_s)
-        began = time.perf_counter()
-        for i in range(skip + int(rate * seconds)):
-            scheduled = began + i / rate
-            pause = scheduled - time.perf_counter()
-            if pause > 0:
-                time.sleep(pause)
-            _send_and_ack(producer, record)
-            if i >= skip:
-                latencies.append((time.perf_counter() - scheduled) * 1000)
-        return latencies
+        return _paced(lambda: _send_and_ack(producer, record), rate=rate, seconds=seconds, warm_up_s=warm_up_s)
     finally:
         producer.close(timeout=10)
+
+
+def paced_transactions(bootstrap: str, record: RawRecord, *, rate: float, seconds: float,
+                       warm_up_s: float = 0.0) -> list[float]:
+    """One record per Kafka transaction at ``rate``/s, with the services' EventProducer (begin, produce, commit:
+    what a group of one post pays the broker); latencies in ms from each one's due time, after ``warm_up_s``."""
+    ensure_topics(bootstrap, [RAW_TOPIC])
+    producer = EventProducer(bootstrap, "bench-paced-transactions",
+                             transactional_id=f"bench-paced-transactions-{os.getpid()}")
+    try:
+        producer.send_raw(RAW_TOPIC, record.key, record.value, record.headers)
+        return _paced(lambda: producer.send_raw(RAW_TOPIC, record.key, record.value, record.headers), rate=rate,
+                      seconds=seconds, warm_up_s=warm_up_s)
+    finally:
+        producer.close()
+
+
+def _paced(call: Callable[[], object], *, rate: float, seconds: float, warm_up_s: float) -> list[float]:
+    """``call()`` at ``rate``/s, one at a time; ms from each one's due time to its end, after ``warm_up_s``."""
+    latencies = []
+    skip = int(rate * warm_up_s)
+    began = time.perf_counter()
+    for i in range(skip + int(rate * seconds)):
+        scheduled = began + i / rate
+        pause = scheduled - time.perf_counter()
+        if pause > 0:
+            time.sleep(pause)
+        call()
+        if i >= skip:
+            latencies.append((time.perf_counter() - scheduled) * 1000)
+    return latencies
 
 
 def back_to_back_transactions(bootstrap: str, record: RawRecord, *, count: int,

@@ -5,7 +5,10 @@ one entry at a time at the benchmark's rate. Probes wrap the functions that star
 the first time each is reached during a post (the request thread's and the consumer thread's alike; one post
 at a time, so each mark belongs to the post in flight):
 
-    request ─ decide/seal ─ AddPartitionsToTxn ─ produce ─ EndTxn ─ records delivered ─ fold ─ answer
+    request ─ decide/seal ─ AddPartitionsToTxn ─ produce ─ EndTxn ─ fold at commit ─ answer
+
+(The writer folds what it committed itself, ``Projector.fold_committed``; a post whose records it leaves to the
+follower, because something the projection had not applied came first, is counted apart.)
 
 The probes are wrappers put on the classes for the run and taken off after; nothing of the services is changed.
 A post that also carries a signed checkpoint (one falls due every ``checkpoint_every`` writes; it goes ahead of
@@ -40,11 +43,8 @@ PHASES = [
     ("begin + AddPartitionsToTxn (broker: transaction log append)", "publish", "partitions_added"),
     ("produce, acks=all", "partitions_added", "produced"),
     ("EndTxn (commit)", "produced", "committed"),
-    ("markers written → last stable offset moves → the follower's fetch returns the records", "committed",
-     "delivered"),
-    ("fold + SQLite commit", "delivered", "folded"),
-    ("waiter woken (store.wait_until; the follower's SQLite write past the marker holds the store lock)",
-     "folded", "applied"),
+    ("fold at commit: decode, fold, SQLite commit (the writer itself)", "committed", "folded"),
+    ("wait for the fold (store.wait_until: nothing left once folded at commit)", "folded", "applied"),
     ("response (render, receipts)", "applied", "answered"),
 ]
 
@@ -56,6 +56,8 @@ class Breakdown:
     phases: dict[str, list[float]] = field(default_factory=dict)
     totals: list[float] = field(default_factory=list)
     with_checkpoint: list[float] = field(default_factory=list)
+    #: Posts whose records the writer left to the follower (something not applied came before them).
+    by_follower: list[float] = field(default_factory=list)
     incomplete: int = 0
     #: Of those, per the first mark missing or out of order: how many.
     broken: dict[str, int] = field(default_factory=dict)
@@ -76,6 +78,9 @@ def table(result: Breakdown) -> list[str]:
     for label, _, _ in PHASES:
         rows.append(f"| {label} | {result.row(result.phases[label])} |")
     rows.append(f"| **whole post** ({len(result.totals)} posts without a checkpoint) | {result.row(result.totals)} |")
+    if result.by_follower:
+        rows.append(f"| whole post folded by the follower, not at commit ({len(result.by_follower)} posts) | "
+                    f"{result.row(result.by_follower)} |")
     if result.with_checkpoint:
         rows.append(f"| whole post that also carried a signed checkpoint ({len(result.with_checkpoint)} posts) | "
                     f"{result.row(result.with_checkpoint)} |")
@@ -98,10 +103,11 @@ def cpu_table(result: Breakdown) -> list[str]:
 
 #: What each thread of the in-process ledger does for a post, by its name.
 ROLES = [
-    ("MainThread", "request: HTTP parse (test client), auth, decide, seal, wait, answer"),
+    ("MainThread", "request: HTTP parse (test client), auth, decide, seal, fold at commit, answer"),
     ("-network-thread", "kafka-python producer: AddPartitionsToTxn, produce, EndTxn"),
     ("kafka-io-", "kafka-python consumer I/O: the projection's fetches"),
-    ("-consumer", "projection follower: poll, decode, check, fold, SQLite commit"),
+    ("-consumer", "projection follower: poll, skip what was folded at commit"),
+    ("wal-", "the store's WAL copied into its database file"),
     ("-reactor", "reactor: what the folded events owe (derived events)"),
     ("-checkpoints", "checkpoint timer"),
 ]
@@ -129,6 +135,7 @@ class _Marks:
     def __init__(self) -> None:
         self.marks: dict[str, float] = {}
         self.checkpoint = False
+        self.by_follower = False
         self.add_partitions = 0  # AddPartitionsToTxn answers: more than one is a retry (CONCURRENT_TRANSACTIONS)
         self.lock = threading.Lock()
 
@@ -167,18 +174,12 @@ def _probes(marks: _Marks) -> Iterator[None]:
             return probe
         return make
 
-    def delivered(original: Any) -> Any:
-        def probe(self: Any, topic: str, *args: Any, **kwargs: Any) -> Any:
-            if topic == LEDGER_ENTRIES:
-                marks.mark("delivered")
-            return original(self, topic, *args, **kwargs)
-        return probe
-
-    def applied(original: Any) -> Any:
+    def folded(original: Any) -> Any:
         def probe(self: Any, records: Any, *args: Any, **kwargs: Any) -> Any:
             result = original(self, records, *args, **kwargs)
             if any(r.topic == LEDGER_ENTRIES for r in records):
                 marks.mark("folded")
+                marks.by_follower = marks.by_follower or not result
             return result
         return probe
 
@@ -200,8 +201,7 @@ def _probes(marks: _Marks) -> Iterator[None]:
     wrap(AddPartitionsToTxnHandler, "handle_response", partitions_added)
     wrap(KafkaProducer, "flush", after("produced"))
     wrap(EndTxnHandler, "handle_response", after("committed"))
-    wrap(Projector, "__call__", delivered)
-    wrap(ProjectionStore, "apply_batch", applied)
+    wrap(Projector, "fold_committed", folded)
     wrap(ProjectionStore, "wait_until", after("applied"))
     wrap(EventService, "_prepare_checkpoint", checkpoint)  # with a group, or on its own (checkpoint())
     try:
@@ -233,6 +233,7 @@ def post_phases(bootstrap: str, work: Path, *, count: int, rate: float, warm_up:
                 with marks.lock:
                     marks.marks.clear()
                     marks.checkpoint = False
+                    marks.by_follower = False
                     marks.add_partitions = 0
                 marks.mark("request")
                 response = client.post(f"/v1/collectives/{collectives[i % len(collectives)]}/entries",
@@ -250,9 +251,13 @@ def post_phases(bootstrap: str, work: Path, *, count: int, rate: float, warm_up:
 def _count(out: Breakdown, marks: _Marks) -> None:
     with marks.lock:
         got, checkpointed, retried = dict(marks.marks), marks.checkpoint, marks.add_partitions > 1
+        by_follower = marks.by_follower
     total = (got["answered"] - got["request"]) * 1000
     if checkpointed:
         out.with_checkpoint.append(total)
+        return
+    if by_follower:
+        out.by_follower.append(total)
         return
     broken = [end for _, start, end in PHASES if start not in got or end not in got or got[end] < got[start]]
     if broken:
