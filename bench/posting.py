@@ -11,12 +11,15 @@ group (one Kafka transaction each) and where a group's time went.
 
 from __future__ import annotations
 
+import gc
 import os
 import random
+import shutil
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bench.clients import (
@@ -30,6 +33,8 @@ from bench.clients import (
 )
 from bench.harness import Context, Figure, LedgerServer, Outcome, profile_call, say
 from bench.sampler import Sampler
+from services.runtime.auth import add_token
+from services.runtime.config import Settings
 
 #: The functions of a request worth seeing in its cumulative profile.
 REQUEST_PATH = "services/|kafka/producer/kafka.py|uuid.py|flask_smorest/response.py"
@@ -180,6 +185,11 @@ def run(ctx: Context, server: LedgerServer, bootstrap: str) -> Outcome:
     say(f"  raw kafka-python produce of the same {len(records):,} envelopes: {raw_rate:,.0f}/s "
         f"({raw_chunked:,.0f}/s flushing every {BATCH_SIZE:,})")
 
+    floor = service_floor(ctx.work)
+    cores = len(os.sched_getaffinity(0))
+    say(f"  the ledger's own CPU, in process without broker or HTTP: {floor.single_ms:.2f} ms a single post, "
+        f"{floor.batch_entry_ms:.3f} ms an entry of a batch")
+
     ratio = batch.rate / raw_rate if raw_rate else 0.0
     outcome.add(Figure(f"Batch posting ({BATCH_CLIENTS} clients × {BATCH_SIZE:,}-entry batches)", batch.rate,
                        "entries/s", baseline=raw_rate, baseline_label="raw kafka-python produce, same envelopes",
@@ -190,7 +200,26 @@ def run(ctx: Context, server: LedgerServer, bootstrap: str) -> Outcome:
                        baseline=raw_rate, baseline_label="raw kafka-python produce", ratio=single.rate / raw_rate,
                        ratio_label="of raw", target=f"≥ {TARGET_SINGLE:,.0f} entries/s",
                        met=single.rate >= TARGET_SINGLE))
+    single_cores = TARGET_SINGLE * floor.single_ms / 1000
+    batch_cores = TARGET_RATE * floor.batch_entry_ms / 1000
+    outcome.add(Figure(f"Cores {TARGET_SINGLE:,.0f} single posts/s take at the ledger's own CPU per post "
+                       f"({floor.single_ms:.2f} ms, in process: no broker, no HTTP)", single_cores, "cores",
+                       baseline=cores, baseline_label="cores of this machine (shared with the broker and the clients)",
+                       ratio=single_cores / cores, ratio_label="× the machine", digits=2))
+    outcome.add(Figure(f"Cores {TARGET_RATE:,.0f} batch entries/s take at the ledger's own CPU per entry "
+                       f"({floor.batch_entry_ms:.3f} ms, in process: no broker, no HTTP)", batch_cores, "cores",
+                       baseline=cores, baseline_label="cores of this machine (shared with the broker and the clients)",
+                       ratio=batch_cores / cores, ratio_label="× the machine", digits=2))
     outcome.details += [
+        f"The floor under both targets, in the same run: the ledger app in this process on the in-memory log (no "
+        f"broker, no Kafka client, no HTTP server; Flask test client) spends {floor.single_ms:.2f} ms of CPU on a "
+        f"single post ({floor.posts:,} posts, one at a time) and {floor.batch_entry_ms:.3f} ms on an entry of a "
+        f"{BATCH_SIZE:,}-entry batch ({floor.batches} batches): {TARGET_SINGLE:,.0f} posts/s would take "
+        f"{single_cores:.2f} cores and {TARGET_RATE:,.0f} entries/s {batch_cores:.2f} cores of this work alone, "
+        f"before the Kafka clients, the HTTP server, the broker and the clients, on a machine of {cores}. "
+        "One process runs one core's worth of Python at a time (one GIL); several instances (docs/scaling.md) "
+        "share these cores with the broker.",
+        "",
         "| phase | entries acknowledged | seconds | entries/s | refused | server CPU (cores busy) | "
         "server CPU per entry |",
         "|---|---:|---:|---:|---:|---:|---:|",
@@ -227,6 +256,73 @@ def run(ctx: Context, server: LedgerServer, bootstrap: str) -> Outcome:
     if ctx.should_profile(outcome.missed):
         outcome.profile = profile_batches(ctx, bootstrap)
     return outcome
+
+
+@dataclass
+class Floor:
+    """The ledger's own CPU per entry, in process on the in-memory log: no broker, no Kafka client, no HTTP."""
+
+    single_ms: float
+    batch_entry_ms: float
+    posts: int
+    batches: int
+
+
+def service_floor(work: Path, *, posts: int = 2_000, batches: int = 5) -> Floor:
+    """CPU milliseconds of one single post and of one entry of a 1,000-entry batch, the ledger app in this
+    process on ``InMemoryLog`` (Flask test client, start-up objects frozen out of the collector as the server
+    does): what the service's Python spends however fast the broker, the network and the clients are."""
+    from services.ledger.app import create_app
+    from services.runtime.eventlog import InMemoryLog
+
+    data = work / "ledger-floor"
+    shutil.rmtree(data, ignore_errors=True)
+    data.mkdir(parents=True)
+    token = add_token(data / "tokens.json", name="bench", role="admin")
+    app = create_app(Settings(bootstrap_servers="in-memory", data_dir=data, tokens_file=data / "tokens.json"),
+                     log=InMemoryLog())
+    try:
+        client, headers = app.test_client(), {"Authorization": f"Bearer {token}"}
+        collectives = [f"floor-{i:02d}" for i in range(20)]
+        for collective in collectives:
+            client.post("/v1/collectives", headers=headers,
+                        json={"collective_id": collective, "name": "压测村", "town": "金清镇"})
+        rng = random.Random(5)
+        bodies = [entry_body(rng)[0] for _ in range(posts + 200)]
+        payloads = []
+        for _ in range(batches + 1):
+            entries = []
+            for _ in range(BATCH_SIZE):
+                body, _fen = entry_body(rng)
+                body["collective_id"] = rng.choice(collectives)
+                entries.append(body)
+            payloads.append({"entries": entries})
+        gc.collect()
+        gc.freeze()
+
+        def post(i: int) -> None:
+            response = client.post(f"/v1/collectives/{collectives[i % 20]}/entries", json=bodies[i], headers=headers)
+            assert response.status_code == 201, response.get_data(as_text=True)[:300]
+
+        def batch(payload: dict[str, Any]) -> None:
+            response = client.post("/v1/entries/batch", json=payload, headers=headers)
+            assert response.status_code == 200, response.get_data(as_text=True)[:300]
+
+        for i in range(200):  # warm-up
+            post(i)
+        cpu = time.process_time()
+        for i in range(200, 200 + posts):
+            post(i)
+        single = (time.process_time() - cpu) * 1000 / posts
+        batch(payloads[0])
+        cpu = time.process_time()
+        for payload in payloads[1:]:
+            batch(payload)
+        entry = (time.process_time() - cpu) * 1000 / (batches * BATCH_SIZE)
+    finally:
+        app.extensions["baotuan_service"].stop()
+        gc.unfreeze()
+    return Floor(single, entry, posts, batches)
 
 
 def writes(server: LedgerServer) -> dict[str, Any]:

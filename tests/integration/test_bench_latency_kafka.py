@@ -44,7 +44,7 @@ def test_read_records_returns_the_committed_records_between_end_offsets_without_
 
 def test_each_phase_of_a_post_is_timed_and_they_add_up_to_the_post(kafka_bootstrap: str, tmp_path: Path) -> None:
     result = post_phases(kafka_bootstrap, tmp_path / "ledger", count=20, rate=50, warm_up=5)
-    assert len(result.totals) + len(result.with_checkpoint) + result.incomplete == 20
+    assert len(result.totals) + len(result.with_checkpoint) + len(result.by_follower) + result.incomplete == 20
     assert len(result.totals) >= 15, result.broken
     for label, _, _ in PHASES:
         assert len(result.phases[label]) == len(result.totals)
