@@ -77,6 +77,11 @@ class Follower(Protocol):
 class EventLog(Protocol):
     """What a service needs of the log."""
 
+    #: Whether a publish's records are readable to every reader once ``publish`` returns. Kafka's are not: the
+    #: coordinator answers the commit once it is decided and writes the markers that make the records readable
+    #: (``read_committed``) right after; a writer then waits until its follower has read past them.
+    readable_at_commit: bool
+
     def ensure_topics(self, timeout_s: float) -> None:
         """Create the topics of DESIGN §4 if missing."""
 
@@ -117,6 +122,8 @@ def partition_for(key: bytes, count: int) -> int:
 
 class KafkaLog:
     """The log on a Kafka cluster (``bootstrap``; ``config`` carries SASL settings and the like)."""
+
+    readable_at_commit = False
 
     def __init__(self, bootstrap: str, *, client_id: str, timeout_s: float = 10.0,
                  transactional_id: str | None = None, transaction_timeout_ms: int | None = None,
@@ -255,6 +262,8 @@ class InMemoryLog:
     marker per partition it wrote (a marker takes an offset and is never delivered). ``in_doubt()`` makes
     a publish fail the way a broker crash during its commit does: its records stay in an open transaction
     that readers and ``end_offsets`` stop before, and it commits later (see there)."""
+
+    readable_at_commit = True  # records and markers are appended together
 
     def __init__(self, partition_count: int | None = None) -> None:
         self._partitions = partition_count or partitions()

@@ -322,6 +322,7 @@ class KafkaFollower(threading.Thread):
             self.connected.set()
             self.last_error = None
             last_lag_check = last_full_check = 0.0
+            reported: dict[TopicPartition, int] = {}
             while not self._halt.is_set():
                 batches = consumer.poll(timeout_ms=200)
                 for tp, records in batches.items():
@@ -344,8 +345,9 @@ class KafkaFollower(threading.Thread):
                     asked = batches.keys()
                 for tp in asked:
                     reached = consumer.position(tp, timeout_ms=0)  # known after the poll: no request
-                    if reached is not None and reached > self.position(tp.topic, tp.partition):
-                        self.advance(tp.topic, tp.partition, reached)
+                    if reached is not None and reached > reported.get(tp, -1):
+                        self.advance(tp.topic, tp.partition, reached)  # read up to here (see its docstring)
+                        reported[tp] = reached
                 if time.monotonic() - last_lag_check > 1.0:  # lag for /health, not on the hot path
                     # Bounded and best effort: with the default timeout (30 s) a broker outage parked
                     # this thread here, and after the broker came back no record was folded (so every

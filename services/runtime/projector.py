@@ -85,8 +85,11 @@ class Projector:
     def __call__(self, topic: str, partition: int, records: Sequence[Any]) -> None:
         # Records the store has applied already (the writer folded them at commit: ``fold_committed``) are
         # neither decoded nor checked again; the store would skip them anyway.
+        if not records:
+            return
+        self.store.seen(topic, partition, records[-1].offset + 1)  # readable: the follower reads read_committed
         applied = self.store.position(topic, partition)
-        if records and records[0].offset < applied:
+        if records[0].offset < applied:
             records = [record for record in records if record.offset >= applied]
             if not records:
                 return
@@ -172,7 +175,7 @@ class Projector:
                         continue
                     pending.append(Pending(record.topic, record.partition, record.offset, envelope, idem))
                 for (topic, partition), first in markers.items():
-                    self.store.advance(topic, partition, first)
+                    self.store.pass_over(topic, partition, first)
                 self._apply(pending, {(r.topic, r.partition, r.offset): r for r in delivered})
                 return True
             finally:

@@ -670,7 +670,10 @@ class EventService:
                 self.projector.fold_committed(sent, acks)
             except Exception:  # rolled back: the follower folds them when it fetches them
                 log.exception("%s could not fold its committed records itself", self.name)
-            applied = self.store.wait_until(_targets(acks), self.settings.request_timeout_s)
+            # Answered once readable to every reader, not only folded here: Kafka's commit is answered before
+            # the markers are written, and a client that reads another service next must find its write there.
+            applied = self.store.wait_until(_targets(acks), self.settings.request_timeout_s,
+                                            readable=not self.log.readable_at_commit)
         if not applied:
             self._resync = True
             raise NotCaughtUp(f"events acknowledged but not applied after {time.monotonic() - started:.1f}s")

@@ -118,6 +118,8 @@ class ProjectionStore:
         self._positions: dict[tuple[str, int], int] = {
             (str(r[0]), int(r[1])): int(r[2]) for r in self._conn.execute("SELECT topic, partition, next_offset "
                                                                           "FROM _offsets")}
+        #: How far the follower has read each partition (``seen``): in memory only, from 0 at each start.
+        self._readable: dict[tuple[str, int], int] = {}
         #: Partitions ``advance`` moved past records-free offsets, not written to the file yet.
         self._unsaved: set[tuple[str, int]] = set()
         #: The open speculation (group commit), whose deferred folds a read settles first.
@@ -280,14 +282,31 @@ class ProjectionStore:
         return failures
 
     def advance(self, topic: str, partition: int, next_offset: int) -> None:
-        """Move a partition's position past offsets that hold no record for the projection (a transaction's
-        marker, an aborted transaction's records): never backwards. Kept in memory, written with the next
-        batch (or on close): after a crash those offsets are only read again, they change nothing."""
+        """The follower has read a partition up to ``next_offset``: readable there, to every ``read_committed``
+        reader (``seen``), and the position moves past the offsets that held no record for the projection (a
+        transaction's marker, an aborted transaction's records): never backwards."""
+        with self.lock:
+            self.seen(topic, partition, next_offset)
+            self.pass_over(topic, partition, next_offset)
+
+    def pass_over(self, topic: str, partition: int, next_offset: int) -> None:
+        """Move a partition's position past offsets that hold no record for the projection (never backwards).
+        Kept in memory, written with the next batch (or on close): after a crash those offsets are only read
+        again, they change nothing."""
         key = (topic, partition)
         with self.lock:
             if next_offset > self._positions.get(key, 0):
                 self._positions[key] = next_offset
                 self._unsaved.add(key)
+                self.applied.notify_all()
+
+    def seen(self, topic: str, partition: int, next_offset: int) -> None:
+        """The follower has read a partition's records up to ``next_offset`` (``read_committed``): whatever lies
+        before it is readable to every reader of the log, not only folded here (``wait_until(readable=True)``)."""
+        key = (topic, partition)
+        with self.lock:
+            if next_offset > self._readable.get(key, 0):
+                self._readable[key] = next_offset
                 self.applied.notify_all()
 
     # -- speculation (group commit) ----------------------------------------------------------------------
@@ -451,10 +470,12 @@ class ProjectionStore:
         row = self.query_one("SELECT COUNT(*) FROM _deadletters")
         return int(row[0]) if row else 0
 
-    def wait_until(self, targets: dict[tuple[str, int], int], timeout: float) -> bool:
-        """Block until every (topic, partition) has been applied up to its target next offset."""
+    def wait_until(self, targets: dict[tuple[str, int], int], timeout: float, *, readable: bool = False) -> bool:
+        """Block until every (topic, partition) has been applied up to its target next offset; with ``readable``,
+        until the follower has also read that far (``seen``): the records are readable to every reader."""
         def done() -> bool:
-            return all(self.position(t, p) >= off for (t, p), off in targets.items())
+            return all(self.position(t, p) >= off and (not readable or self._readable.get((t, p), 0) >= off)
+                       for (t, p), off in targets.items())
 
         with self.applied:
             return self.applied.wait_for(done, timeout=timeout)

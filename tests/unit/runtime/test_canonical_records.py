@@ -19,6 +19,9 @@ class Store:
     def position(self, topic: str, partition: int) -> int:
         return 0  # nothing applied yet
 
+    def seen(self, topic: str, partition: int, next_offset: int) -> None:
+        pass
+
     def apply_batch(self, records: Sequence[Pending], fold: Any, *, chained: Collection[str],
                     on_failure: Callable[[Pending, Exception], None] | None = None) -> list[Any]:
         self.batches.append(list(records))
