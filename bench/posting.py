@@ -258,6 +258,19 @@ def run(ctx: Context, server: LedgerServer, bootstrap: str) -> Outcome:
     return outcome
 
 
+def batch_payloads(rng: random.Random, collectives: list[str], count: int) -> list[dict[str, Any]]:
+    """``count`` bodies of ``POST /v1/entries/batch``, each of ``BATCH_SIZE`` entries to random ``collectives``."""
+    payloads = []
+    for _ in range(count):
+        entries = []
+        for _ in range(BATCH_SIZE):
+            body, _fen = entry_body(rng)
+            body["collective_id"] = rng.choice(collectives)
+            entries.append(body)
+        payloads.append({"entries": entries})
+    return payloads
+
+
 @dataclass
 class Floor:
     """The ledger's own CPU per entry, in process on the in-memory log: no broker, no Kafka client, no HTTP."""
@@ -289,14 +302,7 @@ def service_floor(work: Path, *, posts: int = 2_000, batches: int = 5) -> Floor:
                         json={"collective_id": collective, "name": "压测村", "town": "金清镇"})
         rng = random.Random(5)
         bodies = [entry_body(rng)[0] for _ in range(posts + 200)]
-        payloads = []
-        for _ in range(batches + 1):
-            entries = []
-            for _ in range(BATCH_SIZE):
-                body, _fen = entry_body(rng)
-                body["collective_id"] = rng.choice(collectives)
-                entries.append(body)
-            payloads.append({"entries": entries})
+        payloads = batch_payloads(rng, collectives, batches + 1)
         gc.collect()
         gc.freeze()
 
@@ -378,14 +384,8 @@ def profile_batches(ctx: Context, bootstrap: str, batches: int = 8) -> str:
         for collective in collectives:
             client.post("/v1/collectives", headers=headers,
                         json={"collective_id": collective, "name": "压测村", "town": "金清镇"})
-        payloads: list[dict[str, Any]] = []
-        for _ in range(batches):
-            entries = []
-            for _ in range(BATCH_SIZE):
-                body, _fen = entry_body(rng)
-                body["collective_id"] = rng.choice(collectives)
-                entries.append(body)
-            payloads.append({"entries": entries})
+        payloads = batch_payloads(rng, collectives, batches)
+
         def post_all() -> None:
             for payload in payloads:
                 response = client.post("/v1/entries/batch", json=payload, headers=headers)

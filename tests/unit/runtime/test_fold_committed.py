@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from conftest import bearer, running
 from test_pipelining import HeldLog, assert_unbroken, chain, in_background, post, register, wait_for
+from test_store_taken_back import books
 
 from services.contracts.topics import LEDGER_ENTRIES
 from services.ledger.app import create_app
@@ -24,27 +25,22 @@ from services.runtime.kafka_io import record_key
 VILLAGES = ("fold-village", "next-village")
 
 
-def books(client: Any, admin: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for village in VILLAGES:
-        entries = client.get(f"/v1/collectives/{village}/entries", headers=bearer(admin))
-        balance = client.get(f"/v1/collectives/{village}/trial-balance", headers=bearer(admin))
-        assert entries.status_code == 200 and balance.status_code == 200
-        out[village] = (entries.get_json()["items"], balance.get_json())
-    return out
-
-
 def delivered(client: Any) -> int:
     """How many records the follower has handed to the projection (folded or skipped)."""
     service = client.application.extensions["baotuan_service"]
     return int(service.store.query_one("SELECT COUNT(*) FROM _events")[0])
 
 
-def test_the_writer_folds_what_it_committed_and_the_follower_folds_nothing_twice(
-        memory_settings: Settings, tmp_path: Path) -> None:
-    log = HeldLog()
+@pytest.fixture
+def held(memory_settings: Settings) -> tuple[HeldLog, str]:
+    """An in-memory log whose follower can be held back, and an admin's token."""
     assert memory_settings.tokens_file is not None
-    admin = add_token(memory_settings.tokens_file, name="admin", role="admin")
+    return HeldLog(), add_token(memory_settings.tokens_file, name="admin", role="admin")
+
+
+def test_the_writer_folds_what_it_committed_and_the_follower_folds_nothing_twice(
+        memory_settings: Settings, held: tuple[HeldLog, str]) -> None:
+    log, admin = held
     with running(create_app, memory_settings, log=log) as client:
         service = client.application.extensions["baotuan_service"]
         log.hold.set()  # from here on the follower is given nothing until release()
@@ -62,20 +58,20 @@ def test_the_writer_folds_what_it_committed_and_the_follower_folds_nothing_twice
         again = post(client, admin, "fold-village", "先记", key="fold-1")
         assert again.status_code == 201 and again.get_json()["entry_id"] == first.get_json()["entry_id"]
         assert log._held, "the follower was given something while held"
-        before = books(client, admin)
+        before = books(client, admin, VILLAGES)
         assert len(before["fold-village"][0]) == 3 and len(before["next-village"][0]) == 1
         events = delivered(client)
         positions = service.store.positions()
 
         log.release()  # the follower now meets every record the writer folded: it skips each
-        assert books(client, admin) == before
+        assert books(client, admin, VILLAGES) == before
         assert delivered(client) == events
         for topic, parts in positions.items():  # past the last markers now, never behind
             for partition, offset in parts.items():
                 assert service.store.position(topic, partition) >= offset
         assert service.store.deadletter_count() == 0
         assert post(client, admin, "fold-village", "之后").status_code == 201
-        after = books(client, admin)
+        after = books(client, admin, VILLAGES)
 
     for village in VILLAGES:
         assert_unbroken(chain(log, LEDGER_ENTRIES, village))
@@ -83,15 +79,13 @@ def test_the_writer_folds_what_it_committed_and_the_follower_folds_nothing_twice
     for suffix in ("", "-wal", "-shm"):
         Path(f"{memory_settings.data_dir / 'ledger.sqlite'}{suffix}").unlink(missing_ok=True)
     with running(create_app, memory_settings, log=log) as client:
-        assert books(client, admin) == after
+        assert books(client, admin, VILLAGES) == after
 
 
 @pytest.mark.parametrize("marker", [True, False], ids=["in-a-transaction", "plain-record"])
 def test_a_record_the_projection_has_not_applied_ahead_of_the_commit_is_left_to_the_follower(
-        memory_settings: Settings, marker: bool) -> None:
-    log = HeldLog()
-    assert memory_settings.tokens_file is not None
-    admin = add_token(memory_settings.tokens_file, name="admin", role="admin")
+        memory_settings: Settings, held: tuple[HeldLog, str], marker: bool) -> None:
+    log, admin = held
     with running(create_app, memory_settings, log=log) as client:
         assert register(client, admin, "fold-village").status_code == 201
         assert post(client, admin, "fold-village", "先记").status_code == 201
