@@ -56,8 +56,9 @@ class LogRecord(NamedTuple):
 Deliver = Callable[[str, int, Sequence[LogRecord]], None]
 #: ``position(topic, partition)``: where a follower resumes (the next offset it has not applied).
 Position = Callable[[str, int], int]
-#: ``advance(topic, partition, next_offset)``: the follower passed offsets that carry no record for it
-#: (transaction markers, aborted records): its position moves there.
+#: ``advance(topic, partition, next_offset)``: the follower has read the partition up to ``next_offset``, past
+#: offsets that carry no record for it too (transaction markers, aborted records): its position moves there, and
+#: what lies before it is readable to every reader.
 Advance = Callable[[str, int, int], None]
 
 

@@ -317,12 +317,16 @@ class KafkaFollower(threading.Thread):
                     raise RuntimeError(f"topic {topic} has no partitions (not created yet?)")
                 assignment += [TopicPartition(topic, p) for p in sorted(parts)]
             consumer.assign(assignment)
+            # Where each partition has been read to and reported (``advance``): from the positions sought, which
+            # say what the projection applied, not what this consumer has read (a write folded at commit may be
+            # ahead of its markers), so only a fetch moves a partition past them.
+            reported: dict[TopicPartition, int] = {}
             for tp in assignment:
-                consumer.seek(tp, self.position(tp.topic, tp.partition))
+                reported[tp] = self.position(tp.topic, tp.partition)
+                consumer.seek(tp, reported[tp])
             self.connected.set()
             self.last_error = None
             last_lag_check = last_full_check = 0.0
-            reported: dict[TopicPartition, int] = {}
             while not self._halt.is_set():
                 batches = consumer.poll(timeout_ms=200)
                 for tp, records in batches.items():
@@ -345,7 +349,7 @@ class KafkaFollower(threading.Thread):
                     asked = batches.keys()
                 for tp in asked:
                     reached = consumer.position(tp, timeout_ms=0)  # known after the poll: no request
-                    if reached is not None and reached > reported.get(tp, -1):
+                    if reached is not None and reached > reported[tp]:
                         self.advance(tp.topic, tp.partition, reached)  # read up to here (see its docstring)
                         reported[tp] = reached
                 if time.monotonic() - last_lag_check > 1.0:  # lag for /health, not on the hot path
