@@ -86,15 +86,18 @@ HOW = """## How it is measured
 - **Posting** (`bench/posting.py`): `baotuan serve ledger` (gunicorn, one gthread worker, 32 threads)
   against its own broker; clients are `requests` sessions in threads (16 posting single entries, then
   2 posting batches of 1,000). An entry counts once the HTTP
-  answer says it was posted: the service answers only after Kafka acknowledged it (acks=all) and its
-  projection applied it; at the end the benchmark reads the trial balances back to check every
-  posted entry is visible. The baseline produces the *same envelopes* (read back from the topic)
+  answer says it was posted: the service answers only after Kafka acknowledged it (acks=all), its
+  projection applied it and its consumer read past it (readable to every reader); at the end the benchmark
+  reads the trial balances back to check every posted entry is visible. The baseline produces the *same envelopes* (read back from the topic)
   with kafka-python in the client's best configuration for this durability (`BEST_PRODUCER` in
   `bench/clients.py`: acks=all, idempotent, 256 KB batches, linger 5 ms; the services linger 200 ms and
   flush each publish, one transaction each) into a scratch topic, waiting for every acknowledgement:
   once all sent, then flushing every 1,000 as one batch request does. The server's `/health` `writes`
   before and after each phase give the second table: groups, requests per group, and per group the
-  milliseconds of each phase of the write path.
+  milliseconds of each phase of the write path. Last, the floor under both targets: the ledger app in
+  the benchmark's process on the in-memory log (no broker, no Kafka client, no HTTP server; Flask's test
+  client) posts 2,000 single entries and 5 batches of 1,000, and its CPU time per post and per entry says
+  how many cores each target would take for the service's own work alone.
 - **Replay** (`bench/replay.py`): `bench/generate.py` writes the log straight to a fresh broker;
   `baotuan audit` replays it in a subprocess; its peak RSS is the kernel's (wait4 `ru_maxrss`).
   The baseline is a subprocess that consumes the same topics with kafka-python and does nothing.
@@ -104,12 +107,13 @@ HOW = """## How it is measured
   it); latency counts from the scheduled send time. Both sides are warmed up first (2 s of posts,
   2 s of raw produce, not counted: a fresh broker's first seconds are slower). Baseline, in the same
   run just before the posts, at the same rate: one envelope produced, flushed and acknowledged with
-  kafka-python's best settings (acks=all, idempotent, linger 5 ms). Then `bench/phases.py` posts
-  entries one at a time to the ledger in the benchmark's process and times each phase of a post
-  with probes on the functions that begin and end it (decide and seal, AddPartitionsToTxn, produce,
-  EndTxn, the records reaching the projection, the fold, the waiter woken, the response); posts that
-  also carried a signed checkpoint are counted apart, and so are those whose AddPartitionsToTxn met
-  CONCURRENT_TRANSACTIONS.
+  kafka-python's best settings (acks=all, idempotent, linger 5 ms); and one record per Kafka transaction
+  (begin, produce, commit) with the services' `EventProducer`, what a group of one post pays the broker.
+  Then `bench/phases.py` posts entries one at a time to the ledger in the benchmark's process and times
+  each phase of a post with probes on the functions that begin and end it (decide and seal,
+  AddPartitionsToTxn, produce, EndTxn, the fold at commit, the wait until readable, the response); posts
+  that also carried a signed checkpoint are counted apart, and so are those the follower folded and those
+  whose AddPartitionsToTxn met CONCURRENT_TRANSACTIONS.
 - **Peer** (`bench/peer.py`): `baotuan export --format hledger` writes one journal per collective;
   one master journal includes them all, each under `apply account <collective>`, and
   `hledger balance` balances the whole journal in one process (checking the export's balance
