@@ -88,7 +88,8 @@ HOW = """## How it is measured
   2 posting batches of 1,000). An entry counts once the HTTP
   answer says it was posted: the service answers only after Kafka acknowledged it (acks=all), its
   projection applied it and its consumer read past it (readable to every reader); at the end the benchmark
-  reads the trial balances back to check every posted entry is visible. The baseline produces the *same envelopes* (read back from the topic)
+  reads the trial balances back to check every posted entry is visible. The baseline produces the *same
+  envelopes* (read back from the topic)
   with kafka-python in the client's best configuration for this durability (`BEST_PRODUCER` in
   `bench/clients.py`: acks=all, idempotent, 256 KB batches, linger 5 ms; the services linger 200 ms and
   flush each publish, one transaction each) into a scratch topic, waiting for every acknowledgement:
