@@ -44,7 +44,8 @@ PHASES = [
     ("produce, acks=all", "partitions_added", "produced"),
     ("EndTxn (commit)", "produced", "committed"),
     ("fold at commit: decode, fold, SQLite commit (the writer itself)", "committed", "folded"),
-    ("wait for the fold (store.wait_until: nothing left once folded at commit)", "folded", "applied"),
+    ("wait until readable: the markers written, the follower's fetch past them (store.wait_until)", "folded",
+     "applied"),
     ("response (render, receipts)", "applied", "answered"),
 ]
 
