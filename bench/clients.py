@@ -212,16 +212,19 @@ def back_to_back_transactions(bootstrap: str, record: RawRecord, *, count: int,
 
 
 @contextlib.contextmanager
-def in_process_ledger(bootstrap: str, work: Path) -> Iterator[tuple[Any, str, float]]:
-    """The ledger app in this process (Flask test client), caught up with the broker: (client, token, s)."""
+def in_process_ledger(bootstrap: str, work: Path, *, log: Any = None,
+                      folder: str = "ledger-inprocess") -> Iterator[tuple[Any, str, float]]:
+    """The ledger app in this process (Flask test client), caught up with the broker (or with ``log``, an
+    ``InMemoryLog``), its data in ``work/folder``: (client, token, seconds to start)."""
     from services.ledger.app import create_app
 
-    data = work / "ledger-inprocess"
+    data = work / folder
     shutil.rmtree(data, ignore_errors=True)
     data.mkdir(parents=True)
     token = add_token(data / "tokens.json", name="bench", role="admin")
     began = time.perf_counter()
-    app = create_app(Settings(bootstrap_servers=bootstrap, data_dir=data, tokens_file=data / "tokens.json"))
+    settings = Settings(bootstrap_servers=bootstrap, data_dir=data, tokens_file=data / "tokens.json")
+    app = create_app(settings) if log is None else create_app(settings, log=log)
     caught_up = time.perf_counter() - began
     try:
         yield app.test_client(), token, caught_up

@@ -14,7 +14,6 @@ from __future__ import annotations
 import gc
 import os
 import random
-import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -33,8 +32,6 @@ from bench.clients import (
 )
 from bench.harness import Context, Figure, LedgerServer, Outcome, profile_call, say
 from bench.sampler import Sampler
-from services.runtime.auth import add_token
-from services.runtime.config import Settings
 
 #: The functions of a request worth seeing in its cumulative profile.
 REQUEST_PATH = "services/|kafka/producer/kafka.py|uuid.py|flask_smorest/response.py"
@@ -252,7 +249,7 @@ def run(ctx: Context, server: LedgerServer, bootstrap: str) -> Outcome:
     if single.errors or batch.errors:
         outcome.note(f"errors: {(single.errors + batch.errors)[:3]}")
     outcome.note(f"the server is one gunicorn worker process: {batch_cpu:.2f} cores busy during the batch phase "
-                 f"(of {len(os.sched_getaffinity(0))}; the broker and the clients share the rest)")
+                 f"(of {cores}; the broker and the clients share the rest)")
     if ctx.should_profile(outcome.missed):
         outcome.profile = profile_batches(ctx, bootstrap)
     return outcome
@@ -285,17 +282,10 @@ def service_floor(work: Path, *, posts: int = 2_000, batches: int = 5) -> Floor:
     """CPU milliseconds of one single post and of one entry of a 1,000-entry batch, the ledger app in this
     process on ``InMemoryLog`` (Flask test client, start-up objects frozen out of the collector as the server
     does): what the service's Python spends however fast the broker, the network and the clients are."""
-    from services.ledger.app import create_app
     from services.runtime.eventlog import InMemoryLog
 
-    data = work / "ledger-floor"
-    shutil.rmtree(data, ignore_errors=True)
-    data.mkdir(parents=True)
-    token = add_token(data / "tokens.json", name="bench", role="admin")
-    app = create_app(Settings(bootstrap_servers="in-memory", data_dir=data, tokens_file=data / "tokens.json"),
-                     log=InMemoryLog())
-    try:
-        client, headers = app.test_client(), {"Authorization": f"Bearer {token}"}
+    with in_process_ledger("in-memory", work, log=InMemoryLog(), folder="ledger-floor") as (client, token, _):
+        headers = {"Authorization": f"Bearer {token}"}
         collectives = [f"floor-{i:02d}" for i in range(20)]
         for collective in collectives:
             client.post("/v1/collectives", headers=headers,
@@ -305,29 +295,29 @@ def service_floor(work: Path, *, posts: int = 2_000, batches: int = 5) -> Floor:
         payloads = batch_payloads(rng, collectives, batches + 1)
         gc.collect()
         gc.freeze()
+        try:
+            def post(i: int) -> None:
+                response = client.post(f"/v1/collectives/{collectives[i % 20]}/entries", json=bodies[i],
+                                       headers=headers)
+                assert response.status_code == 201, response.get_data(as_text=True)[:300]
 
-        def post(i: int) -> None:
-            response = client.post(f"/v1/collectives/{collectives[i % 20]}/entries", json=bodies[i], headers=headers)
-            assert response.status_code == 201, response.get_data(as_text=True)[:300]
+            def batch(payload: dict[str, Any]) -> None:
+                response = client.post("/v1/entries/batch", json=payload, headers=headers)
+                assert response.status_code == 200, response.get_data(as_text=True)[:300]
 
-        def batch(payload: dict[str, Any]) -> None:
-            response = client.post("/v1/entries/batch", json=payload, headers=headers)
-            assert response.status_code == 200, response.get_data(as_text=True)[:300]
-
-        for i in range(200):  # warm-up
-            post(i)
-        cpu = time.process_time()
-        for i in range(200, 200 + posts):
-            post(i)
-        single = (time.process_time() - cpu) * 1000 / posts
-        batch(payloads[0])
-        cpu = time.process_time()
-        for payload in payloads[1:]:
-            batch(payload)
-        entry = (time.process_time() - cpu) * 1000 / (batches * BATCH_SIZE)
-    finally:
-        app.extensions["baotuan_service"].stop()
-        gc.unfreeze()
+            for i in range(200):  # warm-up
+                post(i)
+            cpu = time.process_time()
+            for i in range(200, 200 + posts):
+                post(i)
+            single = (time.process_time() - cpu) * 1000 / posts
+            batch(payloads[0])
+            cpu = time.process_time()
+            for payload in payloads[1:]:
+                batch(payload)
+            entry = (time.process_time() - cpu) * 1000 / (batches * BATCH_SIZE)
+        finally:
+            gc.unfreeze()
     return Floor(single, entry, posts, batches)
 
 

@@ -93,21 +93,25 @@ class Projector:
             records = [record for record in records if record.offset >= applied]
             if not records:
                 return
-        pending: list[Pending] = []
-        known = self.published
-        for record in records:
-            try:
-                envelope = decode_envelope(record.value)
-                if known is None or not known.take(record.value):
-                    envelope = read_envelope(envelope, record.value)  # canonical bytes too (DESIGN §4)
-                idem_raw = header(record.headers, IDEMPOTENCY_HEADER)
-                idem = json.loads(idem_raw) if idem_raw else None
-            except Exception as exc:  # undecodable or invalid: park it with the reason, go on
-                self._dead_letter(topic, partition, record, exc)
-                pending.append(Pending(topic, partition, record.offset, None, reason=f"{type(exc).__name__}: {exc}"))
-                continue
-            pending.append(Pending(topic, partition, record.offset, envelope, idem))
+        pending = [self._pending(topic, partition, record) for record in records]
         self._apply(pending, {(topic, partition, record.offset): record for record in records})
+
+    def _pending(self, topic: str, partition: int, record: Any, *, own: bool = False) -> Pending:
+        """One record decoded and checked as every reader checks it (DESIGN §4: the canonical bytes too), with
+        its idempotency record; undecodable or invalid, it goes to the dead letters and only its offset will
+        move. Not checked again: bytes this process validated and produced (``PublishedCache``), and ``own``
+        records (committed by this process, folded at commit), whose cache entry is dropped all the same."""
+        try:
+            envelope = decode_envelope(record.value)
+            known = self.published
+            if not (known is not None and known.take(record.value)) and not own:
+                envelope = read_envelope(envelope, record.value)
+            idem_raw = header(record.headers, IDEMPOTENCY_HEADER)
+            idem = json.loads(idem_raw) if idem_raw else None
+        except Exception as exc:  # park it with the reason, go on
+            self._dead_letter(topic, partition, record, exc)
+            return Pending(topic, partition, record.offset, None, reason=f"{type(exc).__name__}: {exc}")
+        return Pending(topic, partition, record.offset, envelope, idem)
 
     def _apply(self, pending: Sequence[Pending], raw: dict[tuple[str, int, int], Any]) -> None:
         """Fold ``pending`` in one store transaction; a record whose fold fails goes to the dead letters (its
@@ -120,25 +124,18 @@ class Projector:
 
     # -- folding at commit (issue 16) ---------------------------------------------------------------------
 
-    def committed(self, acks: Sequence[Ack]) -> None:
-        """Note where a transaction of this process that committed ends in each partition it wrote (see
-        ``fold_committed``, which notes each it is given). An end left from an older transaction is safe: the
-        one offset it allows between is still that transaction's marker, or the check fails."""
-        for ack in acks:
-            self._ends[(ack.topic, ack.partition)] = ack.offset + 1
-
     def fold_committed(self, records: Sequence[OutRecord], acks: Sequence[Ack]) -> bool:
         """Fold the records of a transaction this process has just committed, in the order they were sealed,
         as the follower would fold them when they come back from the log, instead of waiting for it. Returns
         False (nothing folded) unless, in every partition they were written to, nothing the store has not
         applied comes before them: the store's position is at their first offset, or at the end of this
-        process's previous transaction there (``committed``) with exactly one offset between: that
+        process's previous transaction there with exactly one offset between: that
         transaction's commit marker, which is written before the next transaction can add the partition.
         Anything else in between (another writer's records, an aborted transaction) is left to the follower.
 
         The envelopes are decoded from the very bytes produced, not checked again (the writer validated
-        them strictly before producing them: the ``PublishedCache`` trust); idempotency records and
-        failures (dead letters) as in ``__call__``. The follower skips the records when they come back."""
+        them strictly before producing them: the ``PublishedCache`` trust; ``_pending``). The follower skips
+        the records when they come back."""
         if not records:
             return True
         firsts: dict[tuple[str, int], int] = {}
@@ -158,28 +155,17 @@ class Projector:
                 delivered = [LogRecord(ack.topic, ack.partition, ack.offset, record_key(record.envelope),
                                        record.value, list(record.headers))
                              for record, ack in zip(records, acks, strict=True)]
-                pending = []
-                for record in delivered:
-                    if record.offset < self.store.position(record.topic, record.partition):
-                        continue
-                    if self.published is not None:
-                        self.published.take(record.value)  # folded here: the follower will skip it
-                    try:
-                        envelope = decode_envelope(record.value or b"")
-                        idem_raw = header(record.headers, IDEMPOTENCY_HEADER)
-                        idem = json.loads(idem_raw) if idem_raw else None
-                    except Exception as exc:  # cannot be for bytes sealed here; as the follower would
-                        self._dead_letter(record.topic, record.partition, record, exc)
-                        pending.append(Pending(record.topic, record.partition, record.offset, None,
-                                               reason=f"{type(exc).__name__}: {exc}"))
-                        continue
-                    pending.append(Pending(record.topic, record.partition, record.offset, envelope, idem))
+                pending = [self._pending(record.topic, record.partition, record, own=True) for record in delivered
+                           if record.offset >= self.store.position(record.topic, record.partition)]
                 for (topic, partition), first in markers.items():
                     self.store.pass_over(topic, partition, first)
                 self._apply(pending, {(r.topic, r.partition, r.offset): r for r in delivered})
                 return True
             finally:
-                self.committed(acks)
+                # Where this transaction ends in each partition it wrote. An end left from an older transaction is
+                # safe: the one offset it allows between is still that transaction's marker, or the check fails.
+                for ack in acks:
+                    self._ends[(ack.topic, ack.partition)] = ack.offset + 1
 
     def _dead_letter(self, topic: str, partition: int, record: Any, exc: Exception) -> None:
         reason = f"{type(exc).__name__}: {exc}"
